@@ -1,0 +1,152 @@
+package vfs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/spf13/afero"
+)
+
+// TempPrefix starts the base name of every upload in progress. Listings can
+// hide such names and cleanup jobs can find them.
+const TempPrefix = ".wharf-upload-"
+
+// nameMax is the longest base name most Linux file systems accept.
+const nameMax = 255
+
+// errFinished reports a second Publish or Discard.
+var errFinished = errors.New("upload already published or discarded")
+
+// IsTempName reports whether base is the base name of an upload in progress.
+func IsTempName(base string) bool {
+	return strings.HasPrefix(base, TempPrefix)
+}
+
+// AtomicFile is an upload that becomes visible under its final name only when
+// it is complete: data goes to a hidden temporary file in the same directory
+// (so the final rename stays within one file system), and Publish renames it
+// over the final name. Readers therefore see either the old file or the
+// complete new one, never a partial upload.
+type AtomicFile struct {
+	afero.File // the temporary file
+
+	fsys afero.Fs
+	name string // final name, clean
+	tmp  string // temporary name, clean
+
+	mu       sync.Mutex
+	closed   bool
+	finished bool
+}
+
+// CreateAtomic starts an atomic upload of name in fsys. The temporary file is
+// created exclusively with mode perm; its name carries random hex so that
+// concurrent uploads of one name cannot collide.
+func CreateAtomic(fsys afero.Fs, name string, perm os.FileMode) (*AtomicFile, error) {
+	c, err := Clean(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "create", Path: printable(name), Err: err}
+	}
+	if c == "/" {
+		return nil, &fs.PathError{Op: "create", Path: c, Err: fs.ErrInvalid}
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("vfs: random upload name: %w", err)
+	}
+	dir, base := path.Split(c)
+	tmpBase := TempPrefix + hex.EncodeToString(rnd[:]) + "-"
+	tmp := dir + tmpBase + truncName(base, nameMax-len(tmpBase))
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &AtomicFile{File: f, fsys: fsys, name: c, tmp: tmp}, nil
+}
+
+// truncName shortens s to at most n bytes without splitting a UTF-8
+// sequence, so a long final name still leaves room for the prefix.
+func truncName(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// TempName returns the temporary file's name inside the backend.
+func (a *AtomicFile) TempName() string { return a.tmp }
+
+// Close closes the temporary file without publishing it, for callers that
+// decide later (for example after an upload hook ran).
+func (a *AtomicFile) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closeLocked()
+}
+
+func (a *AtomicFile) closeLocked() error {
+	if a.closed {
+		return &fs.PathError{Op: "close", Path: a.tmp, Err: fs.ErrClosed}
+	}
+	a.closed = true
+	return a.File.Close()
+}
+
+// Publish closes the temporary file if it is still open and renames it over
+// the final name, replacing an existing file. If either step fails the
+// temporary file is removed and the final name is left as it was. Only the
+// first Publish or Discard does anything; later calls return an error.
+func (a *AtomicFile) Publish() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished {
+		return &fs.PathError{Op: "publish", Path: a.name, Err: errFinished}
+	}
+	a.finished = true
+	if !a.closed {
+		// A failed close can mean lost data, so it must not be published.
+		if err := a.closeLocked(); err != nil {
+			_ = a.fsys.Remove(a.tmp)
+			return fmt.Errorf("vfs: publishing %s: %w", a.name, err)
+		}
+	}
+	if err := a.fsys.Rename(a.tmp, a.name); err != nil {
+		_ = a.fsys.Remove(a.tmp)
+		return fmt.Errorf("vfs: publishing %s: %w", a.name, err)
+	}
+	return nil
+}
+
+// Discard closes the temporary file if it is still open and removes it,
+// leaving the final name untouched.
+func (a *AtomicFile) Discard() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished {
+		return &fs.PathError{Op: "discard", Path: a.name, Err: errFinished}
+	}
+	a.finished = true
+	var cerr error
+	if !a.closed {
+		cerr = a.closeLocked()
+	}
+	if err := a.fsys.Remove(a.tmp); err != nil {
+		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, cerr)
+	}
+	return nil
+}
