@@ -1,0 +1,279 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// sshProtocols are the protocols an SSH login may go on to use.
+var sshProtocols = []string{ProtoSFTP, ProtoSCP}
+
+// AuthPassword checks a password attempt (SSH password, FTP PASS). It returns nil when the
+// user is authenticated, a *PartialAuthError when the user's auth_methods need another step,
+// and an error of kind ErrAuth otherwise (the same for an unknown user, a wrong password and a
+// refused protocol, so users cannot be enumerated).
+func (s *Session) AuthPassword(ctx context.Context, name, password string) error {
+	return s.authenticate(ctx, name, MethodPassword, OnAuthPassword, func(u *User) bool {
+		if u == nil {
+			checkPassword("", password) // same cost as a real check
+			return false
+		}
+		return checkPassword(u.passwordHash, password)
+	})
+}
+
+// AuthPublicKey checks a public key whose signature the adapter verified.
+func (s *Session) AuthPublicKey(ctx context.Context, name string, key ssh.PublicKey) error {
+	return s.authenticate(ctx, name, MethodPublicKey, OnAuthPKI, func(u *User) bool {
+		return u != nil && userHasKey(u, key)
+	})
+}
+
+// AcceptsKey reports whether a public-key query (before any signature) should be answered
+// "go ahead": the key is the user's, or a script may authenticate keys.
+func (s *Session) AcceptsKey(name string, key ssh.PublicKey) bool {
+	if u, ok := s.site.LookupUser(name); ok && userHasKey(u, key) {
+		return true
+	}
+	return s.site.events.Handles(OnAuthPKI, nil)
+}
+
+// InteractiveQuestions returns the keyboard-interactive prompts for a user: those that
+// OnAuthInteractiveSetQuestions scripts added, in ascending pos, or one password prompt.
+func (s *Session) InteractiveQuestions(ctx context.Context, name string) ([]Question, error) {
+	if err := s.authRequest(ctx, name); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.questions = nil
+	s.mu.Unlock()
+	s.fire(ctx, OnAuthInteractiveSetQuestions, "", "")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.questions) == 0 {
+		s.questions = []Question{{Pos: 0, Prompt: "Password: ", kind: questionPassword}}
+	}
+	return append([]Question(nil), s.questions...), nil
+}
+
+// AuthInteractive checks the answers to the questions InteractiveQuestions returned.
+func (s *Session) AuthInteractive(ctx context.Context, name string, answers []string) error {
+	s.mu.Lock()
+	qs := s.questions
+	s.questions = nil
+	s.mu.Unlock()
+	return s.authenticate(ctx, name, MethodInteractive, OnAuthInteractive, func(u *User) bool {
+		if u == nil || len(qs) == 0 || len(answers) != len(qs) {
+			checkPassword("", "")
+			return false
+		}
+		ok := true
+		for i, q := range qs {
+			// Check every answer even after a failure so timing does not tell which one was wrong.
+			if !s.checkAnswer(u, q, answers[i]) {
+				ok = false
+			}
+		}
+		if ok {
+			s.consumeTOTP(qs, answers)
+		}
+		return ok
+	})
+}
+
+func (s *Session) checkAnswer(u *User, q Question, answer string) bool {
+	switch q.kind {
+	case questionPassword:
+		return checkPassword(u.passwordHash, answer)
+	case questionTOTP:
+		s.mu.Lock()
+		used := s.totpUsed[answer]
+		s.mu.Unlock()
+		return checkTOTP(u.TOTPSecret, answer, s.site.now()) && !used
+	default:
+		return answer == q.answer
+	}
+}
+
+// consumeTOTP marks the TOTP codes of a successful attempt as used: a code is accepted once
+// per session, and a failed attempt does not burn it.
+func (s *Session) consumeTOTP(qs []Question, answers []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, q := range qs {
+		if q.kind == questionTOTP {
+			if s.totpUsed == nil {
+				s.totpUsed = map[string]bool{}
+			}
+			s.totpUsed[answers[i]] = true
+		}
+	}
+}
+
+// authRequest fires OnAuthRequest once per user name and applies a block.
+func (s *Session) authRequest(ctx context.Context, name string) error {
+	if s.Closed() {
+		return opErr("auth", "", ErrClosed, nil)
+	}
+	if name == "" {
+		return s.authFailed(ctx, name, "", errors.New("empty user name"))
+	}
+	s.RecordCommand("AUTH " + name)
+	s.mu.Lock()
+	if s.authName != name {
+		s.authName, s.authSteps = name, nil
+	}
+	first := s.authRequested != name
+	s.authRequested = name
+	s.mu.Unlock()
+	if first && s.gate(ctx, OnAuthRequest, "", "") {
+		s.takeScriptAuth()
+		return s.authFailed(ctx, name, "", errors.New("refused by OnAuthRequest script"))
+	}
+	return nil
+}
+
+// authenticate is the pipeline every method shares: request event, built-in check, the
+// method's event (which may block or accept), subsystem and address rules, multi-step chains,
+// session limits, then OnAuthSuccess or OnAuthFail.
+func (s *Session) authenticate(ctx context.Context, name, method string, ev EventName, check func(*User) bool) error {
+	if err := s.authRequest(ctx, name); err != nil {
+		return err
+	}
+	if s.User() != nil {
+		return opErr("auth", "", ErrAuth, errors.New("already authenticated"))
+	}
+	sc := s.site.cfg.Load()
+	u, known := sc.users[name]
+	var candidate *User
+	if known {
+		candidate = u
+	}
+	ok := check(candidate)
+	blocked := s.gate(ctx, ev, "", "")
+	byScript := s.takeScriptAuth()
+	switch {
+	case blocked:
+		return s.authFailed(ctx, name, method, errors.New("blocked by "+string(ev)+" script"))
+	case byScript && !known:
+		if sc.catchAll == nil {
+			return s.authFailed(ctx, name, method, errors.New("script accepted an unknown user but the site has no catch-all user"))
+		}
+		u, known, ok = sc.catchAll.withID(name), true, true
+	case byScript:
+		ok = true
+	}
+	if !known || !ok {
+		return s.authFailed(ctx, name, method, errors.New("invalid credentials"))
+	}
+	if !u.allowedFrom(s.ip) {
+		return s.authFailed(ctx, name, method, errors.New("address not in the user's allow_from"))
+	}
+	if !s.protocolAllowed(u) {
+		return s.authFailed(ctx, name, method, fmt.Errorf("protocol %s not in the user's subsystems", s.Protocol()))
+	}
+	// Multi-step chains: the method must continue one of the user's chains.
+	s.mu.Lock()
+	steps := append(append([]string(nil), s.authSteps...), method)
+	s.mu.Unlock()
+	next, complete := chainProgress(u.chains, steps)
+	if !complete && len(next) == 0 {
+		return s.authFailed(ctx, name, method, fmt.Errorf("method %s not allowed for this user", method))
+	}
+	if !complete {
+		s.mu.Lock()
+		s.authSteps = steps
+		s.mu.Unlock()
+		s.Logger().Info("authentication step passed", "login", name, "method", method, "next", next)
+		return &PartialAuthError{Next: next}
+	}
+	return s.authSucceeded(ctx, u, steps)
+}
+
+func (s *Session) protocolAllowed(u *User) bool {
+	p := s.Protocol()
+	if p == ProtoSFTP || p == ProtoSCP {
+		return u.mayUseFamily(sshProtocols)
+	}
+	return u.MayUse(p)
+}
+
+// chainProgress returns which methods may come next and whether a chain is complete.
+func chainProgress(chains [][]string, steps []string) (next []string, complete bool) {
+	for _, c := range chains {
+		if len(steps) > len(c) || !slices.Equal(c[:len(steps)], steps) {
+			continue
+		}
+		if len(c) == len(steps) {
+			return nil, true
+		}
+		if !slices.Contains(next, c[len(steps)]) {
+			next = append(next, c[len(steps)])
+		}
+	}
+	return next, false
+}
+
+func (s *Session) authSucceeded(ctx context.Context, u *User, steps []string) error {
+	if err := s.site.claimUserSlot(s, u); err != nil {
+		s.Logger().Warn("login refused", "user", u.ID, "reason", err.Error())
+		s.RecordError(err)
+		s.fire(ctx, OnAuthFail, "", "")
+		return opErr("auth", "", ErrLimit, err)
+	}
+	table, pol, err := s.site.mountTable(u)
+	if err != nil {
+		s.site.unregisterUser(s)
+		s.Logger().Error("cannot open the user's file systems", "user", u.ID, "err", err)
+		return opErr("auth", "", ErrFailure, err)
+	}
+	q, err := s.site.quotaUsage(u, table)
+	if err != nil {
+		s.site.unregisterUser(s)
+		s.Logger().Error("cannot compute quota usage", "user", u.ID, "err", err)
+		return opErr("auth", "", ErrFailure, err)
+	}
+	s.mu.Lock()
+	s.user, s.table, s.policy, s.quota = u, table, pol, q
+	s.bw = s.site.bandwidthFor(u)
+	s.authSteps = nil
+	s.log = nil
+	s.mu.Unlock()
+	s.Logger().Info("login", "method", joinSteps(steps))
+	s.fire(ctx, OnAuthSuccess, "", "")
+	return nil
+}
+
+func (s *Session) authFailed(ctx context.Context, name, method string, why error) error {
+	s.Logger().Info("authentication failed", "login", name, "method", method, "reason", why.Error())
+	err := opErr("auth", "", ErrAuth, why)
+	s.RecordError(err)
+	s.fire(ctx, OnAuthFail, "", "")
+	return err
+}
+
+func userHasKey(u *User, key ssh.PublicKey) bool {
+	want := key.Marshal()
+	for _, k := range u.publicKeys {
+		if bytes.Equal(k.Marshal(), want) {
+			return true
+		}
+	}
+	return false
+}
+
+func joinSteps(steps []string) string {
+	out := ""
+	for i, s := range steps {
+		if i > 0 {
+			out += "+"
+		}
+		out += s
+	}
+	return out
+}

@@ -1,0 +1,127 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	"github.com/wharf-project/wharf/vfs"
+)
+
+// Error kinds. Adapters map them to protocol reply codes with errors.Is; their texts are safe to
+// send to a client (they never contain host paths).
+var (
+	ErrDenied      = errors.New("permission denied")
+	ErrNotFound    = errors.New("no such file or directory")
+	ErrExists      = errors.New("file exists")
+	ErrNotEmpty    = errors.New("directory not empty")
+	ErrIsDir       = errors.New("is a directory")
+	ErrNotDir      = errors.New("not a directory")
+	ErrQuota       = errors.New("quota exceeded")
+	ErrInvalid     = errors.New("invalid argument")
+	ErrUnsupported = errors.New("operation not supported")
+	ErrCrossMount  = errors.New("operation crosses mount points")
+	ErrAuth        = errors.New("authentication failed")
+	ErrLimit       = errors.New("too many connections")
+	ErrRefused     = errors.New("connection refused")
+	ErrClosed      = errors.New("session closed")
+	ErrFailure     = errors.New("operation failed")
+)
+
+// OpError is the error every session operation returns: the operation, the virtual path and
+// the kind. Its text is what the client may see ("open /a.txt: permission denied").
+type OpError struct {
+	Op   string
+	Path string // virtual path
+	Kind error  // one of the Err* kinds
+	Err  error  // the underlying cause, for logs only (may be nil)
+}
+
+func (e *OpError) Error() string {
+	if e.Path == "" {
+		return e.Op + ": " + e.Kind.Error()
+	}
+	return e.Op + " " + e.Path + ": " + e.Kind.Error()
+}
+
+// Unwrap exposes the kind, so errors.Is(err, core.ErrDenied) works; the cause stays private
+// because it may name host resources.
+func (e *OpError) Unwrap() error { return e.Kind }
+
+// Cause returns the underlying error for logging.
+func (e *OpError) Cause() error { return e.Err }
+
+func opErr(op, vpath string, kind, cause error) *OpError {
+	return &OpError{Op: op, Path: vpath, Kind: kind, Err: cause}
+}
+
+// Kind returns the error kind of err: one of the Err* values, ErrFailure when unknown.
+func Kind(err error) error {
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return oe.Kind
+	}
+	for _, k := range []error{ErrDenied, ErrNotFound, ErrExists, ErrNotEmpty, ErrIsDir, ErrNotDir,
+		ErrQuota, ErrInvalid, ErrUnsupported, ErrCrossMount, ErrAuth, ErrLimit, ErrRefused, ErrClosed} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return kindOf(err)
+}
+
+// kindOf classifies a backend error.
+func kindOf(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return ErrNotFound
+	case errors.Is(err, fs.ErrExist):
+		return ErrExists
+	case errors.Is(err, fs.ErrPermission):
+		return ErrDenied
+	case errors.Is(err, vfs.ErrInvalidPath), errors.Is(err, fs.ErrInvalid):
+		return ErrInvalid
+	case errors.Is(err, syscall.ENOTEMPTY):
+		return ErrNotEmpty
+	case errors.Is(err, syscall.EISDIR):
+		return ErrIsDir
+	case errors.Is(err, syscall.ENOTDIR):
+		return ErrNotDir
+	case errors.Is(err, syscall.EXDEV):
+		return ErrCrossMount
+	case errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.ENOSPC):
+		return ErrQuota
+	case errors.Is(err, syscall.ENOSYS), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, errors.ErrUnsupported):
+		return ErrUnsupported
+	}
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return oe.Kind
+	}
+	return ErrFailure
+}
+
+// backendErr wraps a backend error as an OpError with a kind.
+func backendErr(op, vpath string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return opErr(op, vpath, kindOf(err), err)
+}
+
+// AuthError is returned by the authentication calls when more steps are needed
+// (a user whose auth_methods chain several methods, e.g. "publickey+password").
+type PartialAuthError struct {
+	Next []string // methods that may continue the chain
+}
+
+func (e *PartialAuthError) Error() string {
+	return fmt.Sprintf("partial authentication, continue with %v", e.Next)
+}

@@ -1,0 +1,671 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/wharf-project/wharf/vfs"
+)
+
+type ctxKey int
+
+const commandKey ctxKey = 0
+
+// WithCommand attaches the protocol command text ("STOR report.csv") that the next operation
+// records as Session.GetLastCommand(); without it the operation records its own
+// ("OPEN /report.csv").
+func WithCommand(ctx context.Context, cmd string) context.Context {
+	return context.WithValue(ctx, commandKey, cmd)
+}
+
+// target is a resolved virtual path with the policy of its mount.
+type target struct {
+	virtual   string
+	mount     *vfs.Mount // nil for a directory that exists only because of mounts below it
+	path      string     // inside the mount
+	perms     Perm
+	atomic    bool
+	synthetic bool // an ancestor of a mount point (it is a directory whatever the backend says)
+	mountRoot bool // exactly a mount point
+}
+
+func (t target) allows(p Perm) bool {
+	if t.mount == nil {
+		return p == PermList // synthetic directories can only be listed
+	}
+	return t.perms.Has(p)
+}
+
+// fixed reports whether the path is a mount point or exists only because of mounts: it cannot
+// be removed or renamed.
+func (t target) fixed() bool { return t.mountRoot || t.synthetic }
+
+// begin is the first step of every operation: record the command and activity, and refuse
+// when the session is closed, not authenticated, or a script blocked the next operation.
+func (s *Session) begin(ctx context.Context, op, vpath, cmd string) error {
+	if c, ok := ctx.Value(commandKey).(string); ok {
+		cmd = c
+	}
+	s.RecordCommand(cmd)
+	switch {
+	case s.Closed():
+		return opErr(op, vpath, ErrClosed, nil)
+	case s.User() == nil:
+		return s.fail(opErr(op, vpath, ErrDenied, errors.New("not authenticated")))
+	case s.takeBlock():
+		return s.fail(opErr(op, vpath, ErrDenied, errors.New("blocked by a script")))
+	}
+	return nil
+}
+
+// fail records err as the session's last error and returns it.
+func (s *Session) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	s.RecordError(err)
+	var oe *OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		s.Logger().Debug("operation failed", "op", oe.Op, "path", oe.Path, "err", oe.Err)
+	}
+	return err
+}
+
+// resolve maps a client path to its mount and records it as the current operation's path.
+// readish operations cannot see entries hidden by scripts; no operation sees temp uploads.
+func (s *Session) resolve(op, p string, readish bool) (target, error) {
+	v, err := vfs.Clean(p)
+	if err != nil {
+		return target{}, opErr(op, "", ErrInvalid, err)
+	}
+	s.mu.Lock()
+	table, pol := s.table, s.policy
+	s.mu.Unlock()
+	t := target{virtual: v, synthetic: table.IsSynthetic(v), mountRoot: table.IsMountPoint(v)}
+	if r, err := table.Resolve(v); err == nil {
+		t.mount, t.path = r.Mount, r.Path
+		t.perms, t.atomic = pol[r.Mount].perms, pol[r.Mount].atomic
+	} else if !t.synthetic {
+		return t, opErr(op, v, ErrNotFound, err)
+	}
+	if vfs.IsTempName(path.Base(v)) || (readish && s.isHidden(v)) {
+		return t, opErr(op, v, ErrNotFound, nil)
+	}
+	s.setPaths(t, nil)
+	return t, nil
+}
+
+func (s *Session) setPaths(t target, dst *target) {
+	abs := location(t)
+	var rel2, abs2 string
+	if dst != nil {
+		rel2, abs2 = dst.virtual, location(*dst)
+	}
+	s.mu.Lock()
+	s.relPath, s.absPath, s.relTarget, s.absTarget = t.virtual, abs, rel2, abs2
+	s.mu.Unlock()
+}
+
+// location is the backend location for Session.GetAbsPath().
+func location(t target) string {
+	if t.mount == nil {
+		return ""
+	}
+	if l, ok := t.mount.FS.(vfs.Locator); ok {
+		return l.Locate(t.path)
+	}
+	return t.mount.Name + ":" + t.path
+}
+
+// stat returns the FileInfo of a target, named as the client sees it.
+func (s *Session) stat(t target, lstat bool) (fs.FileInfo, error) {
+	if t.mount != nil {
+		var fi fs.FileInfo
+		var err error
+		if ls, ok := t.mount.FS.(afero.Lstater); ok && lstat {
+			fi, _, err = ls.LstatIfPossible(t.path)
+		} else {
+			fi, err = t.mount.FS.Stat(t.path)
+		}
+		if err == nil {
+			return renamed(fi, path.Base(t.virtual)), nil
+		}
+		if !t.synthetic {
+			return nil, err
+		}
+	}
+	return dirInfo{name: path.Base(t.virtual), mod: s.start}, nil
+}
+
+// Stat returns information about a file or directory.
+func (s *Session) Stat(ctx context.Context, p string) (fs.FileInfo, error) {
+	return s.statOp(ctx, p, false)
+}
+
+// Lstat is Stat without following a final symbolic link.
+func (s *Session) Lstat(ctx context.Context, p string) (fs.FileInfo, error) {
+	return s.statOp(ctx, p, true)
+}
+
+func (s *Session) statOp(ctx context.Context, p string, lstat bool) (fs.FileInfo, error) {
+	const op = "stat"
+	if err := s.begin(ctx, op, p, "STAT "+p); err != nil {
+		return nil, err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if t.mount != nil && t.perms == 0 && !t.synthetic {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	fi, err := s.stat(t, lstat)
+	if err != nil {
+		return nil, s.fail(backendErr(op, t.virtual, err))
+	}
+	return fi, nil
+}
+
+// List returns the entries of a directory, sorted by name, after OnDirList scripts had their
+// say. Entries that exist because of mounts appear as directories.
+func (s *Session) List(ctx context.Context, dir string) ([]fs.FileInfo, error) {
+	const op = "list"
+	if err := s.begin(ctx, op, dir, "LIST "+dir); err != nil {
+		return nil, err
+	}
+	t, err := s.resolve(op, dir, true)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if !t.allows(PermList) {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	if s.gate(ctx, OnDirList, t.virtual, "") {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by OnDirList script")))
+	}
+	var entries []fs.FileInfo
+	if t.mount != nil {
+		entries, err = readDir(t.mount.FS, t.path)
+		if err != nil && !(t.synthetic && errors.Is(err, fs.ErrNotExist)) {
+			return nil, s.fail(backendErr(op, t.virtual, err))
+		}
+	}
+	out := entries[:0]
+	for _, fi := range entries {
+		if vfs.IsTempName(fi.Name()) || s.isHidden(path.Join(t.virtual, fi.Name())) {
+			continue
+		}
+		out = append(out, fi)
+	}
+	s.mu.Lock()
+	table := s.table
+	s.mu.Unlock()
+	for _, name := range table.Children(t.virtual) {
+		out = slices.DeleteFunc(out, func(fi fs.FileInfo) bool { return fi.Name() == name })
+		child, err := s.resolve(op, path.Join(t.virtual, name), true)
+		if err != nil {
+			continue
+		}
+		fi, err := s.stat(child, false)
+		if err != nil {
+			fi = dirInfo{name: name, mod: s.start}
+		}
+		out = append(out, fi)
+	}
+	s.setPaths(t, nil)
+	slices.SortFunc(out, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
+	return out, nil
+}
+
+func readDir(fsys afero.Fs, p string) ([]fs.FileInfo, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, &fs.PathError{Op: "readdir", Path: p, Err: errNotDir}
+	}
+	return f.Readdir(-1)
+}
+
+var errNotDir = ErrNotDir
+
+// Mkdir creates a directory.
+func (s *Session) Mkdir(ctx context.Context, p string) error {
+	const op = "mkdir"
+	if err := s.begin(ctx, op, p, "MKDIR "+p); err != nil {
+		return err
+	}
+	t, err := s.resolve(op, p, false)
+	if err != nil {
+		return s.fail(err)
+	}
+	if t.fixed() {
+		return s.fail(opErr(op, t.virtual, ErrExists, nil))
+	}
+	if !t.allows(PermMkdir) {
+		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	if s.gate(ctx, BeforeDirCreate, t.virtual, "") {
+		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeDirCreate script")))
+	}
+	if err := t.mount.FS.Mkdir(t.path, 0o755); err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	}
+	s.fire(ctx, AfterDirCreate, t.virtual, "")
+	return nil
+}
+
+// Rmdir removes an empty directory.
+func (s *Session) Rmdir(ctx context.Context, p string) error {
+	const op = "rmdir"
+	if err := s.begin(ctx, op, p, "RMDIR "+p); err != nil {
+		return err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return s.fail(err)
+	}
+	if t.fixed() || t.virtual == "/" {
+		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("mount points cannot be removed")))
+	}
+	if !t.allows(PermRmdir) {
+		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	fi, err := t.mount.FS.Stat(t.path)
+	if err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	}
+	if !fi.IsDir() {
+		return s.fail(opErr(op, t.virtual, ErrNotDir, nil))
+	}
+	if names, err := readNames(t.mount.FS, t.path, 1); err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	} else if len(names) > 0 {
+		return s.fail(opErr(op, t.virtual, ErrNotEmpty, nil))
+	}
+	if s.gate(ctx, BeforeDirDelete, t.virtual, "") {
+		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeDirDelete script")))
+	}
+	if err := t.mount.FS.Remove(t.path); err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	}
+	s.fire(ctx, AfterDirDelete, t.virtual, "")
+	return nil
+}
+
+func readNames(fsys afero.Fs, p string, n int) ([]string, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(n)
+	if errors.Is(err, errEOF) {
+		err = nil
+	}
+	return names, err
+}
+
+// Remove deletes a file.
+func (s *Session) Remove(ctx context.Context, p string) error {
+	const op = "remove"
+	if err := s.begin(ctx, op, p, "REMOVE "+p); err != nil {
+		return err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return s.fail(err)
+	}
+	if t.fixed() {
+		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("mount points cannot be removed")))
+	}
+	if !t.allows(PermDelete) {
+		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	fi, err := s.stat(t, true)
+	if err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	}
+	if fi.IsDir() {
+		return s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+	}
+	if s.gate(ctx, BeforeFileDelete, t.virtual, "") {
+		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDelete script")))
+	}
+	if err := t.mount.FS.Remove(t.path); err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	}
+	if t.mount.Path == "/" && fi.Mode().IsRegular() {
+		s.quotaRecord().release(fi.Size(), 1)
+	}
+	s.fire(ctx, AfterFileDelete, t.virtual, "")
+	return nil
+}
+
+// Rename moves a file or directory inside one mount. With replace false an existing target is
+// an error (SFTP v3 rename); with replace true an existing file is replaced (posix-rename, FTP).
+func (s *Session) Rename(ctx context.Context, from, to string, replace bool) error {
+	const op = "rename"
+	if err := s.begin(ctx, op, from, "RENAME "+from+" "+to); err != nil {
+		return err
+	}
+	src, err := s.resolve(op, from, true)
+	if err != nil {
+		return s.fail(err)
+	}
+	dst, err := s.resolve(op, to, false)
+	if err != nil {
+		return s.fail(err)
+	}
+	s.setPaths(src, &dst)
+	switch {
+	case src.fixed() || dst.fixed():
+		return s.fail(opErr(op, src.virtual, ErrDenied, errors.New("mount points cannot be renamed")))
+	case src.mount != dst.mount:
+		return s.fail(opErr(op, src.virtual, ErrCrossMount, nil))
+	case !src.allows(PermRename) || !dst.allows(PermRename):
+		return s.fail(opErr(op, src.virtual, ErrDenied, nil))
+	case dst.virtual == src.virtual:
+		return nil
+	case strings.HasPrefix(dst.virtual, src.virtual+"/"):
+		return s.fail(opErr(op, src.virtual, ErrInvalid, errors.New("cannot move a directory into itself")))
+	}
+	if _, err := s.stat(src, true); err != nil {
+		return s.fail(backendErr(op, src.virtual, err))
+	}
+	old, err := s.stat(dst, true)
+	exists := err == nil
+	if exists {
+		switch {
+		case !replace:
+			return s.fail(opErr(op, dst.virtual, ErrExists, nil))
+		case old.IsDir():
+			return s.fail(opErr(op, dst.virtual, ErrExists, errors.New("target is a directory")))
+		case !dst.allows(PermOverwrite):
+			return s.fail(opErr(op, dst.virtual, ErrDenied, nil))
+		}
+	}
+	if s.gate(ctx, BeforeFileRename, src.virtual, dst.virtual) {
+		return s.fail(opErr(op, src.virtual, ErrDenied, errors.New("blocked by BeforeFileRename script")))
+	}
+	if err := src.mount.FS.Rename(src.path, dst.path); err != nil {
+		return s.fail(backendErr(op, src.virtual, err))
+	}
+	if exists && src.mount.Path == "/" && old.Mode().IsRegular() {
+		s.quotaRecord().release(old.Size(), 1)
+	}
+	s.fire(ctx, AfterFileRename, src.virtual, dst.virtual)
+	return nil
+}
+
+// Attrs are the attributes SetStat changes; nil fields are left alone.
+type Attrs struct {
+	Mode  *fs.FileMode
+	Atime *time.Time
+	Mtime *time.Time
+	Size  *int64
+}
+
+// SetStat changes mode, times or size, each with its permission (chmod, chtimes, overwrite).
+func (s *Session) SetStat(ctx context.Context, p string, a Attrs) error {
+	const op = "setstat"
+	if err := s.begin(ctx, op, p, "SETSTAT "+p); err != nil {
+		return err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return s.fail(err)
+	}
+	if t.mount == nil {
+		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	if (a.Mode != nil && !t.allows(PermChmod)) || ((a.Atime != nil || a.Mtime != nil) && !t.allows(PermChtimes)) ||
+		(a.Size != nil && !t.allows(PermOverwrite)) {
+		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	fi, err := t.mount.FS.Stat(t.path)
+	if err != nil {
+		return s.fail(backendErr(op, t.virtual, err))
+	}
+	if a.Size != nil {
+		if err := s.truncate(t, fi, *a.Size); err != nil {
+			return s.fail(err)
+		}
+	}
+	if a.Mode != nil {
+		// Only permission bits: no setuid/setgid/sticky from clients.
+		if err := t.mount.FS.Chmod(t.path, *a.Mode&fs.ModePerm); err != nil {
+			return s.fail(backendErr(op, t.virtual, err))
+		}
+	}
+	if a.Atime != nil || a.Mtime != nil {
+		at, mt := fi.ModTime(), fi.ModTime()
+		if a.Atime != nil {
+			at = *a.Atime
+		}
+		if a.Mtime != nil {
+			mt = *a.Mtime
+		}
+		if err := t.mount.FS.Chtimes(t.path, at, mt); err != nil {
+			return s.fail(backendErr(op, t.virtual, err))
+		}
+	}
+	return nil
+}
+
+func (s *Session) truncate(t target, fi fs.FileInfo, size int64) error {
+	const op = "truncate"
+	if fi.IsDir() {
+		return opErr(op, t.virtual, ErrIsDir, nil)
+	}
+	if size < 0 {
+		return opErr(op, t.virtual, ErrInvalid, nil)
+	}
+	q := s.quotaRecord()
+	if t.mount.Path != "/" {
+		q = nil
+	}
+	if grow := size - fi.Size(); grow > 0 && !q.reserve(grow, 0) {
+		return opErr(op, t.virtual, ErrQuota, nil)
+	}
+	f, err := t.mount.FS.OpenFile(t.path, os.O_WRONLY, 0)
+	if err == nil {
+		err = f.Truncate(size)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		if grow := size - fi.Size(); grow > 0 {
+			q.release(grow, 0)
+		}
+		return backendErr(op, t.virtual, err)
+	}
+	if shrink := fi.Size() - size; shrink > 0 {
+		q.release(shrink, 0)
+	}
+	return nil
+}
+
+// RealPath returns the canonical virtual path (SFTP realpath; the start directory is "/").
+func (s *Session) RealPath(p string) (string, error) {
+	v, err := vfs.Clean(p)
+	if err != nil {
+		return "", opErr("realpath", "", ErrInvalid, err)
+	}
+	return v, nil
+}
+
+// StatFS reports space for a path: from the user's quota when one is set, else from the
+// backend.
+func (s *Session) StatFS(ctx context.Context, p string) (*vfs.StatFS, error) {
+	const op = "statfs"
+	if err := s.begin(ctx, op, p, "STATVFS "+p); err != nil {
+		return nil, err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	var st *vfs.StatFS
+	if t.mount != nil {
+		if ss, ok := t.mount.FS.(vfs.SpaceStater); ok {
+			st, err = ss.StatFS(t.path)
+			if err != nil {
+				return nil, s.fail(backendErr(op, t.virtual, err))
+			}
+		}
+	}
+	if q := s.quotaRecord(); q != nil && t.mount != nil && t.mount.Path == "/" {
+		st = quotaStatFS(q, st)
+	}
+	if st == nil {
+		return nil, s.fail(opErr(op, t.virtual, ErrUnsupported, nil))
+	}
+	return st, nil
+}
+
+func quotaStatFS(q *usage, st *vfs.StatFS) *vfs.StatFS {
+	bytes, files, maxB, maxF := q.snapshot()
+	out := vfs.StatFS{BlockSize: 4096, NameMax: 255}
+	if st != nil {
+		out = *st
+	}
+	if maxB > 0 {
+		out.Blocks = uint64(maxB) / out.BlockSize
+		free := uint64(max(0, maxB-bytes)) / out.BlockSize
+		out.BlocksFree, out.BlocksAvail = free, free
+	}
+	if maxF > 0 {
+		out.Files, out.FilesFree = uint64(maxF), uint64(max(0, maxF-files))
+	}
+	return &out
+}
+
+func (s *Session) quotaRecord() *usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quota
+}
+
+// Symlink creates a symbolic link at link pointing to target; both must be in the same
+// mount, so a link can never lead outside it.
+func (s *Session) Symlink(ctx context.Context, targetPath, link string) error {
+	const op = "symlink"
+	if err := s.begin(ctx, op, link, "SYMLINK "+targetPath+" "+link); err != nil {
+		return err
+	}
+	l, err := s.resolve(op, link, false)
+	if err != nil {
+		return s.fail(err)
+	}
+	tp := targetPath
+	if !path.IsAbs(tp) {
+		tp = path.Join(path.Dir(l.virtual), tp)
+	}
+	t, err := s.resolve(op, tp, true)
+	if err != nil {
+		return s.fail(err)
+	}
+	s.setPaths(l, &t)
+	linker, ok := l.mount.FS.(afero.Linker)
+	switch {
+	case l.fixed() || l.mount == nil:
+		return s.fail(opErr(op, l.virtual, ErrExists, nil))
+	case t.mount != l.mount:
+		return s.fail(opErr(op, l.virtual, ErrDenied, errors.New("symlink target outside the link's mount")))
+	case !l.allows(PermUpload):
+		return s.fail(opErr(op, l.virtual, ErrDenied, nil))
+	case !ok:
+		return s.fail(opErr(op, l.virtual, ErrUnsupported, nil))
+	}
+	if err := linker.SymlinkIfPossible(t.path, l.path); err != nil {
+		return s.fail(backendErr(op, l.virtual, err))
+	}
+	return nil
+}
+
+// Link creates a hard link; both names must be in the same mount.
+func (s *Session) Link(ctx context.Context, oldPath, newPath string) error {
+	const op = "link"
+	if err := s.begin(ctx, op, newPath, "LINK "+oldPath+" "+newPath); err != nil {
+		return err
+	}
+	o, err := s.resolve(op, oldPath, true)
+	if err != nil {
+		return s.fail(err)
+	}
+	n, err := s.resolve(op, newPath, false)
+	if err != nil {
+		return s.fail(err)
+	}
+	s.setPaths(o, &n)
+	hl, ok := n.mount.FS.(vfs.HardLinker)
+	switch {
+	case n.fixed() || n.mount == nil || o.mount == nil:
+		return s.fail(opErr(op, n.virtual, ErrDenied, nil))
+	case o.mount != n.mount:
+		return s.fail(opErr(op, n.virtual, ErrDenied, errors.New("hard link across mounts")))
+	case !n.allows(PermUpload) || !o.allows(PermDownload):
+		return s.fail(opErr(op, n.virtual, ErrDenied, nil))
+	case !ok:
+		return s.fail(opErr(op, n.virtual, ErrUnsupported, nil))
+	}
+	fi, err := o.mount.FS.Stat(o.path)
+	if err != nil {
+		return s.fail(backendErr(op, o.virtual, err))
+	}
+	if fi.IsDir() {
+		return s.fail(opErr(op, o.virtual, ErrIsDir, nil))
+	}
+	q := s.quotaRecord()
+	if n.mount.Path != "/" {
+		q = nil
+	}
+	if !q.reserve(fi.Size(), 1) {
+		return s.fail(opErr(op, n.virtual, ErrQuota, nil))
+	}
+	if err := hl.Link(o.path, n.path); err != nil {
+		q.release(fi.Size(), 1)
+		return s.fail(backendErr(op, n.virtual, err))
+	}
+	return nil
+}
+
+// Readlink returns a symbolic link's target as a virtual path.
+func (s *Session) Readlink(ctx context.Context, p string) (string, error) {
+	const op = "readlink"
+	if err := s.begin(ctx, op, p, "READLINK "+p); err != nil {
+		return "", err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return "", s.fail(err)
+	}
+	if t.mount == nil || !t.allows(PermList) {
+		return "", s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	lr, ok := t.mount.FS.(afero.LinkReader)
+	if !ok {
+		return "", s.fail(opErr(op, t.virtual, ErrUnsupported, nil))
+	}
+	dst, err := lr.ReadlinkIfPossible(t.path)
+	if err != nil {
+		return "", s.fail(backendErr(op, t.virtual, err))
+	}
+	return path.Join(t.mount.Path, dst), nil
+}

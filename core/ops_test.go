@@ -1,0 +1,294 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
+)
+
+func diskSite(t *testing.T, d core.Dispatcher, users ...config.User) (*core.Site, string) {
+	t.Helper()
+	root := t.TempDir()
+	yes := true
+	site := testSite(t, users, d, func(c *config.Site) {
+		c.VFS = append(c.VFS, config.VFS{Name: "disk", Type: "disk", Root: filepath.Join(root, "{user}"), AtomicUploads: &yes})
+	})
+	return site, root
+}
+
+func login(t *testing.T, site *core.Site, id string) *core.Session {
+	t.Helper()
+	s := connect(t, site, "127.0.0.1", core.ProtoSFTP)
+	if err := s.AuthPassword(context.Background(), id, "pw"); err != nil {
+		t.Fatalf("login %s: %v", id, err)
+	}
+	return s
+}
+
+func upload(ctx context.Context, s *core.Session, p, data string) error {
+	h, err := s.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(h, data); err != nil {
+		h.Abort(err)
+	}
+	return h.Close()
+}
+
+func onDisk(u *config.User) { u.Home.VFS = "disk" }
+
+func TestBlockOperationSemantics(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	// Blocking in a non-gate event refuses the session's next operation, whatever it is.
+	d.On(core.AfterDirCreate, func(ev *core.Event) {
+		if strings.HasSuffix(ev.RelPath, "trap") {
+			ev.Session.BlockOperation()
+		}
+	})
+	site := testSite(t, []config.User{user("u")}, d)
+	s := login(t, site, "u")
+	ctx := context.Background()
+	if err := s.Mkdir(ctx, "/trap"); err != nil {
+		t.Fatalf("mkdir: %v", err)
+	}
+	if _, err := s.Stat(ctx, "/trap"); !errors.Is(err, core.ErrDenied) {
+		t.Fatalf("operation after BlockOperation in an After event: %v, want denied", err)
+	}
+	if _, err := s.Stat(ctx, "/trap"); err != nil {
+		t.Fatalf("the block must apply to one operation only: %v", err)
+	}
+}
+
+func TestAfterUploadVeto(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	d.On(core.AfterFileUpload, func(ev *core.Event) {
+		if strings.Contains(ev.RelPath, "virus") {
+			ev.Session.BlockOperation()
+		}
+	})
+	site, root := diskSite(t, d, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	if err := upload(ctx, s, "/clean.txt", "ok"); err != nil {
+		t.Fatalf("clean upload: %v", err)
+	}
+	err := upload(ctx, s, "/virus.txt", "EICAR")
+	if !errors.Is(err, core.ErrDenied) {
+		t.Fatalf("vetoed upload: %v, want denied", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "u", "virus.txt")); !os.IsNotExist(err) {
+		t.Fatalf("vetoed upload was published: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "u"))
+	if len(entries) != 1 || entries[0].Name() != "clean.txt" {
+		t.Fatalf("host folder holds %v, want only clean.txt (no temp files)", entries)
+	}
+	// The veto consumed the block: the next operation goes through.
+	if _, err := s.Stat(ctx, "/clean.txt"); err != nil {
+		t.Fatalf("operation after a veto: %v", err)
+	}
+}
+
+func TestTransferEventsExactlyOnce(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	for _, e := range []core.EventName{core.BeforeFileUpload, core.AfterFileUpload, core.BeforeFileDownload,
+		core.AfterFileDownload, core.OnTransferError} {
+		d.On(e, func(*core.Event) {})
+	}
+	site, root := diskSite(t, d, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	h, err := s.OpenWrite(ctx, "/a.bin", core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt([]byte("world"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt([]byte("hello "), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Close()
+	r, err := s.OpenRead(ctx, "/a.bin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	if string(got) != "hello world" {
+		t.Fatalf("content %q", got)
+	}
+	_ = r.Close()
+	_ = r.Close()
+	// An aborted upload: OnTransferError, nothing published.
+	h, err = s.OpenWrite(ctx, "/b.bin", core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = h.Write([]byte("partial"))
+	h.Abort(errors.New("client went away"))
+	if err := h.Close(); err == nil {
+		t.Fatal("closing an aborted upload reported success")
+	}
+	if _, err := os.Stat(filepath.Join(root, "u", "b.bin")); !os.IsNotExist(err) {
+		t.Fatal("aborted upload left a file under its final name")
+	}
+	want := []core.EventName{core.BeforeFileUpload, core.AfterFileUpload, core.BeforeFileDownload,
+		core.AfterFileDownload, core.BeforeFileUpload, core.OnTransferError}
+	if got := d.Fired(); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+func TestSessionFields(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	var relInEvent, targetInEvent string
+	d.On(core.BeforeFileRename, func(ev *core.Event) {
+		relInEvent, targetInEvent = ev.Session.RelPath(), ev.Session.RelTargetPath()
+		ev.Session.AddCustomData("renamed " + ev.RelPath)
+	})
+	site, root := diskSite(t, d, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	if s.VirtualSite() != "t" || s.RemoteAddress() != "127.0.0.1" || s.Protocol() != core.ProtoSFTP {
+		t.Fatalf("site %q ip %q protocol %q", s.VirtualSite(), s.RemoteAddress(), s.Protocol())
+	}
+	if _, ok := s.LastErrorTime(); ok {
+		t.Fatal("LastErrorTime set before any error")
+	}
+	if err := upload(ctx, s, "/x.txt", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename(core.WithCommand(ctx, "RNTO y.txt"), "/x.txt", "/y.txt", false); err != nil {
+		t.Fatal(err)
+	}
+	if relInEvent != "/x.txt" || targetInEvent != "/y.txt" {
+		t.Fatalf("paths in BeforeFileRename: %q -> %q", relInEvent, targetInEvent)
+	}
+	if s.AbsTargetPath() != filepath.Join(root, "u", "y.txt") {
+		t.Fatalf("AbsTargetPath = %q", s.AbsTargetPath())
+	}
+	if s.LastCommand() != "RNTO y.txt" {
+		t.Fatalf("LastCommand = %q", s.LastCommand())
+	}
+	if s.CustomData(0) != "renamed /x.txt" || s.CustomData(1) != "" || s.CustomData(-1) != "" {
+		t.Fatalf("custom data %q", s.AllCustomData())
+	}
+	_, err := s.OpenRead(ctx, "/missing", 0)
+	if !errors.Is(err, core.ErrNotFound) || s.LastError() != "open /missing: no such file or directory" {
+		t.Fatalf("err %v, LastError %q", err, s.LastError())
+	}
+	if _, ok := s.LastErrorTime(); !ok {
+		t.Fatal("LastErrorTime not set")
+	}
+	if s.RelPath() != "/missing" || s.AbsPath() != filepath.Join(root, "u", "missing") {
+		t.Fatalf("RelPath %q AbsPath %q", s.RelPath(), s.AbsPath())
+	}
+	if err := s.Rename(ctx, "/y.txt", "/y.txt/../z", false); err != nil {
+		t.Fatalf("rename with dots: %v", err)
+	}
+	if err := upload(ctx, s, "/w.txt", "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename(ctx, "/w.txt", "/z", false); !errors.Is(err, core.ErrExists) {
+		t.Fatalf("rename over an existing file without replace: %v", err)
+	}
+	if err := s.Rename(ctx, "/w.txt", "/z", true); err != nil {
+		t.Fatalf("replacing rename: %v", err)
+	}
+}
+
+func TestQuotaAccounting(t *testing.T) {
+	site, _ := diskSite(t, nil, user("q", onDisk, func(u *config.User) { u.Quota = config.Quota{Bytes: 1000, Files: 2} }))
+	s := login(t, site, "q")
+	ctx := context.Background()
+	if err := upload(ctx, s, "/a", strings.Repeat("a", 600)); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(ctx, s, "/b", strings.Repeat("b", 600)); !errors.Is(err, core.ErrQuota) {
+		t.Fatalf("upload over the byte quota: %v", err)
+	}
+	if err := upload(ctx, s, "/a", strings.Repeat("a", 900)); err != nil {
+		t.Fatalf("replacing a file within quota: %v", err)
+	}
+	if err := upload(ctx, s, "/c", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(ctx, s, "/d", "d"); !errors.Is(err, core.ErrQuota) {
+		t.Fatalf("upload over the file quota: %v", err)
+	}
+	if err := s.Remove(ctx, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(ctx, s, "/d", strings.Repeat("d", 900)); err != nil {
+		t.Fatalf("upload after freeing space: %v", err)
+	}
+	st, err := s.StatFS(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 2 || st.FilesFree != 0 {
+		t.Fatalf("statfs from quota: %+v", st)
+	}
+	// A second session of the same user shares the usage.
+	s2 := login(t, site, "q")
+	if err := upload(ctx, s2, "/e", "e"); !errors.Is(err, core.ErrQuota) {
+		t.Fatalf("quota not shared across sessions: %v", err)
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	site, _ := diskSite(t, nil,
+		user("all", onDisk),
+		user("up", onDisk, func(u *config.User) { u.Home.Permissions = []string{"upload", "list"} }),
+	)
+	ctx := context.Background()
+	a := login(t, site, "all")
+	if err := upload(ctx, a, "/f", "1"); err != nil {
+		t.Fatal(err)
+	}
+	u := login(t, site, "up")
+	cases := []struct {
+		name string
+		err  error
+	}{
+		{"upload new", upload(ctx, u, "/g", "1")},
+		{"overwrite", upload(ctx, u, "/g", "2")},
+		{"mkdir", u.Mkdir(ctx, "/d")},
+		{"remove", u.Remove(ctx, "/g")},
+		{"rename", u.Rename(ctx, "/g", "/h", false)},
+		{"chmod", u.SetStat(ctx, "/g", core.Attrs{Mode: ptr(os.FileMode(0o600))})},
+	}
+	want := []error{nil, core.ErrDenied, core.ErrDenied, core.ErrDenied, core.ErrDenied, core.ErrDenied}
+	for i, c := range cases {
+		if !errors.Is(c.err, want[i]) && !(want[i] == nil && c.err == nil) {
+			t.Errorf("%s: %v, want %v", c.name, c.err, want[i])
+		}
+	}
+	if _, err := u.OpenRead(ctx, "/g", 0); !errors.Is(err, core.ErrDenied) {
+		t.Errorf("download without permission: %v", err)
+	}
+	// Append needs only upload.
+	h, err := u.OpenWrite(ctx, "/g", core.WriteMode{Append: true}, 0)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	_, _ = h.Write([]byte("+"))
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

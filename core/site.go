@@ -1,0 +1,421 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/vfs"
+)
+
+// Options configure a Site beyond its YAML.
+type Options struct {
+	Logger *slog.Logger // default: slog.Default()
+	Events Dispatcher   // default: NopDispatcher
+	Now    func() time.Time
+}
+
+// Site is one virtual site of the config: its users, file systems, limits and event handlers,
+// and the registry of its live sessions. Adapters get sessions from it.
+type Site struct {
+	name   string
+	log    *slog.Logger
+	events Dispatcher
+	now    func() time.Time
+	cfg    atomic.Pointer[siteConfig]
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	perIP    map[netip.Addr]int
+	perUser  map[string]int
+	backends map[string]afero.Fs // by vfs name + resolved root
+	usage    map[string]*usage   // quota usage by user id
+	limits   map[string]*bandwidth
+	bans     map[netip.Addr]time.Time
+	closed   bool
+
+	transfers atomic.Int64 // open read and write handles
+}
+
+// ActiveTransfers returns the number of uploads and downloads in progress.
+func (s *Site) ActiveTransfers() int64 { return s.transfers.Load() }
+
+// siteConfig is the part of a site that a reload replaces; sessions keep the user they
+// authenticated with.
+type siteConfig struct {
+	raw      *config.Site
+	users    map[string]*User
+	catchAll *User
+	vfs      map[string]config.VFS
+	safe     []netip.Prefix
+	allow    []netip.Prefix
+	block    []netip.Prefix
+}
+
+// NewSite builds a site from its configuration.
+func NewSite(c *config.Site, opts Options) (*Site, error) {
+	s := &Site{
+		name: c.Name, log: opts.Logger, events: opts.Events, now: opts.Now,
+		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
+		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
+		bans: map[netip.Addr]time.Time{},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("site", c.Name)
+	if s.events == nil {
+		s.events = NopDispatcher{}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.Reload(c); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload replaces users, file system definitions, limits and lists for new sessions and
+// operations; live sessions keep their user and mounts.
+func (s *Site) Reload(c *config.Site) error {
+	sc := &siteConfig{raw: c, users: map[string]*User{}, vfs: map[string]config.VFS{},
+		safe: prefixes(c.Protector.Safe), allow: prefixes(c.Protector.Allow), block: prefixes(c.Protector.Block)}
+	for _, v := range c.VFS {
+		sc.vfs[v.Name] = v
+	}
+	for i := range c.Users {
+		u, err := newUser(&c.Users[i])
+		if err != nil {
+			return fmt.Errorf("site %q: %w", c.Name, err)
+		}
+		for _, m := range u.Mounts {
+			if _, ok := sc.vfs[m.VFS]; !ok {
+				return fmt.Errorf("site %q: user %q: unknown vfs %q", c.Name, u.ID, m.VFS)
+			}
+		}
+		if u.catchAll {
+			sc.catchAll = u
+			continue
+		}
+		sc.users[u.ID] = u
+	}
+	s.cfg.Store(sc)
+	return nil
+}
+
+// Name returns the site's name (Session.GetVirtualSite()).
+func (s *Site) Name() string { return s.name }
+
+// Config returns the site's current configuration (adapters read listeners, ssh, ftp, tls).
+func (s *Site) Config() *config.Site { return s.cfg.Load().raw }
+
+// Logger returns the site's logger.
+func (s *Site) Logger() *slog.Logger { return s.log }
+
+// Events returns the site's dispatcher.
+func (s *Site) Events() Dispatcher { return s.events }
+
+// LookupUser returns a configured user (not the catch-all profile).
+func (s *Site) LookupUser(id string) (*User, bool) {
+	u, ok := s.cfg.Load().users[id]
+	return u, ok
+}
+
+// ConnInfo describes an accepted connection.
+type ConnInfo struct {
+	Remote   net.Addr
+	Local    net.Addr
+	Protocol string // SFTP, FTP or FTPS at accept time
+}
+
+// Connect admits a new connection: block and allow lists, bans, connection limits and the
+// OnNewConnection event. On success it returns a registered, unauthenticated session, which
+// the adapter must Close when the connection ends.
+func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
+	ip := addrIP(info.Remote)
+	conn := &Conn{RemoteIP: ip.String(), Protocol: info.Protocol, Site: s.name}
+	if info.Local != nil {
+		conn.LocalAddr = info.Local.String()
+	}
+	if why := s.refusal(ip); why != "" {
+		s.log.Info("connection refused", "ip", conn.RemoteIP, "protocol", info.Protocol, "reason", why)
+		if s.events.Handles(OnBlocklistHit, nil) {
+			s.events.Fire(ctx, &Event{Name: OnBlocklistHit, Conn: conn})
+		}
+		return nil, fmt.Errorf("%s: %w", why, ErrRefused)
+	}
+	lim := s.Config().Limits
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("server is shutting down: %w", ErrRefused)
+	case lim.MaxConnections > 0 && len(s.sessions) >= lim.MaxConnections:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("server connection limit reached: %w", ErrLimit)
+	case lim.MaxConnectionsPerIP > 0 && s.perIP[ip] >= lim.MaxConnectionsPerIP:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("too many connections from your address: %w", ErrLimit)
+	}
+	sess := newSession(s, conn, ip, info.Protocol)
+	s.sessions[sess.id] = sess
+	s.perIP[ip]++
+	s.mu.Unlock()
+
+	if s.events.Handles(OnNewConnection, nil) {
+		s.events.Fire(ctx, &Event{Name: OnNewConnection, Conn: conn})
+		if conn.Rejected() {
+			s.unregister(sess)
+			return nil, fmt.Errorf("rejected by script: %w", ErrRefused)
+		}
+	}
+	return sess, nil
+}
+
+// SoftwareID fires BeforeSendSoftwareID and returns the identification (SSH) or greeting
+// (FTP) to send: def unless a script changed it.
+func (s *Site) SoftwareID(ctx context.Context, sess *Session, def string) string {
+	if !s.events.Handles(BeforeSendSoftwareID, nil) {
+		return def
+	}
+	s.events.Fire(ctx, &Event{Name: BeforeSendSoftwareID, Conn: sess.conn})
+	return sess.conn.SoftwareID(def)
+}
+
+// refusal returns why ip may not connect, or "".
+func (s *Site) refusal(ip netip.Addr) string {
+	sc := s.cfg.Load()
+	if containsIP(sc.block, ip) {
+		return "address is on the block list"
+	}
+	if len(sc.allow) > 0 && !containsIP(sc.allow, ip) {
+		return "address is not on the allow list"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until, ok := s.bans[ip]; ok {
+		if s.now().Before(until) {
+			return "address is banned"
+		}
+		delete(s.bans, ip)
+	}
+	return ""
+}
+
+// Ban refuses new connections from ip for d (the protector's temporary block list). Safe-listed
+// addresses are never banned. It reports whether a ban was added.
+func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Session) bool {
+	sc := s.cfg.Load()
+	if containsIP(sc.safe, ip) {
+		return false
+	}
+	s.mu.Lock()
+	s.bans[ip] = s.now().Add(d)
+	s.mu.Unlock()
+	s.log.Warn("address banned", "ip", ip.String(), "for", d.String())
+	if s.events.Handles(OnBlocklistAdd, nil) {
+		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
+		if sess != nil {
+			conn = sess.conn
+		}
+		s.events.Fire(ctx, &Event{Name: OnBlocklistAdd, Session: sess, Conn: conn})
+	}
+	return true
+}
+
+// Sessions returns the live sessions.
+func (s *Site) Sessions() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Session, 0, len(s.sessions))
+	for _, x := range s.sessions {
+		out = append(out, x)
+	}
+	return out
+}
+
+// Session returns a live session by id.
+func (s *Site) Session(id string) (*Session, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, ok := s.sessions[id]
+	return x, ok
+}
+
+// Kick ends a live session (OnConnectionClose fires when its adapter closes it).
+func (s *Site) Kick(id string) bool {
+	x, ok := s.Session(id)
+	if ok {
+		x.Terminate(false)
+	}
+	return ok
+}
+
+// CountByIP returns the number of live connections from ip.
+func (s *Site) CountByIP(ip netip.Addr) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perIP[ip]
+}
+
+// CountByUser returns the number of live authenticated sessions of a user.
+func (s *Site) CountByUser(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perUser[id]
+}
+
+// Shutdown refuses new connections and ends every session, waiting until their adapters have
+// closed them or ctx expires.
+func (s *Site) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	for _, x := range s.Sessions() {
+		x.Terminate(false)
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d sessions still open: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for k, b := range s.backends {
+		if c, ok := b.(interface{ Close() error }); ok {
+			errs = append(errs, c.Close())
+		}
+		delete(s.backends, k)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Site) unregister(sess *Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess.id]; !ok {
+		return
+	}
+	delete(s.sessions, sess.id)
+	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
+		delete(s.perIP, sess.ip)
+	}
+	if sess.countedUser != "" {
+		if s.perUser[sess.countedUser]--; s.perUser[sess.countedUser] <= 0 {
+			delete(s.perUser, sess.countedUser)
+		}
+	}
+}
+
+// claimUserSlot counts an authenticated session against the user's session limit.
+func (s *Site) claimUserSlot(sess *Session, u *User) error {
+	max := u.MaxSessions
+	if max == 0 {
+		max = s.Config().Limits.MaxSessionsPerUser
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max > 0 && s.perUser[u.ID] >= max {
+		return fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
+	}
+	s.perUser[u.ID]++
+	sess.countedUser = u.ID
+	return nil
+}
+
+// backend returns the (shared, cached) backend for a vfs definition and user.
+func (s *Site) backend(def config.VFS, userID string) (afero.Fs, error) {
+	root := strings.ReplaceAll(def.Root, "{user}", userID)
+	key := def.Name + "\x00" + def.Type + "\x00" + root
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.backends[key]; ok {
+		return b, nil
+	}
+	var b afero.Fs
+	switch def.Type {
+	case "memory":
+		b = vfs.NewMemory()
+	case "disk", "":
+		d, err := vfs.NewDisk(root)
+		if err != nil {
+			return nil, fmt.Errorf("vfs %q: %w", def.Name, err)
+		}
+		b = d
+	default:
+		return nil, fmt.Errorf("vfs %q: unknown type %q", def.Name, def.Type)
+	}
+	s.backends[key] = b
+	return b, nil
+}
+
+// mountTable opens the user's mounts.
+func (s *Site) mountTable(u *User) (*vfs.Table, map[*vfs.Mount]mountPolicy, error) {
+	sc := s.cfg.Load()
+	mounts := make([]*vfs.Mount, 0, len(u.Mounts))
+	pol := make(map[*vfs.Mount]mountPolicy, len(u.Mounts))
+	for _, ms := range u.Mounts {
+		def := sc.vfs[ms.VFS]
+		b, err := s.backend(def, u.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		m := &vfs.Mount{Path: ms.Path, Name: ms.VFS, FS: b}
+		mounts = append(mounts, m)
+		pol[m] = mountPolicy{perms: ms.Perms, atomic: def.Atomic()}
+	}
+	t, err := vfs.NewTable(mounts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, pol, nil
+}
+
+type mountPolicy struct {
+	perms  Perm
+	atomic bool
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if a == nil {
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if ip, err := netip.ParseAddr(a.String()); err == nil {
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func containsIP(ps []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,531 @@
+package core
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/wharf-project/wharf/vfs"
+)
+
+var errEOF = io.EOF
+
+// filePerm is the mode of uploaded files: clients ask for 0777 (ftpserverlib) or anything.
+const filePerm = 0o644
+
+// ReadHandle is an open download. It counts bytes and fires AfterFileDownload, or
+// OnTransferError after Abort, exactly once when closed. ReadAt is safe for concurrent use.
+type ReadHandle struct {
+	sess  *Session
+	f     afero.File
+	vpath string
+	size  int64
+	pos   int64 // for Read/Seek: one sequential reader only
+	bytes atomic.Int64
+	fail  atomic.Pointer[error]
+	once  sync.Once
+	err   error
+}
+
+// OpenRead opens a file for download, reading from offset with Read.
+func (s *Session) OpenRead(ctx context.Context, p string, offset int64) (*ReadHandle, error) {
+	const op = "open"
+	if err := s.begin(ctx, op, p, "OPEN "+p); err != nil {
+		return nil, err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if t.mount == nil {
+		return nil, s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+	}
+	if !t.allows(PermDownload) {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	fi, err := t.mount.FS.Stat(t.path)
+	if err != nil {
+		return nil, s.fail(backendErr(op, t.virtual, err))
+	}
+	if fi.IsDir() {
+		return nil, s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+	}
+	if offset < 0 {
+		return nil, s.fail(opErr(op, t.virtual, ErrInvalid, nil))
+	}
+	if s.gate(ctx, BeforeFileDownload, t.virtual, "") {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDownload script")))
+	}
+	f, err := t.mount.FS.OpenFile(t.path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, s.fail(backendErr(op, t.virtual, err))
+	}
+	s.site.transfers.Add(1)
+	return &ReadHandle{sess: s, f: f, vpath: t.virtual, size: fi.Size(), pos: offset}, nil
+}
+
+// Size returns the file size when it was opened.
+func (h *ReadHandle) Size() int64 { return h.size }
+
+// Bytes returns how many bytes were read.
+func (h *ReadHandle) Bytes() int64 { return h.bytes.Load() }
+
+// Path returns the virtual path.
+func (h *ReadHandle) Path() string { return h.vpath }
+
+// ReadAt reads at an offset (SFTP's out-of-order reads).
+func (h *ReadHandle) ReadAt(p []byte, off int64) (int, error) {
+	s := h.sess
+	if s.Closed() {
+		return 0, opErr("read", h.vpath, ErrClosed, nil)
+	}
+	if bw := s.bw; bw != nil {
+		if err := throttle(s.ctx, bw.down, len(p)); err != nil {
+			return 0, opErr("read", h.vpath, ErrClosed, err)
+		}
+	}
+	n, err := h.f.ReadAt(p, off)
+	h.bytes.Add(int64(n))
+	s.Touch()
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = backendErr("read", h.vpath, err)
+	}
+	return n, err
+}
+
+// Read reads sequentially from the open offset.
+func (h *ReadHandle) Read(p []byte) (int, error) {
+	n, err := h.ReadAt(p, h.pos)
+	h.pos += int64(n)
+	if err == nil && n == 0 && len(p) > 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Seek moves the sequential read position.
+func (h *ReadHandle) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += h.pos
+	case io.SeekEnd:
+		off += h.size
+	default:
+		return h.pos, opErr("seek", h.vpath, ErrInvalid, nil)
+	}
+	if off < 0 {
+		return h.pos, opErr("seek", h.vpath, ErrInvalid, nil)
+	}
+	h.pos = off
+	return off, nil
+}
+
+// Abort marks the transfer as failed (the client aborted or the connection dropped).
+func (h *ReadHandle) Abort(err error) {
+	if err == nil {
+		err = errors.New("transfer aborted")
+	}
+	h.fail.CompareAndSwap(nil, &err)
+}
+
+// Close closes the file and fires AfterFileDownload, or OnTransferError after Abort.
+func (h *ReadHandle) Close() error {
+	h.once.Do(func() {
+		cerr := h.f.Close()
+		s := h.sess
+		defer s.site.transfers.Add(-1)
+		ctx := context.Background()
+		if fp := h.fail.Load(); fp != nil {
+			s.RecordError(opErr("download", h.vpath, ErrFailure, *fp))
+			s.fire(ctx, OnTransferError, h.vpath, "")
+			return
+		}
+		if cerr != nil {
+			h.err = s.fail(backendErr("close", h.vpath, cerr))
+			s.fire(ctx, OnTransferError, h.vpath, "")
+			return
+		}
+		s.setCurrent(h.vpath)
+		s.fire(ctx, AfterFileDownload, h.vpath, "")
+	})
+	return h.err
+}
+
+// WriteMode says how OpenWrite opens a file.
+type WriteMode struct {
+	Truncate  bool // replace the content
+	Append    bool // every write goes to the end
+	Exclusive bool // fail if the file exists
+	Read      bool // also readable through ReadAt (SFTP read+write opens)
+}
+
+// WriteHandle is an open upload. Writes count bytes and quota; Close publishes an atomic
+// upload and fires AfterFileUpload, or discards it and fires OnTransferError. WriteAt is safe
+// for concurrent use.
+type WriteHandle struct {
+	sess    *Session
+	t       target
+	f       afero.File
+	atomic  *vfs.AtomicFile
+	quota   *usage
+	mode    WriteMode
+	existed bool
+	oldSize int64
+
+	mu       sync.Mutex
+	hw       int64 // size of the data as written so far (high-water mark)
+	pos      int64 // for Write
+	quotaHit bool
+
+	bytes atomic.Int64
+	fail  atomic.Pointer[error]
+	once  sync.Once
+	err   error
+}
+
+// OpenWrite opens a file for upload. offset is where Write starts (FTP REST); SFTP uses
+// WriteAt. Creating needs the upload permission; changing an existing file's content needs
+// overwrite (appending needs upload).
+func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offset int64) (*WriteHandle, error) {
+	const op = "open"
+	if err := s.begin(ctx, op, p, "OPEN "+p); err != nil {
+		return nil, err
+	}
+	t, err := s.resolve(op, p, false)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if t.mount == nil || t.fixed() {
+		return nil, s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+	}
+	if offset < 0 {
+		return nil, s.fail(opErr(op, t.virtual, ErrInvalid, nil))
+	}
+	fi, err := t.mount.FS.Stat(t.path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, s.fail(backendErr(op, t.virtual, err))
+	}
+	var oldSize int64
+	if exists {
+		oldSize = fi.Size()
+		switch {
+		case fi.IsDir():
+			return nil, s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+		case mode.Exclusive:
+			return nil, s.fail(opErr(op, t.virtual, ErrExists, nil))
+		}
+	}
+	need := PermUpload
+	if exists && (mode.Truncate || (!mode.Append && offset < oldSize)) {
+		need = PermOverwrite
+	}
+	if !t.allows(need) {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	if s.gate(ctx, BeforeFileUpload, t.virtual, "") {
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileUpload script")))
+	}
+	q := s.quotaRecord()
+	if t.mount.Path != "/" {
+		q = nil // quotas count the home mount
+	}
+	if !exists && !q.reserve(0, 1) {
+		return nil, s.fail(opErr(op, t.virtual, ErrQuota, errors.New("file count quota reached")))
+	}
+	h := &WriteHandle{sess: s, t: t, quota: q, mode: mode, existed: exists, oldSize: oldSize, pos: offset}
+	useAtomic := t.atomic && (!exists || mode.Truncate) && !mode.Append && offset == 0 && !mode.Read
+	if useAtomic {
+		af, err := vfs.CreateAtomic(t.mount.FS, t.path, filePerm)
+		if err != nil {
+			h.releaseReservation()
+			return nil, s.fail(backendErr(op, t.virtual, err))
+		}
+		h.atomic, h.f = af, af
+	} else {
+		flags := os.O_WRONLY | os.O_CREATE
+		if mode.Read {
+			flags = os.O_RDWR | os.O_CREATE
+		}
+		if mode.Truncate {
+			flags |= os.O_TRUNC
+		}
+		f, err := t.mount.FS.OpenFile(t.path, flags, filePerm)
+		if err != nil {
+			h.releaseReservation()
+			return nil, s.fail(backendErr(op, t.virtual, err))
+		}
+		h.f = f
+		if exists && !mode.Truncate {
+			h.hw = oldSize
+		}
+	}
+	if exists && mode.Truncate {
+		// The old content is being replaced: it no longer counts (an atomic upload that is
+		// discarded gives it back).
+		q.release(oldSize, 0)
+	}
+	if mode.Append {
+		h.pos = h.hw
+	}
+	s.site.transfers.Add(1)
+	return h, nil
+}
+
+func (h *WriteHandle) releaseReservation() {
+	if !h.existed {
+		h.quota.release(0, 1)
+	}
+}
+
+// Path returns the virtual path.
+func (h *WriteHandle) Path() string { return h.t.virtual }
+
+// Bytes returns how many bytes were written.
+func (h *WriteHandle) Bytes() int64 { return h.bytes.Load() }
+
+// WriteAt writes at an offset (SFTP's out-of-order writes); in append mode at the end.
+func (h *WriteHandle) WriteAt(p []byte, off int64) (int, error) {
+	s := h.sess
+	if s.Closed() {
+		return 0, opErr("write", h.t.virtual, ErrClosed, nil)
+	}
+	h.mu.Lock()
+	if h.mode.Append {
+		off = h.hw
+	}
+	if end := off + int64(len(p)); end > h.hw {
+		if !h.quota.reserve(end-h.hw, 0) {
+			h.quotaHit = true
+			h.mu.Unlock()
+			err := opErr("write", h.t.virtual, ErrQuota, nil)
+			h.Abort(err)
+			return 0, s.fail(err)
+		}
+		h.hw = end
+	}
+	h.mu.Unlock()
+	if bw := s.bw; bw != nil {
+		if err := throttle(s.ctx, bw.up, len(p)); err != nil {
+			return 0, opErr("write", h.t.virtual, ErrClosed, err)
+		}
+	}
+	n, err := h.f.WriteAt(p, off)
+	h.bytes.Add(int64(n))
+	s.Touch()
+	if err != nil {
+		err = backendErr("write", h.t.virtual, err)
+		h.Abort(err)
+	}
+	return n, err
+}
+
+// Write writes sequentially from the open offset.
+func (h *WriteHandle) Write(p []byte) (int, error) {
+	n, err := h.WriteAt(p, h.pos)
+	h.pos += int64(n)
+	return n, err
+}
+
+// ReadAt reads back (read+write opens only).
+func (h *WriteHandle) ReadAt(p []byte, off int64) (int, error) {
+	if !h.mode.Read {
+		return 0, opErr("read", h.t.virtual, ErrDenied, errors.New("not opened for reading"))
+	}
+	n, err := h.f.ReadAt(p, off)
+	h.sess.Touch()
+	return n, err
+}
+
+// Abort marks the transfer as failed: Close then discards an atomic upload.
+func (h *WriteHandle) Abort(err error) {
+	if err == nil {
+		err = errors.New("transfer aborted")
+	}
+	h.fail.CompareAndSwap(nil, &err)
+}
+
+// Close finishes the upload. A failed or aborted upload fires OnTransferError, and leaves
+// nothing under the final name when it was atomic or hit the quota. A successful one fires
+// AfterFileUpload; with atomic uploads that runs before the data is published, and a
+// BlockOperation there discards it (content veto).
+func (h *WriteHandle) Close() error {
+	h.once.Do(func() {
+		defer h.sess.site.transfers.Add(-1)
+		h.err = h.finish()
+	})
+	return h.err
+}
+
+func (h *WriteHandle) finish() error {
+	s := h.sess
+	ctx := context.Background()
+	v := h.t.virtual
+	cerr := h.f.Close() // an atomic upload's temp file stays until Publish or Discard
+	failed := h.fail.Load()
+	if failed == nil && cerr != nil {
+		e := backendErr("close", v, cerr)
+		failed = &e
+	}
+	if failed != nil {
+		h.discard()
+		s.RecordError(*failed)
+		s.setCurrent(v)
+		s.fire(ctx, OnTransferError, v, "")
+		if Kind(*failed) == ErrQuota {
+			return *failed
+		}
+		return opErr("upload", v, ErrFailure, *failed)
+	}
+	s.setCurrent(v)
+	if h.atomic == nil {
+		s.fire(ctx, AfterFileUpload, v, "")
+		return nil
+	}
+	if s.gate(ctx, AfterFileUpload, v, "") {
+		h.discard()
+		return s.fail(opErr("upload", v, ErrDenied, errors.New("upload rejected by AfterFileUpload script")))
+	}
+	if err := h.atomic.Publish(); err != nil {
+		h.discard()
+		return s.fail(backendErr("upload", v, err))
+	}
+	return nil
+}
+
+// discard removes what a failed upload left: the temp file of an atomic upload, or a file
+// this upload created when it ran over the quota.
+func (h *WriteHandle) discard() {
+	h.mu.Lock()
+	hw, hit := h.hw, h.quotaHit
+	h.mu.Unlock()
+	switch {
+	case h.atomic != nil:
+		_ = h.atomic.Discard()
+		h.quota.release(hw, 0)
+		h.releaseReservation()
+		if h.existed {
+			h.quota.restore(h.oldSize) // the old file stays
+		}
+	case hit && !h.existed:
+		_ = h.t.mount.FS.Remove(h.t.path)
+		h.quota.release(hw, 0)
+		h.releaseReservation()
+	}
+}
+
+func (s *Session) setCurrent(vpath string) {
+	s.mu.Lock()
+	table := s.table
+	s.mu.Unlock()
+	if r, err := table.Resolve(vpath); err == nil {
+		s.setPaths(target{virtual: vpath, mount: r.Mount, path: r.Path}, nil)
+	}
+}
+
+// Hash returns the hex digest of a file's bytes [start, end) (end <= 0 means to the end) with
+// algo sha256, sha512, sha1, md5 or crc32. It needs the download permission.
+func (s *Session) Hash(ctx context.Context, p, algo string, start, end int64) (string, error) {
+	const op = "hash"
+	if err := s.begin(ctx, op, p, "HASH "+p); err != nil {
+		return "", err
+	}
+	t, err := s.resolve(op, p, true)
+	if err != nil {
+		return "", s.fail(err)
+	}
+	if t.mount == nil {
+		return "", s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+	}
+	if !t.allows(PermDownload) {
+		return "", s.fail(opErr(op, t.virtual, ErrDenied, nil))
+	}
+	var hh hash.Hash
+	switch strings.ToLower(algo) {
+	case "sha256", "sha-256":
+		hh = sha256.New()
+	case "sha512", "sha-512":
+		hh = sha512.New()
+	case "sha1", "sha-1":
+		hh = sha1.New()
+	case "md5":
+		hh = md5.New()
+	case "crc32":
+		hh = crc32.NewIEEE()
+	default:
+		return "", s.fail(opErr(op, t.virtual, ErrUnsupported, errors.New("unknown hash "+algo)))
+	}
+	f, err := t.mount.FS.Open(t.path)
+	if err != nil {
+		return "", s.fail(backendErr(op, t.virtual, err))
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		return "", s.fail(opErr(op, t.virtual, ErrIsDir, err))
+	}
+	var r io.Reader = io.NewSectionReader(f, start, 1<<62)
+	if end > 0 {
+		r = io.NewSectionReader(f, start, max(0, end-start))
+	}
+	if _, err := io.Copy(hh, &ctxReader{ctx: ctx, r: r}); err != nil {
+		return "", s.fail(backendErr(op, t.virtual, err))
+	}
+	return hex.EncodeToString(hh.Sum(nil)), nil
+}
+
+// ctxReader stops a long read when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// renamed gives a FileInfo the name the client sees.
+func renamed(fi fs.FileInfo, name string) fs.FileInfo {
+	if fi.Name() == name {
+		return fi
+	}
+	return namedInfo{FileInfo: fi, name: name}
+}
+
+type namedInfo struct {
+	fs.FileInfo
+	name string
+}
+
+func (n namedInfo) Name() string { return n.name }
+
+// dirInfo describes a directory that exists only because of mounts.
+type dirInfo struct {
+	name string
+	mod  time.Time
+}
+
+func (d dirInfo) Name() string       { return d.name }
+func (d dirInfo) Size() int64        { return 0 }
+func (d dirInfo) Mode() fs.FileMode  { return fs.ModeDir | 0o555 }
+func (d dirInfo) ModTime() time.Time { return d.mod }
+func (d dirInfo) IsDir() bool        { return true }
+func (d dirInfo) Sys() any           { return nil }
