@@ -1,0 +1,305 @@
+// Package config loads and validates wharf's YAML configuration (docs: shared spec config.md).
+//
+// Loading is strict and complete: unknown keys, duplicate keys, wrong types and invalid values
+// are all errors, every one is reported (not just the first) with file, line and key path, and
+// a config that loads is fully validated, so the rest of wharf can trust it. Absent keys get
+// the documented defaults and relative paths are made absolute against the config file's
+// folder, so nothing downstream depends on the process's working directory.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+)
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	Log      Log     `yaml:"log"`
+	StateDir string  `yaml:"state_dir"` // absolute after loading
+	Sites    []Site  `yaml:"sites"`
+	Metrics  Metrics `yaml:"metrics"`
+
+	File     string    `yaml:"-"` // the file it came from ("(embedded default)" for the default)
+	Dir      string    `yaml:"-"` // absolute folder that relative paths were resolved against
+	Warnings []Problem `yaml:"-"` // non-fatal findings, e.g. a "plain:" password
+}
+
+// Log configures the server log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+	File   string `yaml:"file"`   // "" = stderr; absolute after loading otherwise
+}
+
+// Metrics configures the Prometheus / health endpoint.
+type Metrics struct {
+	Address string `yaml:"address"` // "" = off, else host:port
+}
+
+// Site is one virtual site: listeners, users and storage served together.
+type Site struct {
+	Name          string         `yaml:"name"`
+	Listeners     []Listener     `yaml:"listeners"`
+	SSH           SSH            `yaml:"ssh"`
+	FTP           FTP            `yaml:"ftp"`
+	TLS           TLS            `yaml:"tls"`
+	Limits        Limits         `yaml:"limits"`
+	Protector     Protector      `yaml:"protector"`
+	VFS           []VFS          `yaml:"vfs"`
+	Users         []User         `yaml:"users"`
+	ScriptsDir    string         `yaml:"scripts_dir"` // absolute after loading
+	EventHandlers []EventHandler `yaml:"event_handlers"`
+}
+
+// VFSByName returns the site's vfs definition with the given name.
+func (s *Site) VFSByName(name string) (VFS, bool) {
+	i := slices.IndexFunc(s.VFS, func(v VFS) bool { return v.Name == name })
+	if i < 0 {
+		return VFS{}, false
+	}
+	return s.VFS[i], true
+}
+
+// Listener is one TCP listening socket.
+type Listener struct {
+	Protocol      string `yaml:"protocol"` // sftp | ftp | ftps
+	Address       string `yaml:"address"`  // host:port; port 0 picks a free port (tests)
+	ProxyProtocol bool   `yaml:"proxy_protocol"`
+}
+
+// SSH configures the sftp listeners.
+type SSH struct {
+	HostKeys   []string `yaml:"host_keys"`   // absolute after loading; empty = generated into state_dir
+	SoftwareID string   `yaml:"software_id"` // default "wharf"
+	SCP        *bool    `yaml:"scp"`         // default true; set after loading
+}
+
+// SCPEnabled reports whether the legacy SCP protocol is served (default true).
+func (s SSH) SCPEnabled() bool { return s.SCP == nil || *s.SCP }
+
+// FTP configures the ftp and ftps listeners.
+type FTP struct {
+	TLS             string    `yaml:"tls"`               // off | optional | required; default optional
+	TLSSessionReuse string    `yaml:"tls_session_reuse"` // required | optional; default required
+	PassivePorts    PortRange `yaml:"passive_ports"`     // default 50000-50100
+	PublicHost      string    `yaml:"public_host"`       // "" or an IPv4 literal
+	ActiveMode      bool      `yaml:"active_mode"`
+	Banner          string    `yaml:"banner"`
+}
+
+// TLS names the certificate files; both empty means a self-signed certificate in state_dir.
+type TLS struct {
+	Cert string `yaml:"cert"` // absolute after loading when set
+	Key  string `yaml:"key"`  // absolute after loading when set
+}
+
+// Limits bounds resource use per site. A count of 0 means unlimited.
+type Limits struct {
+	MaxConnections      int      `yaml:"max_connections"`        // default 500
+	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"` // default 20
+	MaxSessionsPerUser  int      `yaml:"max_sessions_per_user"`  // default 10
+	IdleTimeout         Duration `yaml:"idle_timeout"`           // default 15m
+	LoginTimeout        Duration `yaml:"login_timeout"`          // default 30s
+}
+
+// Protector bans clients that collect too many strikes (failed logins and the like).
+type Protector struct {
+	Enabled   *bool    `yaml:"enabled"`   // default true; set after loading
+	Window    Duration `yaml:"window"`    // default 10m
+	Threshold int      `yaml:"threshold"` // default 10
+	BanFor    Duration `yaml:"ban_for"`   // default 30m
+	Allow     []Prefix `yaml:"allow"`     // non-empty = only these may connect
+	Safe      []Prefix `yaml:"safe"`      // never banned; default [127.0.0.1/32] when absent
+	Block     []Prefix `yaml:"block"`     // always refused
+}
+
+// IsEnabled reports whether the protector is on (default true).
+func (p Protector) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// VFS is a named storage backend that users mount.
+type VFS struct {
+	Name          string `yaml:"name"`
+	Type          string `yaml:"type"`           // disk | memory
+	Root          string `yaml:"root"`           // disk only; may contain {user}; absolute after loading
+	AtomicUploads *bool  `yaml:"atomic_uploads"` // default true for disk, false for memory; set after loading
+}
+
+// Atomic reports whether uploads are written under a temporary name and published on close.
+func (v VFS) Atomic() bool {
+	if v.AtomicUploads != nil {
+		return *v.AtomicUploads
+	}
+	return v.Type == "disk"
+}
+
+// User is an account (or, with ID "*", the catch-all profile for script-authenticated users).
+type User struct {
+	ID          string   `yaml:"id"`
+	Password    string   `yaml:"password"` // "", a bcrypt or argon2id hash, or "plain:..."
+	PublicKeys  []string `yaml:"public_keys"`
+	TOTPSecret  string   `yaml:"totp_secret"` // base32
+	Email       string   `yaml:"email"`
+	Type        string   `yaml:"type"` // default "normal"
+	Description string   `yaml:"description"`
+	// AuthMethods lists accepted methods, each a single method or a chain joined with "+"
+	// ("publickey+password"). Left nil when absent: the default ("all that the user has
+	// credentials for") depends on credentials the binary may inject after loading.
+	AuthMethods []string         `yaml:"auth_methods"`
+	Subsystems  []string         `yaml:"subsystems"` // upper-case after loading; default all five
+	Home        Mount            `yaml:"home"`
+	Folders     map[string]Mount `yaml:"folders"` // key: absolute, clean virtual path, not "/"
+	AllowFrom   []Prefix         `yaml:"allow_from"`
+	MaxSessions int              `yaml:"max_sessions"` // 0 = the site's max_sessions_per_user
+	Bandwidth   Bandwidth        `yaml:"bandwidth"`
+	Quota       Quota            `yaml:"quota"`
+	// EventHandlers run before the site's handlers; scripts are in the site's scripts_dir.
+	EventHandlers []EventHandler `yaml:"event_handlers"`
+
+	Line int `yaml:"-"` // line of the user entry, for later messages
+}
+
+// Mount attaches a vfs at a virtual path with permissions.
+type Mount struct {
+	VFS         string   `yaml:"vfs"`
+	Permissions []string `yaml:"permissions"` // names from Permissions, or "all"; defaulted after loading
+}
+
+// Allows reports whether the mount grants permission perm.
+func (m Mount) Allows(perm string) bool {
+	return slices.Contains(m.Permissions, "all") || slices.Contains(m.Permissions, perm)
+}
+
+// Bandwidth limits transfer rates in KiB/s; 0 = unlimited.
+type Bandwidth struct {
+	Upload   int64 `yaml:"upload"`
+	Download int64 `yaml:"download"`
+}
+
+// Quota limits stored data; 0 = unlimited.
+type Quota struct {
+	Bytes int64 `yaml:"bytes"`
+	Files int64 `yaml:"files"`
+}
+
+// EventHandler attaches a script to an event (docs: shared spec scripting.md).
+type EventHandler struct {
+	Event    string   `yaml:"event"`    // one of Events
+	Script   string   `yaml:"script"`   // file in the site's scripts_dir, .lua or .js
+	Priority int      `yaml:"priority"` // ascending
+	Timeout  Duration `yaml:"timeout"`  // default 5s
+	OnError  string   `yaml:"on_error"` // block (default) | continue
+
+	Path string `yaml:"-"` // absolute path of the script file
+	Line int    `yaml:"-"` // line of the handler entry
+}
+
+// Events are the event names of scripting.md, in the order of its table.
+var Events = []string{
+	"OnNewConnection",
+	"BeforeSendSoftwareID",
+	"OnAuthRequest",
+	"OnAuthPassword",
+	"OnAuthPKI",
+	"OnAuthInteractiveSetQuestions",
+	"OnAuthInteractive",
+	"OnAuthFail",
+	"OnAuthSuccess",
+	"BeforeOpenSFTP",
+	"BeforeOpenCmd",
+	"OnDirList",
+	"BeforeFileUpload",
+	"AfterFileUpload",
+	"BeforeFileDownload",
+	"AfterFileDownload",
+	"BeforeFileDelete",
+	"AfterFileDelete",
+	"BeforeFileRename",
+	"AfterFileRename",
+	"BeforeDirCreate",
+	"AfterDirCreate",
+	"BeforeDirDelete",
+	"AfterDirDelete",
+	"OnTransferError",
+	"OnProtectorStrike",
+	"OnBlocklistAdd",
+	"OnBlocklistHit",
+	"OnConnectionClose",
+}
+
+// Permissions are the mount permission names; "all" grants every one of them.
+var Permissions = []string{"list", "download", "upload", "overwrite", "delete", "rename", "mkdir", "rmdir", "chmod", "chtimes"}
+
+// Subsystems are the protocol names a user may be allowed, as Session.GetProtocol reports them.
+var Subsystems = []string{"SFTP", "SCP", "FTP", "FTPES", "FTPS"}
+
+// AuthMethods are the authentication method names usable in auth_methods (and in chains).
+var AuthMethods = []string{"password", "publickey", "keyboard-interactive"}
+
+// DefaultFile is the File of the embedded default configuration.
+const DefaultFile = "(embedded default)"
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the embedded default configuration (a copy: callers may modify it).
+func Default() []byte { return slices.Clone(defaultYAML) }
+
+// LoadDefault parses the embedded default configuration with relative paths resolved
+// against baseDir (the current directory for `wharf serve` without -c).
+func LoadDefault(baseDir string) (*Config, error) {
+	return Parse(defaultYAML, DefaultFile, baseDir)
+}
+
+// Load reads and validates the configuration file at path. Relative paths inside it are
+// relative to the file's folder. An invalid file yields an *Error listing every problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path, filepath.Dir(path))
+}
+
+// Parse validates configuration data. file names it in messages; dir is the folder that
+// relative paths are resolved against (made absolute if it is not). An invalid
+// configuration yields an *Error listing every problem.
+func Parse(data []byte, file, dir string) (*Config, error) {
+	if file == "" {
+		file = "(config)" // every problem must name a file
+	}
+	if dir == "" {
+		dir = "."
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, &Error{Problems: []Problem{{File: file, Msg: fmt.Sprintf("resolve config folder %q: %v", dir, err)}}}
+	}
+	cfg := &Config{File: file, Dir: absDir}
+
+	root, syntax := parseDocument(data, file)
+	if syntax != nil {
+		return nil, &Error{Problems: []Problem{*syntax}}
+	}
+	d := newDecoder(file, len(data))
+	if root != nil {
+		d.decode(root, reflect.ValueOf(cfg).Elem(), "", 0)
+	}
+	if d.exhausted {
+		return nil, &Error{Problems: d.problems}
+	}
+	c := newChecker(d, absDir)
+	c.check(cfg)
+
+	problems := append(d.problems, c.problems...)
+	sortProblems(problems)
+	sortProblems(c.warnings)
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems, Warnings: c.warnings}
+	}
+	cfg.Warnings = c.warnings
+	return cfg, nil
+}

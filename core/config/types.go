@@ -1,0 +1,149 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Duration is a time.Duration written in YAML as a Go duration string ("15m", "2s").
+// Bare numbers are refused: "timeout: 5" is ambiguous (seconds? milliseconds?).
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a duration such as \"30s\" or \"15m\", got %s", describe(n))
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a Go duration such as \"30s\", \"15m\" or \"1h30m\"", truncate(n.Value))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler so that a loaded config prints back the same way.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// PortRange is an inclusive TCP port range, written "50000-50100" or as a single port "50000".
+// Range checks (1..65535, Start <= End) are done by the validator so that a PortRange built in
+// code is checked the same way as one read from YAML.
+type PortRange struct{ Start, End int }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *PortRange) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a port range such as \"50000-50100\", got %s", describe(n))
+	}
+	s := strings.TrimSpace(n.Value)
+	lo, hi, isRange := strings.Cut(s, "-")
+	start, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	end, err2 := start, error(nil)
+	if isRange {
+		end, err2 = strconv.Atoi(strings.TrimSpace(hi))
+	}
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("invalid port range %q: expected \"START-END\" such as \"50000-50100\", or a single port", truncate(n.Value))
+	}
+	r.Start, r.End = start, end
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler. A single port is written as a number, a range as "A-B".
+func (r PortRange) MarshalYAML() (any, error) {
+	if r.Start == r.End {
+		return r.Start, nil
+	}
+	return r.String(), nil
+}
+
+// String returns the range as written in the config ("50000-50100").
+func (r PortRange) String() string {
+	if r.Start == r.End {
+		return strconv.Itoa(r.Start)
+	}
+	return fmt.Sprintf("%d-%d", r.Start, r.End)
+}
+
+// Size returns the number of ports in the range (0 if it is inverted).
+func (r PortRange) Size() int { return max(0, r.End-r.Start+1) }
+
+// Prefix is an IP network written as a CIDR ("10.0.0.0/8", "::1/128") or a bare address,
+// which becomes a single-host prefix (/32 or /128).
+type Prefix struct{ netip.Prefix }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a CIDR such as \"10.0.0.0/8\" or an IP address, got %s", describe(n))
+	}
+	v, err := ParsePrefix(n.Value)
+	if err != nil {
+		return err
+	}
+	p.Prefix = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (p Prefix) MarshalYAML() (any, error) { return p.String(), nil }
+
+// ParsePrefix parses a CIDR or a bare IP address the way the config does. Host bits are
+// masked off ("10.1.2.3/8" means 10.0.0.0/8) because that is what every writer of such a
+// line means, and an IPv4-mapped IPv6 address is unmapped because client addresses are
+// compared unmapped.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", truncate(s))
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", truncate(s))
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// describe names the kind of a node for "expected X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.DocumentNode:
+		return "a document"
+	}
+	if n.ShortTag() == "!!null" {
+		return "nothing (null)"
+	}
+	return strconv.Quote(truncate(n.Value))
+}
+
+// truncate shortens a value quoted in a message so one bad line cannot flood the log.
+func truncate(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= limit {
+		return s
+	}
+	return string(r[:limit]) + "…"
+}

@@ -1,0 +1,4 @@
+// A Syncplify-style script: deny executables.
+if (ExtractExt(CtxRelPath()) === ".exe") {
+  Session.BlockOperation();
+}
