@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-project/wharf/core/config"
 )
 
 // sshProtocols are the protocols an SSH login may go on to use.
@@ -163,6 +165,10 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	case byScript && !known:
 		if sc.catchAll == nil {
 			return s.authFailed(ctx, name, method, errors.New("script accepted an unknown user but the site has no catch-all user"))
+		}
+		// The id becomes part of host paths ({user} in vfs roots): it must be a plain name.
+		if err := config.ValidUserID(name); err != nil || name == "*" {
+			return s.authFailed(ctx, name, method, fmt.Errorf("script accepted an invalid user id: %v", err))
 		}
 		u, known, ok = sc.catchAll.withID(name), true, true
 	case byScript:

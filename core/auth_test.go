@@ -284,6 +284,13 @@ func TestAuthFromScript(t *testing.T) {
 	if err := b.AuthPassword(ctx, "blocked", "pw"); !errors.Is(err, core.ErrAuth) {
 		t.Fatalf("BlockOperation in OnAuthPassword: %v", err)
 	}
+	// Ids from scripts end up in {user} paths: anything but a plain name is refused.
+	for _, bad := range []string{"ext-../../etc", "ext-a/b", "ext- ", "*"} {
+		s := connect(t, site, "127.0.0.1", core.ProtoFTP)
+		if err := s.AuthPassword(ctx, bad, "x"); !errors.Is(err, core.ErrAuth) {
+			t.Fatalf("script auth of id %q: %v", bad, err)
+		}
+	}
 	// Without a catch-all profile a script cannot invent a user.
 	site2 := testSite(t, nil, d)
 	s2 := connect(t, site2, "127.0.0.1", core.ProtoFTP)

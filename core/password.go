@@ -2,7 +2,6 @@ package core
 
 import (
 	"crypto/subtle"
-	"errors"
 	"strings"
 	"time"
 
@@ -48,8 +47,6 @@ func checkPassword(hash, password string) bool {
 	}
 	return false
 }
-
-var errTOTPReused = errors.New("totp code already used")
 
 // checkTOTP validates a 6-digit RFC 6238 code (30 s step, one step of skew).
 func checkTOTP(secret, code string, now time.Time) bool {

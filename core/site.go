@@ -347,6 +347,12 @@ func (s *Site) claimUserSlot(sess *Session, u *User) error {
 
 // backend returns the (shared, cached) backend for a vfs definition and user.
 func (s *Site) backend(def config.VFS, userID string) (afero.Fs, error) {
+	if strings.Contains(def.Root, "{user}") {
+		// Defence in depth: ids are validated at load and at script authentication.
+		if err := config.ValidUserID(userID); err != nil || userID == "*" {
+			return nil, fmt.Errorf("vfs %q: user id not usable in a path: %w", def.Name, ErrDenied)
+		}
+	}
 	root := strings.ReplaceAll(def.Root, "{user}", userID)
 	key := def.Name + "\x00" + def.Type + "\x00" + root
 	s.mu.Lock()
