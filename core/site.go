@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type Options struct {
 	Logger *slog.Logger // default: slog.Default()
 	Events Dispatcher   // default: NopDispatcher
 	Now    func() time.Time
+	// StateDir holds state that survives restarts (the protector's bans); "" keeps it in
+	// memory only.
+	StateDir string
 }
 
 // Site is one virtual site of the config: its users, file systems, limits and event handlers,
@@ -41,7 +45,7 @@ type Site struct {
 	backends map[string]afero.Fs // by vfs name + resolved root
 	usage    map[string]*usage   // quota usage by user id
 	limits   map[string]*bandwidth
-	bans     map[netip.Addr]time.Time
+	prot     *protector
 	closed   bool
 
 	transfers atomic.Int64 // open read and write handles
@@ -68,7 +72,6 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 		name: c.Name, log: opts.Logger, events: opts.Events, now: opts.Now,
 		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
 		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
-		bans: map[netip.Addr]time.Time{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -80,6 +83,15 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	stateFile := ""
+	if opts.StateDir != "" {
+		stateFile = filepath.Join(opts.StateDir, "bans-"+safeFileName(c.Name)+".json")
+	}
+	prot, err := newProtector(stateFile)
+	if err != nil {
+		return nil, err
+	}
+	s.prot = prot
 	if err := s.Reload(c); err != nil {
 		return nil, err
 	}
@@ -202,36 +214,10 @@ func (s *Site) refusal(ip netip.Addr) string {
 	if len(sc.allow) > 0 && !containsIP(sc.allow, ip) {
 		return "address is not on the allow list"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if until, ok := s.bans[ip]; ok {
-		if s.now().Before(until) {
-			return "address is banned"
-		}
-		delete(s.bans, ip)
+	if s.Banned(ip) {
+		return "address is banned"
 	}
 	return ""
-}
-
-// Ban refuses new connections from ip for d (the protector's temporary block list). Safe-listed
-// addresses are never banned. It reports whether a ban was added.
-func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Session) bool {
-	sc := s.cfg.Load()
-	if containsIP(sc.safe, ip) {
-		return false
-	}
-	s.mu.Lock()
-	s.bans[ip] = s.now().Add(d)
-	s.mu.Unlock()
-	s.log.Warn("address banned", "ip", ip.String(), "for", d.String())
-	if s.events.Handles(OnBlocklistAdd, nil) {
-		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
-		if sess != nil {
-			conn = sess.conn
-		}
-		s.events.Fire(ctx, &Event{Name: OnBlocklistAdd, Session: sess, Conn: conn})
-	}
-	return true
 }
 
 // Sessions returns the live sessions.
@@ -402,6 +388,20 @@ func (s *Site) mountTable(u *User) (*vfs.Table, map[*vfs.Mount]mountPolicy, erro
 type mountPolicy struct {
 	perms  Perm
 	atomic bool
+}
+
+// safeFileName keeps letters, digits, '-', '_' and '.' of a site name for a file name.
+func safeFileName(name string) string {
+	out := []rune{}
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			out = append(out, r)
+		default:
+			out = append(out, '_')
+		}
+	}
+	return string(out)
 }
 
 func addrIP(a net.Addr) netip.Addr {

@@ -250,7 +250,9 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 		return nil, s.fail(opErr(op, t.virtual, ErrQuota, errors.New("file count quota reached")))
 	}
 	h := &WriteHandle{sess: s, t: t, quota: q, mode: mode, existed: exists, oldSize: oldSize, pos: offset}
-	useAtomic := t.atomic && (!exists || mode.Truncate) && !mode.Append && offset == 0 && !mode.Read
+	// Atomic when the content starts empty; the temp file is opened read-write, so read+write
+	// opens (pkg/sftp's Create) qualify too.
+	useAtomic := t.atomic && (!exists || mode.Truncate) && !mode.Append && offset == 0
 	if useAtomic {
 		af, err := vfs.CreateAtomic(t.mount.FS, t.path, filePerm)
 		if err != nil {
