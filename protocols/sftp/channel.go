@@ -1,0 +1,158 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	pkgsftp "github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// Exit statuses sent with "exit-status".
+const (
+	exitOK      = 0
+	exitFailure = 1
+)
+
+// Messages for requests the gateway does not serve. They name no host detail.
+const (
+	msgNoShell   = "This service allows SFTP and SCP only; shell access is not available.\n"
+	msgNoCommand = "This service allows SFTP and SCP only; commands are not available.\n"
+	msgNoSCP     = "SCP is disabled on this server; use SFTP.\n"
+)
+
+// serveChannel handles one "session" channel: at most one subsystem or command runs on it.
+// Requests keep being answered while it runs (clients send e.g. keepalives on the channel).
+func (c *conn) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
+	running := make(chan struct{})
+	started := false
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in ssh channel", "panic", r, "stack", string(debug.Stack()))
+			_ = ch.Close()
+		}
+		if started {
+			<-running
+		}
+	}()
+	start := func(run func() uint32) {
+		started = true
+		go func() {
+			defer close(running)
+			code := uint32(exitFailure)
+			defer func() {
+				if r := recover(); r != nil {
+					c.log.Error("panic in ssh subsystem", "panic", r, "stack", string(debug.Stack()))
+				}
+				c.finish(ch, code)
+			}()
+			code = run()
+		}()
+	}
+	for req := range reqs {
+		switch req.Type {
+		case "subsystem":
+			var p struct{ Name string }
+			if started || ssh.Unmarshal(req.Payload, &p) != nil || p.Name != "sftp" {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			if err := c.sess.OpenSubsystem(ctx, core.ProtoSFTP, "subsystem sftp"); err != nil {
+				c.log.Info("sftp subsystem refused", "err", err)
+				_ = req.Reply(false, nil)
+				_ = ch.Close()
+				continue
+			}
+			_ = req.Reply(true, nil)
+			start(func() uint32 { return c.serveSFTP(ctx, ch) })
+		case "exec":
+			var p struct{ Command string }
+			if started || ssh.Unmarshal(req.Payload, &p) != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			// The request is accepted in every case so the client shows our message
+			// (stderr or an SCP error line) instead of a bare "exec request failed".
+			_ = req.Reply(true, nil)
+			start(func() uint32 { return c.exec(ctx, ch, p.Command) })
+		case "shell":
+			if started {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			_ = req.Reply(true, nil)
+			start(func() uint32 {
+				_, _ = io.WriteString(ch.Stderr(), msgNoShell)
+				return exitFailure
+			})
+		default:
+			// pty-req, env, x11-req, auth-agent-req@openssh.com, signal, window-change, ...
+			_ = req.Reply(false, nil)
+		}
+	}
+}
+
+// finish ends a channel the way sshd does: EOF, exit-status, close.
+func (c *conn) finish(ch ssh.Channel, code uint32) {
+	_ = ch.CloseWrite()
+	_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&struct{ Status uint32 }{code}))
+	_ = ch.Close()
+}
+
+func (c *conn) serveSFTP(ctx context.Context, ch ssh.Channel) uint32 {
+	rs := pkgsftp.NewRequestServer(ch, newHandlers(ctx, c.sess),
+		pkgsftp.WithStartDirectory("/"),
+		// Reuses packet buffers across requests; safe because no handler keeps the
+		// []byte given to WriteAt after returning.
+		pkgsftp.WithRSAllocator(),
+	)
+	err := rs.Serve()
+	if err == nil || errors.Is(err, io.EOF) { // io.EOF: the client closed the session
+		return exitOK
+	}
+	c.log.Debug("sftp session ended", "err", err)
+	return exitFailure
+}
+
+// exec runs a command request: only scp is served, never a shell.
+func (c *conn) exec(ctx context.Context, ch ssh.Channel, command string) uint32 {
+	opts, err := parseSCPCommand(command)
+	if err != nil {
+		c.sess.RecordCommand("exec " + command)
+		c.log.Info("exec refused", "command", command, "err", err)
+		msg := msgNoCommand
+		if errors.Is(err, errBadSCPArgs) {
+			msg = fmt.Sprintf("scp: %v\n", err)
+		}
+		_, _ = io.WriteString(ch.Stderr(), msg)
+		return exitFailure
+	}
+	if !c.srv.site.Config().SSH.SCPEnabled() {
+		c.sess.RecordCommand(command)
+		c.log.Info("scp refused: disabled in the site's ssh config")
+		_, _ = io.WriteString(ch.Stderr(), msgNoSCP)
+		return exitFailure
+	}
+	if err := c.sess.OpenSubsystem(ctx, core.ProtoSCP, command); err != nil {
+		c.log.Info("scp refused", "err", err)
+		// An SCP error line: both scp directions print it and stop.
+		_, _ = fmt.Fprintf(ch, "\x01scp: %v\n", err)
+		return exitFailure
+	}
+	c.sess.SetProtocol(core.ProtoSCP)
+	log := c.sess.Logger()
+	s := newSCP(ctx, c.sess, opts, ch, log)
+	if err := s.run(); err != nil {
+		log.Info("scp failed", "err", err)
+		return exitFailure
+	}
+	if s.errs > 0 {
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,370 @@
+package sftp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/coretest"
+)
+
+// End-to-end tests with real clients. Each is skipped when its client is missing, and fails
+// instead when WHARF_E2E=1.
+
+// e2e is a running server with user "alice" (password and an OpenSSH key), and a client
+// side work folder.
+type e2e struct {
+	srv  *Server
+	addr string
+	port string
+	home string // alice's home on the host
+	key  string // private key file for OpenSSH clients
+	work string // the client's folder
+	env  []string
+	d    *coretest.Dispatcher
+}
+
+func newE2E(t *testing.T) *e2e {
+	t.Helper()
+	keygen := needBinary(t, "ssh-keygen")
+	work := t.TempDir()
+	key := filepath.Join(work, "id_ed25519")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "wharf-test", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	u := testUser("alice")
+	u.PublicKeys = []string{strings.TrimSpace(string(pub))}
+	d := &coretest.Dispatcher{}
+	// The dispatcher records only events that have a handler.
+	for _, ev := range []core.EventName{core.BeforeOpenCmd, core.BeforeOpenSFTP, core.OnAuthSuccess, core.OnAuthFail} {
+		d.On(ev, func(*core.Event) {})
+	}
+	site := newTestSite(t, testSiteConfig(root, u), d)
+	srv, addr := startServer(t, site)
+	_, port, _ := net.SplitHostPort(addr)
+	home := filepath.Join(root, "home", "alice")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	clientHome := filepath.Join(work, "home")
+	if err := os.MkdirAll(clientHome, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A private HOME keeps the clients away from the user's ~/.ssh, agent and rclone config.
+	env := []string{"HOME=" + clientHome, "PATH=" + os.Getenv("PATH"), "LANG=C"}
+	return &e2e{srv: srv, addr: addr, port: port, home: home, key: key, work: work, env: env, d: d}
+}
+
+func (e *e2e) sshOptions() []string {
+	return []string{"-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10",
+		"-i", e.key}
+}
+
+// run runs a client with a deadline and returns its combined output, failing on error.
+func (e *e2e) run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	start := time.Now()
+	out, err := e.try(name, args...)
+	t.Logf("%s took %v", filepath.Base(name), time.Since(start))
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (e *e2e) try(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = e.env
+	cmd.Dir = e.work
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (e *e2e) local(p string) string { return filepath.Join(e.work, filepath.FromSlash(p)) }
+func (e *e2e) remote(p string) string {
+	return filepath.Join(e.home, filepath.FromSlash(strings.TrimPrefix(p, "/")))
+}
+
+func putFile(t *testing.T, p string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sameFile(t *testing.T, want, got string) {
+	t.Helper()
+	w, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatalf("%s: %v", got, err)
+	}
+	if !bytes.Equal(w, g) {
+		t.Fatalf("%s differs from %s (%d bytes, want %d)", got, want, len(g), len(w))
+	}
+}
+
+func TestOpenSSHSFTPBatch(t *testing.T) {
+	sftpBin := needBinary(t, "sftp")
+	e := newE2E(t)
+	data := randomBytes(t, 3<<20+17)
+	putFile(t, e.local("a.bin"), data)
+	writeTree(t, e.local("tree"), 40)
+	// reget: a local partial copy to complete; reput: a partial remote copy to complete.
+	putFile(t, e.local("got/partial.bin"), data[:1<<20])
+	putFile(t, e.remote("/up/half.bin"), data[:1<<20+5])
+
+	batch := strings.Join([]string{
+		"mkdir /up/new",
+		"cd /up",
+		"put a.bin a.bin",
+		"put -r tree tree",
+		"get a.bin got/a.bin",
+		"reget a.bin got/partial.bin",
+		"reput a.bin half.bin",
+		"rename a.bin b.bin",
+		"chmod 600 b.bin",
+		"ls -l",
+		"rm half.bin",
+		"rmdir /up/new",
+		"-rmdir /up/tree",
+		"bye",
+	}, "\n") + "\n"
+	putFile(t, e.local("batch"), []byte(batch))
+	args := append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")
+	out := e.run(t, sftpBin, args...)
+
+	sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
+	sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
+	sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
+	sameTree(t, e.local("tree"), e.remote("/up/tree"))
+	for _, gone := range []string{"/up/a.bin", "/up/half.bin", "/up/new"} {
+		if _, err := os.Stat(e.remote(gone)); err == nil {
+			t.Errorf("%s still exists", gone)
+		}
+	}
+	fi, err := os.Stat(e.remote("/up/b.bin"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("chmod 600: mode %v, %v", fi.Mode(), err)
+	}
+	if !strings.Contains(out, "b.bin") || !strings.Contains(out, "-rw-------") {
+		t.Errorf("ls -l output lacks b.bin with mode -rw-------:\n%s", out)
+	}
+	// The non-empty directory refusal carries the core's message.
+	if !strings.Contains(out, "directory not empty") && !strings.Contains(out, "Failure") {
+		t.Errorf("rmdir of a non-empty directory: no error in output:\n%s", out)
+	}
+}
+
+// TestOpenSSHGetEscape: "get ../../../../etc/passwd" as typed in OpenSSH's client.
+func TestOpenSSHGetEscape(t *testing.T) {
+	sftpBin := needBinary(t, "sftp")
+	e := newE2E(t)
+	for i, p := range []string{"../../../../etc/passwd", "/etc/passwd", "/../../../etc/passwd"} {
+		out := e.local(fmt.Sprintf("stolen%d", i))
+		putFile(t, e.local("batch"), []byte(fmt.Sprintf("get %s %s\n", p, out)))
+		res, err := e.try(sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
+		if err == nil {
+			t.Errorf("get %s succeeded:\n%s", p, res)
+		}
+		if data, err := os.ReadFile(out); err == nil && bytes.Contains(data, []byte("root:")) {
+			t.Fatalf("get %s returned the host's /etc/passwd", p)
+		}
+	}
+}
+
+func TestOpenSSHSCP(t *testing.T) {
+	scpBin := needBinary(t, "scp")
+	e := newE2E(t)
+	for _, mode := range []struct{ name, flag string }{{"sftp", ""}, {"legacy", "-O"}} {
+		t.Run(mode.name, func(t *testing.T) {
+			scp := func(args ...string) string {
+				t.Helper()
+				all := append(e.sshOptions(), "-P", e.port)
+				if mode.flag != "" {
+					all = append(all, mode.flag)
+				}
+				return e.run(t, scpBin, append(all, args...)...)
+			}
+			dst := "/" + mode.name
+			putFile(t, e.remote(dst+"/.keep"), nil)
+			// One file up and down, with -p: the modification time travels both ways.
+			data := randomBytes(t, 2<<20+3)
+			local := e.local(mode.name + "/one.bin")
+			putFile(t, local, data)
+			old := time.Date(2020, 5, 17, 10, 20, 30, 0, time.UTC)
+			if err := os.Chtimes(local, old, old); err != nil {
+				t.Fatal(err)
+			}
+			scp("-p", local, "alice@127.0.0.1:"+dst+"/one.bin")
+			sameFile(t, local, e.remote(dst+"/one.bin"))
+			if fi, err := os.Stat(e.remote(dst + "/one.bin")); err != nil || !fi.ModTime().Equal(old) {
+				t.Errorf("upload -p: server mtime %v, want %v (%v)", fi.ModTime(), old, err)
+			}
+			back := e.local(mode.name + "/back.bin")
+			scp("-p", "alice@127.0.0.1:"+dst+"/one.bin", back)
+			sameFile(t, local, back)
+			if fi, err := os.Stat(back); err != nil || !fi.ModTime().Equal(old) {
+				t.Errorf("download -p: local mtime %v, want %v (%v)", fi.ModTime(), old, err)
+			}
+			// A tree up (into an existing directory) and back down.
+			tree := e.local(mode.name + "/tree")
+			writeTree(t, tree, 30)
+			scp("-r", tree, "alice@127.0.0.1:"+dst)
+			sameTree(t, tree, e.remote(dst+"/tree"))
+			down := e.local(mode.name + "/down")
+			if err := os.MkdirAll(down, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			scp("-r", "alice@127.0.0.1:"+dst+"/tree", down)
+			sameTree(t, tree, filepath.Join(down, "tree"))
+			// A missing file is an error with the core's message, not a hang.
+			all := append(e.sshOptions(), "-P", e.port)
+			if mode.flag != "" {
+				all = append(all, mode.flag)
+			}
+			out, err := e.try(scpBin, append(all, "alice@127.0.0.1:/no/such.bin", e.local("x"))...)
+			if err == nil {
+				t.Fatalf("download of a missing file succeeded:\n%s", out)
+			}
+			if !strings.Contains(strings.ToLower(out), "no such file") {
+				t.Errorf("missing file: output %q does not say so", out)
+			}
+			gate := core.BeforeOpenSFTP
+			if mode.flag == "-O" {
+				gate = core.BeforeOpenCmd
+			}
+			if count(e.d, gate) == 0 {
+				t.Errorf("%s did not fire", gate)
+			}
+		})
+	}
+
+}
+
+func TestCurlSFTP(t *testing.T) {
+	curl := needBinary(t, "curl")
+	e := newE2E(t)
+	out, _ := e.try(curl, "-V")
+	if !strings.Contains(out, "sftp") {
+		if os.Getenv("WHARF_E2E") == "1" {
+			t.Fatalf("curl has no sftp support:\n%s", out)
+		}
+		t.Skip("curl built without sftp")
+	}
+	data := randomBytes(t, 1<<20+99)
+	putFile(t, e.local("c.bin"), data)
+	url := fmt.Sprintf("sftp://127.0.0.1:%s/curl/c.bin", e.port)
+	putFile(t, e.remote("/curl/.keep"), nil)
+	base := []string{"-sS", "--fail", "-k", "--connect-timeout", "10", "-u", "alice:" + testPassword}
+	e.run(t, curl, append(base, "-T", e.local("c.bin"), url)...)
+	sameFile(t, e.local("c.bin"), e.remote("/curl/c.bin"))
+	e.run(t, curl, append(base, "-o", e.local("c.back"), url)...)
+	sameFile(t, e.local("c.bin"), e.local("c.back"))
+	// A wrong password fails.
+	if out, err := e.try(curl, "-sS", "--fail", "-k", "-u", "alice:wrong", "-o", e.local("x"), url); err == nil {
+		t.Fatalf("curl with a wrong password succeeded:\n%s", out)
+	}
+}
+
+func TestRclone(t *testing.T) {
+	rclone := needBinary(t, "rclone")
+	e := newE2E(t)
+	conf := e.local("rclone.conf")
+	putFile(t, conf, nil)
+	obscured := strings.TrimSpace(e.run(t, rclone, "--config", conf, "obscure", testPassword))
+	remote := fmt.Sprintf(":sftp,host=127.0.0.1,port=%s,user=alice,pass=%s:", e.port, obscured)
+	tree := e.local("tree")
+	writeTree(t, tree, 240)
+	flags := []string{"--config", conf, "--transfers", "8", "--checkers", "8", "--retries", "1", "--low-level-retries", "2"}
+	rc := func(args ...string) string {
+		t.Helper()
+		return e.run(t, rclone, append(append([]string(nil), args...), flags...)...)
+	}
+	rc("copy", tree, remote+"/r/tree")
+	sameTree(t, tree, e.remote("/r/tree"))
+	rc("check", "--download", tree, remote+"/r/tree")
+
+	// Change the local tree: remove some files, add and modify others; sync mirrors it.
+	for i := 0; i < 240; i += 9 {
+		p := filepath.Join(tree, fmt.Sprintf("d%02d", i%7), fmt.Sprintf("e%d", i%3), fmt.Sprintf("f%04d.bin", i))
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putFile(t, filepath.Join(tree, "new", "n.bin"), randomBytes(t, 12345))
+	putFile(t, filepath.Join(tree, "d01", "e1", "f0001.bin"), randomBytes(t, 777))
+	rc("sync", tree, remote+"/r/tree")
+	sameTree(t, tree, e.remote("/r/tree"))
+	rc("check", "--download", tree, remote+"/r/tree")
+
+	back := e.local("back")
+	rc("copy", remote+"/r/tree", back)
+	sameTree(t, tree, back)
+}
+
+func TestParamikoKeyboardInteractive(t *testing.T) {
+	py := needBinary(t, "/usr/bin/python3")
+	e := newE2E(t)
+	if out, err := e.try(py, "-c", "import paramiko"); err != nil {
+		if os.Getenv("WHARF_E2E") == "1" {
+			t.Fatalf("paramiko is not importable: %v\n%s", err, out)
+		}
+		t.Skip("python3-paramiko not installed")
+	}
+	e.d.On(core.OnAuthInteractiveSetQuestions, func(ev *core.Event) {
+		ev.Session.AddQuestion(2, "Favourite colour? ", "blue", true)
+		ev.Session.AddQuestionPassword(1, "Password: ")
+	})
+	script := `
+import sys, paramiko
+host, port, user, password, local, remote = sys.argv[1:]
+seen = []
+def answer(title, instructions, prompts):
+    seen.append(prompts)
+    return [password if p.startswith("Password") else "blue" for p, echo in prompts]
+t = paramiko.Transport((host, int(port)))
+t.start_client(timeout=10)
+t.auth_interactive(user, answer)
+assert t.is_authenticated()
+assert seen == [[("Password: ", False), ("Favourite colour? ", True)]], seen
+s = paramiko.SFTPClient.from_transport(t)
+s.mkdir("/py")
+s.put(local, remote)
+s.get(remote, local + ".back")
+print("listing:", sorted(s.listdir("/py")))
+s.close()
+t.close()
+`
+	putFile(t, e.local("ki.py"), []byte(script))
+	data := randomBytes(t, 700_001)
+	putFile(t, e.local("p.bin"), data)
+	e.run(t, py, e.local("ki.py"), "127.0.0.1", e.port, "alice", testPassword, e.local("p.bin"), "/py/p.bin")
+	sameFile(t, e.local("p.bin"), e.remote("/py/p.bin"))
+	sameFile(t, e.local("p.bin"), e.local("p.bin.back"))
+	if count(e.d, core.OnAuthSuccess) == 0 {
+		t.Error("OnAuthSuccess did not fire")
+	}
+}

@@ -1,0 +1,330 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("sftp: server closed")
+
+// Defaults for limits a site leaves at zero.
+const (
+	defaultLoginTimeout = 30 * time.Second
+	defaultIdleTimeout  = 15 * time.Minute
+	defaultSoftwareID   = "wharf"
+	maxAuthTries        = 6
+)
+
+// Options configure a Server. The zero value works when the site names its host keys.
+type Options struct {
+	// StateDir holds the host keys generated on first start when the site configures none
+	// (ssh_host_ed25519_key, ssh_host_rsa_key).
+	StateDir string
+	// Logger receives server-level messages; sessions log through the site's logger.
+	// Default: the site's logger.
+	Logger *slog.Logger
+}
+
+// Server serves SFTP and SCP over SSH for one site.
+type Server struct {
+	site     *core.Site
+	log      *slog.Logger
+	hostKeys []ssh.Signer
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // one per connection goroutine
+}
+
+// New prepares a server for site: it loads or generates the host keys.
+func New(site *core.Site, opts Options) (*Server, error) {
+	if site == nil {
+		return nil, errors.New("sftp: nil site")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = site.Logger()
+	}
+	log = log.With("component", "sftp")
+	keys, err := loadHostKeys(site.Config().SSH.HostKeys, opts.StateDir, log)
+	if err != nil {
+		return nil, fmt.Errorf("sftp: %w", err)
+	}
+	return &Server{
+		site: site, log: log, hostKeys: keys,
+		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
+	}, nil
+}
+
+// HostKeys returns the public host keys the server presents (for known_hosts and tests).
+func (s *Server) HostKeys() []ssh.PublicKey {
+	out := make([]ssh.PublicKey, 0, len(s.hostKeys))
+	for _, k := range s.hostKeys {
+		out = append(out, k.PublicKey())
+	}
+	return out
+}
+
+// Serve accepts connections on l until Shutdown (then it returns ErrServerClosed) or until
+// Accept fails for good. It closes l when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		_ = l.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: wait instead of spinning, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("sftp: accept: %w", err)
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(nc)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown stops accepting, ends every session of this server (each fires OnConnectionClose)
+// and waits until their connections are gone or ctx ends. SSH sessions are long-lived, so
+// unlike net/http it does not wait for them to become idle: transfers in progress are cut
+// and reported as transfer errors.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.sess.Terminate(false)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sftp: shutdown: %w", ctx.Err())
+	}
+}
+
+// conn is one accepted TCP connection and its session.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	sess *core.Session
+	log  *slog.Logger
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in ssh connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	defer nc.Close()
+
+	// The site admits the connection before any byte is sent: a refused client gets no banner.
+	sess, err := s.site.Connect(context.Background(), core.ConnInfo{
+		Remote: nc.RemoteAddr(), Local: nc.LocalAddr(), Protocol: core.ProtoSFTP,
+	})
+	if err != nil {
+		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "err", err)
+		return
+	}
+	defer sess.Close()
+	sess.SetCloser(func() { _ = nc.Close() })
+
+	c := &conn{srv: s, nc: nc, sess: sess, log: sess.Logger()}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	c.serve()
+}
+
+func (c *conn) serve() {
+	ctx := c.sess.Context()
+	siteCfg := c.srv.site.Config()
+	limits := siteCfg.Limits
+	login := limits.LoginTimeout.Duration
+	if login <= 0 {
+		login = defaultLoginTimeout
+	}
+	idle := limits.IdleTimeout.Duration
+	if idle <= 0 {
+		idle = defaultIdleTimeout
+	}
+
+	cfg := c.serverConfig(ctx)
+	id := siteCfg.SSH.SoftwareID
+	if id == "" {
+		id = defaultSoftwareID
+	}
+	cfg.ServerVersion = sanitizeVersion(c.srv.site.SoftwareID(ctx, c.sess, "SSH-2.0-"+id))
+
+	// One deadline covers the key exchange and every authentication round trip.
+	_ = c.nc.SetDeadline(time.Now().Add(login))
+	sconn, chans, reqs, err := ssh.NewServerConn(c.nc, cfg)
+	if err != nil {
+		c.log.Info("ssh handshake or authentication failed", "err", err)
+		return
+	}
+	defer sconn.Close()
+	_ = c.nc.SetDeadline(time.Time{})
+	c.sess.SetClientVersion(string(sconn.ClientVersion()))
+	c.log = c.sess.Logger() // now with the user
+
+	done := make(chan struct{})
+	defer close(done)
+	go c.watchIdle(idle, done)
+	go ssh.DiscardRequests(reqs) // global requests: keepalives get "false", forwarding is refused
+
+	var wg sync.WaitGroup
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			_ = nch.Reject(ssh.Prohibited, "only session channels are allowed")
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			c.log.Debug("accept channel", "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.serveChannel(ctx, ch, creqs)
+		}()
+	}
+	// The connection is gone; let open handles close (firing their events) before the
+	// session ends.
+	wg.Wait()
+}
+
+// serverConfig builds the connection's SSH configuration: its callbacks authenticate
+// through this connection's session.
+func (c *conn) serverConfig(ctx context.Context) *ssh.ServerConfig {
+	a := &authenticator{sess: c.sess, ctx: ctx}
+	cfg := &ssh.ServerConfig{
+		Config:                      ssh.Config{KeyExchanges: keyExchanges, Ciphers: ciphers(), MACs: macs},
+		PublicKeyAuthAlgorithms:     publicKeyAuthAlgorithms,
+		MaxAuthTries:                maxAuthTries,
+		PasswordCallback:            a.password,
+		PublicKeyCallback:           a.publicKeyQuery,
+		VerifiedPublicKeyCallback:   a.verifiedPublicKey,
+		KeyboardInteractiveCallback: a.interactive,
+	}
+	for _, k := range c.srv.hostKeys {
+		cfg.AddHostKey(k)
+	}
+	return cfg
+}
+
+// watchIdle closes the connection once the session saw no command and no data for idle.
+// The core updates LastActivity on every operation and every ReadAt/WriteAt, so a slow
+// transfer keeps the session alive while SSH keepalives alone do not.
+func (c *conn) watchIdle(idle time.Duration, done <-chan struct{}) {
+	t := time.NewTimer(idle)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			left := idle - time.Since(c.sess.LastActivity())
+			if left > 0 {
+				t.Reset(left)
+				continue
+			}
+			c.log.Info("idle timeout", "idle", idle.String())
+			_ = c.nc.Close()
+			return
+		}
+	}
+}
+
+// sanitizeVersion keeps a script-chosen identification a valid SSH version line.
+func sanitizeVersion(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, v)
+	if !strings.HasPrefix(v, "SSH-2.0-") {
+		v = "SSH-2.0-" + v
+	}
+	if v == "SSH-2.0-" {
+		v += defaultSoftwareID
+	}
+	if len(v) > 253 { // 255 including CR LF (RFC 4253 4.2)
+		v = v[:253]
+	}
+	return v
+}
