@@ -117,15 +117,27 @@ func (s *Session) consumeTOTP(qs []Question, answers []string) {
 	}
 }
 
-// authRequest fires OnAuthRequest once per user name and applies a block.
+// BeginAuth is called when a client names the user it will authenticate as (FTP USER); it
+// fires OnAuthRequest, which a script may use to refuse. The SSH adapter need not call it: the
+// first attempt for a user does the same.
+func (s *Session) BeginAuth(ctx context.Context, name string) error {
+	return s.authRequest(ctx, name)
+}
+
+// authRequest fires OnAuthRequest once per user name and applies a block. It records the
+// command text from WithCommand ("PASS ****"), else "AUTH <user>".
 func (s *Session) authRequest(ctx context.Context, name string) error {
 	if s.Closed() {
 		return opErr("auth", "", ErrClosed, nil)
 	}
+	cmd := "AUTH " + name
+	if c, ok := ctx.Value(commandKey).(string); ok {
+		cmd = c
+	}
+	s.RecordCommand(cmd)
 	if name == "" {
 		return s.authFailed(ctx, name, "", errors.New("empty user name"))
 	}
-	s.RecordCommand("AUTH " + name)
 	s.mu.Lock()
 	if s.authName != name {
 		s.authName, s.authSteps = name, nil

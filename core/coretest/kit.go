@@ -6,6 +6,7 @@ package coretest
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path"
 	"strings"
 	"sync"
@@ -170,7 +171,8 @@ func NewSite(t *testing.T) (*core.Site, string) {
 	root := t.TempDir()
 	d := &Dispatcher{}
 	ScenarioRules(d)
-	site, err := core.NewSite(SiteConfig(root), core.Options{Events: d})
+	// Sessions log at Info; the table runs hundreds of logins, so keep test output readable.
+	site, err := core.NewSite(SiteConfig(root), core.Options{Events: d, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("scenario site: %v", err)
 	}
