@@ -1,0 +1,280 @@
+package ftp
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// Generated certificate files in the state directory.
+const (
+	certFile = "ftps_cert.pem"
+	keyFile  = "ftps_key.pem"
+)
+
+// tokenTag marks the entry of SessionState.Extra that carries a ticketToken.
+var tokenTag = []byte("wharf-ftp-ctrl:")
+
+// Errors a refused data connection reports; the client sees them in the transfer's reply.
+var (
+	errNotResumed = errors.New("TLS session of data connection not resumed: " +
+		"the data connection must reuse the control connection's TLS session")
+	errForeignSession = errors.New("TLS session of data connection does not belong to this client's control connection")
+)
+
+// tlsSetup holds the TLS configurations of a Server.
+//
+// Session reuse is enforced like this: every session ticket issued on a control connection
+// carries that connection's random token (WrapSession adds it to SessionState.Extra; the ticket
+// is encrypted with the server's ticket key, so a client cannot forge or alter it). A data
+// connection's handshake decrypts the ticket it presents (UnwrapSession), finds the live
+// control connection of that token, and VerifyConnection refuses the data connection unless
+// the handshake resumed and that control connection is alive and comes from the same client
+// address. GetConfigForClient tells the two kinds of handshake apart by the connection type:
+// control connections are *ctrlConn, anything else is a data connection.
+type tlsSetup struct {
+	srv   *Server
+	leaf  *tls.Config // certificate, versions, ticket key; no callbacks
+	front *tls.Config // leaf + GetConfigForClient: what the library and listeners use
+}
+
+func newTLSSetup(s *Server) (*tlsSetup, error) {
+	cfg := s.site.Config().TLS
+	var cert tls.Certificate
+	var err error
+	if cfg.Cert != "" {
+		cert, err = tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+	} else {
+		cert, err = selfSigned(s.opts.StateDir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	leaf := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}
+	// One explicit ticket key shared by every clone: control and data handshakes must
+	// encrypt and decrypt each other's tickets.
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("session ticket key: %w", err)
+	}
+	leaf.SetSessionTicketKeys([][32]byte{key})
+	t := &tlsSetup{srv: s, leaf: leaf}
+	t.front = leaf.Clone()
+	t.front.GetConfigForClient = t.configForClient
+	return t, nil
+}
+
+func (t *tlsSetup) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if c, ok := hello.Conn.(*ctrlConn); ok {
+		return t.controlConfig(c), nil
+	}
+	if t.srv.site.Config().FTP.TLSSessionReuse == "optional" {
+		return nil, nil
+	}
+	return t.dataConfig(hello.Conn), nil
+}
+
+// controlConfig binds the tickets issued on a control connection to it.
+func (t *tlsSetup) controlConfig(c *ctrlConn) *tls.Config {
+	cfg := t.leaf.Clone()
+	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		setToken(ss, c.token)
+		return cfg.EncryptTicket(cs, ss)
+	}
+	cfg.VerifyConnection = func(tls.ConnectionState) error {
+		// A TLS handshake on a plain listener's control connection is AUTH TLS.
+		if !t.srv.opts.Implicit {
+			if s := c.sess.Load(); s != nil {
+				s.SetProtocol(core.ProtoFTPES)
+			}
+		}
+		return nil
+	}
+	return cfg
+}
+
+// dataConfig requires a data connection to resume a session of its own control connection.
+// The returned config belongs to one handshake, so its callbacks may share state unlocked.
+func (t *tlsSetup) dataConfig(conn net.Conn) *tls.Config {
+	var owner *ctrlConn
+	var token ticketToken
+	cfg := t.leaf.Clone()
+	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := cfg.DecryptTicket(identity, cs)
+		if err != nil || ss == nil {
+			return nil, nil // not ours or expired: full handshake, refused below
+		}
+		owner = nil
+		if tok, ok := getToken(ss); ok {
+			token, owner = tok, t.srv.owner(tok)
+		}
+		return ss, nil
+	}
+	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		// Tickets issued on a data connection (TLS 1.3 sends them after every handshake) stay
+		// bound to the same control connection, so a client may resume from either.
+		if owner != nil {
+			setToken(ss, token)
+		}
+		return cfg.EncryptTicket(cs, ss)
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		remote := conn.RemoteAddr().String()
+		if !cs.DidResume {
+			t.srv.log.Warn("data connection refused: TLS session not resumed", "remote", remote)
+			return errNotResumed
+		}
+		if owner == nil || !sameHost(owner.remote, remote) {
+			t.srv.log.Warn("data connection refused: resumed TLS session of another connection", "remote", remote)
+			return errForeignSession
+		}
+		if s := owner.sess.Load(); s != nil {
+			s.Logger().Debug("data connection resumed the control TLS session", "tls", tls.VersionName(cs.Version))
+		}
+		return nil
+	}
+	return cfg
+}
+
+func setToken(ss *tls.SessionState, tok ticketToken) {
+	extra := ss.Extra[:0:0]
+	for _, e := range ss.Extra {
+		if !bytes.HasPrefix(e, tokenTag) {
+			extra = append(extra, e)
+		}
+	}
+	ss.Extra = append(extra, append(append([]byte(nil), tokenTag...), tok[:]...))
+}
+
+func getToken(ss *tls.SessionState) (ticketToken, bool) {
+	var tok ticketToken
+	for _, e := range ss.Extra {
+		if bytes.HasPrefix(e, tokenTag) && len(e) == len(tokenTag)+len(tok) {
+			copy(tok[:], e[len(tokenTag):])
+			return tok, true
+		}
+	}
+	return tok, false
+}
+
+func sameHost(a, b string) bool {
+	ha, _, err1 := net.SplitHostPort(a)
+	hb, _, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	ia, ib := net.ParseIP(ha), net.ParseIP(hb)
+	return ia != nil && ia.Equal(ib)
+}
+
+// selfSigned loads the generated certificate from dir, or creates it there (in memory only
+// when dir is ""), so clients that pin it see the same certificate after a restart.
+func selfSigned(dir string) (tls.Certificate, error) {
+	if dir != "" {
+		cp, kp := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
+		if cert, err := tls.LoadX509KeyPair(cp, kp); err == nil {
+			return cert, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return tls.Certificate{}, fmt.Errorf("load generated certificate from the state directory: %w", err)
+		}
+	}
+	certPEM, keyPEM, err := generateCert()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return tls.Certificate{}, fmt.Errorf("create state directory: %w", err)
+		}
+		// Key first: a crash between the two writes leaves no certificate, so the next start
+		// generates a fresh pair instead of failing on a mismatch.
+		if err := writeFileAtomic(filepath.Join(dir, keyFile), keyPEM); err != nil {
+			return tls.Certificate{}, err
+		}
+		if err := writeFileAtomic(filepath.Join(dir, certFile), certPEM); err != nil {
+			return tls.Certificate{}, err
+		}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("generated certificate: %w", err)
+	}
+	return cert, nil
+}
+
+func generateCert() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate certificate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "wharf", Organization: []string{"wharf self-signed"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(5, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		tmpl.DNSNames = append(tmpl.DNSNames, h)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode certificate key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// writeFileAtomic writes a 0600 file under a temporary name and renames it into place, so
+// two servers starting together never read a half-written file.
+func writeFileAtomic(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(name), err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp, 0o600)); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Base(name), err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", filepath.Base(name), err)
+	}
+	return nil
+}
