@@ -263,6 +263,7 @@ func (s *Session) authSucceeded(ctx context.Context, u *User, steps []string) er
 	s.log = nil
 	s.mu.Unlock()
 	s.Logger().Info("login", "method", joinSteps(steps))
+	s.site.observe(&Fact{Kind: FactLogin, Session: s, Method: joinSteps(steps)})
 	s.fire(ctx, OnAuthSuccess, "", "")
 	return nil
 }
@@ -271,7 +272,10 @@ func (s *Session) authFailed(ctx context.Context, name, method string, why error
 	s.Logger().Info("authentication failed", "login", name, "method", method, "reason", why.Error())
 	err := opErr("auth", "", ErrAuth, why)
 	s.RecordError(err)
+	s.site.observe(&Fact{Kind: FactLogin, Session: s, User: name, Method: method, Reason: why.Error(), Err: err})
 	s.fire(ctx, OnAuthFail, "", "")
+	s.failedLogin.Store(true)
+	s.site.Strike(ctx, s.ip, "failed login", s)
 	return err
 }
 

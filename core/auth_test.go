@@ -26,7 +26,7 @@ func testSite(t *testing.T, users []config.User, d core.Dispatcher, mutate ...fu
 		Name:   "t",
 		Limits: config.Limits{MaxConnections: 50, MaxConnectionsPerIP: 50, MaxSessionsPerUser: 10},
 		Protector: config.Protector{Enabled: &yes, Threshold: 10, BanFor: config.Duration{Duration: time.Minute},
-			Safe: []config.Prefix{mustPrefix(t, "10.9.9.9/32")}},
+			Safe: []config.Prefix{mustPrefix(t, "127.0.0.1/32")}},
 		VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
 		Users: users,
 	}

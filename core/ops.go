@@ -155,7 +155,8 @@ func (s *Session) Lstat(ctx context.Context, p string) (fs.FileInfo, error) {
 	return s.statOp(ctx, p, true)
 }
 
-func (s *Session) statOp(ctx context.Context, p string, lstat bool) (fs.FileInfo, error) {
+func (s *Session) statOp(ctx context.Context, p string, lstat bool) (_ fs.FileInfo, err error) {
+	defer s.observeOp(OpStat, p, "", s.site.now(), 0, &err)
 	const op = "stat"
 	if err := s.begin(ctx, op, p, "STAT "+p); err != nil {
 		return nil, err
@@ -176,7 +177,8 @@ func (s *Session) statOp(ctx context.Context, p string, lstat bool) (fs.FileInfo
 
 // List returns the entries of a directory, sorted by name, after OnDirList scripts had their
 // say. Entries that exist because of mounts appear as directories.
-func (s *Session) List(ctx context.Context, dir string) ([]fs.FileInfo, error) {
+func (s *Session) List(ctx context.Context, dir string) (_ []fs.FileInfo, err error) {
+	defer s.observeOp(OpList, dir, "", s.site.now(), 0, &err)
 	const op = "list"
 	if err := s.begin(ctx, op, dir, "LIST "+dir); err != nil {
 		return nil, err
@@ -244,7 +246,8 @@ func readDir(fsys afero.Fs, p string) ([]fs.FileInfo, error) {
 var errNotDir = ErrNotDir
 
 // Mkdir creates a directory.
-func (s *Session) Mkdir(ctx context.Context, p string) error {
+func (s *Session) Mkdir(ctx context.Context, p string) (err error) {
+	defer s.observeOp(OpMkdir, p, "", s.site.now(), 0, &err)
 	const op = "mkdir"
 	if err := s.begin(ctx, op, p, "MKDIR "+p); err != nil {
 		return err
@@ -270,7 +273,8 @@ func (s *Session) Mkdir(ctx context.Context, p string) error {
 }
 
 // Rmdir removes an empty directory.
-func (s *Session) Rmdir(ctx context.Context, p string) error {
+func (s *Session) Rmdir(ctx context.Context, p string) (err error) {
+	defer s.observeOp(OpRmdir, p, "", s.site.now(), 0, &err)
 	const op = "rmdir"
 	if err := s.begin(ctx, op, p, "RMDIR "+p); err != nil {
 		return err
@@ -321,7 +325,8 @@ func readNames(fsys afero.Fs, p string, n int) ([]string, error) {
 }
 
 // Remove deletes a file.
-func (s *Session) Remove(ctx context.Context, p string) error {
+func (s *Session) Remove(ctx context.Context, p string) (err error) {
+	defer s.observeOp(OpRemove, p, "", s.site.now(), 0, &err)
 	const op = "remove"
 	if err := s.begin(ctx, op, p, "REMOVE "+p); err != nil {
 		return err
@@ -358,7 +363,8 @@ func (s *Session) Remove(ctx context.Context, p string) error {
 
 // Rename moves a file or directory inside one mount. With replace false an existing target is
 // an error (SFTP v3 rename); with replace true an existing file is replaced (posix-rename, FTP).
-func (s *Session) Rename(ctx context.Context, from, to string, replace bool) error {
+func (s *Session) Rename(ctx context.Context, from, to string, replace bool) (err error) {
+	defer s.observeOp(OpRename, from, to, s.site.now(), 0, &err)
 	const op = "rename"
 	if err := s.begin(ctx, op, from, "RENAME "+from+" "+to); err != nil {
 		return err
@@ -421,7 +427,8 @@ type Attrs struct {
 }
 
 // SetStat changes mode, times or size, each with its permission (chmod, chtimes, overwrite).
-func (s *Session) SetStat(ctx context.Context, p string, a Attrs) error {
+func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
+	defer s.observeOp(OpSetStat, p, "", s.site.now(), 0, &err)
 	const op = "setstat"
 	if err := s.begin(ctx, op, p, "SETSTAT "+p); err != nil {
 		return err
@@ -512,7 +519,8 @@ func (s *Session) RealPath(p string) (string, error) {
 
 // StatFS reports space for a path: from the user's quota when one is set, else from the
 // backend.
-func (s *Session) StatFS(ctx context.Context, p string) (*vfs.StatFS, error) {
+func (s *Session) StatFS(ctx context.Context, p string) (_ *vfs.StatFS, err error) {
+	defer s.observeOp(OpStatFS, p, "", s.site.now(), 0, &err)
 	const op = "statfs"
 	if err := s.begin(ctx, op, p, "STATVFS "+p); err != nil {
 		return nil, err
@@ -564,7 +572,8 @@ func (s *Session) quotaRecord() *usage {
 
 // Symlink creates a symbolic link at link pointing to target; both must be in the same
 // mount, so a link can never lead outside it.
-func (s *Session) Symlink(ctx context.Context, targetPath, link string) error {
+func (s *Session) Symlink(ctx context.Context, targetPath, link string) (err error) {
+	defer s.observeOp(OpSymlink, link, targetPath, s.site.now(), 0, &err)
 	const op = "symlink"
 	if err := s.begin(ctx, op, link, "SYMLINK "+targetPath+" "+link); err != nil {
 		return err
@@ -600,7 +609,8 @@ func (s *Session) Symlink(ctx context.Context, targetPath, link string) error {
 }
 
 // Link creates a hard link; both names must be in the same mount.
-func (s *Session) Link(ctx context.Context, oldPath, newPath string) error {
+func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error) {
+	defer s.observeOp(OpLink, newPath, oldPath, s.site.now(), 0, &err)
 	const op = "link"
 	if err := s.begin(ctx, op, newPath, "LINK "+oldPath+" "+newPath); err != nil {
 		return err
@@ -647,7 +657,8 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) error {
 }
 
 // Readlink returns a symbolic link's target as a virtual path.
-func (s *Session) Readlink(ctx context.Context, p string) (string, error) {
+func (s *Session) Readlink(ctx context.Context, p string) (_ string, err error) {
+	defer s.observeOp(OpReadlink, p, "", s.site.now(), 0, &err)
 	const op = "readlink"
 	if err := s.begin(ctx, op, p, "READLINK "+p); err != nil {
 		return "", err

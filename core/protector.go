@@ -171,6 +171,7 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 	}
 	n, reached := s.prot.strike(ip, s.now(), window, threshold)
 	s.log.Info("protector strike", "ip", ip.String(), "reason", reason, "strikes", n, "threshold", threshold)
+	s.observe(&Fact{Kind: FactStrike, Session: sess, IP: ip.String(), Reason: reason})
 	if s.events.Handles(OnProtectorStrike, nil) {
 		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
 		if sess != nil {
@@ -195,6 +196,7 @@ func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Se
 	}
 	d = s.prot.ban(ip, s.now(), d)
 	s.log.Warn("address banned", "ip", ip.String(), "for", d.String())
+	s.observe(&Fact{Kind: FactBan, Session: sess, IP: ip.String(), Duration: d})
 	if s.events.Handles(OnBlocklistAdd, nil) {
 		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
 		if sess != nil {

@@ -28,6 +28,7 @@ type Session struct {
 
 	lastActivity atomic.Int64 // unix nanoseconds; data transfers update it without the lock
 	closed       atomic.Bool
+	failedLogin  atomic.Bool
 	ctx          context.Context
 	cancel       context.CancelFunc
 	eventMu      sync.Mutex // one event at a time per session: scripts see a consistent session
@@ -373,7 +374,13 @@ func (s *Session) Close() {
 	s.cancel()
 	s.fire(context.Background(), OnConnectionClose, "", "")
 	s.site.unregister(s)
-	s.Logger().Info("session closed", "duration", s.site.now().Sub(s.start).Round(time.Millisecond).String())
+	d := s.site.now().Sub(s.start)
+	s.Logger().Info("session closed", "duration", d.Round(time.Millisecond).String())
+	s.site.observe(&Fact{Kind: FactSessionEnd, Session: s, Duration: d})
+	if s.User() == nil && !s.failedLogin.Load() && !s.site.shuttingDown() {
+		// Scanners connect and leave without trying to log in (a failed login struck already).
+		s.site.Strike(context.Background(), s.ip, "connection closed without authenticating", s)
+	}
 }
 
 // Logger returns a logger carrying site, session id, user, protocol and IP.
@@ -408,5 +415,10 @@ func (s *Session) gate(ctx context.Context, name EventName, rel, target string) 
 	s.eventMu.Lock()
 	defer s.eventMu.Unlock()
 	s.site.events.Fire(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
-	return s.takeBlock()
+	blocked := s.takeBlock()
+	if blocked && !name.IsAuth() {
+		// Authentication refusals strike as failed logins; this is an operation a script refused.
+		s.site.Strike(ctx, s.ip, "operation refused by script ("+string(name)+")", s)
+	}
+	return blocked
 }

@@ -24,6 +24,8 @@ type Options struct {
 	Logger *slog.Logger // default: slog.Default()
 	Events Dispatcher   // default: NopDispatcher
 	Now    func() time.Time
+	// Observer receives facts for metrics and the audit log (optional).
+	Observer Observer
 	// StateDir holds state that survives restarts (the protector's bans); "" keeps it in
 	// memory only.
 	StateDir string
@@ -32,11 +34,12 @@ type Options struct {
 // Site is one virtual site of the config: its users, file systems, limits and event handlers,
 // and the registry of its live sessions. Adapters get sessions from it.
 type Site struct {
-	name   string
-	log    *slog.Logger
-	events Dispatcher
-	now    func() time.Time
-	cfg    atomic.Pointer[siteConfig]
+	name     string
+	log      *slog.Logger
+	events   Dispatcher
+	observer Observer
+	now      func() time.Time
+	cfg      atomic.Pointer[siteConfig]
 
 	mu       sync.Mutex
 	sessions map[string]*Session
@@ -69,7 +72,7 @@ type siteConfig struct {
 // NewSite builds a site from its configuration.
 func NewSite(c *config.Site, opts Options) (*Site, error) {
 	s := &Site{
-		name: c.Name, log: opts.Logger, events: opts.Events, now: opts.Now,
+		name: c.Name, log: opts.Logger, events: opts.Events, observer: opts.Observer, now: opts.Now,
 		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
 		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 	}
@@ -162,6 +165,7 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	}
 	if why := s.refusal(ip); why != "" {
 		s.log.Info("connection refused", "ip", conn.RemoteIP, "protocol", info.Protocol, "reason", why)
+		s.observe(&Fact{Kind: FactConnect, IP: conn.RemoteIP, Protocol: info.Protocol, Reason: why, Err: ErrRefused})
 		if s.events.Handles(OnBlocklistHit, nil) {
 			s.events.Fire(ctx, &Event{Name: OnBlocklistHit, Conn: conn})
 		}
@@ -172,13 +176,13 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		return nil, fmt.Errorf("server is shutting down: %w", ErrRefused)
+		return nil, s.refuse(conn, "server is shutting down", ErrRefused)
 	case lim.MaxConnections > 0 && len(s.sessions) >= lim.MaxConnections:
 		s.mu.Unlock()
-		return nil, fmt.Errorf("server connection limit reached: %w", ErrLimit)
+		return nil, s.refuse(conn, "server connection limit reached", ErrLimit)
 	case lim.MaxConnectionsPerIP > 0 && s.perIP[ip] >= lim.MaxConnectionsPerIP:
 		s.mu.Unlock()
-		return nil, fmt.Errorf("too many connections from your address: %w", ErrLimit)
+		return nil, s.refuse(conn, "too many connections from your address", ErrLimit)
 	}
 	sess := newSession(s, conn, ip, info.Protocol)
 	s.sessions[sess.id] = sess
@@ -189,10 +193,17 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 		s.events.Fire(ctx, &Event{Name: OnNewConnection, Conn: conn})
 		if conn.Rejected() {
 			s.unregister(sess)
-			return nil, fmt.Errorf("rejected by script: %w", ErrRefused)
+			return nil, s.refuse(conn, "rejected by script", ErrRefused)
 		}
 	}
+	s.observe(&Fact{Kind: FactConnect, Session: sess})
 	return sess, nil
+}
+
+func (s *Site) refuse(conn *Conn, why string, kind error) error {
+	s.log.Info("connection refused", "ip", conn.RemoteIP, "protocol", conn.Protocol, "reason", why)
+	s.observe(&Fact{Kind: FactConnect, IP: conn.RemoteIP, Protocol: conn.Protocol, Reason: why, Err: kind})
+	return fmt.Errorf("%s: %w", why, kind)
 }
 
 // SoftwareID fires BeforeSendSoftwareID and returns the identification (SSH) or greeting
@@ -218,6 +229,12 @@ func (s *Site) refusal(ip netip.Addr) string {
 		return "address is banned"
 	}
 	return ""
+}
+
+func (s *Site) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Sessions returns the live sessions.

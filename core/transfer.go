@@ -40,10 +40,12 @@ type ReadHandle struct {
 	fail  atomic.Pointer[error]
 	once  sync.Once
 	err   error
+	start time.Time
 }
 
 // OpenRead opens a file for download, reading from offset with Read.
-func (s *Session) OpenRead(ctx context.Context, p string, offset int64) (*ReadHandle, error) {
+func (s *Session) OpenRead(ctx context.Context, p string, offset int64) (_ *ReadHandle, err error) {
+	defer s.observeOpen(OpDownload, p, s.site.now(), &err)
 	const op = "open"
 	if err := s.begin(ctx, op, p, "OPEN "+p); err != nil {
 		return nil, err
@@ -76,7 +78,7 @@ func (s *Session) OpenRead(ctx context.Context, p string, offset int64) (*ReadHa
 		return nil, s.fail(backendErr(op, t.virtual, err))
 	}
 	s.site.transfers.Add(1)
-	return &ReadHandle{sess: s, f: f, vpath: t.virtual, size: fi.Size(), pos: offset}, nil
+	return &ReadHandle{sess: s, f: f, vpath: t.virtual, size: fi.Size(), pos: offset, start: s.site.now()}, nil
 }
 
 // Size returns the file size when it was opened.
@@ -147,24 +149,34 @@ func (h *ReadHandle) Abort(err error) {
 // Close closes the file and fires AfterFileDownload, or OnTransferError after Abort.
 func (h *ReadHandle) Close() error {
 	h.once.Do(func() {
-		cerr := h.f.Close()
 		s := h.sess
 		defer s.site.transfers.Add(-1)
-		ctx := context.Background()
-		if fp := h.fail.Load(); fp != nil {
-			s.RecordError(opErr("download", h.vpath, ErrFailure, *fp))
-			s.fire(ctx, OnTransferError, h.vpath, "")
-			return
-		}
-		if cerr != nil {
-			h.err = s.fail(backendErr("close", h.vpath, cerr))
-			s.fire(ctx, OnTransferError, h.vpath, "")
-			return
-		}
-		s.setCurrent(h.vpath)
-		s.fire(ctx, AfterFileDownload, h.vpath, "")
+		result := h.finish()
+		s.observeOp(OpDownload, h.vpath, "", h.start, h.bytes.Load(), &result)
 	})
 	return h.err
+}
+
+// finish closes the file, fires the closing event and returns the transfer's result (which
+// differs from Close's error: an aborted download closes fine but did not succeed).
+func (h *ReadHandle) finish() error {
+	s := h.sess
+	ctx := context.Background()
+	cerr := h.f.Close()
+	if fp := h.fail.Load(); fp != nil {
+		err := opErr("download", h.vpath, ErrFailure, *fp)
+		s.RecordError(err)
+		s.fire(ctx, OnTransferError, h.vpath, "")
+		return err
+	}
+	if cerr != nil {
+		h.err = s.fail(backendErr("close", h.vpath, cerr))
+		s.fire(ctx, OnTransferError, h.vpath, "")
+		return h.err
+	}
+	s.setCurrent(h.vpath)
+	s.fire(ctx, AfterFileDownload, h.vpath, "")
+	return nil
 }
 
 // WriteMode says how OpenWrite opens a file.
@@ -192,6 +204,7 @@ type WriteHandle struct {
 	hw       int64 // size of the data as written so far (high-water mark)
 	pos      int64 // for Write
 	quotaHit bool
+	start    time.Time
 
 	bytes atomic.Int64
 	fail  atomic.Pointer[error]
@@ -202,7 +215,8 @@ type WriteHandle struct {
 // OpenWrite opens a file for upload. offset is where Write starts (FTP REST); SFTP uses
 // WriteAt. Creating needs the upload permission; changing an existing file's content needs
 // overwrite (appending needs upload).
-func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offset int64) (*WriteHandle, error) {
+func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offset int64) (_ *WriteHandle, err error) {
+	defer s.observeOpen(OpUpload, p, s.site.now(), &err)
 	const op = "open"
 	if err := s.begin(ctx, op, p, "OPEN "+p); err != nil {
 		return nil, err
@@ -249,7 +263,8 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 	if !exists && !q.reserve(0, 1) {
 		return nil, s.fail(opErr(op, t.virtual, ErrQuota, errors.New("file count quota reached")))
 	}
-	h := &WriteHandle{sess: s, t: t, quota: q, mode: mode, existed: exists, oldSize: oldSize, pos: offset}
+	h := &WriteHandle{sess: s, t: t, quota: q, mode: mode, existed: exists, oldSize: oldSize, pos: offset,
+		start: s.site.now()}
 	// Atomic when the content starts empty; the temp file is opened read-write, so read+write
 	// opens (pkg/sftp's Create) qualify too.
 	useAtomic := t.atomic && (!exists || mode.Truncate) && !mode.Append && offset == 0
@@ -371,6 +386,7 @@ func (h *WriteHandle) Close() error {
 	h.once.Do(func() {
 		defer h.sess.site.transfers.Add(-1)
 		h.err = h.finish()
+		h.sess.observeOp(OpUpload, h.t.virtual, "", h.start, h.bytes.Load(), &h.err)
 	})
 	return h.err
 }
@@ -443,7 +459,8 @@ func (s *Session) setCurrent(vpath string) {
 
 // Hash returns the hex digest of a file's bytes [start, end) (end <= 0 means to the end) with
 // algo sha256, sha512, sha1, md5 or crc32. It needs the download permission.
-func (s *Session) Hash(ctx context.Context, p, algo string, start, end int64) (string, error) {
+func (s *Session) Hash(ctx context.Context, p, algo string, start, end int64) (_ string, err error) {
+	defer s.observeOp(OpHash, p, "", s.site.now(), 0, &err)
 	const op = "hash"
 	if err := s.begin(ctx, op, p, "HASH "+p); err != nil {
 		return "", err
