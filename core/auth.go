@@ -140,7 +140,9 @@ func (s *Session) authRequest(ctx context.Context, name string) error {
 	}
 	s.mu.Lock()
 	if s.authName != name {
-		s.authName, s.authSteps = name, nil
+		// A new user name starts over: no chain steps, and no acceptance a script gave the
+		// previous name.
+		s.authName, s.authSteps, s.scriptAuth = name, nil, false
 	}
 	first := s.authRequested != name
 	s.authRequested = name

@@ -280,6 +280,19 @@ func TestAuthFromScript(t *testing.T) {
 	if err := s.Mkdir(ctx, "/x"); !errors.Is(err, core.ErrDenied) {
 		t.Fatalf("catch-all profile permissions not applied: mkdir = %v", err)
 	}
+	// Acceptance given in OnAuthRequest for one name does not carry over to another name.
+	d.On(core.OnAuthRequest, func(ev *core.Event) {
+		if strings.HasSuffix(ev.Session.LastCommand(), "USER ext-acme") {
+			ev.Session.AuthenticateFromScript()
+		}
+	})
+	sw := connect(t, site, "127.0.0.1", core.ProtoFTP)
+	if err := sw.BeginAuth(core.WithCommand(ctx, "USER ext-acme"), "ext-acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.AuthPassword(core.WithCommand(ctx, "PASS ****"), "blocked", "wrong"); !errors.Is(err, core.ErrAuth) {
+		t.Fatalf("script acceptance leaked to another user name: %v", err)
+	}
 	b := connect(t, site, "127.0.0.1", core.ProtoFTP)
 	if err := b.AuthPassword(ctx, "blocked", "pw"); !errors.Is(err, core.ErrAuth) {
 		t.Fatalf("BlockOperation in OnAuthPassword: %v", err)
