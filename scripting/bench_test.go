@@ -1,0 +1,72 @@
+package scripting_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/scripting"
+)
+
+// docExample is the session logger of the Syncplify documentation, in Lua.
+const docExample = `if Session then
+  local sid = Session.GetID()
+  local uname = Session.GetUserID()
+  Log('User ' .. uname .. ' connected with session ID ' .. sid)
+end
+`
+
+// BenchmarkFire measures one event with 0, 1 and 3 handlers running the documentation
+// example, logging through a text handler (formatting included, output discarded).
+func BenchmarkFire(b *testing.B) {
+	for _, n := range []int{0, 1, 3} {
+		b.Run(fmt.Sprintf("handlers=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "log.lua"), []byte(docExample), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			var hs []config.EventHandler
+			for range n {
+				hs = append(hs, config.EventHandler{Event: "OnAuthSuccess", Script: "log.lua"})
+			}
+			cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: hs,
+				VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
+				Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			eng, err := scripting.New(cfg, scripting.Options{Logger: log})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Close()
+			site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer site.Shutdown(context.Background())
+			ctx := context.Background()
+			s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
+				b.Fatal(err)
+			}
+			ev := &core.Event{Name: core.OnAuthSuccess, Session: s, Conn: s.Conn()}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if eng.Handles(ev.Name, s.User()) {
+					eng.Fire(ctx, ev)
+				}
+			}
+		})
+	}
+}

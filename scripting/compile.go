@@ -1,0 +1,243 @@
+package scripting
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
+)
+
+// ScriptError is a script that cannot be loaded: a syntax error (with its line and column),
+// a missing file, or a handler that names an unknown event.
+type ScriptError struct {
+	File   string // the script's path
+	Line   int    // 0 when the problem is not at a line of the script
+	Column int
+	Msg    string
+	// Where names the handler that references the script ("site web", "user alice").
+	Where string
+}
+
+// Error formats the problem like a compiler message: `scripts/x.lua:3: unexpected symbol`.
+func (e *ScriptError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	if e.Where != "" {
+		b.WriteString(" (handler of ")
+		b.WriteString(e.Where)
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// LoadError lists every script of a site that could not be loaded.
+type LoadError struct {
+	Site    string
+	Scripts []*ScriptError
+}
+
+// Error lists the problems, one per line.
+func (e *LoadError) Error() string {
+	lines := make([]string, len(e.Scripts))
+	for i, s := range e.Scripts {
+		lines[i] = s.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// errNoJS is the error of every run of a .js handler.
+const errNoJS = "JavaScript handlers are not supported by this build yet; every run fails and on_error applies"
+
+// handler is one compiled event_handlers entry.
+type handler struct {
+	event    core.EventName
+	script   string             // as configured; also the chunk name, so Lua errors read "deny.lua:3: …"
+	file     string             // the script's path
+	proto    *lua.FunctionProto // nil for a .js script, which this build cannot run
+	priority int
+	timeout  time.Duration
+	block    bool // on_error: block
+}
+
+type eventHandlers map[core.EventName][]*handler
+
+// handlerSet is one load of a site's scripts. It is immutable once built, except for protos
+// and late (guarded by mu), which grow when a user the set was not compiled with shows up.
+type handlerSet struct {
+	site     eventHandlers
+	users    map[*config.EventHandler]eventHandlers // by the user's handler list (&list[0])
+	count    int
+	dir      string   // scripts_dir
+	warnings []string // handlers that load but cannot run
+
+	mu     sync.Mutex
+	protos map[string]*lua.FunctionProto // by file
+	late   map[*config.EventHandler]eventHandlers
+}
+
+// compileSite compiles every script the site references, each file once.
+func compileSite(site *config.Site) (*handlerSet, error) {
+	set := &handlerSet{users: map[*config.EventHandler]eventHandlers{}, dir: site.ScriptsDir,
+		protos: map[string]*lua.FunctionProto{}, late: map[*config.EventHandler]eventHandlers{}}
+	var errs []*ScriptError
+	set.site, errs, set.warnings = set.build(site.EventHandlers, "site "+site.Name)
+	set.count = len(site.EventHandlers)
+	for i := range site.Users {
+		u := &site.Users[i]
+		if len(u.EventHandlers) == 0 {
+			continue
+		}
+		hs, uerrs, warns := set.build(u.EventHandlers, "user "+u.ID)
+		errs = append(errs, uerrs...)
+		set.warnings = append(set.warnings, warns...)
+		set.users[&u.EventHandlers[0]] = hs
+		set.count += len(u.EventHandlers)
+	}
+	if len(errs) > 0 {
+		return nil, &LoadError{Site: site.Name, Scripts: errs}
+	}
+	return set, nil
+}
+
+// build compiles a handler list (scripts already compiled by this set are reused) and
+// groups it by event in ascending priority, stable. warnings name handlers that load but
+// cannot run.
+func (s *handlerSet) build(list []config.EventHandler, where string) (out eventHandlers, errs []*ScriptError, warnings []string) {
+	out = eventHandlers{}
+	for i := range list {
+		c := &list[i]
+		file := c.Path
+		if file == "" {
+			file = filepath.Join(s.dir, filepath.FromSlash(c.Script))
+		}
+		h := &handler{event: core.EventName(c.Event), script: c.Script, file: file, priority: c.Priority,
+			timeout: c.Timeout.Duration, block: c.OnError != "continue"}
+		if h.timeout <= 0 {
+			h.timeout = DefaultTimeout
+		}
+		if !slices.Contains(config.Events, c.Event) {
+			errs = append(errs, &ScriptError{File: file, Msg: fmt.Sprintf("unknown event %q", c.Event), Where: where})
+			continue
+		}
+		if strings.EqualFold(filepath.Ext(file), ".js") {
+			// Accepted so that a config written for the JS front end loads, but every run
+			// fails like a broken script (on_error decides), and the load warns about it.
+			warnings = append(warnings, fmt.Sprintf("%s: %s (handler of %s for %s)", file, errNoJS, where, c.Event))
+			out[h.event] = append(out[h.event], h)
+			continue
+		}
+		s.mu.Lock()
+		proto, ok := s.protos[file]
+		if !ok {
+			var err *ScriptError
+			if proto, err = compileFile(file, c.Script); err != nil {
+				s.mu.Unlock()
+				err.Where = where
+				errs = append(errs, err)
+				continue
+			}
+			s.protos[file] = proto
+		}
+		s.mu.Unlock()
+		h.proto = proto
+		out[h.event] = append(out[h.event], h)
+	}
+	for _, hs := range out {
+		slices.SortStableFunc(hs, func(a, b *handler) int { return a.priority - b.priority })
+	}
+	return out, errs, warnings
+}
+
+// forUser returns a user's own handlers. Users built from the config this set was compiled
+// from are found by their handler list; others (a user of an older config still logged in
+// after a reload) are compiled once on first sight.
+func (s *handlerSet) forUser(u *core.User, log *slog.Logger) eventHandlers {
+	key := &u.Handlers[0]
+	if hs, ok := s.users[key]; ok {
+		return hs
+	}
+	s.mu.Lock()
+	hs, ok := s.late[key]
+	s.mu.Unlock()
+	if ok {
+		return hs
+	}
+	hs, errs, warns := s.build(u.Handlers, "user "+u.ID)
+	for _, err := range errs {
+		log.Error("cannot load a user's event script", "user", u.ID, "err", err.Error())
+	}
+	for _, w := range warns {
+		log.Warn("event handler cannot run: " + w)
+	}
+	s.mu.Lock()
+	s.late[key] = hs
+	s.mu.Unlock()
+	return hs
+}
+
+// compileFile parses and compiles a script once; the prototype is shared by every state.
+func compileFile(file, name string) (*lua.FunctionProto, *ScriptError) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &ScriptError{File: file, Msg: fmt.Sprintf("cannot read script: %v", unwrapPath(err))}
+	}
+	return compileSource(src, file, name)
+}
+
+// compileSource compiles src; file names it in errors and name is the chunk name that Lua
+// run-time errors start with.
+func compileSource(src []byte, file, name string) (*lua.FunctionProto, *ScriptError) {
+	chunk, err := parse.Parse(bytes.NewReader(src), name)
+	if err != nil {
+		se := &ScriptError{File: file, Msg: err.Error()}
+		var pe *parse.Error
+		if errors.As(err, &pe) {
+			se.Line, se.Column, se.Msg = pe.Pos.Line, pe.Pos.Column, pe.Message
+			if pe.Pos.Line == parse.EOF {
+				se.Line, se.Column, se.Msg = strings.Count(string(src), "\n")+1, 0, pe.Message+" at end of file"
+			} else if pe.Token != "" {
+				se.Msg += fmt.Sprintf(" near '%s'", pe.Token)
+			}
+		}
+		return nil, se
+	}
+	proto, err := lua.Compile(chunk, name)
+	if err != nil {
+		se := &ScriptError{File: file, Msg: err.Error()}
+		var ce *lua.CompileError
+		if errors.As(err, &ce) {
+			se.Line, se.Msg = ce.Line, ce.Message
+		}
+		return nil, se
+	}
+	// A handler chunk is called without arguments, so it needs no Lua 5.0 "arg" table; left
+	// set, the flag makes every run allocate one.
+	proto.IsVarArg &^= lua.VarArgNeedsArg
+	return proto, nil
+}
+
+// unwrapPath drops the path from an *os.PathError: the message already names the file.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,137 @@
+package scripting
+
+import (
+	"log/slog"
+	"path"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// newUserObject builds the state's User object. Session.GetUser() points it at the session's
+// user; a run serves one session, so one object per state is enough.
+func (v *vm) newUserObject() *lua.LUserData {
+	L := v.L
+	ud := L.NewUserData()
+	getID := L.NewFunction(func(L *lua.LState) int {
+		if u, ok := v.userUD.Value.(*core.User); ok {
+			L.Push(lua.LString(u.ID))
+			return 1
+		}
+		L.Push(lua.LNil)
+		return 1
+	})
+	mt := L.CreateTable(0, 4)
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		u, ok := v.userUD.Value.(*core.User)
+		key, isStr := L.Get(2).(lua.LString)
+		if !ok || !isStr {
+			L.Push(lua.LNil)
+			return 1
+		}
+		switch key {
+		case "GetID":
+			L.Push(getID)
+		case "EMail":
+			L.Push(lua.LString(u.Email))
+		case "Type":
+			L.Push(lua.LString(u.Type))
+		case "Description":
+			L.Push(lua.LString(u.Description))
+		case "Subsystems":
+			if v.subsystems == nil {
+				v.subsystems = L.CreateTable(len(u.Subsystems), 0)
+				for _, s := range u.Subsystems {
+					v.subsystems.Append(lua.LString(s))
+				}
+			}
+			L.Push(v.subsystems)
+		default:
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("User is read-only: cannot set %s", L.ToStringMeta(L.Get(2)).String())
+		return 0
+	}))
+	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		if u, ok := v.userUD.Value.(*core.User); ok {
+			L.Push(lua.LString("User(" + u.ID + ")"))
+		} else {
+			L.Push(lua.LString("User"))
+		}
+		return 1
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	ud.Metatable = mt
+	return ud
+}
+
+// installGlobals adds wharf's globals to the base environment.
+func (v *vm) installGlobals(base *lua.LTable) {
+	L := v.L
+	fn := func(name string, f lua.LGFunction) { base.RawSetString(name, L.NewFunction(f)) }
+	fn("EventHandler", func(L *lua.LState) int {
+		L.Push(lua.LString(v.ev.Name))
+		return 1
+	})
+	fn("CtxRelPath", func(L *lua.LState) int {
+		L.Push(lua.LString(v.ev.RelPath))
+		return 1
+	})
+	fn("CtxRelTargetPath", func(L *lua.LState) int {
+		L.Push(lua.LString(v.ev.RelTargetPath))
+		return 1
+	})
+	fn("ExtractExt", func(L *lua.LState) int {
+		L.Push(lua.LString(path.Ext(L.CheckString(1))))
+		return 1
+	})
+	fn("Exit", func(L *lua.LState) int {
+		v.notify("Exit", "")
+		return v.end(L)
+	})
+	fn("Terminate", func(L *lua.LState) int {
+		ban := lua.LVAsBool(L.Get(1))
+		v.term = &ban
+		if ban {
+			v.notify("Terminate", "addToBlockList=true")
+		} else {
+			v.notify("Terminate", "addToBlockList=false")
+		}
+		return v.end(L)
+	})
+
+	// Log(msg) logs at info; Log.Debug/Info/Warn/Error(msg) at their level.
+	levels := L.CreateTable(0, 4)
+	v.logProxy = v.readOnly(levels, "Log")
+	for name, level := range map[string]slog.Level{"Debug": slog.LevelDebug, "Info": slog.LevelInfo, "Warn": slog.LevelWarn, "Error": slog.LevelError} {
+		levels.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			first := 1
+			if L.GetTop() >= 1 && L.Get(1) == lua.LValue(v.logProxy) {
+				first = 2 // Log:Info(msg)
+			}
+			v.log(L, level, first)
+			return 0
+		}))
+	}
+	v.logProxy.Metatable.(*lua.LTable).RawSetString("__call", L.NewFunction(func(L *lua.LState) int {
+		v.log(L, slog.LevelInfo, 2) // argument 1 is Log itself
+		return 0
+	}))
+	base.RawSetString("Log", v.logProxy)
+
+	// Date() is now, Date(ms) and Date("2024-05-01T10:00:00Z") build a date, Date.now() is
+	// the current time in milliseconds, as in JavaScript.
+	dateLib := L.CreateTable(0, 1)
+	dateLib.RawSetString("now", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LNumber(time.Now().UnixMilli()))
+		return 1
+	}))
+	date := v.readOnly(dateLib, "Date")
+	date.Metatable.(*lua.LTable).RawSetString("__call", L.NewFunction(v.dateConstructor))
+	base.RawSetString("Date", date)
+}

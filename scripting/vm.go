@@ -1,0 +1,365 @@
+package scripting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// Limits of a Lua state. The call stack bounds recursion; the registry (the value stack)
+// bounds how many values one call can push (unpack, string.byte over a long string).
+const (
+	callStackSize   = 200
+	registrySize    = 1024
+	registryMaxSize = 256 * 1024
+	registryGrow    = 64
+)
+
+// baseFunctions are the functions of Lua's base library that scripts keep. Left out, because
+// they reach the host or get around the read-only base: dofile, loadfile, load, loadstring,
+// require, module, getfenv, setfenv, collectgarbage, newproxy, print, rawset, rawget,
+// rawequal, getmetatable, _printregs.
+var baseFunctions = []string{"assert", "error", "ipairs", "next", "pairs", "pcall", "select",
+	"setmetatable", "tonumber", "tostring", "type", "unpack", "xpcall", "_VERSION"}
+
+// vm is a pooled Lua state with the objects that do not change between runs. Everything a
+// run can see is reached through the run's fresh environment table, whose reads fall back to
+// base: base and every table reachable from it are read-only, so a run cannot leave anything
+// behind for the next one.
+type vm struct {
+	e      *Engine
+	L      *lua.LState
+	broken bool // a Go panic went through the state: do not reuse it
+
+	// Metatables of run environments: reads fall back to a read-only base. There is one base
+	// per combination of the per-event objects, so that a run's environment starts empty and
+	// costs one small table.
+	metaSession     *lua.LTable // Session
+	metaConn        *lua.LTable // Conn (no session yet)
+	metaSessionConn *lua.LTable // Session and Conn (OnBlocklistAdd)
+	metaNone        *lua.LTable // neither
+	env             *lua.LTable // the run's environment, for _G
+	sessUD          *lua.LUserData
+	userUD          *lua.LUserData
+	connUD          *lua.LUserData
+	logProxy        *lua.LTable
+	dateMeta        *lua.LTable
+
+	// Each run is bounded by its timeout through the state's context, which the VM checks
+	// before every instruction. The context and its timer are reused across runs (a fresh
+	// context.WithTimeout per run was a sixth of the cost of a small script); the context is
+	// replaced only after a run that cancelled it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	timer    *time.Timer
+	tmu      sync.Mutex
+	armed    bool
+	deadline time.Time
+
+	// The run in progress; the methods of the objects above act on it.
+	ev         *core.Event
+	h          *handler
+	ended      bool  // Exit() or Terminate() was called: the run's end is not an error
+	term       *bool // Terminate(ban) was called
+	subsystems *lua.LTable
+}
+
+// newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
+func (e *Engine) newVM() *vm {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: callStackSize,
+		RegistrySize: registrySize, RegistryMaxSize: registryMaxSize, RegistryGrowStep: registryGrow})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath}, {lua.OsLibName, lua.OpenOs}} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	v := &vm{e: e, L: L}
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	v.timer = time.AfterFunc(time.Hour, v.expire)
+	v.timer.Stop()
+	g := L.G.Global
+	base := L.CreateTable(0, 40)
+	for _, n := range baseFunctions {
+		base.RawSetString(n, g.RawGetString(n))
+	}
+	base.RawSetString("_G", v.globalsProxy())
+
+	// The string library is also every string's metatable __index ("x"):rep(…), so the
+	// amplifiers are replaced in the library table itself, not only in the proxy.
+	str := g.RawGetString(lua.StringLibName).(*lua.LTable)
+	capStringLib(L, str)
+	tab := g.RawGetString(lua.TabLibName).(*lua.LTable)
+	capTableLib(L, tab)
+	osLib := g.RawGetString(lua.OsLibName).(*lua.LTable)
+	safeOS := L.CreateTable(0, 3)
+	safeOS.RawSetString("time", osLib.RawGetString("time"))
+	safeOS.RawSetString("clock", osLib.RawGetString("clock"))
+	safeOS.RawSetString("date", cappedDate(L, osLib.RawGetString("date").(*lua.LFunction)))
+	base.RawSetString(lua.StringLibName, v.readOnly(str, "string"))
+	base.RawSetString(lua.TabLibName, v.readOnly(tab, "table"))
+	base.RawSetString(lua.MathLibName, v.readOnly(g.RawGetString(lua.MathLibName).(*lua.LTable), "math"))
+	base.RawSetString(lua.OsLibName, v.readOnly(safeOS, "os"))
+
+	v.installGlobals(base)
+	v.sessUD = v.object("Session", v.methodTable(sessionMethods, func() *lua.LUserData { return v.sessUD }))
+	v.connUD = v.object("Conn", v.methodTable(connMethods, func() *lua.LUserData { return v.connUD }))
+	v.userUD = v.newUserObject()
+	v.dateMeta = v.newDateMeta()
+
+	v.metaSession = v.envMetatable(base, map[string]lua.LValue{"Session": v.sessUD})
+	v.metaConn = v.envMetatable(base, map[string]lua.LValue{"Conn": v.connUD})
+	v.metaSessionConn = v.envMetatable(base, map[string]lua.LValue{"Session": v.sessUD, "Conn": v.connUD})
+	v.metaNone = v.envMetatable(base, nil)
+	return v
+}
+
+// envMetatable returns a metatable whose reads fall back to a copy of base plus extra.
+func (v *vm) envMetatable(base *lua.LTable, extra map[string]lua.LValue) *lua.LTable {
+	b := v.L.CreateTable(0, 48)
+	base.ForEach(func(k, val lua.LValue) { b.RawSet(k, val) })
+	for k, val := range extra {
+		b.RawSetString(k, val)
+	}
+	mt := v.L.CreateTable(0, 2)
+	mt.RawSetString("__index", b)
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	return mt
+}
+
+// globalsProxy is _G: it reads and writes the environment of the run in progress, so that
+// _G works without storing it in each run's environment.
+func (v *vm) globalsProxy() *lua.LTable {
+	L := v.L
+	proxy := L.CreateTable(0, 0)
+	mt := L.CreateTable(0, 3)
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.Push(L.GetTable(v.env, L.Get(2)))
+		return 1
+	}))
+	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.SetTable(v.env, L.Get(2), L.Get(3))
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	proxy.Metatable = mt
+	return proxy
+}
+
+// readOnly returns an empty proxy whose reads go to t and whose writes raise an error, so a
+// script cannot change a table that later runs share.
+func (v *vm) readOnly(t *lua.LTable, name string) *lua.LTable {
+	proxy := v.L.CreateTable(0, 0)
+	mt := v.L.CreateTable(0, 3)
+	mt.RawSetString("__index", t)
+	mt.RawSetString("__newindex", v.L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s is read-only", name)
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	proxy.Metatable = mt
+	return proxy
+}
+
+// object returns a userdata whose fields are the methods table and that cannot be written.
+func (v *vm) object(name string, methods *lua.LTable) *lua.LUserData {
+	ud := v.L.NewUserData()
+	mt := v.L.CreateTable(0, 4)
+	mt.RawSetString("__index", methods)
+	mt.RawSetString("__newindex", v.L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s is read-only", name)
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	mt.RawSetString("__tostring", v.L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString(name))
+		return 1
+	}))
+	ud.Metatable = mt
+	return ud
+}
+
+// method is a bound method: a is the index of its first argument, 2 when it was called as
+// obj:M(…) (self first), 1 when called as obj.M(…).
+type method func(v *vm, L *lua.LState, a int) int
+
+// methodTable builds the functions of an object once per state. They act on the run in
+// progress rather than on a receiver, so obj.M() (no self) and obj:M() both work, and no
+// closure is made per access.
+func (v *vm) methodTable(ms map[string]method, self func() *lua.LUserData) *lua.LTable {
+	t := v.L.CreateTable(0, len(ms))
+	for name, m := range ms {
+		t.RawSetString(name, v.L.NewFunction(func(L *lua.LState) int {
+			a := 1
+			if L.GetTop() >= 1 && L.Get(1) == lua.LValue(self()) {
+				a = 2
+			}
+			return m(v, L, a)
+		}))
+	}
+	return t
+}
+
+// run runs one handler for ev and reports whether it asked to end the session (Terminate),
+// with the ban flag.
+func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
+	L := v.L
+	v.ev, v.h, v.ended, v.term, v.subsystems = ev, h, false, nil, nil
+	defer func() {
+		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
+		v.userUD.Value = nil
+	}()
+	if err := ctx.Err(); err != nil {
+		v.e.failed(ev, h, fmt.Errorf("not run: %w", err), false)
+		return nil
+	}
+	if h.proto == nil {
+		v.e.failed(ev, h, errors.New(h.script+": "+errNoJS), false)
+		return nil
+	}
+
+	env := L.CreateTable(0, 0)
+	withConn := ev.Conn != nil && (ev.Session == nil || ev.Name == core.OnBlocklistAdd || ev.Name == core.OnBlocklistHit)
+	switch {
+	case ev.Session != nil && withConn:
+		env.Metatable = v.metaSessionConn
+	case ev.Session != nil:
+		env.Metatable = v.metaSession
+	case withConn:
+		env.Metatable = v.metaConn
+	default:
+		env.Metatable = v.metaNone
+	}
+	v.env = env
+	fn := L.NewFunctionFromProto(h.proto)
+	fn.Env = env
+
+	v.tmu.Lock()
+	if v.ctx.Err() != nil {
+		v.ctx, v.cancel = context.WithCancel(context.Background())
+	}
+	v.armed, v.deadline = true, time.Now().Add(h.timeout)
+	v.tmu.Unlock()
+	v.timer.Reset(h.timeout)
+	L.SetContext(v.ctx)
+	L.Push(fn)
+	err := L.PCall(0, 0, nil)
+	L.RemoveContext()
+	v.timer.Stop()
+	v.tmu.Lock()
+	v.armed = false
+	v.tmu.Unlock()
+	L.SetTop(0)
+	if err == nil || v.ended {
+		return v.term
+	}
+	var ae *lua.ApiError
+	if errors.As(err, &ae) && ae.Type == lua.ApiErrorPanic {
+		v.broken = true
+	}
+	msg, timedOut := errorText(err), v.ctx.Err() != nil
+	if timedOut {
+		// The VM reports the cancelled context; say what happened instead.
+		msg = strings.Replace(msg, context.Canceled.Error(), "timed out after "+h.timeout.String(), 1)
+	}
+	v.e.failed(ev, h, errors.New(msg), timedOut)
+	return nil
+}
+
+// close releases the state.
+func (v *vm) close() {
+	v.timer.Stop()
+	v.tmu.Lock()
+	v.cancel()
+	v.tmu.Unlock()
+	v.L.Close()
+}
+
+// expire stops the run in progress when its deadline has passed. A timer of an earlier run
+// that fires late finds a later deadline and does nothing.
+func (v *vm) expire() {
+	v.tmu.Lock()
+	defer v.tmu.Unlock()
+	if v.armed && !time.Now().Before(v.deadline) {
+		v.cancel()
+	}
+}
+
+// errorText is the message of a Lua error without the traceback.
+func errorText(err error) string {
+	var ae *lua.ApiError
+	if errors.As(err, &ae) && ae.Object != nil {
+		return ae.Object.String()
+	}
+	return err.Error()
+}
+
+// end stops the run cleanly (Exit, Terminate). Cancelling the run's context makes the VM
+// raise an error before its next instruction, so a pcall around Exit() cannot keep the
+// script going.
+func (v *vm) end(L *lua.LState) int {
+	v.ended = true
+	v.tmu.Lock()
+	v.cancel()
+	v.tmu.Unlock()
+	L.RaiseError("script ended")
+	return 0
+}
+
+// notify reports a decision to Options.Observe.
+func (v *vm) notify(name, detail string) {
+	if v.e.observe != nil {
+		v.e.observe(Action{Event: v.ev.Name, Script: v.h.script, Name: name, Detail: detail})
+	}
+}
+
+// warn logs a call that has no effect where it was made.
+func (v *vm) warn(L *lua.LState, call, why string) {
+	v.e.logger(v.ev).Warn(fmt.Sprintf("%s has no effect: %s", call, why),
+		"event", string(v.ev.Name), "script", v.h.script, "at", L.Where(1))
+}
+
+// log writes a script's log line, tagged with the event and script (the session's logger
+// adds site, session id, user, protocol and IP).
+func (v *vm) log(L *lua.LState, level slog.Level, first int) {
+	lg := v.e.logger(v.ev)
+	ctx := context.Background()
+	if !lg.Enabled(ctx, level) {
+		return
+	}
+	lg.LogAttrs(ctx, level, joinArgs(L, first), slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script))
+}
+
+// maxLogLine bounds one log line a script writes.
+const maxLogLine = 64 << 10
+
+func joinArgs(L *lua.LState, first int) string {
+	top := L.GetTop()
+	if top == first {
+		if s, ok := L.Get(first).(lua.LString); ok && len(s) <= maxLogLine {
+			return string(s)
+		}
+	}
+	var b []byte
+	for i := first; i <= top; i++ {
+		if i > first {
+			b = append(b, ' ')
+		}
+		b = append(b, L.ToStringMeta(L.Get(i)).String()...)
+		if len(b) > maxLogLine {
+			return string(b[:maxLogLine]) + "…"
+		}
+	}
+	return string(b)
+}
