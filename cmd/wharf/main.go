@@ -1,0 +1,85 @@
+// Command wharf is the wharf file-transfer gateway: SFTP, SCP, FTP and FTPS over one session
+// core with event scripts.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `wharf — a multi-protocol file-transfer gateway (SFTP, SCP, FTP, FTPS)
+
+Usage:
+  wharf serve [-c FILE]            run the gateway (the embedded default config without -c)
+  wharf check -c FILE              validate a config and its scripts; exit 1 listing every problem
+  wharf script run FILE --event E  run an event script against a simulated session (--help for options)
+  wharf hash-password [--bcrypt]   hash a password for the config (argon2id by default)
+  wharf config print-default       print the embedded default config
+  wharf version                    print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes a subcommand and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "script":
+		return cmdScript(ctx, args[1:], stdout, stderr)
+	case "hash-password":
+		err = cmdHashPassword(args[1:], stdin, stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "wharf %s (%s)\n", version, goVersion())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "wharf %s: %v\n", args[0], err)
+		}
+		return 1
+	}
+	return 0
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown go"
+}
+
+func cmdConfig(args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "print-default" {
+		return errors.New("usage: wharf config print-default")
+	}
+	_, err := stdout.Write(defaultConfig())
+	return err
+}

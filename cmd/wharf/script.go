@@ -1,0 +1,610 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/scripting"
+)
+
+const scriptUsage = `usage: wharf script run FILE --event NAME [options]
+
+Runs an event script against a simulated session of a throw-away site (an in-memory config
+with one user whose home is a temporary folder, and a catch-all user "*"), performs the
+operation that fires the event, and prints the script's log lines and what it decided.
+Exit status 0 when the script ran, 1 when it failed or timed out (or could not be loaded).
+
+Options:
+`
+
+// simPassword is the simulated user's password; --password changes what the client sends.
+const simPassword = "wharf-script-run"
+
+func cmdScript(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "run" {
+		fmt.Fprint(stderr, scriptUsage)
+		return 2
+	}
+	o, err := parseScriptRun(args[1:], stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "wharf script run: %v\n", err)
+		return 2
+	}
+	if err := runScript(ctx, o, stdout); err != nil {
+		fmt.Fprintf(stderr, "wharf script run: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// scriptRun is what `wharf script run` was asked to do.
+type scriptRun struct {
+	file, event, user, password, path, target, protocol, ip, clientVersion string
+	answers, events                                                        []string
+	unknownUser, verbose                                                   bool
+	timeout                                                                time.Duration
+	passwordSet                                                            bool
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
+	o := &scriptRun{}
+	fs := flag.NewFlagSet("script run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, scriptUsage)
+		fs.PrintDefaults()
+	}
+	fs.Var((*stringList)(&o.events), "event", "event to fire (required), e.g. BeforeFileUpload; repeat it to attach the\nscript to several events (OnAuthRequest then OnAuthPassword): the last one's operation is simulated")
+	fs.StringVar(&o.user, "user", "alice", "the simulated user's id")
+	fs.StringVar(&o.password, "password", "", "password the client sends (default: the user's own; a wrong one for OnAuthFail)")
+	fs.BoolVar(&o.unknownUser, "unknown-user", false, "the user is not configured (only the catch-all \"*\" is): for external-auth scripts")
+	fs.StringVar(&o.path, "path", "", "virtual path of the operation (default by event: /upload.txt, /dir or /)")
+	fs.StringVar(&o.target, "target", "", "rename target (default /renamed.txt)")
+	fs.StringVar(&o.protocol, "protocol", core.ProtoSFTP, "SFTP, SCP, FTP, FTPES or FTPS")
+	fs.StringVar(&o.ip, "ip", "203.0.113.7", "client IP address")
+	fs.StringVar(&o.clientVersion, "client-version", "", "client software version (SSH identification string or FTP CLNT)")
+	fs.Var((*stringList)(&o.answers), "answer", "keyboard-interactive answer, repeated in question order (default: the password)")
+	fs.DurationVar(&o.timeout, "timeout", scripting.DefaultTimeout, "the handler's timeout")
+	fs.BoolVar(&o.verbose, "v", false, "also print the server's own log lines")
+	// FILE may come before or after the flags.
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			if o.file != "" {
+				return nil, fmt.Errorf("more than one script given (%s, %s)", o.file, args[0])
+			}
+			o.file, args = args[0], args[1:]
+		}
+	}
+	fs.Visit(func(f *flag.Flag) { o.passwordSet = o.passwordSet || f.Name == "password" })
+	if o.file == "" {
+		return nil, errors.New("a script FILE is required")
+	}
+	if len(o.events) == 0 {
+		return nil, errors.New("--event is required")
+	}
+	for _, ev := range o.events {
+		if !isEvent(ev) {
+			return nil, fmt.Errorf("unknown event %q (events: %s)", ev, strings.Join(config.Events, ", "))
+		}
+	}
+	o.event = o.events[len(o.events)-1]
+	switch {
+	case net.ParseIP(o.ip) == nil:
+		return nil, fmt.Errorf("--ip %q is not an IP address", o.ip)
+	}
+	o.protocol = strings.ToUpper(o.protocol)
+	if !isOneOf(o.protocol, config.Subsystems) {
+		return nil, fmt.Errorf("unknown protocol %q (one of %s)", o.protocol, strings.Join(config.Subsystems, ", "))
+	}
+	if o.unknownUser && !core.EventName(o.event).IsAuth() && o.event != string(core.OnAuthRequest) &&
+		o.event != string(core.OnNewConnection) && o.event != string(core.BeforeSendSoftwareID) {
+		return nil, errors.New("--unknown-user only makes sense for authentication events: an unconfigured user can only log in through a script")
+	}
+	if o.path == "" {
+		o.path = defaultPath(core.EventName(o.event))
+	}
+	if o.target == "" {
+		o.target = "/renamed.txt"
+	}
+	if !o.passwordSet {
+		o.password = simPassword
+		if o.event == string(core.OnAuthFail) {
+			o.password = "wrong-password"
+		}
+	}
+	return o, nil
+}
+
+func isEvent(name string) bool { return isOneOf(name, config.Events) }
+
+func isOneOf(s string, list []string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func defaultPath(ev core.EventName) string {
+	switch ev {
+	case core.OnDirList:
+		return "/"
+	case core.BeforeDirCreate, core.AfterDirCreate, core.BeforeDirDelete, core.AfterDirDelete:
+		return "/dir"
+	}
+	return "/upload.txt"
+}
+
+// armed passes the one event under test to the engine, and only once the simulation has
+// set the stage (an upload that prepares a download must not fire AfterFileUpload).
+type armed struct {
+	eng *scripting.Engine
+	on  atomic.Bool
+}
+
+func (a *armed) Handles(name core.EventName, u *core.User) bool {
+	return a.on.Load() && a.eng.Handles(name, u)
+}
+
+func (a *armed) Fire(ctx context.Context, ev *core.Event) {
+	if a.on.Load() {
+		a.eng.Fire(ctx, ev)
+	}
+}
+
+// scriptOnly keeps the log records a script wrote or caused (they carry a "script"
+// attribute) unless everything was asked for.
+type scriptOnly struct {
+	slog.Handler
+	all bool
+}
+
+func (h scriptOnly) Handle(ctx context.Context, r slog.Record) error {
+	keep := h.all
+	r.Attrs(func(a slog.Attr) bool {
+		keep = keep || a.Key == "script"
+		return !keep
+	})
+	if !keep {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h scriptOnly) WithAttrs(as []slog.Attr) slog.Handler {
+	return scriptOnly{Handler: h.Handler.WithAttrs(as), all: h.all}
+}
+
+func (h scriptOnly) WithGroup(g string) slog.Handler {
+	return scriptOnly{Handler: h.Handler.WithGroup(g), all: h.all}
+}
+
+// runScript builds the throw-away site, fires the event and prints the outcome. It returns an
+// error when the script could not be loaded or its run failed.
+func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
+	file, err := filepath.Abs(o.file)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(file); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", file)
+	}
+	tmp, err := os.MkdirTemp("", "wharf-script-run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	cfg := simSite(o, file, tmp, string(ssh.MarshalAuthorizedKey(sshPub)))
+
+	var mu sync.Mutex
+	var acts []scripting.Action
+	log := slog.New(scriptOnly{Handler: slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}), all: o.verbose})
+	eng, err := scripting.New(cfg, scripting.Options{Logger: log, PoolSize: 2, Observe: func(a scripting.Action) {
+		mu.Lock()
+		acts = append(acts, a)
+		mu.Unlock()
+	}})
+	if err != nil {
+		if lines, ok := scriptProblems(err, "."); ok {
+			return errors.New(strings.Join(lines, "\n"))
+		}
+		return err
+	}
+	defer eng.Close()
+	disp := &armed{eng: eng}
+	site, err := core.NewSite(cfg, core.Options{Logger: log, Events: disp})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = site.Shutdown(sctx)
+	}()
+
+	fmt.Fprintf(out, "script: %s\nevent:  %s\nclient: user %s, %s from %s\n--- log\n", o.file, strings.Join(o.events, ", "), o.user, o.protocol, o.ip)
+	res := simulate(ctx, site, eng, disp, o, sshPub)
+	disp.on.Store(false)
+	if res.sess != nil {
+		defer res.sess.Close() // sessions end only when closed; Shutdown waits for them
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	fmt.Fprintln(out, "--- result")
+	report(out, o, site, res, acts)
+	for _, a := range acts {
+		if a.Name == "error" {
+			return errors.New("the script failed: " + a.Detail)
+		}
+	}
+	return nil
+}
+
+// simSite is the throw-away site: the user (unless --unknown-user) and a catch-all profile,
+// homes on a temporary disk with atomic uploads, the script as the event's only handler.
+func simSite(o *scriptRun, file, tmp, authorizedKey string) *config.Site {
+	yes := true
+	home := config.Mount{VFS: "home", Permissions: []string{"all"}}
+	users := []config.User{{ID: "*", Type: "normal", Home: home}}
+	if !o.unknownUser {
+		users = append(users, config.User{ID: o.user, Password: "plain:" + simPassword, Email: o.user + "@example.com",
+			Type: "normal", Description: "simulated user", PublicKeys: []string{strings.TrimSpace(authorizedKey)}, Home: home})
+	}
+	var handlers []config.EventHandler
+	for _, ev := range o.events {
+		handlers = append(handlers, config.EventHandler{Event: ev, Script: filepath.Base(file), Path: file,
+			Timeout: config.Duration{Duration: o.timeout}, OnError: "block"})
+	}
+	return &config.Site{
+		Name: "script-run",
+		Limits: config.Limits{MaxConnections: 10, MaxConnectionsPerIP: 10, MaxSessionsPerUser: 10,
+			IdleTimeout: config.Duration{Duration: time.Minute}, LoginTimeout: config.Duration{Duration: time.Minute}},
+		Protector: config.Protector{Enabled: &yes, Threshold: 10, Window: config.Duration{Duration: 10 * time.Minute},
+			BanFor: config.Duration{Duration: 30 * time.Minute}},
+		VFS:           []config.VFS{{Name: "home", Type: "disk", Root: filepath.Join(tmp, "{user}"), AtomicUploads: &yes}},
+		Users:         users,
+		ScriptsDir:    filepath.Dir(file),
+		EventHandlers: handlers,
+	}
+}
+
+// simResult is what the simulated client saw.
+type simResult struct {
+	sess       *core.Session
+	op         string // the operation that fired the event
+	opErr      error  // its outcome
+	softwareID string
+	questions  []core.Question
+	listing    []string
+	setupErr   error // preparing the event failed: the script did not run
+}
+
+// simulate performs what fires the event, preparing what it needs (a logged-in session, a
+// file to download, …) with the dispatcher disarmed.
+func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp *armed, o *scriptRun, key ssh.PublicKey) *simResult {
+	r := &simResult{}
+	ev := core.EventName(o.event)
+	connect := func() (*core.Session, error) {
+		s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.ParseIP(o.ip), Port: 50022},
+			Local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 22}, Protocol: o.protocol})
+		if err == nil && o.clientVersion != "" {
+			s.SetClientVersion(o.clientVersion)
+		}
+		return s, err
+	}
+	fire := func(op string, f func() error) {
+		disp.on.Store(true)
+		r.op, r.opErr = op, f()
+		disp.on.Store(false)
+	}
+	if ev == core.OnNewConnection || ev == core.OnBlocklistHit {
+		if ev == core.OnBlocklistHit {
+			site.Ban(ctx, netipOf(o.ip), time.Minute, nil)
+		}
+		fire("connect", func() error {
+			s, err := connect()
+			r.sess = s
+			return err
+		})
+		return r
+	}
+	s, err := connect()
+	if err != nil {
+		r.setupErr = fmt.Errorf("connect: %w", err)
+		return r
+	}
+	r.sess = s
+	switch ev {
+	case core.BeforeSendSoftwareID:
+		fire("send software id", func() error {
+			def := "SSH-2.0-wharf"
+			if !strings.HasPrefix(o.protocol, "S") {
+				def = "220 wharf ready"
+			}
+			r.softwareID = site.SoftwareID(ctx, s, def)
+			return nil
+		})
+		return r
+	case core.OnAuthRequest, core.OnAuthPassword, core.OnAuthFail, core.OnAuthSuccess:
+		fire("password authentication as "+o.user, func() error { return s.AuthPassword(ctx, o.user, o.password) })
+		return r
+	case core.OnAuthPKI:
+		fire("public-key authentication as "+o.user, func() error { return s.AuthPublicKey(ctx, o.user, key) })
+		return r
+	case core.OnAuthInteractiveSetQuestions, core.OnAuthInteractive:
+		if ev == core.OnAuthInteractiveSetQuestions {
+			disp.on.Store(true)
+		}
+		qs, err := s.InteractiveQuestions(ctx, o.user)
+		disp.on.Store(false)
+		r.questions = qs
+		if ev == core.OnAuthInteractiveSetQuestions || err != nil {
+			r.op, r.opErr = "keyboard-interactive questions for "+o.user, err
+			return r
+		}
+		answers := o.answers
+		for len(answers) < len(qs) {
+			answers = append(answers, o.password)
+		}
+		fire("keyboard-interactive authentication as "+o.user, func() error { return s.AuthInteractive(ctx, o.user, answers) })
+		return r
+	}
+
+	// The other events need a logged-in session.
+	if err := s.AuthPassword(ctx, o.user, simPassword); err != nil {
+		r.setupErr = fmt.Errorf("log in as %s: %w", o.user, err)
+		return r
+	}
+	p := o.path
+	prepare := func(f func() error) bool {
+		if err := f(); err != nil {
+			r.setupErr = err
+			return false
+		}
+		return true
+	}
+	mkParents := func(p string) error {
+		dir := path.Dir(p)
+		if dir == "/" || dir == "." {
+			return nil
+		}
+		if err := mkParentsFn(ctx, s, dir); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+		return nil
+	}
+	putFile := func() error {
+		if err := mkParents(p); err != nil {
+			return err
+		}
+		return simUpload(ctx, s, p)
+	}
+	switch ev {
+	case core.BeforeOpenSFTP:
+		fire("open the sftp subsystem", func() error { return s.OpenSubsystem(ctx, core.ProtoSFTP, "subsystem sftp") })
+	case core.BeforeOpenCmd:
+		fire("exec scp -t "+p, func() error { return s.OpenSubsystem(ctx, core.ProtoSCP, "exec scp -t "+p) })
+	case core.OnDirList:
+		if p != "/" && !prepare(func() error { return mkParentsFn(ctx, s, p) }) {
+			return r
+		}
+		fire("list "+p, func() error {
+			fis, err := s.List(ctx, p)
+			for _, fi := range fis {
+				r.listing = append(r.listing, fi.Name())
+			}
+			return err
+		})
+	case core.BeforeFileUpload, core.AfterFileUpload:
+		if prepare(func() error { return mkParents(p) }) {
+			fire("upload "+p, func() error { return simUpload(ctx, s, p) })
+		}
+	case core.BeforeFileDownload, core.AfterFileDownload:
+		if prepare(putFile) {
+			fire("download "+p, func() error {
+				h, err := s.OpenRead(ctx, p, 0)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(io.Discard, h)
+				return errors.Join(err, h.Close())
+			})
+		}
+	case core.BeforeFileDelete, core.AfterFileDelete:
+		if prepare(putFile) {
+			fire("delete "+p, func() error { return s.Remove(ctx, p) })
+		}
+	case core.BeforeFileRename, core.AfterFileRename:
+		if prepare(putFile) && prepare(func() error { return mkParents(o.target) }) {
+			fire("rename "+p+" to "+o.target, func() error { return s.Rename(ctx, p, o.target, true) })
+		}
+	case core.BeforeDirCreate, core.AfterDirCreate:
+		if prepare(func() error { return mkParents(p) }) {
+			fire("mkdir "+p, func() error { return s.Mkdir(ctx, p) })
+		}
+	case core.BeforeDirDelete, core.AfterDirDelete:
+		if prepare(func() error { return mkParentsFn(ctx, s, p) }) {
+			fire("rmdir "+p, func() error { return s.Rmdir(ctx, p) })
+		}
+	case core.OnTransferError:
+		if prepare(func() error { return mkParents(p) }) {
+			fire("failed upload "+p, func() error {
+				h, err := s.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
+				if err != nil {
+					return err
+				}
+				h.Abort(errors.New("simulated transfer error"))
+				return h.Close()
+			})
+		}
+	case core.OnProtectorStrike:
+		// The core does not fire strikes itself yet: fire the event the way it will.
+		fire("protector strike", func() error {
+			eng.Fire(ctx, &core.Event{Name: core.OnProtectorStrike, Session: s, Conn: s.Conn()})
+			return nil
+		})
+	case core.OnBlocklistAdd:
+		fire("ban "+o.ip, func() error {
+			site.Ban(ctx, s.RemoteIP(), time.Minute, s)
+			return nil
+		})
+	case core.OnConnectionClose:
+		fire("close the session", func() error {
+			s.Close()
+			return nil
+		})
+	}
+	return r
+}
+
+func mkParentsFn(ctx context.Context, s *core.Session, dir string) error {
+	cur := ""
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		cur += "/" + part
+		if err := s.Mkdir(ctx, cur); err != nil && !errors.Is(err, core.ErrExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+func simUpload(ctx context.Context, s *core.Session, p string) error {
+	h, err := s.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(h, "simulated upload\n"); err != nil {
+		h.Abort(err)
+	}
+	return h.Close()
+}
+
+// report prints what the client saw and what the script decided.
+func report(out io.Writer, o *scriptRun, site *core.Site, r *simResult, acts []scripting.Action) {
+	p := func(k, f string, args ...any) { fmt.Fprintf(out, "%-24s "+f+"\n", append([]any{k + ":"}, args...)...) }
+	if r.setupErr != nil {
+		p("setup failed", "%v (the event did not fire)", r.setupErr)
+	}
+	if r.sess != nil {
+		p("session", "%s", r.sess.ID())
+	}
+	if r.op != "" {
+		if r.opErr != nil {
+			p("operation", "%s: refused: %v", r.op, r.opErr)
+		} else {
+			p("operation", "%s: ok", r.op)
+		}
+	}
+	var blocked, scriptAuth, rejected bool
+	var terminate string
+	for _, a := range acts {
+		switch a.Name {
+		case "BlockOperation":
+			blocked = true
+		case "Reject":
+			rejected = true
+		case "AuthenticateUserFromScript":
+			scriptAuth = true
+		case "Terminate":
+			terminate = a.Detail
+		case "error":
+			blocked = blocked || a.Blocked
+			p("script error", "%s", a.Detail)
+		}
+	}
+	ev := core.EventName(o.event)
+	switch {
+	case blocked && ev.IsGate() || rejected:
+		p("blocked", "yes")
+	case blocked:
+		p("blocked", "yes: %s is not a gate event, so the session's next operation is refused", o.event)
+	default:
+		p("blocked", "no")
+	}
+	if ev.IsAuth() {
+		p("authenticated by script", "%v", scriptAuth)
+	}
+	if r.sess != nil && r.sess.UserID() != "" {
+		p("authenticated user", "%s", r.sess.UserID())
+	}
+	if ev == core.BeforeSendSoftwareID {
+		p("software id", "%q", r.softwareID)
+	}
+	if ev == core.OnAuthInteractiveSetQuestions || ev == core.OnAuthInteractive {
+		for _, q := range r.questions {
+			p("question", "pos=%d echo=%v %q", q.Pos, q.Echo, q.Prompt)
+		}
+	}
+	if ev == core.OnDirList && r.opErr == nil {
+		p("listing", "%s", strings.Join(r.listing, ", "))
+	}
+	if terminate != "" {
+		p("terminated", "yes (%s)", terminate)
+		probe, err := site.Connect(context.Background(), core.ConnInfo{Remote: &net.TCPAddr{IP: net.ParseIP(o.ip), Port: 1}, Protocol: o.protocol})
+		if errors.Is(err, core.ErrRefused) {
+			p("banned", "yes: %s is on the temporary block list", o.ip)
+		} else if err == nil {
+			probe.Close()
+		}
+	} else {
+		p("terminated", "no")
+	}
+	if r.sess != nil {
+		data := r.sess.AllCustomData()
+		if len(data) == 0 {
+			p("custom data", "(none)")
+		}
+		for i, d := range data {
+			p(fmt.Sprintf("custom data[%d]", i), "%q", d)
+		}
+	}
+}
+
+func netipOf(ip string) netip.Addr {
+	a, _ := netip.ParseAddr(ip) // validated by parseScriptRun
+	return a.Unmap()
+}
