@@ -241,6 +241,9 @@ func chainProgress(chains [][]string, steps []string) (next []string, complete b
 
 func (s *Session) authSucceeded(ctx context.Context, u *User, steps []string) error {
 	if err := s.site.claimUserSlot(s, u); err != nil {
+		// The credentials were right: a session limit is no abuse, and the connection that
+		// ends now must not count as one that never tried to log in.
+		s.judged.Store(true)
 		s.Logger().Warn("login refused", "user", u.ID, "reason", err.Error())
 		s.RecordError(err)
 		s.fire(ctx, OnAuthFail, "", "")
@@ -276,7 +279,7 @@ func (s *Session) authFailed(ctx context.Context, name, method string, why error
 	s.RecordError(err)
 	s.site.observe(&Fact{Kind: FactLogin, Session: s, User: name, Method: method, Reason: why.Error(), Err: err})
 	s.fire(ctx, OnAuthFail, "", "")
-	s.failedLogin.Store(true)
+	s.judged.Store(true)
 	s.site.Strike(ctx, s.ip, "failed login", s)
 	return err
 }

@@ -213,7 +213,14 @@ func (s *Site) Banned(ip netip.Addr) bool {
 	return ok
 }
 
-// Strike records abuse by this session's client (adapters: unknown or malformed commands).
+// Strike records abuse by this session's client (adapters: unknown or malformed commands,
+// a failed handshake). A connection struck this way is not struck again when it closes
+// without having logged in.
 func (s *Session) Strike(reason string) {
+	s.judged.Store(true)
 	s.site.Strike(context.Background(), s.ip, reason, s)
 }
+
+// Accounted reports whether the protector has judged this connection already: it tried to
+// log in, or an adapter struck it. Adapters use it to avoid striking one event twice.
+func (s *Session) Accounted() bool { return s.judged.Load() }

@@ -207,3 +207,52 @@ func TestObserverFacts(t *testing.T) {
 		t.Fatalf("connect facts %+v", conns)
 	}
 }
+
+// TestProtectorCountsEachConnectionOnce: a login refused by the session limit is no strike,
+// an adapter's strike replaces the "closed without authenticating" one, and Terminate(true)
+// bans at once.
+func TestProtectorCountsEachConnectionOnce(t *testing.T) {
+	yes := true
+	obs := &factLog{}
+	c := &config.Site{Name: "once", VFS: []config.VFS{{Name: "mem", Type: "memory"}},
+		Users: []config.User{user("u", func(u *config.User) { u.MaxSessions = 1 })},
+		Protector: config.Protector{Enabled: &yes, Threshold: 3, Window: config.Duration{Duration: time.Minute},
+			BanFor: config.Duration{Duration: time.Minute}}}
+	site, err := core.NewSite(c, core.Options{Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ip = "203.0.113.7"
+	a := connect(t, site, ip, core.ProtoSFTP)
+	if err := a.AuthPassword(ctx, "u", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	b := connect(t, site, ip, core.ProtoFTP)
+	if err := b.AuthPassword(ctx, "u", "pw"); !errors.Is(err, core.ErrLimit) {
+		t.Fatalf("second session of a user limited to one: %v", err)
+	}
+	b.Close()
+	if n := len(obs.kinds(core.FactStrike)); n != 0 {
+		t.Fatalf("a session-limit refusal counted %d strikes", n)
+	}
+	s := connect(t, site, ip, core.ProtoFTP)
+	s.Strike("unknown command")
+	if !s.Accounted() {
+		t.Fatal("a struck session is not accounted")
+	}
+	s.Close()
+	if n := len(obs.kinds(core.FactStrike)); n != 1 {
+		t.Fatalf("a struck connection that closed counted %d strikes, want 1", n)
+	}
+	if site.Banned(netip.MustParseAddr(ip)) {
+		t.Fatal("banned below the threshold")
+	}
+	connect(t, site, ip, core.ProtoSFTP).Terminate(true)
+	if !site.Banned(netip.MustParseAddr(ip)) {
+		t.Fatal("Terminate(true) did not ban")
+	}
+	if n := len(obs.kinds(core.FactBan)); n != 1 {
+		t.Fatalf("%d bans, want 1", n)
+	}
+}

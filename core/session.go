@@ -28,10 +28,12 @@ type Session struct {
 
 	lastActivity atomic.Int64 // unix nanoseconds; data transfers update it without the lock
 	closed       atomic.Bool
-	failedLogin  atomic.Bool
-	ctx          context.Context
-	cancel       context.CancelFunc
-	eventMu      sync.Mutex // one event at a time per session: scripts see a consistent session
+	// judged is set once the connection tried to log in or was struck for something
+	// specific, so Close does not also count it as a connection that never tried.
+	judged  atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	eventMu sync.Mutex // one event at a time per session: scripts see a consistent session
 
 	mu            sync.Mutex
 	user          *User
@@ -377,7 +379,7 @@ func (s *Session) Close() {
 	d := s.site.now().Sub(s.start)
 	s.Logger().Info("session closed", "duration", d.Round(time.Millisecond).String())
 	s.site.observe(&Fact{Kind: FactSessionEnd, Session: s, Duration: d})
-	if s.User() == nil && !s.failedLogin.Load() && !s.site.shuttingDown() {
+	if s.User() == nil && !s.judged.Load() && !s.site.shuttingDown() {
 		// Scanners connect and leave without trying to log in (a failed login struck already).
 		s.site.Strike(context.Background(), s.ip, "connection closed without authenticating", s)
 	}

@@ -96,12 +96,14 @@ func (h *ReadHandle) ReadAt(p []byte, off int64) (int, error) {
 	if s.Closed() {
 		return 0, opErr("read", h.vpath, ErrClosed, nil)
 	}
-	if bw := s.bw; bw != nil {
-		if err := throttle(s.ctx, bw.down, len(p)); err != nil {
-			return 0, opErr("read", h.vpath, ErrClosed, err)
+	n, err := h.f.ReadAt(p, off)
+	if bw := s.bw; bw != nil && n > 0 {
+		// Charged for what was read, not for what was asked: SFTP clients keep many reads
+		// in flight, past the end of the file too.
+		if werr := throttle(s.ctx, bw.down, n); werr != nil {
+			return 0, opErr("read", h.vpath, ErrClosed, werr)
 		}
 	}
-	n, err := h.f.ReadAt(p, off)
 	h.bytes.Add(int64(n))
 	s.Touch()
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -48,7 +48,22 @@ type Protocol struct {
 	// Kind maps a client error to a core error kind (core.ErrDenied, …); KindFromText is a
 	// good default when the server's message reaches the client.
 	Kind func(err error) error
+	// Lacks names the Client abilities (Cap…) the protocol does not have: legacy SCP only
+	// copies whole files. Scenarios that need one are skipped; others check the host
+	// folder instead of the missing step. Nil means the protocol can do everything.
+	Lacks map[string]bool
 }
+
+// Client abilities a protocol may lack (Protocol.Lacks).
+const (
+	CapList   = "list"   // Client.List
+	CapStat   = "stat"   // Client.Stat
+	CapMkdir  = "mkdir"  // Client.Mkdir
+	CapRmdir  = "rmdir"  // Client.Rmdir
+	CapRemove = "remove" // Client.Remove
+	CapRename = "rename" // Client.Rename
+	CapResume = "resume" // Client.UploadAt and Client.DownloadFrom
+)
 
 // Dial logs a user in.
 type Dial func(user, password string) (Client, error)
@@ -72,16 +87,20 @@ func KindFromText(err error) error {
 
 // Users of the scenario site. Passwords are "plain:" in the config: test fixtures only.
 const (
-	UserAlice    = "alice"   // all permissions on home, /shared read-only
-	UserBob      = "bob"     // quota: 1 MiB, 20 files
-	UserReader   = "reader"  // list and download only
-	UserDropbox  = "dropbox" // upload only
-	Password     = "correct horse battery staple"
-	QuotaBytes   = 1 << 20
-	SharedFile   = "/shared/readme.txt"
-	SharedData   = "shared between users\n"
-	BlockedExt   = ".exe" // BeforeFileUpload refuses it
-	HiddenSuffix = ".tmp" // OnDirList hides it
+	UserAlice       = "alice"   // all permissions on home, /shared read-only
+	UserBob         = "bob"     // quota: 1 MiB, 20 files
+	UserReader      = "reader"  // list and download only
+	UserDropbox     = "dropbox" // upload only
+	UserLimited     = "limited" // at most LimitedSessions sessions at a time
+	UserSlow        = "slow"    // downloads limited to SlowKiBps, shared by all its transfers
+	LimitedSessions = 2
+	SlowKiBps       = 512
+	Password        = "correct horse battery staple"
+	QuotaBytes      = 1 << 20
+	SharedFile      = "/shared/readme.txt"
+	SharedData      = "shared between users\n"
+	BlockedExt      = ".exe" // BeforeFileUpload refuses it
+	HiddenSuffix    = ".tmp" // OnDirList hides it
 )
 
 // SiteConfig returns the scenario site's configuration; home and shared folders live under
@@ -93,6 +112,10 @@ func SiteConfig(root string) *config.Site {
 			Home: config.Mount{VFS: "home", Permissions: home}, Folders: folders, Quota: quota}
 	}
 	shared := map[string]config.Mount{"/shared": {VFS: "shared", Permissions: []string{"list", "download"}}}
+	limited := mk(UserLimited, []string{"all"}, config.Quota{}, nil)
+	limited.MaxSessions = LimitedSessions
+	slow := mk(UserSlow, []string{"all"}, config.Quota{}, nil)
+	slow.Bandwidth = config.Bandwidth{Download: SlowKiBps}
 	return &config.Site{
 		Name: "scenarios",
 		Limits: config.Limits{MaxConnections: 100, MaxConnectionsPerIP: 100, MaxSessionsPerUser: 50,
@@ -108,6 +131,8 @@ func SiteConfig(root string) *config.Site {
 			mk(UserBob, []string{"all"}, config.Quota{Bytes: QuotaBytes, Files: 20}, nil),
 			mk(UserReader, []string{"list", "download"}, config.Quota{}, shared),
 			mk(UserDropbox, []string{"upload"}, config.Quota{}, nil),
+			limited,
+			slow,
 		},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wharf-project/wharf/core"
 )
@@ -54,6 +55,48 @@ func Run(t *testing.T, p Protocol) {
 	for _, sc := range Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) { sc.Run(t, e) })
 	}
+}
+
+// need skips a scenario that cannot run without abilities (Cap…) the protocol lacks.
+func (e *Env) need(t *testing.T, abilities ...string) {
+	t.Helper()
+	for _, a := range abilities {
+		if !e.Can(a) {
+			t.Skipf("%s cannot %s", e.Protocol.Name, a)
+		}
+	}
+}
+
+// Can reports whether the protocol under test has an ability (Cap…).
+func (e *Env) Can(ability string) bool { return !e.Protocol.Lacks[ability] }
+
+// mkdir creates a folder in a user's home over the protocol, or on the host when the
+// protocol cannot.
+func (e *Env) mkdir(t *testing.T, c Client, user, p string) {
+	t.Helper()
+	if e.Can(CapMkdir) {
+		mustNil(t, c.Mkdir(p), "mkdir "+p)
+		return
+	}
+	mustNil(t, os.MkdirAll(filepath.Join(e.HomeDir(user), filepath.FromSlash(p)), 0o755), "mkdir on the host")
+}
+
+// list lists a folder of a user's home over the protocol, or on the host when the protocol
+// cannot.
+func (e *Env) list(t *testing.T, c Client, user, dir string) []Entry {
+	t.Helper()
+	if e.Can(CapList) {
+		es, err := c.List(dir)
+		mustNil(t, err, "list "+dir)
+		return es
+	}
+	des, err := os.ReadDir(filepath.Join(e.HomeDir(user), filepath.FromSlash(dir)))
+	mustNil(t, err, "list on the host")
+	out := make([]Entry, 0, len(des))
+	for _, d := range des {
+		out = append(out, Entry{Name: d.Name(), IsDir: d.IsDir()})
+	}
+	return out
 }
 
 func randomData(t *testing.T, n int) []byte {
@@ -113,16 +156,18 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		{"upload and download", func(t *testing.T, e *Env) {
 			c := e.Login(t, UserAlice)
-			mustNil(t, c.Mkdir("/up"), "mkdir")
+			e.mkdir(t, c, UserAlice, "/up")
 			data := randomData(t, 1<<20+123)
 			mustNil(t, c.Upload("/up/a.bin", data), "upload")
 			got, err := c.Download("/up/a.bin")
 			mustNil(t, err, "download")
 			mustEqual(t, got, data, "downloaded content")
-			st, err := c.Stat("/up/a.bin")
-			mustNil(t, err, "stat")
-			if st.Size != int64(len(data)) || st.IsDir {
-				t.Fatalf("stat = %+v, want a file of %d bytes", st, len(data))
+			if e.Can(CapStat) {
+				st, err := c.Stat("/up/a.bin")
+				mustNil(t, err, "stat")
+				if st.Size != int64(len(data)) || st.IsDir {
+					t.Fatalf("stat = %+v, want a file of %d bytes", st, len(data))
+				}
 			}
 			onDisk, err := os.ReadFile(filepath.Join(e.HomeDir(UserAlice), "up", "a.bin"))
 			mustNil(t, err, "read host file")
@@ -131,7 +176,7 @@ func Scenarios() []Scenario {
 		}},
 		{"overwrite replaces content", func(t *testing.T, e *Env) {
 			c := e.Login(t, UserAlice)
-			mustNil(t, c.Mkdir("/ow"), "mkdir")
+			e.mkdir(t, c, UserAlice, "/ow")
 			mustNil(t, c.Upload("/ow/f.txt", []byte("first version, longer than the second")), "upload 1")
 			mustNil(t, c.Upload("/ow/f.txt", []byte("second")), "upload 2")
 			got, err := c.Download("/ow/f.txt")
@@ -139,6 +184,7 @@ func Scenarios() []Scenario {
 			mustEqual(t, got, []byte("second"), "content after overwrite")
 		}},
 		{"resume upload", func(t *testing.T, e *Env) {
+			e.need(t, CapResume)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Mkdir("/ru"), "mkdir")
 			data := randomData(t, 300_000)
@@ -149,6 +195,7 @@ func Scenarios() []Scenario {
 			mustEqual(t, got, data, "resumed file")
 		}},
 		{"resume download", func(t *testing.T, e *Env) {
+			e.need(t, CapResume)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Mkdir("/rd"), "mkdir")
 			data := randomData(t, 200_000)
@@ -158,6 +205,7 @@ func Scenarios() []Scenario {
 			mustEqual(t, got, data[150_000:], "tail")
 		}},
 		{"list directory", func(t *testing.T, e *Env) {
+			e.need(t, CapList, CapMkdir)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Mkdir("/ls"), "mkdir")
 			mustNil(t, c.Mkdir("/ls/sub"), "mkdir sub")
@@ -178,6 +226,7 @@ func Scenarios() []Scenario {
 			}
 		}},
 		{"mkdir and rmdir", func(t *testing.T, e *Env) {
+			e.need(t, CapMkdir, CapRmdir, CapStat, CapRemove)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Mkdir("/md"), "mkdir")
 			st, err := c.Stat("/md")
@@ -196,6 +245,7 @@ func Scenarios() []Scenario {
 			wantKind(t, e.Protocol, err, core.ErrNotFound, "stat removed dir")
 		}},
 		{"rename", func(t *testing.T, e *Env) {
+			e.need(t, CapRename, CapStat, CapMkdir)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Mkdir("/rn"), "mkdir")
 			mustNil(t, c.Upload("/rn/old.txt", []byte("payload")), "upload")
@@ -214,6 +264,7 @@ func Scenarios() []Scenario {
 			}
 		}},
 		{"delete", func(t *testing.T, e *Env) {
+			e.need(t, CapRemove)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Upload("/del.txt", []byte("bye")), "upload")
 			mustNil(t, c.Remove("/del.txt"), "remove")
@@ -225,17 +276,23 @@ func Scenarios() []Scenario {
 			c := e.Login(t, UserAlice)
 			_, err := c.Download("/no/such/file.txt")
 			wantKind(t, e.Protocol, err, core.ErrNotFound, "download missing")
-			_, err = c.Stat("/nothing-here")
-			wantKind(t, e.Protocol, err, core.ErrNotFound, "stat missing")
+			if e.Can(CapStat) {
+				_, err = c.Stat("/nothing-here")
+				wantKind(t, e.Protocol, err, core.ErrNotFound, "stat missing")
+			}
 		}},
 		{"permission denied", func(t *testing.T, e *Env) {
 			a := e.Login(t, UserAlice)
 			mustNil(t, a.Upload("/for-reader.txt", []byte("r")), "alice upload")
 			r := e.Login(t, UserReader)
 			wantKind(t, e.Protocol, r.Upload("/x.txt", []byte("x")), core.ErrDenied, "reader upload")
-			wantKind(t, e.Protocol, r.Mkdir("/newdir"), core.ErrDenied, "reader mkdir")
+			if e.Can(CapMkdir) {
+				wantKind(t, e.Protocol, r.Mkdir("/newdir"), core.ErrDenied, "reader mkdir")
+			}
 			wantKind(t, e.Protocol, a.Upload("/shared/x.txt", []byte("x")), core.ErrDenied, "upload to read-only folder")
-			wantKind(t, e.Protocol, a.Remove(SharedFile), core.ErrDenied, "delete in read-only folder")
+			if e.Can(CapRemove) {
+				wantKind(t, e.Protocol, a.Remove(SharedFile), core.ErrDenied, "delete in read-only folder")
+			}
 			got, err := r.Download(SharedFile)
 			mustNil(t, err, "reader download shared")
 			mustEqual(t, got, []byte(SharedData), "shared file")
@@ -253,8 +310,10 @@ func Scenarios() []Scenario {
 			mustNil(t, c.Upload("/small.bin", randomData(t, 100_000)), "upload under quota")
 			err := c.Upload("/big.bin", randomData(t, 2*QuotaBytes))
 			wantKind(t, e.Protocol, err, core.ErrQuota, "upload over quota")
-			if _, err := c.Stat("/big.bin"); err == nil {
-				t.Fatal("an upload over quota left a file under its final name")
+			if e.Can(CapStat) {
+				if _, err := c.Stat("/big.bin"); err == nil {
+					t.Fatal("an upload over quota left a file under its final name")
+				}
 			}
 			if _, err := os.Stat(filepath.Join(e.HomeDir(UserBob), "big.bin")); err == nil {
 				t.Fatal("an upload over quota left a file on disk")
@@ -287,6 +346,7 @@ func Scenarios() []Scenario {
 			}
 		}},
 		{"hidden entries", func(t *testing.T, e *Env) {
+			e.need(t, CapList, CapMkdir)
 			c := e.Login(t, UserAlice)
 			mustNil(t, c.Mkdir("/hid"), "mkdir")
 			mustNil(t, c.Upload("/hid/visible.txt", []byte("v")), "upload visible")
@@ -306,16 +366,16 @@ func Scenarios() []Scenario {
 		}},
 		{"script blocks upload", func(t *testing.T, e *Env) {
 			c := e.Login(t, UserAlice)
-			mustNil(t, c.Mkdir("/blk"), "mkdir")
+			e.mkdir(t, c, UserAlice, "/blk")
 			wantKind(t, e.Protocol, c.Upload("/blk/x"+BlockedExt, []byte("MZ")), core.ErrDenied, "upload blocked extension")
 			mustNil(t, c.Upload("/blk/x.txt", []byte("ok")), "upload allowed extension")
-			es, err := c.List("/blk")
-			mustNil(t, err, "list")
+			es := e.list(t, c, UserAlice, "/blk")
 			if got := names(es); !slices.Equal(got, []string{"x.txt"}) {
 				t.Fatalf("list = %v, want [x.txt]", got)
 			}
 		}},
 		{"mount points", func(t *testing.T, e *Env) {
+			e.need(t, CapList, CapRename, CapRmdir)
 			c := e.Login(t, UserAlice)
 			es, err := c.List("/")
 			mustNil(t, err, "list /")
@@ -359,6 +419,62 @@ func Scenarios() []Scenario {
 			}
 			for range n {
 				mustNil(t, <-errs, "parallel upload/verify")
+			}
+		}},
+		{"session limit", func(t *testing.T, e *Env) {
+			first := e.Login(t, UserLimited)
+			second, err := e.Dial(UserLimited, Password)
+			mustNil(t, err, "second session")
+			if c, err := e.Dial(UserLimited, Password); err == nil {
+				_ = c.Close()
+				t.Fatalf("a session over the limit of %d was accepted", LimitedSessions)
+			} else {
+				wantKind(t, e.Protocol, err, core.ErrLimit, "session over the limit")
+			}
+			mustNil(t, second.Close(), "close the second session")
+			// The server learns of the closed connection a moment later.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				c, err := e.Dial(UserLimited, Password)
+				if err == nil {
+					mustNil(t, c.Upload("/again.txt", []byte("room again")), "upload in the new session")
+					_ = c.Close()
+					break
+				}
+				wantKind(t, e.Protocol, err, core.ErrLimit, "session after one was closed")
+				if time.Now().After(deadline) {
+					t.Fatalf("no session allowed 10 s after one of %d was closed", LimitedSessions)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			got, err := first.Download("/again.txt")
+			mustNil(t, err, "the first session still works")
+			mustEqual(t, got, []byte("room again"), "file seen by the first session")
+		}},
+		{"bandwidth", func(t *testing.T, e *Env) {
+			// 1 MiB through the user's SlowKiBps limit, as two concurrent downloads on two
+			// sessions: they share one limiter, so together they take as long as one would.
+			const half = 512 << 10
+			a, b := e.Login(t, UserSlow), e.Login(t, UserSlow)
+			data := randomData(t, 2*half)
+			mustNil(t, a.Upload("/a.bin", data[:half]), "upload a (uploads are not limited)")
+			mustNil(t, b.Upload("/b.bin", data[half:]), "upload b")
+			start := time.Now()
+			errs := make(chan error, 1)
+			go func() {
+				got, err := b.Download("/b.bin")
+				if err == nil && !bytes.Equal(got, data[half:]) {
+					err = fmt.Errorf("b.bin: content differs")
+				}
+				errs <- err
+			}()
+			got, err := a.Download("/a.bin")
+			mustNil(t, err, "download a")
+			mustEqual(t, got, data[:half], "a.bin")
+			mustNil(t, <-errs, "download b")
+			// (1 MiB - the limiter's 0.1 s burst) / 512 KiB/s = 1.9 s.
+			if d := time.Since(start); d < 1500*time.Millisecond || d > 3500*time.Millisecond {
+				t.Fatalf("1 MiB at %d KiB/s took %v, want 1.5-3.5 s", SlowKiBps, d.Round(time.Millisecond))
 			}
 		}},
 		{"wrong password", func(t *testing.T, e *Env) {

@@ -49,17 +49,44 @@ type ctrlConn struct {
 	remote, local string
 	front         net.Conn // what the library reads and writes (the TLS conn for implicit FTPS)
 	sess          atomic.Pointer[core.Session]
+	bytesRead     atomic.Int64
+	expired       atomic.Bool // the login timeout passed: every read deadline is in the past
 }
 
 // Read counts client traffic as session activity (NOOP and friends never reach the core).
 func (c *ctrlConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		c.bytesRead.Add(int64(n))
 		if s := c.sess.Load(); s != nil {
 			s.Touch()
 		}
 	}
 	return n, err
+}
+
+// expire makes the library's next (or current) read time out, so that it sends its own
+// "421 timeout" reply through whatever TLS layer it has put on top.
+func (c *ctrlConn) expire() {
+	c.expired.Store(true)
+	_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// SetDeadline and SetReadDeadline keep an expired connection's reads expired: the library
+// sets its idle deadline before each read.
+func (c *ctrlConn) SetDeadline(t time.Time) error {
+	if c.expired.Load() {
+		_ = c.Conn.SetWriteDeadline(t)
+		return c.Conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *ctrlConn) SetReadDeadline(t time.Time) error {
+	if c.expired.Load() {
+		return c.Conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 // refuse sends a final reply before the library has written anything, and closes.

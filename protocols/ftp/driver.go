@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
@@ -291,6 +293,36 @@ func (f *readFile) Close() error                              { return reply(f.h
 // AfterFileDownload.
 func (f *readFile) TransferError(err error) { f.h.Abort(err) }
 
+// WriteTo is the library's io.Copy for a download (it asks the source first): the file goes
+// out in copyBufSize chunks instead of io.Copy's 32 KiB, so a GiB takes an eighth of the
+// pread, write and deadline calls. Measured (bench/run, docs/performance.md): about 20% less
+// server CPU per GiB on plain FTP.
+func (f *readFile) WriteTo(w io.Writer) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+			if m < n {
+				return total, io.ErrShortWrite
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // writeFile is an upload; the core opened it at the REST offset already.
 type writeFile struct {
 	h      *core.WriteHandle
@@ -320,3 +352,56 @@ func (f *writeFile) Close() error { return reply(f.h.Close()) }
 
 // TransferError marks an aborted upload: the core discards it and fires OnTransferError.
 func (f *writeFile) TransferError(err error) { f.h.Abort(err) }
+
+// ReadFrom is the library's io.Copy for an upload: each read from the data connection may
+// return up to copyBufSize (a fast sender fills the socket buffer well past 32 KiB), and is
+// written with one core write. It writes what each read returned without waiting for more,
+// so a slow client's data still reaches the file (and counts as activity) as it arrives.
+func (f *writeFile) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := f.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// copyBufSize is the data copy chunk: 256 KiB moved a GiB with the least server CPU of
+// 32 KiB (io.Copy's), 256 KiB and 1 MiB; buffers are pooled, one per transfer in flight.
+const copyBufSize = 256 << 10
+
+var copyBufs = sync.Pool{New: func() any {
+	b := make([]byte, copyBufSize)
+	return &b
+}}
+
+// passivePorts picks passive data ports at random from [Start, End]. The library asks for a
+// candidate list as long as the range on every PASV/EPSV, and its own PortRange draws each
+// one with crypto/rand.Int (big.Int allocations): with a 200-port range that was a quarter of
+// the server's CPU time in the small-files benchmark. math/rand/v2's generator (ChaCha8,
+// seeded from the OS) keeps the ports unpredictable; data connections are still tied to the
+// client's address and, with TLS, to its session.
+type passivePorts struct{ Start, End int }
+
+// FetchNext implements ftpserver.PasvPortGetter.
+func (r passivePorts) FetchNext() (int, int, bool) {
+	p := r.Start + rand.IntN(r.End-r.Start+1)
+	return p, p, true
+}
+
+// NumberAttempts implements ftpserver.PasvPortGetter.
+func (r passivePorts) NumberAttempts() int { return r.End - r.Start + 1 }

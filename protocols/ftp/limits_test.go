@@ -228,8 +228,11 @@ func TestLoginTimeout(t *testing.T) {
 	idle := dialRaw(t, ts, modePlain)
 	start := time.Now()
 	_ = idle.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if code, msg, _ := idle.tp.ReadResponse(0); code != 421 || !strings.Contains(msg, "Login timeout") {
+		t.Fatalf("connection without login: reply %d %q, want 421 Login timeout", code, msg)
+	}
 	if _, err := idle.tp.ReadLine(); err != io.EOF {
-		t.Fatalf("connection without login: %v, want EOF", err)
+		t.Fatalf("after the 421 reply: %v, want EOF", err)
 	}
 	if d := time.Since(start); d < 800*time.Millisecond {
 		t.Fatalf("dropped after %v, before the 1 s login timeout", d)

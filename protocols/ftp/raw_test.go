@@ -34,9 +34,23 @@ func dialRaw(t *testing.T, ts *testServer, m mode) *rawClient {
 // dialRawTLS is dialRaw with the client's TLS config (used on control and data connections).
 func dialRawTLS(t *testing.T, ts *testServer, m mode, tlsc *tls.Config) *rawClient {
 	t.Helper()
+	return dialRawWith(t, ts, m, tlsc, &net.Dialer{Timeout: 5 * time.Second})
+}
+
+// dialRawFrom is dialRaw from a chosen loopback source address.
+func dialRawFrom(t *testing.T, ts *testServer, m mode, ip net.IP) *rawClient {
+	t.Helper()
+	var tlsc *tls.Config
+	if m != modePlain {
+		tlsc = ts.clientTLS()
+	}
+	return dialRawWith(t, ts, m, tlsc, &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: ip}})
+}
+
+func dialRawWith(t *testing.T, ts *testServer, m mode, tlsc *tls.Config, d *net.Dialer) *rawClient {
+	t.Helper()
 	var conn net.Conn
 	var err error
-	d := &net.Dialer{Timeout: 5 * time.Second}
 	if m == modeImplicit {
 		conn, err = tls.DialWithDialer(d, "tcp", ts.addr, tlsc)
 	} else {

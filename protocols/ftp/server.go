@@ -56,6 +56,7 @@ type Server struct {
 	conns     map[*ctrlConn]struct{} // live control connections, until ClientDisconnected
 	tokens    map[ticketToken]*ctrlConn
 	data      map[*dataConn]struct{} // open passive data connections
+	clients   map[uint32]*connState  // by the library's client id, for libHook
 }
 
 // New builds a server for site. The TLS certificate is loaded (or generated) here, so a bad
@@ -75,13 +76,15 @@ func New(site *core.Site, opts Options) (*Server, error) {
 	log = log.With("listener", proto)
 	s := &Server{
 		site: site, opts: opts, log: log,
-		// The library logs every command line (PASS included) at Debug: never let Debug through.
-		libLog:    slog.New(minLevel{h: log.Handler(), min: slog.LevelInfo}).With("component", "ftpserverlib"),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*ctrlConn]struct{}{},
 		tokens:    map[ticketToken]*ctrlConn{},
 		data:      map[*dataConn]struct{}{},
+		clients:   map[uint32]*connState{},
 	}
+	// The library logs every command line (PASS included) at Debug: never let Debug through.
+	s.libLog = slog.New(&libHook{srv: s, next: minLevel{h: log.Handler(), min: slog.LevelInfo}}).
+		With("component", "ftpserverlib")
 	if opts.Implicit || site.Config().FTP.TLS != "off" {
 		t, err := newTLSSetup(s)
 		if err != nil {
@@ -257,9 +260,10 @@ type mainDriver struct {
 }
 
 var (
-	_ ftpserver.MainDriver                        = (*mainDriver)(nil)
-	_ ftpserver.MainDriverExtensionUserVerifier   = (*mainDriver)(nil)
-	_ ftpserver.MainDriverExtensionPassiveWrapper = (*mainDriver)(nil)
+	_ ftpserver.MainDriver                         = (*mainDriver)(nil)
+	_ ftpserver.MainDriverExtensionUserVerifier    = (*mainDriver)(nil)
+	_ ftpserver.MainDriverExtensionPassiveWrapper  = (*mainDriver)(nil)
+	_ ftpserver.MainDriverExtensionPostAuthMessage = (*mainDriver)(nil)
 )
 
 // GetSettings maps the site's ftp and limits sections onto the library's settings.
@@ -279,7 +283,7 @@ func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) {
 		PasvConnectionsCheck:    ftpserver.IPMatchRequired,
 	}
 	if r := cfg.FTP.PassivePorts; r.Start > 0 && r.End >= r.Start {
-		st.PassiveTransferPortRange = ftpserver.PortRange{Start: r.Start, End: r.End}
+		st.PassiveTransferPortRange = passivePorts{Start: r.Start, End: r.End}
 	}
 	switch {
 	case d.srv.opts.Implicit:
@@ -327,6 +331,9 @@ func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error)
 		return msg, fmt.Errorf("ftp: connection refused: %w", err)
 	}
 	st.sess = sess
+	s.mu.Lock()
+	s.clients[cc.ID()] = st
+	s.mu.Unlock()
 	// Closing the socket ends the control goroutine's read, and the library then closes the
 	// transfer and calls ClientDisconnected. cc.Close would be the obvious call, but it writes
 	// the library's connection state without synchronisation and races with the library's own
@@ -339,8 +346,10 @@ func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error)
 			return
 		}
 		sess.Logger().Info("login timeout: closing connection", "timeout", lt.String())
-		_ = c.Conn.Close() // see SetCloser above
-
+		if !sess.Accounted() { // a failed login struck already
+			sess.Strike("login timeout")
+		}
+		st.loginTimeout(lt)
 	})
 	banner := s.site.Config().FTP.Banner
 	if banner == "" {
@@ -364,6 +373,70 @@ func (d *mainDriver) ClientDisconnected(cc ftpserver.ClientContext) {
 	if st.ctrl != nil {
 		d.srv.forget(st.ctrl)
 	}
+	d.srv.mu.Lock()
+	if d.srv.clients[cc.ID()] == st {
+		delete(d.srv.clients, cc.ID())
+	}
+	d.srv.mu.Unlock()
+}
+
+// PostAuthMessage words the PASS reply. A login refused by the user's session limit says so
+// (the password was right, so this reveals nothing), and ends with the core's ErrLimit text.
+// Other failures keep the library's generic "Authentication error".
+func (d *mainDriver) PostAuthMessage(_ ftpserver.ClientContext, _ string, authErr error) string {
+	if errors.Is(authErr, core.ErrLimit) {
+		return msgSessionLimit
+	}
+	return ""
+}
+
+// msgSessionLimit is the 530 text for a login over the user's session limit.
+const msgSessionLimit = "Login refused: this user already has the maximum number of sessions open; " +
+	"close one and retry (too many connections)."
+
+// tolerableUnknown is how many unknown commands a connection may send without a strike:
+// clients probe for extensions (FEAT-less servers, LANG, XDUP), scanners send many.
+const tolerableUnknown = 2
+
+// unknownCommand strikes a connection that keeps sending commands the server does not know.
+func (s *Server) unknownCommand(id uint32, command string) {
+	s.mu.Lock()
+	st := s.clients[id]
+	s.mu.Unlock()
+	if st == nil || st.sess == nil {
+		return
+	}
+	if st.unknown.Add(1) > tolerableUnknown {
+		st.sess.Strike(fmt.Sprintf("unknown FTP command %q", truncate(command, 32)))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// loginTimeout ends a connection that did not log in in time, with a 421 reply the client
+// can show. On a plain control connection the reply is written here; once TLS protects it
+// (AUTH TLS, implicit FTPS) only the library can write, so an expired read deadline makes it
+// answer with its own 421 timeout reply and close.
+func (st *connState) loginTimeout(lt time.Duration) {
+	c := st.ctrl
+	if !st.srv.opts.Implicit && !st.cc.HasTLSForControl() {
+		c.refuse(fmt.Sprintf("421 Login timeout (%s): closing control connection", lt))
+		return
+	}
+	if c.bytesRead.Load() == 0 {
+		// An implicit-TLS client that never sent its hello: there is no channel to write to.
+		_ = c.Conn.Close()
+		return
+	}
+	c.expire()
+	// A client that stops in the middle of a TLS handshake would keep the library waiting on
+	// its own write deadline; do not wait for that.
+	time.AfterFunc(5*time.Second, func() { _ = c.Conn.Close() })
 }
 
 // PreAuthUser runs on USER: it refuses empty names (PASS without USER would otherwise try
@@ -436,6 +509,7 @@ type connState struct {
 	sess       *core.Session
 	loginTimer *time.Timer
 	authed     atomic.Bool
+	unknown    atomic.Int32 // unknown commands so far
 
 	mu  sync.Mutex
 	ver string
@@ -475,6 +549,57 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// libHook watches the library's log for the one event it offers no driver hook for: an
+// unknown command, which it answers with "500 Unknown command" itself. Watching the control
+// connection's bytes would not do, because after AUTH TLS they are encrypted. The record is
+// recognised by its message and the "clientId" attribute of the library's per-client logger
+// (ftpserverlib v0.32); TestUnknownCommandStrikes fails if a library upgrade changes them.
+type libHook struct {
+	srv    *Server
+	next   slog.Handler
+	client uint64
+	hasID  bool
+}
+
+func (h *libHook) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.next.Enabled(ctx, l)
+}
+
+func (h *libHook) Handle(ctx context.Context, r slog.Record) error {
+	if h.hasID && r.Level == slog.LevelWarn && r.Message == "Unknown command" && h.client <= math.MaxUint32 {
+		cmd := ""
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "command" {
+				cmd = a.Value.String()
+				return false
+			}
+			return true
+		})
+		h.srv.unknownCommand(uint32(h.client), cmd)
+	}
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *libHook) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(as)
+	for _, a := range as {
+		if a.Key == "clientId" && a.Value.Kind() == slog.KindUint64 {
+			c.client, c.hasID = a.Value.Uint64(), true
+		}
+	}
+	return &c
+}
+
+func (h *libHook) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
 }
 
 // minLevel drops records below min, whatever the wrapped handler would accept.

@@ -78,8 +78,19 @@ func (a *authenticator) result(err error) (*ssh.Permissions, error) {
 	if errors.As(err, &partial) {
 		return nil, &ssh.PartialSuccessError{Next: a.callbacks(partial.Next)}
 	}
+	if errors.Is(err, core.ErrLimit) {
+		// The credentials were right, so saying why is safe, and the user needs to know that
+		// closing another session helps. An SSH failure carries no text: send a banner, which
+		// OpenSSH prints and Go clients get in their BannerCallback.
+		return nil, &ssh.BannerError{Err: errAuthFailed, Message: msgSessionLimit}
+	}
 	return nil, errAuthFailed
 }
+
+// msgSessionLimit tells a client why a correct login was refused; it ends with the core's
+// ErrLimit text so tools that match error texts recognise it.
+const msgSessionLimit = "Login refused: this user already has the maximum number of sessions open; " +
+	"close one and retry (too many connections).\r\n"
 
 // callbacks offers only the methods that may continue the user's chain.
 func (a *authenticator) callbacks(methods []string) ssh.ServerAuthCallbacks {

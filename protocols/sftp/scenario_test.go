@@ -3,9 +3,13 @@ package sftp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -21,15 +25,47 @@ func TestScenarios(t *testing.T) {
 		Serve: func(t *testing.T, site *core.Site) coretest.Dial {
 			srv, addr := startServer(t, site)
 			return func(user, password string) (coretest.Client, error) {
-				c, err := dialSFTP(srv, addr, user, ssh.Password(password))
+				sc, err := dialKit(srv, addr, user, password)
 				if err != nil {
 					return nil, err
 				}
-				return &kitClient{c}, nil
+				c, err := pkgsftp.NewClient(sc, pkgsftp.UseConcurrentWrites(true))
+				if err != nil {
+					_ = sc.Close()
+					return nil, err
+				}
+				return &kitClient{&sftpSession{ssh: sc, Client: c}}, nil
 			}
 		},
 		Kind: sftpKind,
 	})
+}
+
+// dialKit logs in with a password. SSH reports a refused login without a reason; the
+// server explains some refusals (the session limit) in an authentication banner, which is
+// added to the error the way OpenSSH prints it next to its own message.
+func dialKit(srv *Server, addr, user, password string) (*ssh.Client, error) {
+	var mu sync.Mutex
+	var banners []string
+	c, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{ssh.Password(password)}, HostKeyCallback: hostKeyCallback(srv),
+		Timeout: 10 * time.Second,
+		BannerCallback: func(msg string) error {
+			mu.Lock()
+			banners = append(banners, strings.TrimSpace(msg))
+			mu.Unlock()
+			return nil
+		},
+	})
+	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(banners) > 0 {
+			return nil, fmt.Errorf("%w (server: %s)", err, strings.Join(banners, "; "))
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 // sftpKind maps a pkg/sftp client error to a core kind: the status code where it is

@@ -216,6 +216,13 @@ func (x *scp) report(err error) error {
 	return werr
 }
 
+// abuse ends the transfer on a protocol violation and strikes the client: no scp program
+// sends malformed lines or names that leave the target folder.
+func (x *scp) abuse(err error) error {
+	x.sess.Strike("scp protocol error: " + err.Error())
+	return x.fatal(err)
+}
+
 // fatal sends a fatal error line and returns err, which ends the transfer.
 func (x *scp) fatal(err error) error {
 	x.errs++
@@ -295,62 +302,98 @@ func (x *scp) runSink() error {
 func (x *scp) sinkLoop(dir string, dirIsDir bool, depth int) error {
 	var times *scpTimes
 	for {
-		line, err := x.readLine()
+		raw, err := x.readLine()
 		if err == io.EOF && depth == 0 {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if line == "" {
-			return x.fatal(errors.New("protocol error: empty line"))
+		line, err := parseSCPLine(raw)
+		if err != nil {
+			return x.abuse(err)
 		}
-		switch line[0] {
+		switch line.kind {
 		case 1, 2:
-			x.log.Info("scp client reported an error", "msg", line[1:])
+			x.log.Info("scp client reported an error", "msg", line.msg)
 			x.errs++
-			if line[0] == 2 {
-				return &remoteError{msg: line[1:], fatal: true}
+			if line.kind == 2 {
+				return &remoteError{msg: line.msg, fatal: true}
 			}
 			continue
 		case 'E':
 			if depth == 0 {
-				return x.fatal(errors.New("protocol error: unexpected E"))
+				return x.abuse(errors.New("protocol error: unexpected E"))
 			}
 			return x.ack()
 		case 'T':
-			t, err := parseTimes(line[1:])
-			if err != nil {
-				return x.fatal(err)
-			}
-			times = t
+			times = line.times
 			if err := x.ack(); err != nil {
 				return err
 			}
 			continue
-		case 'C', 'D':
-		default:
-			return x.fatal(fmt.Errorf("protocol error: unexpected line %q", truncateLine(line)))
-		}
-		mode, size, name, err := parseEntry(line[1:])
-		if err != nil {
-			return x.fatal(err)
 		}
 		np := dir
 		if dirIsDir {
-			np = path.Join(dir, name)
+			np = path.Join(dir, line.name)
 		}
-		if line[0] == 'C' {
-			if err := x.sinkFile(np, mode, size, times); err != nil {
+		if line.kind == 'C' {
+			if err := x.sinkFile(np, line.mode, line.size, times); err != nil {
 				return err
 			}
 		} else {
-			if err := x.sinkDir(np, mode, times, depth); err != nil {
+			if err := x.sinkDir(np, line.mode, times, depth); err != nil {
 				return err
 			}
 		}
 		times = nil
 	}
+}
+
+// scpLine is one parsed line of the sink direction.
+type scpLine struct {
+	kind  byte // 'C', 'D', 'E', 'T', or 1 / 2 for the client's error lines
+	mode  fs.FileMode
+	size  int64
+	name  string    // C and D: one path element
+	times *scpTimes // T
+	msg   string    // 1 and 2
+}
+
+// parseSCPLine parses a protocol line (without its newline) the client sends to the sink.
+// It is pure, for fuzzing: every error it returns is a protocol violation no scp client
+// makes, so the sink strikes the client for it.
+func parseSCPLine(line string) (scpLine, error) {
+	if line == "" {
+		return scpLine{}, errors.New("protocol error: empty line")
+	}
+	l := scpLine{kind: line[0]}
+	switch l.kind {
+	case 1, 2:
+		l.msg = line[1:]
+	case 'E':
+		if len(line) != 1 {
+			return scpLine{}, fmt.Errorf("protocol error: unexpected line %q", truncateLine(line))
+		}
+	case 'T':
+		t, err := parseTimes(line[1:])
+		if err != nil {
+			return scpLine{}, err
+		}
+		l.times = t
+	case 'C', 'D':
+		mode, size, name, err := parseEntry(line[1:])
+		if err != nil {
+			return scpLine{}, err
+		}
+		if l.kind == 'D' && size != 0 {
+			return scpLine{}, errors.New("protocol error: bad directory line")
+		}
+		l.mode, l.size, l.name = mode, size, name
+	default:
+		return scpLine{}, fmt.Errorf("protocol error: unexpected line %q", truncateLine(line))
+	}
+	return l, nil
 }
 
 func (x *scp) sinkDir(p string, mode fs.FileMode, times *scpTimes, depth int) error {

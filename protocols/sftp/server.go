@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -187,6 +188,13 @@ func (s *Server) serveConn(nc net.Conn) {
 	})
 	if err != nil {
 		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "err", err)
+		if errors.Is(err, core.ErrLimit) {
+			// RFC 4253 4.2 lets a server send text lines before its identification, and
+			// clients show them (OpenSSH with -v): say why instead of closing silently.
+			// Banned and blocked addresses get no byte at all.
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(nc, limitLine(err))
+		}
 		return
 	}
 	defer sess.Close()
@@ -230,9 +238,10 @@ func (c *conn) serve() {
 
 	// One deadline covers the key exchange and every authentication round trip.
 	_ = c.nc.SetDeadline(time.Now().Add(login))
+	start := time.Now()
 	sconn, chans, reqs, err := ssh.NewServerConn(c.nc, cfg)
 	if err != nil {
-		c.log.Info("ssh handshake or authentication failed", "err", err)
+		c.handshakeFailed(err, time.Since(start) >= login)
 		return
 	}
 	defer sconn.Close()
@@ -265,6 +274,49 @@ func (c *conn) serve() {
 	// The connection is gone; let open handles close (firing their events) before the
 	// session ends.
 	wg.Wait()
+}
+
+// handshakeFailed logs why a connection ended before it was logged in, and strikes a client
+// that did not speak SSH or ran out the login timeout. Failed logins were struck by the core
+// already; a client that tried no login at all is struck once when its session closes.
+func (c *conn) handshakeFailed(err error, timedOut bool) {
+	var ne net.Error
+	switch {
+	case c.sess.Accounted():
+		c.log.Info("ssh authentication failed", "err", err)
+	case timedOut || errors.As(err, &ne) && ne.Timeout():
+		c.log.Info("login timeout: closing connection", "err", err)
+		c.sess.Strike("login timeout")
+	case isProtocolGarbage(err):
+		c.log.Info("ssh handshake failed: not an SSH client", "err", err)
+		c.sess.Strike("ssh handshake failed: " + err.Error())
+	default:
+		c.log.Info("ssh handshake failed", "err", err)
+	}
+}
+
+// isProtocolGarbage reports whether a handshake error means the peer sent something that is
+// not SSH (an HTTP request, random bytes), as opposed to a client that hung up.
+func isProtocolGarbage(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return false // resets and timeouts are the network's, not the peer's words
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "version") || strings.Contains(msg, "overflow") ||
+		strings.Contains(msg, "packet") || strings.Contains(msg, "padding") || strings.Contains(msg, "unexpected message")
+}
+
+// limitLine is the text line sent before closing a connection a limit refused.
+func limitLine(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "+core.ErrLimit.Error()); i > 0 {
+		msg = msg[:i] // "too many connections from your address: too many connections"
+	}
+	return "Connection refused: " + msg + " (" + core.ErrLimit.Error() + ")\r\n"
 }
 
 // serverConfig builds the connection's SSH configuration: its callbacks authenticate
