@@ -368,6 +368,7 @@ func (d *mainDriver) ClientDisconnected(cc ftpserver.ClientContext) {
 		st.loginTimer.Stop()
 	}
 	if st.sess != nil {
+		st.sync() // a CLNT sent after the last operation must still reach OnConnectionClose
 		st.sess.Close()
 	}
 	if st.ctrl != nil {
