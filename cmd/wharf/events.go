@@ -12,9 +12,18 @@ import (
 )
 
 // dispatcherFor returns the event dispatcher of a site: its script engine, with every script
-// of the site's and its users' event_handlers compiled.
-func dispatcherFor(sc *config.Site, log *slog.Logger) (core.Dispatcher, error) {
-	eng, err := scripting.New(sc, scripting.Options{Logger: log})
+// of the site's and its users' event_handlers compiled. onError, when set, learns of every
+// failed or timed-out script run (for metrics).
+func dispatcherFor(sc *config.Site, log *slog.Logger, onError func(core.EventName)) (core.Dispatcher, error) {
+	opts := scripting.Options{Logger: log}
+	if onError != nil {
+		opts.Observe = func(a scripting.Action) {
+			if a.Name == "error" {
+				onError(a.Event)
+			}
+		}
+	}
+	eng, err := scripting.New(sc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("site %s: event scripts: %w", sc.Name, err)
 	}

@@ -23,6 +23,11 @@ Usage:
   wharf serve [-c FILE]            run the gateway (the embedded default config without -c)
   wharf check -c FILE              validate a config and its scripts; exit 1 listing every problem
   wharf script run FILE --event E  run an event script against a simulated session (--help for options)
+  wharf script translate FILE.js   print the Lua a JavaScript script is translated to
+  wharf sessions [-c FILE] [-json] list the live sessions of a running server (admin API)
+  wharf sessions kick [-c FILE] ID end a live session
+  wharf reload [-c FILE]           reload the running server's config (or send it SIGHUP)
+  wharf health [-c FILE]           exit 0 if the running server's /healthz answers ok
   wharf hash-password [--bcrypt]   hash a password for the config (argon2id by default)
   wharf config print-default       print the embedded default config
   wharf version                    print the version
@@ -48,6 +53,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdCheck(args[1:], stdout, stderr)
 	case "script":
 		return cmdScript(ctx, args[1:], stdout, stderr)
+	case "sessions":
+		err = cmdSessions(ctx, args[1:], stdout, stderr)
+	case "reload":
+		err = cmdReload(ctx, args[1:], stdout, stderr)
+	case "health":
+		err = cmdHealth(ctx, args[1:], stdout, stderr)
 	case "hash-password":
 		err = cmdHashPassword(args[1:], stdin, stdout, stderr)
 	case "config":

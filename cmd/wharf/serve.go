@@ -10,15 +10,20 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/ops/admin"
+	"github.com/wharf-project/wharf/ops/audit"
+	"github.com/wharf-project/wharf/ops/metrics"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
 )
@@ -47,20 +52,75 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w.String())
 	}
+	// SIGHUP is caught before the server exists so that a reload sent during start-up is
+	// queued rather than killing the process (SIGHUP's default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	srv, err := newServer(cfg, log)
 	if err != nil {
 		return err
 	}
+	srv.source = sourceFor(*file, cfg)
 	if err := srv.start(); err != nil {
 		_ = srv.shutdown(context.Background(), 0)
 		return err
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if cfg.Reload.WatchScripts {
+		// The first fingerprint is taken before the banner announces the server, so that no
+		// change made after it can be missed.
+		go srv.watchScripts(wctx, cfg.Reload.WatchInterval.Duration, srv.scriptsFingerprint())
+	}
 	srv.printBanner(stdout, demoPassword)
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			// A refused config is logged by reload and changes nothing: keep serving.
+			_ = srv.reload(ctx, "SIGHUP")
+		}
+	}
+	stopWatch()
 	log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), *grace+10*time.Second)
 	defer cancel()
 	return srv.shutdown(sctx, *grace)
+}
+
+// sourceFor returns how a reload reads the configuration again: the same file, or the
+// embedded default with the demo user's password hash of the running server (so a reload
+// does not change the password printed at start).
+func sourceFor(file string, running *config.Config) func() (*config.Config, error) {
+	if file != "" {
+		return func() (*config.Config, error) { return config.Load(file) }
+	}
+	demoHash := ""
+	for _, sc := range running.Sites {
+		for _, u := range sc.Users {
+			if u.ID == "demo" {
+				demoHash = u.Password
+			}
+		}
+	}
+	dir := running.Dir
+	return func() (*config.Config, error) {
+		cfg, err := config.LoadDefault(dir)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cfg.Sites {
+			for j := range cfg.Sites[i].Users {
+				if u := &cfg.Sites[i].Users[j]; u.ID == "demo" && u.Password == "" {
+					u.Password = demoHash
+				}
+			}
+		}
+		return cfg, nil
+	}
 }
 
 // loadForServe loads the config file, or the embedded default with the demo user's password
@@ -104,13 +164,29 @@ type protocolServer interface {
 	Shutdown(ctx context.Context) error
 }
 
-// server is a running gateway: its sites and their listeners.
+// server is a running gateway: its sites, their listeners and the operations endpoint.
 type server struct {
-	cfg       *config.Config
+	// boot is the configuration the server started with: listeners, state_dir, metrics and
+	// the other settings a reload keeps. It is never modified, so it is read without a lock.
+	boot      *config.Config
+	cfg       *config.Config // in force; replaced by a successful reload, under reloadMu
 	log       *slog.Logger
 	sites     []*core.Site
 	listeners []*boundListener
 	wg        sync.WaitGroup
+
+	// dispatchers are the sites' event dispatchers as dispatcherFor built them (before the
+	// metrics wrapper), by site name: a reload hands them the new site config.
+	dispatchers map[string]core.Dispatcher
+	metrics     *metrics.Metrics // nil without metrics.address
+	audit       *audit.Log       // nil when audit.enabled is false
+	ops         *admin.Server    // nil without metrics.address
+	opsLn       net.Listener
+	tokenNew    bool // the admin token was generated at this start
+
+	// source reads the configuration again for a reload (nil: reload is not possible).
+	source   func() (*config.Config, error)
+	reloadMu sync.Mutex
 }
 
 type boundListener struct {
@@ -120,18 +196,55 @@ type boundListener struct {
 	srv      protocolServer
 }
 
+// tlsReloader is implemented by the adapters whose TLS certificate can be replaced live.
+type tlsReloader interface {
+	PrepareTLSReload(cfg config.TLS) (apply func(), err error)
+}
+
+// scriptReloader is implemented by the scripting engine: it recompiles a site's scripts and
+// swaps them in, keeping the old ones on error.
+type scriptReloader interface {
+	Reload(site *config.Site) error
+}
+
 func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
-	s := &server{cfg: cfg, log: log}
-	for i := range cfg.Sites {
-		sc := &cfg.Sites[i]
-		events, err := dispatcherFor(sc, log)
+	s := &server{boot: cfg, cfg: cfg, log: log, dispatchers: map[string]core.Dispatcher{}}
+	var observers multiObserver
+	if cfg.Audit.IsEnabled() {
+		a, err := audit.New(log, cfg.Audit.File, cfg.Log.Format)
 		if err != nil {
 			return nil, err
 		}
-		site, err := core.NewSite(sc, core.Options{Logger: log, Events: events})
+		s.audit = a
+		observers = append(observers, a)
+	}
+	if cfg.Metrics.Address != "" {
+		s.metrics = metrics.New(metrics.Options{PerUser: cfg.Metrics.PerUser, Version: version, Sites: s.siteList})
+		observers = append(observers, s.metrics)
+	}
+	var observer core.Observer
+	if len(observers) > 0 {
+		observer = observers
+	}
+	for i := range cfg.Sites {
+		sc := &cfg.Sites[i]
+		var onScriptError func(core.EventName)
+		if m := s.metrics; m != nil {
+			name := sc.Name
+			onScriptError = func(ev core.EventName) { m.ScriptError(name, string(ev)) }
+		}
+		events, err := dispatcherFor(sc, log, onScriptError)
+		if err != nil {
+			return nil, err
+		}
+		s.dispatchers[sc.Name] = events
+		if s.metrics != nil {
+			events = s.metrics.WrapDispatcher(sc.Name, events)
+		}
+		site, err := core.NewSite(sc, core.Options{Logger: log, Events: events, Observer: observer, StateDir: cfg.StateDir})
 		if err != nil {
 			return nil, err
 		}
@@ -154,13 +267,39 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			s.listeners = append(s.listeners, &boundListener{site: site, protocol: l.Protocol, srv: srv})
 		}
 	}
+	if cfg.Metrics.Address != "" {
+		token := ""
+		if cfg.Metrics.Admin != admin.ModeOff {
+			tok, created, err := admin.LoadOrCreateToken(cfg.Metrics.AdminTokenFile)
+			if err != nil {
+				return nil, err
+			}
+			token, s.tokenNew = tok, created
+		}
+		s.ops = admin.New(admin.Options{
+			Metrics: s.metrics.Handler(), Sites: s.siteList, Mode: cfg.Metrics.Admin, Token: token, Logger: log,
+			Reload: func(ctx context.Context) error { return s.reload(ctx, "admin API") },
+		})
+	}
 	return s, nil
+}
+
+// siteList returns the sites (fixed for the server's life: reloads do not add or remove any).
+func (s *server) siteList() []*core.Site { return s.sites }
+
+// multiObserver hands every fact to each observer in turn.
+type multiObserver []core.Observer
+
+func (m multiObserver) Observe(f *core.Fact) {
+	for _, o := range m {
+		o.Observe(f)
+	}
 }
 
 // start binds every listener (all or none) and starts serving.
 func (s *server) start() error {
 	i := 0
-	for _, sc := range s.cfg.Sites {
+	for _, sc := range s.boot.Sites {
 		for _, l := range sc.Listeners {
 			ln, err := net.Listen("tcp", l.Address)
 			if err != nil {
@@ -171,6 +310,27 @@ func (s *server) start() error {
 			}
 			s.listeners[i].ln = ln
 			i++
+		}
+	}
+	if s.ops != nil {
+		ln, err := net.Listen("tcp", s.boot.Metrics.Address)
+		if err != nil {
+			return fmt.Errorf("metrics: listen %s: %w", s.boot.Metrics.Address, err)
+		}
+		s.opsLn = ln
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.ops.Serve(ln); err != nil {
+				s.log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+		s.log.Info("serving metrics and the admin API", "address", ln.Addr().String(), "admin", s.boot.Metrics.Admin)
+		if err := writeAdminAddr(s.boot.StateDir, ln.Addr().String()); err != nil {
+			s.log.Warn("cannot record the admin address for the CLI", "err", err)
+		}
+		if s.tokenNew {
+			s.log.Info("admin token generated", "file", s.boot.Metrics.AdminTokenFile)
 		}
 	}
 	for _, b := range s.listeners {
@@ -201,6 +361,10 @@ func (s *server) addr(protocol string) string {
 // session (firing OnConnectionClose) and waits for the adapters.
 func (s *server) shutdown(ctx context.Context, grace time.Duration) error {
 	var errs []error
+	if s.ops != nil {
+		// A load balancer probing /healthz stops sending clients while transfers finish.
+		s.ops.Draining()
+	}
 	for _, b := range s.listeners {
 		if b.ln != nil {
 			_ = b.ln.Close()
@@ -222,8 +386,23 @@ func (s *server) shutdown(ctx context.Context, grace time.Duration) error {
 	for _, site := range s.sites {
 		errs = append(errs, site.Shutdown(ctx))
 	}
+	if s.ops != nil && s.opsLn != nil {
+		errs = append(errs, s.ops.Shutdown(ctx))
+		_ = os.Remove(filepath.Join(s.boot.StateDir, adminAddrFile))
+	}
 	s.wg.Wait()
+	if s.audit != nil {
+		errs = append(errs, s.audit.Close())
+	}
 	return errors.Join(errs...)
+}
+
+// opsAddr returns the bound address of the metrics listener, "" without one.
+func (s *server) opsAddr() string {
+	if s.opsLn == nil {
+		return ""
+	}
+	return s.opsLn.Addr().String()
 }
 
 func (s *server) activeTransfers() int64 {
@@ -241,14 +420,17 @@ func (s *server) printBanner(w io.Writer, demoPassword string) {
 	for _, b := range s.listeners {
 		fmt.Fprintf(w, "  %-5s %s (site %s)\n", strings.ToUpper(b.protocol), b.ln.Addr(), b.site.Name())
 	}
-	for _, sc := range s.cfg.Sites {
+	for _, sc := range s.boot.Sites {
 		for _, v := range sc.VFS {
 			if v.Type == "disk" {
 				fmt.Fprintf(w, "  data (%s): %s\n", v.Name, v.Root)
 			}
 		}
 	}
-	fmt.Fprintf(w, "  state: %s\n", s.cfg.StateDir)
+	fmt.Fprintf(w, "  state: %s\n", s.boot.StateDir)
+	if a := s.opsAddr(); a != "" {
+		fmt.Fprintf(w, "  metrics: http://%s/metrics\n", a)
+	}
 	if demoPassword == "" {
 		return
 	}
@@ -288,4 +470,17 @@ func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h), closer, nil
+}
+
+// adminAddrFile in state_dir holds the bound address of the metrics listener, so that the CLI
+// finds a server whose metrics.address has port 0.
+const adminAddrFile = "admin.addr"
+
+func writeAdminAddr(stateDir, addr string) error {
+	p := filepath.Join(stateDir, adminAddrFile)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(addr+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }

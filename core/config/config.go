@@ -22,6 +22,8 @@ type Config struct {
 	StateDir string  `yaml:"state_dir"` // absolute after loading
 	Sites    []Site  `yaml:"sites"`
 	Metrics  Metrics `yaml:"metrics"`
+	Audit    Audit   `yaml:"audit"`
+	Reload   Reload  `yaml:"reload"`
 
 	File     string    `yaml:"-"` // the file it came from ("(embedded default)" for the default)
 	Dir      string    `yaml:"-"` // absolute folder that relative paths were resolved against
@@ -35,9 +37,36 @@ type Log struct {
 	File   string `yaml:"file"`   // "" = stderr; absolute after loading otherwise
 }
 
-// Metrics configures the Prometheus / health endpoint.
+// Metrics configures the HTTP listener that serves Prometheus metrics, the health check and
+// the admin API (live sessions, kick, reload).
 type Metrics struct {
 	Address string `yaml:"address"` // "" = off, else host:port
+	// PerUser adds a user label to the login, byte and operation series. Off by default:
+	// every user then becomes a set of series, which a large user base cannot afford.
+	PerUser bool `yaml:"per_user"`
+	// Admin says who may call the admin API: off, local (loopback clients only; the default)
+	// or any (every client that can reach the listener). A token is always required.
+	Admin string `yaml:"admin"`
+	// AdminTokenFile holds the admin token; absolute after loading. Default
+	// <state_dir>/admin.token, generated (0600) on first start when missing.
+	AdminTokenFile string `yaml:"admin_token_file"`
+}
+
+// Audit configures the audit log: one line per login, completed operation and session end.
+type Audit struct {
+	Enabled *bool  `yaml:"enabled"` // default true; set after loading
+	File    string `yaml:"file"`    // "" = the server log; absolute after loading otherwise
+}
+
+// IsEnabled reports whether the audit log is written (default true).
+func (a Audit) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
+
+// Reload configures live reloading beyond SIGHUP and `wharf reload`.
+type Reload struct {
+	// WatchScripts reloads the configuration when a file in a site's scripts_dir changes.
+	WatchScripts bool `yaml:"watch_scripts"`
+	// WatchInterval is how often the script folders are scanned; default 2s.
+	WatchInterval Duration `yaml:"watch_interval"`
 }
 
 // Site is one virtual site: listeners, users and storage served together.

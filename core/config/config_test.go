@@ -64,7 +64,7 @@ func TestBrokenConfigs(t *testing.T) {
 		notInMsgs string // must not appear in any message (secrets)
 	}{
 		{"typo'd key", head + "    limitz: {}\n", "sites[0].limitz", 7, `unknown key; did you mean "limits"?`, ""},
-		{"unknown key without suggestion", "zzzzzz: 1\n" + head, "zzzzzz", 1, "unknown key (valid keys: log, state_dir, sites, metrics)", ""},
+		{"unknown key without suggestion", "zzzzzz: 1\n" + head, "zzzzzz", 1, "unknown key (valid keys: log, state_dir, sites, metrics, audit, reload)", ""},
 		{"duplicate key", head + "    scripts_dir: a\n    scripts_dir: b\n", "sites[0].scripts_dir", 8, "duplicate key (first defined at line 7)", ""},
 		{"wrong type int", head + "    limits: {max_connections: lots}\n", "sites[0].limits.max_connections", 7, `expected an integer, got "lots"`, ""},
 		{"wrong type list", "sites:\n  - name: x\n    listeners: sftp\n", "sites[0].listeners", 3, `expected a list, got "sftp"`, ""},
@@ -75,6 +75,12 @@ func TestBrokenConfigs(t *testing.T) {
 		{"bad log level", "log: {level: verbose}\n" + head, "log.level", 1, `invalid value "verbose" (allowed: debug, info, warn, error)`, ""},
 		{"bad log format", "log:\n  format: xml\n" + head, "log.format", 2, `invalid value "xml"`, ""},
 		{"bad metrics address", "metrics: {address: localhost}\n" + head, "metrics.address", 1, `invalid address "localhost"`, ""},
+		{"metrics address used by a listener", "metrics: {address: \"127.0.0.1:2022\"}\n" + strings.Replace(head, "127.0.0.1:0", "127.0.0.1:2022", 1), "sites[0].listeners[0].address", 5, "address 127.0.0.1:2022 is already used (line 1)", ""},
+		{"bad admin mode", "metrics: {admin: public}\n" + head, "metrics.admin", 1, `invalid value "public" (allowed: off, local, any)`, ""},
+		{"audit file is the log file", "log: {file: wharf.log}\naudit: {file: wharf.log}\n" + head, "audit.file", 2, "audit.file must differ from log.file", ""},
+		{"audit enabled not a bool", "audit: {enabled: sometimes}\n" + head, "audit.enabled", 1, `expected true or false, got "sometimes"`, ""},
+		{"zero watch interval", "reload: {watch_interval: 0s}\n" + head, "reload.watch_interval", 1, "must be a positive duration, got 0s", ""},
+		{"unknown reload key", "reload: {watch_script: true}\n" + head, "reload.watch_script", 1, `did you mean "watch_scripts"?`, ""},
 		{"duplicate site", head + "  - name: main\n    listeners: [{protocol: ftp, address: \"127.0.0.1:0\"}]\n", "sites[1].name", 7, `duplicate site name "main" (first at line 2)`, ""},
 		{"site without name", "sites:\n  - listeners: [{protocol: ftp, address: \"127.0.0.1:0\"}]\n", "sites[0].name", 2, "a site name is required", ""},
 		{"no listeners", "sites:\n  - name: x\n", "sites[0].listeners", 2, "at least one listener", ""},
@@ -300,8 +306,14 @@ func TestDefaultsApplied(t *testing.T) {
 	if cfg.Log != (Log{Level: "info", Format: "text"}) {
 		t.Errorf("log = %+v", cfg.Log)
 	}
-	if cfg.StateDir != filepath.Join(dir, "state") || cfg.Metrics.Address != "" {
+	if cfg.StateDir != filepath.Join(dir, "state") || cfg.Metrics != (Metrics{Admin: "local", AdminTokenFile: filepath.Join(dir, "state", "admin.token")}) {
 		t.Errorf("state_dir = %q, metrics = %+v", cfg.StateDir, cfg.Metrics)
+	}
+	if !cfg.Audit.IsEnabled() || cfg.Audit.Enabled == nil || cfg.Audit.File != "" {
+		t.Errorf("audit = %+v", cfg.Audit)
+	}
+	if cfg.Reload != (Reload{WatchInterval: Duration{2 * time.Second}}) {
+		t.Errorf("reload = %+v", cfg.Reload)
 	}
 	s := cfg.Sites[0]
 	if s.SSH.SoftwareID != "wharf" || !s.SSH.SCPEnabled() || s.SSH.SCP == nil || len(s.SSH.HostKeys) != 0 {
@@ -479,8 +491,14 @@ func TestFullExample(t *testing.T) {
 	if cfg.Log != (Log{Level: "debug", Format: "json", File: at("logs", "wharf.log")}) {
 		t.Errorf("log = %+v", cfg.Log)
 	}
-	if cfg.StateDir != at("state") || cfg.Metrics.Address != "127.0.0.1:9090" {
+	if cfg.StateDir != at("state") || cfg.Metrics != (Metrics{Address: "127.0.0.1:9090", PerUser: true, Admin: "any", AdminTokenFile: at("secrets", "admin.token")}) {
 		t.Errorf("state_dir %q metrics %+v", cfg.StateDir, cfg.Metrics)
+	}
+	if cfg.Audit.IsEnabled() || cfg.Audit.File != at("logs", "audit.log") {
+		t.Errorf("audit = %+v", cfg.Audit)
+	}
+	if cfg.Reload != (Reload{WatchScripts: true, WatchInterval: Duration{5 * time.Second}}) {
+		t.Errorf("reload = %+v", cfg.Reload)
 	}
 	if len(cfg.Sites) != 1 {
 		t.Fatalf("sites: %d", len(cfg.Sites))
@@ -635,11 +653,9 @@ func TestAliasBombIsBounded(t *testing.T) {
 	data := "sites:\n  - &s\n    name: x\n    listeners: [{protocol: ftp, address: ':0'}]\n    users:\n" +
 		"      - &u {id: u, public_keys: [" + strings.Repeat("x, ", 999) + "x]}\n" +
 		strings.Repeat("      - *u\n", 999) + strings.Repeat("  - *s\n", 999)
-	start := time.Now()
+	// No wall-clock bound here (a loaded CI machine under -race is slow); without the
+	// expansion bound this parse would not finish at all and the test binary would time out.
 	_, err := Parse([]byte(data), "bomb.yaml", testDir)
-	if el := time.Since(start); el > 5*time.Second {
-		t.Errorf("took %v", el)
-	}
 	ps := problemsOf(t, err)
 	if len(ps) != 1 || !strings.HasPrefix(ps[0].Msg, "document too large once aliases are expanded") || ps[0].File != "bomb.yaml" {
 		t.Errorf("problems = %v", err)

@@ -182,9 +182,28 @@ func (c *checker) check(cfg *Config) {
 	defaultString(&cfg.StateDir, "./state")
 	cfg.StateDir = c.abs(cfg.StateDir)
 
-	if cfg.Metrics.Address != "" {
-		c.hostPort("metrics.address", cfg.Metrics.Address)
+	if cfg.Metrics.Address != "" && c.hostPort("metrics.address", cfg.Metrics.Address) {
+		// A site listener on the same address would fail at start with a bind error.
+		if _, port, _ := net.SplitHostPort(cfg.Metrics.Address); port != "0" {
+			c.listeners[cfg.Metrics.Address] = "metrics.address"
+		}
 	}
+	defaultString(&cfg.Metrics.Admin, "local")
+	c.oneOf("metrics.admin", cfg.Metrics.Admin, "off", "local", "any")
+	defaultString(&cfg.Metrics.AdminTokenFile, filepath.Join(cfg.StateDir, "admin.token"))
+	cfg.Metrics.AdminTokenFile = c.abs(cfg.Metrics.AdminTokenFile)
+
+	if cfg.Audit.Enabled == nil {
+		cfg.Audit.Enabled = boolPtr(true)
+	}
+	cfg.Audit.File = c.abs(cfg.Audit.File)
+	if cfg.Audit.File != "" && cfg.Audit.File == cfg.Log.File {
+		// Two handles appending to one file interleave partial lines.
+		c.errorf("audit.file", "audit.file must differ from log.file (leave it empty to audit into the server log)")
+	}
+
+	c.defaultDuration("reload.watch_interval", &cfg.Reload.WatchInterval, 2*time.Second)
+	c.positive("reload.watch_interval", cfg.Reload.WatchInterval)
 
 	if len(cfg.Sites) == 0 {
 		c.errorf("sites", "at least one site is required")

@@ -15,9 +15,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
 )
 
 // Generated certificate files in the state directory.
@@ -50,25 +52,37 @@ type tlsSetup struct {
 	srv   *Server
 	leaf  *tls.Config // certificate, versions, ticket key; no callbacks
 	front *tls.Config // leaf + GetConfigForClient: what the library and listeners use
+	// cert is the certificate of new handshakes. Every handshake gets its config from
+	// configForClient, which sets it, so a reload can replace it while connections in flight
+	// keep theirs (leaf.Certificates keeps the certificate loaded at start).
+	cert atomic.Pointer[tls.Certificate]
 }
 
-func newTLSSetup(s *Server) (*tlsSetup, error) {
-	cfg := s.site.Config().TLS
-	var cert tls.Certificate
-	var err error
+// loadCertificate loads the certificate files named by cfg, or the generated one in stateDir.
+func loadCertificate(cfg config.TLS, stateDir string) (*tls.Certificate, error) {
 	if cfg.Cert != "" {
-		cert, err = tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+		cert, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
 		if err != nil {
 			return nil, fmt.Errorf("load TLS certificate: %w", err)
 		}
-	} else {
-		cert, err = selfSigned(s.opts.StateDir)
-		if err != nil {
-			return nil, err
-		}
+		return &cert, nil
 	}
+	cert, err := selfSigned(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &cert, nil
+}
+
+func newTLSSetup(s *Server) (*tlsSetup, error) {
+	cert, err := loadCertificate(s.site.Config().TLS, s.opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	t := &tlsSetup{srv: s}
+	t.cert.Store(cert)
 	leaf := &tls.Config{
-		Certificates: []tls.Certificate{cert},
+		Certificates: []tls.Certificate{*cert},
 		MinVersion:   tls.VersionTLS12,
 	}
 	// One explicit ticket key shared by every clone: control and data handshakes must
@@ -78,7 +92,7 @@ func newTLSSetup(s *Server) (*tlsSetup, error) {
 		return nil, fmt.Errorf("session ticket key: %w", err)
 	}
 	leaf.SetSessionTicketKeys([][32]byte{key})
-	t := &tlsSetup{srv: s, leaf: leaf}
+	t.leaf = leaf
 	t.front = leaf.Clone()
 	t.front.GetConfigForClient = t.configForClient
 	return t, nil
@@ -89,14 +103,21 @@ func (t *tlsSetup) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, err
 		return t.controlConfig(c), nil
 	}
 	if t.srv.site.Config().FTP.TLSSessionReuse == "optional" {
-		return nil, nil
+		return t.base(), nil
 	}
 	return t.dataConfig(hello.Conn), nil
 }
 
+// base returns a copy of leaf with the current certificate.
+func (t *tlsSetup) base() *tls.Config {
+	cfg := t.leaf.Clone()
+	cfg.Certificates = []tls.Certificate{*t.cert.Load()}
+	return cfg
+}
+
 // controlConfig binds the tickets issued on a control connection to it.
 func (t *tlsSetup) controlConfig(c *ctrlConn) *tls.Config {
-	cfg := t.leaf.Clone()
+	cfg := t.base()
 	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 		setToken(ss, c.token)
 		return cfg.EncryptTicket(cs, ss)
@@ -118,7 +139,7 @@ func (t *tlsSetup) controlConfig(c *ctrlConn) *tls.Config {
 func (t *tlsSetup) dataConfig(conn net.Conn) *tls.Config {
 	var owner *ctrlConn
 	var token ticketToken
-	cfg := t.leaf.Clone()
+	cfg := t.base()
 	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
 		ss, err := cfg.DecryptTicket(identity, cs)
 		if err != nil || ss == nil {

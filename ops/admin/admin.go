@@ -1,0 +1,318 @@
+// Package admin serves wharf's HTTP operations endpoint: Prometheus metrics, the health check
+// and a small token-protected admin API to list and end live sessions and to reload the
+// configuration. `wharf sessions` and `wharf reload` are its clients (see Client).
+//
+//	GET  /metrics                      Prometheus exposition (no token)
+//	GET  /healthz                      200 "ok" while serving, 503 while shutting down (no token)
+//	GET  /admin/sessions               live sessions of every site, JSON
+//	GET  /admin/sessions/{id}          one session
+//	POST /admin/sessions/{id}/kick     end a session (OnConnectionClose fires)
+//	POST /admin/reload                 reload the configuration; 200, or 422 with the errors
+//
+// Admin requests need "Authorization: Bearer <token>"; in mode "local" they are also refused
+// unless they come from a loopback address.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// Admin modes (metrics.admin).
+const (
+	ModeOff   = "off"
+	ModeLocal = "local"
+	ModeAny   = "any"
+)
+
+// Options configure a Server.
+type Options struct {
+	Metrics http.Handler // serves /metrics; nil = 404
+	// Sites returns the live sites (session listing and kicking).
+	Sites func() []*core.Site
+	// Reload reloads the configuration; its error is returned to the caller.
+	Reload func(ctx context.Context) error
+	Mode   string // off | local | any
+	Token  string // required for /admin/ unless Mode is off
+	Logger *slog.Logger
+}
+
+// Server is the operations HTTP server.
+type Server struct {
+	opts     Options
+	http     *http.Server
+	draining atomic.Bool
+}
+
+// New builds the server. Its handler is also available as Handler for tests.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{opts: opts}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handler returns the endpoint's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if s.opts.Metrics != nil {
+		mux.Handle("GET /metrics", s.opts.Metrics)
+	}
+	mux.HandleFunc("GET /healthz", s.healthz)
+	if s.opts.Mode != ModeOff {
+		mux.Handle("GET /admin/sessions", s.guard(s.listSessions))
+		mux.Handle("GET /admin/sessions/{id}", s.guard(s.getSession))
+		mux.Handle("POST /admin/sessions/{id}/kick", s.guard(s.kick))
+		mux.Handle("POST /admin/reload", s.guard(s.reload))
+	}
+	return mux
+}
+
+// Serve serves on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Draining makes /healthz answer 503 so that a load balancer stops sending clients while
+// the gateway shuts down.
+func (s *Server) Draining() { s.draining.Store(true) }
+
+// Shutdown stops the server, waiting for requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "shutting down")
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// guard enforces the admin mode and the token.
+func (s *Server) guard(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.Mode == ModeLocal && !fromLoopback(r) {
+			s.opts.Logger.Warn("admin request refused: not from a loopback address", "remote", r.RemoteAddr, "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, "the admin API only accepts loopback clients (metrics.admin: local)")
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || s.opts.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.Token)) != 1 {
+			// Never log the presented token: it may be a real one with a typo.
+			s.opts.Logger.Warn("admin request refused: missing or wrong token", "remote", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wharf admin"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func fromLoopback(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// SessionInfo is a live session as the admin API reports it: the fields of the scripts'
+// Session object.
+type SessionInfo struct {
+	ID              string     `json:"id"`
+	Site            string     `json:"site"`
+	User            string     `json:"user"` // "" before login
+	Authenticated   bool       `json:"authenticated"`
+	Protocol        string     `json:"protocol"`
+	RemoteIP        string     `json:"remote_ip"`
+	LocalAddr       string     `json:"local_addr,omitempty"`
+	ClientVersion   string     `json:"client_version,omitempty"`
+	Start           time.Time  `json:"start"`
+	LastActivity    time.Time  `json:"last_activity"`
+	LastCommand     string     `json:"last_command,omitempty"`
+	LastCommandTime *time.Time `json:"last_command_time,omitempty"`
+	LastError       string     `json:"last_error,omitempty"`
+	LastErrorTime   *time.Time `json:"last_error_time,omitempty"`
+	CustomData      []string   `json:"custom_data,omitempty"`
+	RelPath         string     `json:"rel_path,omitempty"`
+	AbsPath         string     `json:"abs_path,omitempty"`
+	RelTargetPath   string     `json:"rel_target_path,omitempty"`
+	AbsTargetPath   string     `json:"abs_target_path,omitempty"`
+}
+
+// Info describes a live session.
+func Info(s *core.Session) SessionInfo {
+	in := SessionInfo{
+		ID: s.ID(), Site: s.VirtualSite(), User: s.UserID(), Authenticated: s.User() != nil,
+		Protocol: s.Protocol(), RemoteIP: s.RemoteAddress(), LocalAddr: s.Conn().LocalAddr,
+		ClientVersion: s.ClientVersion(), Start: s.StartTime(), LastActivity: s.LastActivity(),
+		LastCommand: s.LastCommand(), LastError: s.LastError(), CustomData: s.AllCustomData(),
+		RelPath: s.RelPath(), AbsPath: s.AbsPath(), RelTargetPath: s.RelTargetPath(), AbsTargetPath: s.AbsTargetPath(),
+	}
+	if t, ok := s.LastCommandTime(); ok {
+		in.LastCommandTime = &t
+	}
+	if t, ok := s.LastErrorTime(); ok {
+		in.LastErrorTime = &t
+	}
+	return in
+}
+
+func (s *Server) sessions() []*core.Session {
+	var out []*core.Session
+	if s.opts.Sites == nil {
+		return nil
+	}
+	for _, site := range s.opts.Sites() {
+		out = append(out, site.Sessions()...)
+	}
+	return out
+}
+
+func (s *Server) find(id string) (*core.Session, bool) {
+	if s.opts.Sites == nil {
+		return nil, false
+	}
+	for _, site := range s.opts.Sites() {
+		if x, ok := site.Session(id); ok {
+			return x, true
+		}
+	}
+	return nil, false
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request) {
+	list := []SessionInfo{}
+	for _, x := range s.sessions() {
+		list = append(list, Info(x))
+	}
+	// Session ids are ULIDs: sorting by id is sorting by start time.
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	x, ok := s.find(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no live session with that id")
+		return
+	}
+	writeJSON(w, http.StatusOK, Info(x))
+}
+
+func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, site := range s.opts.Sites() {
+		if site.Kick(id) {
+			s.opts.Logger.Info("session kicked by the admin API", "session", id, "site", site.Name(), "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusOK, map[string]string{"kicked": id})
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no live session with that id")
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "reload is not available")
+		return
+	}
+	s.opts.Logger.Info("reload requested by the admin API", "remote", r.RemoteAddr)
+	if err := s.opts.Reload(r.Context()); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"reloaded": "ok"})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// LoadOrCreateToken reads the admin token from file, or generates one there (mode 0600, in a
+// folder created 0700) when the file does not exist. created tells whether it was generated.
+func LoadOrCreateToken(file string) (token string, created bool, err error) {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", false, fmt.Errorf("admin token file %s is empty", file)
+		}
+		return tok, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	tok := rand.Text() + rand.Text() // 52 base32 characters, 260 bits
+	// O_EXCL: if another process created it meanwhile, use theirs rather than overwrite it.
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadOrCreateToken(file)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	_, werr := f.WriteString(tok + "\n")
+	if err := errors.Join(werr, f.Close()); err != nil {
+		_ = os.Remove(file)
+		return "", false, fmt.Errorf("admin token: %w", err)
+	}
+	return tok, true, nil
+}
+
+// ReadToken reads an existing admin token file (for the CLI).
+func ReadToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("admin token file %s is empty", file)
+	}
+	return tok, nil
+}

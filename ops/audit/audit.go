@@ -1,0 +1,158 @@
+// Package audit writes the audit log: one structured line per login attempt, per completed
+// file operation and per session end, with who (session, site, user, protocol, IP), what
+// (operation, virtual paths, bytes), how long and with what result. It implements
+// core.Observer.
+//
+// Lines go to the server log (message "audit") or to a file of their own, as text or JSON
+// like the server log. Facts carry no credentials, so no password or token can reach it.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+// Message is the msg of every audit line, so lines can be picked out of the server log.
+const Message = "audit"
+
+// Log is an audit log. Its methods are safe for concurrent use.
+type Log struct {
+	log  *slog.Logger
+	file *reopener // nil when writing to the server log
+}
+
+var _ core.Observer = (*Log)(nil)
+
+// New returns an audit log writing to file ("" = into server, the server's logger) in the
+// given format ("json" or "text").
+func New(server *slog.Logger, file, format string) (*Log, error) {
+	if file == "" {
+		return &Log{log: server}, nil
+	}
+	r := &reopener{path: file}
+	if err := r.Reopen(); err != nil {
+		return nil, err
+	}
+	var h slog.Handler = slog.NewTextHandler(r, nil)
+	if format == "json" {
+		h = slog.NewJSONHandler(r, nil)
+	}
+	return &Log{log: slog.New(h), file: r}, nil
+}
+
+// Reopen reopens the audit file (after logrotate moved it); a no-op for the server log.
+func (l *Log) Reopen() error {
+	if l.file == nil {
+		return nil
+	}
+	return l.file.Reopen()
+}
+
+// Close closes the audit file.
+func (l *Log) Close() error {
+	if l.file == nil {
+		return nil
+	}
+	return l.file.Close()
+}
+
+// Observe implements core.Observer: logins, operations and session ends become lines;
+// connections, strikes and bans are in the server log already.
+func (l *Log) Observe(f *core.Fact) {
+	var event string
+	switch f.Kind {
+	case core.FactLogin:
+		event = "login"
+	case core.FactOperation:
+		event = "operation"
+	case core.FactSessionEnd:
+		event = "session_end"
+	default:
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("event", event),
+		slog.String("site", f.Site),
+	)
+	if f.Session != nil {
+		attrs = append(attrs, slog.String("session", f.Session.ID()))
+	}
+	attrs = append(attrs,
+		slog.String("user", f.User),
+		slog.String("protocol", f.Protocol),
+		slog.String("ip", f.IP),
+	)
+	switch f.Kind {
+	case core.FactLogin:
+		attrs = append(attrs, slog.String("method", f.Method))
+	case core.FactOperation:
+		attrs = append(attrs, slog.String("operation", f.Op), slog.String("path", f.Path))
+		if f.Target != "" {
+			attrs = append(attrs, slog.String("target", f.Target))
+		}
+		attrs = append(attrs, slog.Int64("bytes", f.Bytes))
+	}
+	if f.Kind != core.FactLogin {
+		attrs = append(attrs, slog.Int64("duration_ms", f.Duration.Milliseconds()))
+	}
+	attrs = append(attrs, slog.String("result", f.Result()))
+	if f.Err != nil {
+		attrs = append(attrs, slog.String("error", f.Err.Error()))
+	}
+	l.log.LogAttrs(context.Background(), slog.LevelInfo, Message, attrs...)
+}
+
+// reopener is an append-only file that can be reopened under its name.
+type reopener struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+func (r *reopener) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return 0, fmt.Errorf("audit log %s: %w", r.path, os.ErrClosed)
+	}
+	return r.f.Write(p)
+}
+
+func (r *reopener) Reopen() error {
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o750); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	r.mu.Lock()
+	old := r.f
+	r.f = f
+	r.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+func (r *reopener) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
+}
+
+var _ io.Writer = (*reopener)(nil)

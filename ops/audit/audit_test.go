@@ -1,0 +1,109 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-project/wharf/core"
+)
+
+func TestJSONFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "logs", "audit.log")
+	l, err := New(slog.Default(), p, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := []core.Fact{
+		{Kind: core.FactLogin, Site: "s", User: "alice", Protocol: "SFTP", IP: "192.0.2.1", Method: "password"},
+		{Kind: core.FactOperation, Site: "s", User: "alice", Protocol: "SFTP", IP: "192.0.2.1", Op: core.OpUpload,
+			Path: "/a.txt", Bytes: 10, Duration: 1500 * time.Millisecond},
+		{Kind: core.FactOperation, Site: "s", User: "alice", Protocol: "FTP", IP: "192.0.2.1", Op: core.OpRename,
+			Path: "/a.txt", Target: "/b.txt", Err: fmt.Errorf("rename: %w", core.ErrDenied)},
+		{Kind: core.FactSessionEnd, Site: "s", User: "alice", Protocol: "SFTP", IP: "192.0.2.1", Duration: time.Minute},
+		{Kind: core.FactStrike, Site: "s", IP: "192.0.2.1"},  // not audited
+		{Kind: core.FactConnect, Site: "s", IP: "192.0.2.1"}, // not audited
+	}
+	for i := range facts {
+		l.Observe(&facts[i])
+	}
+	// logrotate: the file is moved away and the log reopened.
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	l.Observe(&core.Fact{Kind: core.FactSessionEnd, Site: "s", User: "bob"})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	lines := readJSON(t, p+".1")
+	want := []map[string]any{
+		{"msg": Message, "event": "login", "site": "s", "user": "alice", "protocol": "SFTP", "ip": "192.0.2.1", "method": "password", "result": "ok"},
+		{"event": "operation", "operation": "upload", "path": "/a.txt", "bytes": 10.0, "duration_ms": 1500.0, "result": "ok"},
+		{"event": "operation", "operation": "rename", "target": "/b.txt", "result": "permission_denied"},
+		{"event": "session_end", "duration_ms": 60000.0, "result": "ok"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d: %v", len(lines), len(want), lines)
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if lines[i][k] != v {
+				t.Errorf("line %d: %s = %v, want %v", i, k, lines[i][k], v)
+			}
+		}
+	}
+	if _, ok := lines[2]["error"]; !ok {
+		t.Error("failed operation has no error field")
+	}
+	if after := readJSON(t, p); len(after) != 1 || after[0]["user"] != "bob" {
+		t.Errorf("after reopen: %v", after)
+	}
+}
+
+func readJSON(t *testing.T, p string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestIntoServerLog(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(slog.New(slog.NewTextHandler(&buf, nil)), "", "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Observe(&core.Fact{Kind: core.FactOperation, Site: "s", User: "alice", Protocol: "FTP", Op: core.OpDownload, Path: "/x y", Bytes: 3})
+	if err := l.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.String()
+	for _, want := range []string{"msg=audit", "event=operation", "operation=download", `path="/x y"`, "bytes=3", "result=ok"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("line lacks %q: %s", want, got)
+		}
+	}
+}
