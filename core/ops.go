@@ -444,6 +444,19 @@ func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 		(a.Size != nil && !t.allows(PermOverwrite)) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
+	if h := s.openUpload(t.virtual); h != nil {
+		// The client is changing the file it is uploading: with an atomic upload that file is
+		// still under its temporary name, so the change goes to the upload itself.
+		if a.Size != nil {
+			if err := h.truncate(*a.Size); err != nil {
+				return s.fail(err)
+			}
+			a.Size = nil
+		}
+		if h.park(a) {
+			return nil
+		}
+	}
 	fi, err := t.mount.FS.Stat(t.path)
 	if err != nil {
 		return s.fail(backendErr(op, t.virtual, err))

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
@@ -292,3 +293,34 @@ func TestPermissions(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSetStatOnOpenAtomicUpload(t *testing.T) {
+	site, root := diskSite(t, nil, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	h, err := s.OpenWrite(ctx, "/p.txt", core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	// What "put -p" does: times and mode just before CLOSE, while the data is still under a
+	// temporary name; and a size change on the open upload.
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	mode := os.FileMode(0o600)
+	size := int64(4)
+	if err := s.SetStat(ctx, "/p.txt", core.Attrs{Mode: &mode, Atime: &mtime, Mtime: &mtime, Size: &size}); err != nil {
+		t.Fatalf("setstat on an open upload: %v", err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "u", "p.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(mtime) || fi.Mode().Perm() != 0o600 || fi.Size() != 4 {
+		t.Fatalf("published file: mtime %v mode %v size %d", fi.ModTime(), fi.Mode(), fi.Size())
+	}
+}

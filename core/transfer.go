@@ -207,6 +207,7 @@ type WriteHandle struct {
 	pos      int64 // for Write
 	quotaHit bool
 	start    time.Time
+	parked   Attrs // mode and times to apply after an atomic upload is published
 
 	bytes atomic.Int64
 	fail  atomic.Pointer[error]
@@ -304,6 +305,12 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 		h.pos = h.hw
 	}
 	s.site.transfers.Add(1)
+	s.mu.Lock()
+	if s.uploads == nil {
+		s.uploads = map[string][]*WriteHandle{}
+	}
+	s.uploads[t.virtual] = append(s.uploads[t.virtual], h)
+	s.mu.Unlock()
 	return h, nil
 }
 
@@ -387,6 +394,7 @@ func (h *WriteHandle) Abort(err error) {
 func (h *WriteHandle) Close() error {
 	h.once.Do(func() {
 		defer h.sess.site.transfers.Add(-1)
+		h.sess.forgetUpload(h)
 		h.err = h.finish()
 		h.sess.observeOp(OpUpload, h.t.virtual, "", h.start, h.bytes.Load(), &h.err)
 	})
@@ -426,7 +434,101 @@ func (h *WriteHandle) finish() error {
 		h.discard()
 		return s.fail(backendErr("upload", v, err))
 	}
+	return h.applyParked()
+}
+
+// park keeps mode and times set while an atomic upload is open, to apply once it is
+// published under its final name (OpenSSH "put -p" and "scp -p" send them just before
+// closing). It reports false for a non-atomic upload, whose file already has its final name.
+func (h *WriteHandle) park(a Attrs) bool {
+	if h.atomic == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a.Mode != nil {
+		h.parked.Mode = a.Mode
+	}
+	if a.Atime != nil {
+		h.parked.Atime = a.Atime
+	}
+	if a.Mtime != nil {
+		h.parked.Mtime = a.Mtime
+	}
+	return true
+}
+
+func (h *WriteHandle) applyParked() error {
+	h.mu.Lock()
+	a := h.parked
+	h.mu.Unlock()
+	fsys, p, v := h.t.mount.FS, h.t.path, h.t.virtual
+	if a.Mode != nil {
+		if err := fsys.Chmod(p, *a.Mode&fs.ModePerm); err != nil {
+			return h.sess.fail(backendErr("setstat", v, err))
+		}
+	}
+	if a.Atime != nil || a.Mtime != nil {
+		at, mt := a.Atime, a.Mtime
+		if at == nil {
+			at = mt
+		}
+		if mt == nil {
+			mt = at
+		}
+		if err := fsys.Chtimes(p, *at, *mt); err != nil {
+			return h.sess.fail(backendErr("setstat", v, err))
+		}
+	}
 	return nil
+}
+
+// truncate changes the size of the data being uploaded.
+func (h *WriteHandle) truncate(size int64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if size > h.hw && !h.quota.reserve(size-h.hw, 0) {
+		return opErr("truncate", h.t.virtual, ErrQuota, nil)
+	}
+	if err := h.f.Truncate(size); err != nil {
+		if size > h.hw {
+			h.quota.release(size-h.hw, 0)
+		}
+		return backendErr("truncate", h.t.virtual, err)
+	}
+	if size < h.hw {
+		h.quota.release(h.hw-size, 0)
+	}
+	h.hw = size
+	return nil
+}
+
+// openUpload returns this session's most recent open upload of a virtual path.
+func (s *Session) openUpload(v string) *WriteHandle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if open := s.uploads[v]; len(open) > 0 {
+		return open[len(open)-1]
+	}
+	return nil
+}
+
+func (s *Session) forgetUpload(h *WriteHandle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := h.t.virtual
+	open := s.uploads[v]
+	for i, g := range open {
+		if g == h {
+			open = append(open[:i], open[i+1:]...)
+			break
+		}
+	}
+	if len(open) == 0 {
+		delete(s.uploads, v)
+	} else {
+		s.uploads[v] = open
+	}
 }
 
 // discard removes what a failed upload left: the temp file of an atomic upload, or a file

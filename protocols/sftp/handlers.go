@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	pkgsftp "github.com/pkg/sftp"
@@ -21,9 +20,6 @@ import (
 type handlers struct {
 	sess *core.Session
 	ctx  context.Context
-
-	mu      sync.Mutex
-	uploads map[string][]*writeFile // open uploads by virtual path, for FSETSTAT
 }
 
 var (
@@ -37,7 +33,7 @@ var (
 )
 
 func newHandlers(ctx context.Context, sess *core.Session) pkgsftp.Handlers {
-	h := &handlers{sess: sess, ctx: ctx, uploads: map[string][]*writeFile{}}
+	h := &handlers{sess: sess, ctx: ctx}
 	return pkgsftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
 
@@ -85,56 +81,7 @@ func (h *handlers) openWrite(r *pkgsftp.Request) (*writeFile, error) {
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	f := &writeFile{WriteHandle: wh, h: h}
-	h.mu.Lock()
-	h.uploads[wh.Path()] = append(h.uploads[wh.Path()], f)
-	h.mu.Unlock()
-	return f, nil
-}
-
-// deferAttrs parks mode and times for an open upload of p, to be applied when it closes:
-// an atomic upload is still under a temporary name, so setting them on p now would miss it
-// (OpenSSH's "put -p" and "scp -p" send FSETSTAT just before CLOSE), and a write after
-// them would change the times again anyway. It reports whether p has an open upload.
-func (h *handlers) deferAttrs(p string, a core.Attrs) bool {
-	v, err := h.sess.RealPath(p)
-	if err != nil {
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	open := h.uploads[v]
-	if len(open) == 0 {
-		return false
-	}
-	f := open[len(open)-1]
-	if a.Mode != nil {
-		f.attrs.Mode = a.Mode
-	}
-	if a.Atime != nil {
-		f.attrs.Atime, f.attrs.Mtime = a.Atime, a.Mtime
-	}
-	return true
-}
-
-// closed forgets an upload and returns the attributes parked for it.
-func (h *handlers) closed(f *writeFile) core.Attrs {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p := f.Path()
-	open := h.uploads[p]
-	for i, g := range open {
-		if g == f {
-			open = append(open[:i], open[i+1:]...)
-			break
-		}
-	}
-	if len(open) == 0 {
-		delete(h.uploads, p)
-	} else {
-		h.uploads[p] = open
-	}
-	return f.attrs
+	return &writeFile{WriteHandle: wh, h: h}, nil
 }
 
 // Filecmd runs the commands that need no handle.
@@ -180,12 +127,6 @@ func (h *handlers) setstat(r *pkgsftp.Request) error {
 	if fl.Acmodtime {
 		at, mt := time.Unix(int64(st.Atime), 0), time.Unix(int64(st.Mtime), 0)
 		a.Atime, a.Mtime = &at, &mt
-	}
-	if (a.Mode != nil || a.Mtime != nil) && h.deferAttrs(r.Filepath, core.Attrs{Mode: a.Mode, Atime: a.Atime, Mtime: a.Mtime}) {
-		a.Mode, a.Atime, a.Mtime = nil, nil, nil
-		if a.Size == nil {
-			return nil
-		}
 	}
 	if a == (core.Attrs{}) {
 		if fl.UidGid {
@@ -306,20 +247,12 @@ func (f *readFile) Close() (err error) {
 // core, so a cut connection never leaves a partial file under the final name.
 type writeFile struct {
 	*core.WriteHandle
-	h     *handlers
-	attrs core.Attrs // mode and times set while open (see deferAttrs); guarded by h.mu
+	h *handlers
 }
 
 func (f *writeFile) TransferError(err error) { f.Abort(err) }
 
 func (f *writeFile) Close() (err error) {
 	defer f.h.guard(&err)
-	attrs := f.h.closed(f)
-	if err := f.WriteHandle.Close(); err != nil {
-		return toStatus(err)
-	}
-	if attrs != (core.Attrs{}) {
-		return toStatus(f.h.sess.SetStat(f.h.ctx, f.Path(), attrs))
-	}
-	return nil
+	return toStatus(f.WriteHandle.Close())
 }
