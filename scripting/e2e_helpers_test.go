@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
 )
@@ -220,24 +221,10 @@ func isNotFound(err error) bool {
 	return errors.As(err, &te) && te.Code == 550
 }
 
-// needBinary returns the path of an external client. The test is skipped when it is
-// missing, and fails instead when WHARF_E2E=1 demands the end-to-end tests.
-func needBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("WHARF_E2E") == "1" {
-			t.Fatalf("WHARF_E2E=1 but %s is not installed: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
 // needPython returns /usr/bin/python3 once paramiko imports.
 func needPython(t *testing.T) string {
 	t.Helper()
-	py := needBinary(t, "/usr/bin/python3")
+	py := coretest.NeedBinary(t, "/usr/bin/python3")
 	if out, err := exec.Command(py, "-c", "import paramiko").CombinedOutput(); err != nil {
 		if os.Getenv("WHARF_E2E") == "1" {
 			t.Fatalf("WHARF_E2E=1 but paramiko is not importable: %v\n%s", err, out)
@@ -298,7 +285,7 @@ func (s *stack) scpArgs(legacy bool, args ...string) []string {
 // sftpBatch runs OpenSSH sftp with a batch of commands as alice.
 func (s *stack) sftpBatch(t *testing.T, commands ...string) (string, error) {
 	t.Helper()
-	bin := needBinary(t, "sftp")
+	bin := coretest.NeedBinary(t, "sftp")
 	batch := s.local(t, "batch.sftp", []byte(strings.Join(commands, "\n")+"\n"))
 	return s.try(bin, append(s.sshOptions(), "-P", s.sshPort(), "-b", batch, "alice@127.0.0.1")...)
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 )
 
 // The Lua scripting contract proven end to end: real servers for every protocol, real
@@ -73,7 +74,7 @@ func TestE2EProtocolsDenyExecutables(t *testing.T) {
 		legacy bool
 	}{{"scp-O", true}, {"scp", false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			scp := needBinary(t, "scp")
+			scp := coretest.NeedBinary(t, "scp")
 			dir := "/" + strings.ReplaceAll(mode.name, "-", "")
 			must(t, os.MkdirAll(filepath.Join(home, dir), 0o755))
 			exe := s.local(t, "x.exe", []byte("MZ"))
@@ -138,7 +139,7 @@ func TestE2EProtocolsHideTempFiles(t *testing.T) {
 
 	// The same with the OpenSSH binaries, multiplexed over one master connection.
 	t.Run("OpenSSH", func(t *testing.T) {
-		sshBin, sftpBin, scpBin := needBinary(t, "ssh"), needBinary(t, "sftp"), needBinary(t, "scp")
+		sshBin, sftpBin, scpBin := coretest.NeedBinary(t, "ssh"), coretest.NeedBinary(t, "sftp"), coretest.NeedBinary(t, "scp")
 		mux := s.master(t, sshBin)
 		batch := s.local(t, "hide.sftp", []byte("ls -1 /hid\nget /hid/scratch.tmp got.tmp\n"))
 		out, err := s.try(sftpBin, append(append(s.sshOptions(), mux...), "-P", s.sshPort(), "-b", batch, "alice@127.0.0.1")...)
@@ -365,11 +366,11 @@ func TestE2EProtocolAndClientVersion(t *testing.T) {
 			return want{"SFTP", "SFTP", exact(openSSHVersion(t))}
 		}},
 		{"OpenSSH scp", true, func(t *testing.T) want {
-			s.run(t, needBinary(t, "scp"), s.scpArgs(false, file, "alice@127.0.0.1:/v/scp.txt")...)
+			s.run(t, coretest.NeedBinary(t, "scp"), s.scpArgs(false, file, "alice@127.0.0.1:/v/scp.txt")...)
 			return want{"SFTP", "SFTP", exact(openSSHVersion(t))}
 		}},
 		{"OpenSSH scp -O", true, func(t *testing.T) want {
-			s.run(t, needBinary(t, "scp"), s.scpArgs(true, file, "alice@127.0.0.1:/v/scpO.txt")...)
+			s.run(t, coretest.NeedBinary(t, "scp"), s.scpArgs(true, file, "alice@127.0.0.1:/v/scpO.txt")...)
 			return want{"", "SCP", exact(openSSHVersion(t))}
 		}},
 		{"paramiko", true, func(t *testing.T) want {
@@ -388,7 +389,7 @@ print("version=" + paramiko.__version__)
 			return want{"SFTP", "SFTP", exact("SSH-2.0-paramiko_" + v)}
 		}},
 		{"curl", true, func(t *testing.T) want {
-			curl := needBinary(t, "curl")
+			curl := coretest.NeedBinary(t, "curl")
 			v, _ := s.try(curl, "-V")
 			m := regexp.MustCompile(`libssh2/(\S+)`).FindStringSubmatch(v)
 			if m == nil {
@@ -420,7 +421,7 @@ print("version=" + paramiko.__version__)
 			return want{"FTPS", "FTPS", exact("")}
 		}},
 		{"lftp", true, func(t *testing.T) want {
-			lftp := needBinary(t, "lftp")
+			lftp := coretest.NeedBinary(t, "lftp")
 			script := s.local(t, "v.lftp", []byte(fmt.Sprintf(`set ssl:verify-certificate no
 set net:max-retries 1
 set net:timeout 10
@@ -498,7 +499,7 @@ bye
 // Debian-2+deb12u10"), from "ssh -V".
 func openSSHVersion(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(needBinary(t, "ssh"), "-V").CombinedOutput()
+	out, err := exec.Command(coretest.NeedBinary(t, "ssh"), "-V").CombinedOutput()
 	must(t, err)
 	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), ",")
 	return "SSH-2.0-" + v

@@ -80,7 +80,7 @@ func TestPassiveSettings(t *testing.T) {
 
 // TestActiveMode: PORT/EPRT work only when ftp.active_mode is on (curl -P).
 func TestActiveMode(t *testing.T) {
-	curl := needBinary(t, "curl")
+	curl := coretest.NeedBinary(t, "curl")
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint("active_mode=", on), func(t *testing.T) {
 			site, root := newSite(t, nil, func(c *config.Site) { c.FTP.ActiveMode = on })

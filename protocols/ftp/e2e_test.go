@@ -134,7 +134,7 @@ func randomBytes(t *testing.T, n int) []byte {
 // TestLFTP mirrors a tree up and back, resumes a download and manages files with lftp, over
 // plain FTP and explicit TLS (whose data connections must resume the control session).
 func TestLFTP(t *testing.T) {
-	lftp := needBinary(t, "lftp")
+	lftp := coretest.NeedBinary(t, "lftp")
 	for _, m := range []mode{modePlain, modeExplicit} {
 		t.Run(m.String(), func(t *testing.T) {
 			site, root := newSite(t, nil, nil)
@@ -210,7 +210,7 @@ bye
 
 // TestCurl uploads, downloads and resumes with curl over FTP, explicit and implicit TLS.
 func TestCurl(t *testing.T) {
-	curl := needBinary(t, "curl")
+	curl := coretest.NeedBinary(t, "curl")
 	for _, m := range []mode{modePlain, modeExplicit, modeImplicit} {
 		t.Run(m.String(), func(t *testing.T) {
 			site, root := newSite(t, nil, nil)
@@ -321,7 +321,7 @@ f.quit()
 func TestPythonFTPLib(t *testing.T) {
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
-		py = needBinary(t, "python3")
+		py = coretest.NeedBinary(t, "python3")
 	}
 	script := filepath.Join(t.TempDir(), "ftpcheck.py")
 	if err := os.WriteFile(script, []byte(pythonScript), 0o600); err != nil {
@@ -363,7 +363,7 @@ func TestPythonFTPLib(t *testing.T) {
 
 // TestRclone copies and checks a tree with rclone's FTP backend, plain and explicit TLS.
 func TestRclone(t *testing.T) {
-	rclone := needBinary(t, "rclone")
+	rclone := coretest.NeedBinary(t, "rclone")
 	for _, m := range []mode{modePlain, modeExplicit} {
 		t.Run(m.String(), func(t *testing.T) {
 			site, root := newSite(t, nil, nil)

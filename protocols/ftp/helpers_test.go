@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/textproto"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -220,20 +219,6 @@ func protocol(m mode) coretest.Protocol {
 		},
 		Kind: replyKind,
 	}
-}
-
-// needBinary skips a test when an external client is missing, but fails it when
-// WHARF_E2E=1 says the environment must have it.
-func needBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("WHARF_E2E") == "1" {
-			t.Fatalf("%s not found and WHARF_E2E=1: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }
 
 // defaultWait bounds polls for things that happen at once on an idle machine.

@@ -185,7 +185,7 @@ func TestIdleTimeout(t *testing.T) {
 	})
 
 	t.Run("long transfers are not cut", func(t *testing.T) {
-		curl := needBinary(t, "curl")
+		curl := coretest.NeedBinary(t, "curl")
 		home := filepath.Join(root, "home", coretest.UserAlice)
 		// Larger than loopback socket buffers, so the server is still sending after 2 s.
 		data := randomBytes(t, 24<<20)

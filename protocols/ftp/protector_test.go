@@ -244,7 +244,7 @@ func TestLoginTimeoutTLS(t *testing.T) {
 
 // TestBandwidthDownload: curl downloads 5 MiB as a user limited to 512 KiB/s in 9-12 s.
 func TestBandwidthDownload(t *testing.T) {
-	curl := needBinary(t, "curl")
+	curl := coretest.NeedBinary(t, "curl")
 	site, root := newSite(t, nil, nil)
 	ts := serve(t, site, modePlain)
 	home := filepath.Join(root, "home", coretest.UserSlow)

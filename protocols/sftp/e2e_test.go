@@ -34,7 +34,7 @@ type e2e struct {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
-	keygen := needBinary(t, "ssh-keygen")
+	keygen := coretest.NeedBinary(t, "ssh-keygen")
 	work := t.TempDir()
 	key := filepath.Join(work, "id_ed25519")
 	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "wharf-test", "-f", key).CombinedOutput(); err != nil {
@@ -127,7 +127,7 @@ func sameFile(t *testing.T, want, got string) {
 }
 
 func TestOpenSSHSFTPBatch(t *testing.T) {
-	sftpBin := needBinary(t, "sftp")
+	sftpBin := coretest.NeedBinary(t, "sftp")
 	e := newE2E(t)
 	data := randomBytes(t, 3<<20+17)
 	putFile(t, e.local("a.bin"), data)
@@ -180,7 +180,7 @@ func TestOpenSSHSFTPBatch(t *testing.T) {
 
 // TestOpenSSHGetEscape: "get ../../../../etc/passwd" as typed in OpenSSH's client.
 func TestOpenSSHGetEscape(t *testing.T) {
-	sftpBin := needBinary(t, "sftp")
+	sftpBin := coretest.NeedBinary(t, "sftp")
 	e := newE2E(t)
 	for i, p := range []string{"../../../../etc/passwd", "/etc/passwd", "/../../../etc/passwd"} {
 		out := e.local(fmt.Sprintf("stolen%d", i))
@@ -196,7 +196,7 @@ func TestOpenSSHGetEscape(t *testing.T) {
 }
 
 func TestOpenSSHSCP(t *testing.T) {
-	scpBin := needBinary(t, "scp")
+	scpBin := coretest.NeedBinary(t, "scp")
 	e := newE2E(t)
 	for _, mode := range []struct{ name, flag string }{{"sftp", ""}, {"legacy", "-O"}} {
 		t.Run(mode.name, func(t *testing.T) {
@@ -265,7 +265,7 @@ func TestOpenSSHSCP(t *testing.T) {
 }
 
 func TestCurlSFTP(t *testing.T) {
-	curl := needBinary(t, "curl")
+	curl := coretest.NeedBinary(t, "curl")
 	e := newE2E(t)
 	out, _ := e.try(curl, "-V")
 	if !strings.Contains(out, "sftp") {
@@ -290,7 +290,7 @@ func TestCurlSFTP(t *testing.T) {
 }
 
 func TestRclone(t *testing.T) {
-	rclone := needBinary(t, "rclone")
+	rclone := coretest.NeedBinary(t, "rclone")
 	e := newE2E(t)
 	conf := e.local("rclone.conf")
 	putFile(t, conf, nil)
@@ -326,7 +326,7 @@ func TestRclone(t *testing.T) {
 }
 
 func TestParamikoKeyboardInteractive(t *testing.T) {
-	py := needBinary(t, "/usr/bin/python3")
+	py := coretest.NeedBinary(t, "/usr/bin/python3")
 	e := newE2E(t)
 	if out, err := e.try(py, "-c", "import paramiko"); err != nil {
 		if os.Getenv("WHARF_E2E") == "1" {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -65,20 +64,6 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(testState.dir)
 	}
 	os.Exit(code)
-}
-
-// needBinary returns the path of an external client, skipping the test when it is missing,
-// unless WHARF_E2E=1 demands the end-to-end tests.
-func needBinary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("WHARF_E2E") == "1" {
-			t.Fatalf("WHARF_E2E=1 but %s is not installed: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }
 
 // testUser is a user with a password and all permissions on a disk home.
