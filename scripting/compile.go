@@ -17,6 +17,7 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/scripting/jscompat"
 )
 
 // ScriptError is a script that cannot be loaded: a syntax error (with its line and column),
@@ -30,12 +31,17 @@ type ScriptError struct {
 	Where string
 }
 
-// Error formats the problem like a compiler message: `scripts/x.lua:3: unexpected symbol`.
+// Error formats the problem like a compiler message: `scripts/x.lua:3: unexpected symbol`,
+// `scripts/x.js:3:5: unsupported: class declaration` (a JS script's problems name the column,
+// as JS tools do; Lua's messages name the line only, as luac does).
 func (e *ScriptError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 && isJS(e.File) {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
@@ -62,15 +68,16 @@ func (e *LoadError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// errNoJS is the error of every run of a .js handler.
-const errNoJS = "JavaScript handlers are not supported by this build yet; every run fails and on_error applies"
+// isJS reports whether a script is a Syncplify-style JavaScript script, which is translated
+// to Lua when it is loaded.
+func isJS(file string) bool { return strings.EqualFold(filepath.Ext(file), ".js") }
 
 // handler is one compiled event_handlers entry.
 type handler struct {
 	event    core.EventName
-	script   string             // as configured; also the chunk name, so Lua errors read "deny.lua:3: …"
-	file     string             // the script's path
-	proto    *lua.FunctionProto // nil for a .js script, which this build cannot run
+	script   string // as configured; also the chunk name, so Lua errors read "deny.lua:3: …"
+	file     string // the script's path
+	proto    *lua.FunctionProto
 	priority int
 	timeout  time.Duration
 	block    bool // on_error: block
@@ -85,7 +92,7 @@ type handlerSet struct {
 	users    map[*config.EventHandler]eventHandlers // by the user's handler list (&list[0])
 	count    int
 	dir      string   // scripts_dir
-	warnings []string // handlers that load but cannot run
+	warnings []string // handlers that load but cannot run (none at present)
 
 	mu     sync.Mutex
 	protos map[string]*lua.FunctionProto // by file
@@ -134,13 +141,6 @@ func (s *handlerSet) build(list []config.EventHandler, where string) (out eventH
 		}
 		if !slices.Contains(config.Events, c.Event) {
 			errs = append(errs, &ScriptError{File: file, Msg: fmt.Sprintf("unknown event %q", c.Event), Where: where})
-			continue
-		}
-		if strings.EqualFold(filepath.Ext(file), ".js") {
-			// Accepted so that a config written for the JS front end loads, but every run
-			// fails like a broken script (on_error decides), and the load warns about it.
-			warnings = append(warnings, fmt.Sprintf("%s: %s (handler of %s for %s)", file, errNoJS, where, c.Event))
-			out[h.event] = append(out[h.event], h)
 			continue
 		}
 		s.mu.Lock()
@@ -192,13 +192,55 @@ func (s *handlerSet) forUser(u *core.User, log *slog.Logger) eventHandlers {
 	return hs
 }
 
-// compileFile parses and compiles a script once; the prototype is shared by every state.
+// compileFile parses and compiles a script once; the prototype is shared by every state. A
+// .js script is translated to Lua first.
 func compileFile(file, name string) (*lua.FunctionProto, *ScriptError) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, &ScriptError{File: file, Msg: fmt.Sprintf("cannot read script: %v", unwrapPath(err))}
 	}
+	if isJS(file) {
+		code, se := translateJS(src, file, name)
+		if se != nil {
+			return nil, se
+		}
+		proto, se := compileSource([]byte(code), file, name)
+		if se != nil {
+			// The translator's output must always compile: this is a bug to report, and the
+			// column would be one of the generated code.
+			se.Column, se.Msg = 0, "internal error: the translated script does not compile: "+se.Msg
+		}
+		return proto, se
+	}
 	return compileSource(src, file, name)
+}
+
+// translateJS translates a JavaScript script to the Lua the engine runs.
+func translateJS(src []byte, file, name string) (string, *ScriptError) {
+	code, err := jscompat.Translate(src, name)
+	if err != nil {
+		se := &ScriptError{File: file, Msg: err.Error()}
+		var je *jscompat.Error
+		if errors.As(err, &je) {
+			se.Line, se.Column, se.Msg = je.Line, je.Column, je.Msg
+		}
+		return "", se
+	}
+	return code, nil
+}
+
+// TranslateJS returns the Lua a JavaScript script runs as, for inspection (`wharf script
+// translate`). Errors are *ScriptError.
+func TranslateJS(file string) (string, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return "", &ScriptError{File: file, Msg: fmt.Sprintf("cannot read script: %v", unwrapPath(err))}
+	}
+	code, se := translateJS(src, file, filepath.Base(file))
+	if se != nil {
+		return "", se
+	}
+	return code, nil
 }
 
 // compileSource compiles src; file names it in errors and name is the chunk name that Lua

@@ -11,4 +11,7 @@
 //
 // Objects (Session, User, Conn, Date) are userdata whose methods work in both the JS style of
 // the Syncplify documentation (Session.GetID()) and the Lua style (Session:GetID()).
+//
+// A .js script is translated to Lua when it is loaded (package jscompat) and then runs like a
+// Lua script, with the JS runtime in its read-only base.
 package scripting

@@ -96,8 +96,8 @@ func (e *Engine) Reload(site *config.Site) error {
 	return nil
 }
 
-// Warnings lists the handlers of the current load that load but cannot run (.js scripts in
-// this build), for `wharf check`.
+// Warnings lists the handlers of the current load that load but cannot run, for `wharf
+// check`. Every handler that loads can run at present, so the list is empty.
 func (e *Engine) Warnings() []string { return slices.Clone(e.set.Load().warnings) }
 
 // Close releases the Lua states. Runs in progress finish; later events are refused like a

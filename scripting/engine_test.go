@@ -364,22 +364,6 @@ func TestClosedEngineRefusesGates(t *testing.T) {
 	}
 }
 
-// A .js handler loads with a warning (the JS front end is not in this build) and every run
-// fails, so on_error decides.
-func TestJSHandlersFailAtRun(t *testing.T) {
-	js := "if (ExtractExt(CtxRelPath()) === '.exe') { Session.BlockOperation(); }\n"
-	e := newEnv(t, map[string]string{"deny.js": js, "log.js": js},
-		[]config.EventHandler{h("BeforeFileUpload", "deny.js"), h("BeforeDirCreate", "log.js", onError("continue"))})
-	if w := e.engine.Warnings(); len(w) != 2 || !strings.Contains(w[0], "deny.js: JavaScript handlers are not supported") {
-		t.Fatalf("warnings: %q", w)
-	}
-	s := e.login("alice")
-	if err := upload(s, "/a.txt", "x"); !errors.Is(err, core.ErrDenied) {
-		t.Errorf("upload with a .js gate handler (on_error block): %v, want denied", err)
-	}
-	must(t, s.Mkdir(context.Background(), "/d"))
-}
-
 // A session that logged in before a reload keeps its user, whose handler list the new load
 // was not compiled from: the engine compiles it on first sight. The catch-all profile's
 // handlers apply to script-authenticated logins.

@@ -12,6 +12,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/scripting/jscompat"
 )
 
 // Limits of a Lua state. The call stack bounds recursion; the registry (the value stack)
@@ -113,6 +114,14 @@ func (e *Engine) newVM() *vm {
 	base.RawSetString(lua.OsLibName, v.readOnly(safeOS, "os"))
 
 	v.installGlobals(base)
+	// The runtime of translated JavaScript scripts: it keeps references to the full globals
+	// (rawget, getmetatable), so it is built before the sandbox is in place, from the capped
+	// string library, and handed to scripts read-only.
+	if rt, err := jscompat.Open(L); err == nil {
+		base.RawSetString(jscompat.RuntimeGlobal, rt)
+	} else {
+		e.log.Error("cannot build the JavaScript runtime; .js handlers will fail", "err", err.Error())
+	}
 	v.sessUD = v.object("Session", v.methodTable(sessionMethods, func() *lua.LUserData { return v.sessUD }))
 	v.connUD = v.object("Conn", v.methodTable(connMethods, func() *lua.LUserData { return v.connUD }))
 	v.userUD = v.newUserObject()
@@ -224,10 +233,6 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 		v.e.failed(ev, h, fmt.Errorf("not run: %w", err), false)
 		return nil
 	}
-	if h.proto == nil {
-		v.e.failed(ev, h, errors.New(h.script+": "+errNoJS), false)
-		return nil
-	}
 
 	env := L.CreateTable(0, 0)
 	withConn := ev.Conn != nil && (ev.Session == nil || ev.Name == core.OnBlocklistAdd || ev.Name == core.OnBlocklistHit)
@@ -268,7 +273,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	if errors.As(err, &ae) && ae.Type == lua.ApiErrorPanic {
 		v.broken = true
 	}
-	msg, timedOut := errorText(err), v.ctx.Err() != nil
+	msg, timedOut := errorText(L, err), v.ctx.Err() != nil
 	if timedOut {
 		// The VM reports the cancelled context; say what happened instead.
 		msg = strings.Replace(msg, context.Canceled.Error(), "timed out after "+h.timeout.String(), 1)
@@ -296,10 +301,22 @@ func (v *vm) expire() {
 	}
 }
 
-// errorText is the message of a Lua error without the traceback.
-func errorText(err error) string {
+// errorText is the message of a Lua error without the traceback. An error value with a
+// __tostring (an uncaught JavaScript exception) is shown through it.
+func errorText(L *lua.LState, err error) string {
 	var ae *lua.ApiError
 	if errors.As(err, &ae) && ae.Object != nil {
+		if t, ok := ae.Object.(*lua.LTable); ok {
+			if f, ok := L.GetMetaField(t, "__tostring").(*lua.LFunction); ok {
+				if L.CallByParam(lua.P{Fn: f, NRet: 1, Protect: true}, t) == nil {
+					msg := L.Get(-1)
+					L.Pop(1)
+					if s, ok := msg.(lua.LString); ok {
+						return string(s)
+					}
+				}
+			}
+		}
 		return ae.Object.String()
 	}
 	return err.Error()

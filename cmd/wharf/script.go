@@ -27,6 +27,11 @@ import (
 )
 
 const scriptUsage = `usage: wharf script run FILE --event NAME [options]
+       wharf script translate FILE.js
+
+translate prints the Lua that a JavaScript (.js) script is translated to when it is loaded,
+or its load error (file:line:column: message) with exit status 1.
+
 
 Runs an event script against a simulated session of a throw-away site (an in-memory config
 with one user whose home is a temporary folder, and a catch-all user "*"), performs the
@@ -40,6 +45,9 @@ Options:
 const simPassword = "wharf-script-run"
 
 func cmdScript(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "translate" {
+		return cmdTranslate(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "run" {
 		fmt.Fprint(stderr, scriptUsage)
 		return 2
@@ -56,6 +64,25 @@ func cmdScript(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "wharf script run: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// cmdTranslate prints the Lua a .js script runs as.
+func cmdTranslate(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, scriptUsage)
+		return 2
+	}
+	if !strings.EqualFold(filepath.Ext(args[0]), ".js") {
+		fmt.Fprintf(stderr, "wharf script translate: %s is not a .js script\n", args[0])
+		return 2
+	}
+	code, err := scripting.TranslateJS(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprint(stdout, code)
 	return 0
 }
 

@@ -1,0 +1,182 @@
+package jscompat
+
+import (
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// stubState is a Lua state with the runtime and the stubs the differential tests use in
+// place of wharf's objects: Log writes to out, Session answers fixed values.
+func stubState(t testing.TB, out *strings.Builder) *lua.LState {
+	t.Helper()
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 200})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString},
+		{lua.MathLibName, lua.OpenMath}} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	rt, err := Open(L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	L.SetGlobal(RuntimeGlobal, rt)
+	logf := func(L *lua.LState, first int) int {
+		var parts []string
+		for i := first; i <= L.GetTop(); i++ {
+			parts = append(parts, L.ToStringMeta(L.Get(i)).String())
+		}
+		out.WriteString(strings.Join(parts, " ") + "\n")
+		return 0
+	}
+	log := L.NewTable()
+	for _, lvl := range []string{"Debug", "Info", "Warn", "Error"} {
+		log.RawSetString(lvl, L.NewFunction(func(L *lua.LState) int { return logf(L, 1) }))
+	}
+	L.SetMetatable(log, L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{"__call": func(L *lua.LState) int { return logf(L, 2) }}))
+	L.SetGlobal("Log", log)
+
+	sess := L.NewUserData()
+	methods := L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"GetID":          func(L *lua.LState) int { L.Push(lua.LString("sess-42")); return 1 },
+		"GetUserID":      func(L *lua.LState) int { L.Push(lua.LString("alice")); return 1 },
+		"GetProtocol":    func(L *lua.LState) int { L.Push(lua.LString("SFTP")); return 1 },
+		"GetRelPath":     func(L *lua.LState) int { L.Push(lua.LString("/in/report.PDF")); return 1 },
+		"GetUser":        func(L *lua.LState) int { L.Push(lua.LNil); return 1 },
+		"BlockOperation": func(L *lua.LState) int { out.WriteString("[blocked]\n"); return 0 },
+		"GetAllCustomData": func(L *lua.LState) int {
+			tb := L.NewTable()
+			tb.Append(lua.LString("a"))
+			tb.Append(lua.LString("b"))
+			L.Push(tb)
+			return 1
+		},
+		"GetCustomData": func(L *lua.LState) int {
+			items := []string{"a", "b"}
+			i := int(L.CheckNumber(L.GetTop()))
+			if i >= 0 && i < len(items) {
+				L.Push(lua.LString(items[i]))
+			} else {
+				L.Push(lua.LString(""))
+			}
+			return 1
+		},
+	})
+	L.SetMetatable(sess, L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{}))
+	sess.Metatable.(*lua.LTable).RawSetString("__index", methods)
+	L.SetGlobal("Session", sess)
+	L.SetGlobal("ExtractExt", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString(path.Ext(L.CheckString(1))))
+		return 1
+	}))
+	L.SetGlobal("Date", stubDate(L))
+	L.SetGlobal("CtxRelPath", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LString("/in/report.PDF")); return 1 }))
+	return L
+}
+
+// runJS translates and runs src in a stub state and returns what it logged, and the error
+// of the run (uncaught exceptions print like node's last line).
+func runJS(t testing.TB, src, name string) (string, string, error) {
+	t.Helper()
+	code, err := Translate([]byte(src), name)
+	if err != nil {
+		return "", "", err
+	}
+	var out strings.Builder
+	L := stubState(t, &out)
+	defer L.Close()
+	fn, err := L.Load(strings.NewReader(code), name)
+	if err != nil {
+		t.Fatalf("generated Lua does not compile: %v\n%s", err, numbered(code))
+	}
+	L.Push(fn)
+	if err := L.PCall(0, 0, nil); err != nil {
+		msg := err.Error()
+		if ae, ok := err.(*lua.ApiError); ok && ae.Object != nil {
+			msg = L.ToStringMeta(ae.Object).String()
+		}
+		return out.String(), code, &runError{msg}
+	}
+	return out.String(), code, nil
+}
+
+type runError struct{ msg string }
+
+func (e *runError) Error() string { return e.msg }
+
+func numbered(code string) string {
+	var b strings.Builder
+	for i, l := range strings.Split(code, "\n") {
+		b.WriteString(strings.Repeat(" ", 4-len(itoa(i+1))) + itoa(i+1) + "  " + l + "\n")
+	}
+	return b.String()
+}
+
+func itoa(i int) string {
+	s := ""
+	for {
+		s = string(rune('0'+i%10)) + s
+		i /= 10
+		if i == 0 {
+			return s
+		}
+	}
+}
+
+// stubDate is a small stand-in for wharf's Date: Date(), Date(ms), Date.now(), getTime,
+// valueOf, toISOString and subtraction.
+func stubDate(L *lua.LState) *lua.LTable {
+	mt := L.NewTable()
+	newDate := func(L *lua.LState, t time.Time) *lua.LUserData {
+		ud := L.NewUserData()
+		ud.Value = t
+		ud.Metatable = mt
+		return ud
+	}
+	ms := func(lv lua.LValue) float64 {
+		if ud, ok := lv.(*lua.LUserData); ok {
+			return float64(ud.Value.(time.Time).UnixMilli())
+		}
+		return float64(lv.(lua.LNumber))
+	}
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		t := L.CheckUserData(1).Value.(time.Time)
+		switch L.CheckString(2) {
+		case "getTime", "valueOf":
+			L.Push(L.NewFunction(func(L *lua.LState) int { L.Push(lua.LNumber(t.UnixMilli())); return 1 }))
+		case "toISOString":
+			L.Push(L.NewFunction(func(L *lua.LState) int {
+				L.Push(lua.LString(t.UTC().Format("2006-01-02T15:04:05.000Z07:00")))
+				return 1
+			}))
+		default:
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
+	mt.RawSetString("__sub", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LNumber(ms(L.Get(1)) - ms(L.Get(2))))
+		return 1
+	}))
+	date := L.NewTable()
+	date.RawSetString("now", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LNumber(time.Now().UnixMilli()))
+		return 1
+	}))
+	L.SetMetatable(date, L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{"__call": func(L *lua.LState) int {
+		if n, ok := L.Get(2).(lua.LNumber); ok {
+			L.Push(newDate(L, time.UnixMilli(int64(n))))
+		} else {
+			L.Push(newDate(L, time.Now()))
+		}
+		return 1
+	}}))
+	return date
+}

@@ -1,0 +1,14 @@
+Log(1 + 2);
+Log("1" + 2);
+Log(1 + "2");
+Log(1 + 2 + "3");
+Log("1" + 2 + 3);
+Log("a" + true);
+Log(true + 1);
+Log(null + 1);
+Log(undefined + 1);
+Log("x" + null);
+Log("x" + undefined);
+Log([1, 2] + [3]);
+Log({} + "");
+Log(1 + [2]);

@@ -1,0 +1,12 @@
+Log(NaN);
+Log(0 / 0);
+Log(1 / 0);
+Log(-1 / 0);
+Log(NaN === NaN);
+Log(NaN == NaN);
+Log(isNaN("abc"));
+Log(isNaN("12"));
+Log(Infinity - Infinity);
+Log(isFinite(1 / 0));
+Log(Number("x") + 1);
+Log(typeof NaN);

@@ -1,0 +1,11 @@
+var z = -0;
+Log(z);
+Log(1 / z);
+Log(z === 0);
+Log(String(-0));
+Log(-0 + "");
+Log(JSON.stringify(-0));
+Log(Math.round(-0.4));
+Log(1 / Math.round(-0.4));
+Log(0 * -1);
+Log(1 / (0 * -1));

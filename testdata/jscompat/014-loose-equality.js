@@ -1,0 +1,15 @@
+Log(1 == "1");
+Log(0 == "");
+Log(0 == "0");
+Log("" == "0");
+Log(null == undefined);
+Log(null == 0);
+Log(undefined == 0);
+Log(false == "0");
+Log(true == 1);
+Log(true == "1");
+Log([1] == 1);
+Log([1, 2] == "1,2");
+Log(NaN == 0);
+Log("abc" != "abd");
+Log(null != undefined);

@@ -1,0 +1,12 @@
+Log(1 === 1);
+Log(1 === "1");
+Log(null === undefined);
+Log(null === null);
+Log(undefined === undefined);
+var a = [1], b = [1];
+Log(a === b);
+Log(a === a);
+Log("x" !== "x");
+Log(0 === -0);
+var o = {};
+Log(o === o);

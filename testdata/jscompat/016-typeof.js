@@ -1,0 +1,13 @@
+Log(typeof 1);
+Log(typeof "s");
+Log(typeof true);
+Log(typeof undefined);
+Log(typeof null);
+Log(typeof {});
+Log(typeof []);
+Log(typeof function () {});
+Log(typeof (() => 1));
+Log(typeof notDeclaredAnywhere);
+Log(typeof Session);
+Log(typeof Math.floor);
+Log(typeof Log);

@@ -1,0 +1,12 @@
+var a = [1, 2, 3];
+Log(a.length);
+Log(a[0] + a[2]);
+Log(a[5]);
+a[3] = 4;
+Log(a.length);
+Log(a);
+Log(a.join("|"));
+Log([].length);
+Log(String([]));
+Log([1, [2, 3]].join(";"));
+Log([null, undefined, 1].join("-"));

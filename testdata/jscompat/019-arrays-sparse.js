@@ -1,0 +1,16 @@
+var a = [];
+a[5] = "x";
+Log(a.length);
+Log(a.join("-"));
+var n = 0;
+a.forEach(function () { n++; });
+Log(n);
+var keys = [];
+for (var k in a) keys.push(k);
+Log(keys.join(","));
+var h = [1, , 3];
+Log(h.length);
+Log(h[1]);
+Log(h.indexOf(undefined));
+a.length = 2;
+Log(a.length + " " + a.join("-"));

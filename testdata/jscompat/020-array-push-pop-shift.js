@@ -1,0 +1,10 @@
+var a = [];
+Log(a.push(1, 2));
+Log(a.push(3));
+Log(a.pop());
+Log(a.shift());
+Log(a.length + " " + a[0]);
+Log([].pop());
+Log([].shift());
+a.unshift(0);
+Log(a.join(","));

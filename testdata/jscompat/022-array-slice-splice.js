@@ -1,0 +1,13 @@
+var a = [1, 2, 3, 4, 5];
+Log(a.slice(1, 3).join(","));
+Log(a.slice(-2).join(","));
+Log(a.slice().length);
+var r = a.splice(1, 2);
+Log(r.join(",") + " | " + a.join(","));
+a.splice(1, 0, "a", "b");
+Log(a.join(","));
+a.splice(-1, 1);
+Log(a.join(","));
+var b = [1, 2, 3];
+b.splice(1);
+Log(b.join(","));

@@ -1,0 +1,11 @@
+var a = [1, 2, 3, 4];
+Log(a.map(function (x) { return x * 2; }).join(","));
+Log(a.filter(function (x) { return x % 2 === 0; }).join(","));
+var s = 0;
+a.forEach(function (x, i) { s += x * i; });
+Log(s);
+Log(a.map((x, i) => i).join(""));
+Log(a.reduce(function (acc, x) { return acc + x; }, 0));
+Log(a.reduce((acc, x) => acc + x));
+Log(a.some(x => x > 3) + " " + a.every(x => x > 0));
+Log(a.find(x => x > 2) + " " + a.findIndex(x => x > 2));

@@ -1,0 +1,10 @@
+var s = "Hello, World";
+Log(s.length);
+Log(s.indexOf("o"));
+Log(s.lastIndexOf("o"));
+Log(s.indexOf("o", 5));
+Log(s.indexOf("zz"));
+Log(s.toLowerCase());
+Log(s.toUpperCase());
+Log(s.charAt(1) + s[0]);
+Log(s.charCodeAt(0));

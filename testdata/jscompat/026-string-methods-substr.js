@@ -1,0 +1,11 @@
+var s = "abcdef";
+Log(s.substring(1, 3));
+Log(s.substring(3, 1));
+Log(s.substring(-2, 2));
+Log(s.substring(4));
+Log(s.substr(1, 3));
+Log(s.substr(-2));
+Log(s.substr(-3, 2));
+Log(s.slice(1, -1));
+Log(s.slice(-3));
+Log(s.slice(4, 2) === "");

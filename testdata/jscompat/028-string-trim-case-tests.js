@@ -1,0 +1,13 @@
+var s = "  padded \t";
+Log("[" + s.trim() + "]");
+Log("[" + s.trimStart() + "]");
+Log("[" + s.trimEnd() + "]");
+var f = "report.PDF";
+Log(f.startsWith("rep"));
+Log(f.endsWith(".PDF"));
+Log(f.endsWith(".pdf"));
+Log(f.toLowerCase().endsWith(".pdf"));
+Log(f.includes("port"));
+Log(f.startsWith("port", 2));
+Log("5".padStart(3, "0") + " " + "x".padEnd(3, "-") + "|");
+Log("ab".repeat(3));

@@ -1,0 +1,10 @@
+var o = {b: 1, a: 2, 10: "ten", 2: "two", c: 3};
+var ks = [];
+for (var k in o) ks.push(k + "=" + o[k]);
+Log(ks.join(" "));
+for (let k2 in ["x", "y"]) Log(typeof k2 + " " + k2);
+for (var c in "ab") Log(c);
+for (var n in null) Log("never");
+delete o.a;
+o.a = 9;
+Log(Object.keys(o).join(","));

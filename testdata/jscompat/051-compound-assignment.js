@@ -1,0 +1,16 @@
+var a = 10;
+a += 5; Log(a);
+a -= 3; Log(a);
+a *= 2; Log(a);
+a /= 4; Log(a);
+a %= 4; Log(a);
+var s = "x";
+s += 1; s += "y"; Log(s);
+var o = {n: 1};
+o.n += 2; o["n"] *= 3; Log(o.n);
+var arr = [1];
+arr[0] -= 5; Log(arr[0]);
+var b = 2; b **= 3; Log(b);
+var c = null; c ||= "default"; Log(c);
+var d = 1; d &&= 7; Log(d);
+var e; e ??= "nullish"; Log(e);

@@ -1,0 +1,15 @@
+var i = 0;
+Log(i++);
+Log(i);
+Log(++i);
+Log(i--);
+Log(--i);
+var a = [1, 2];
+var j = 0;
+a[j++] = 10;
+Log(a.join(",") + " " + j);
+var o = {c: 0};
+o.c++; ++o.c;
+Log(o.c);
+var s = "5"; s++; Log(s);
+var u; u++; Log(u);

@@ -1,0 +1,12 @@
+var o = {a: 1, "b c": 2, 3: "three", nested: {x: [1, 2]}};
+Log(o.a + " " + o["b c"] + " " + o[3] + " " + o.nested.x[1]);
+o.d = "new";
+Log(Object.keys(o).join(","));
+var k = "dyn";
+var p = {[k + "1"]: 1, plain: 2};
+Log(JSON.stringify(p));
+var short = 5;
+var q = {short, m() { return "method"; }};
+Log(q.short + " " + q.m());
+Log(o.missing);
+Log({a: 1, a: 2}.a);

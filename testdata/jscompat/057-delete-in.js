@@ -1,0 +1,10 @@
+var o = {a: 1, b: 2};
+Log("a" in o);
+delete o.a;
+Log("a" in o);
+Log(Object.keys(o).join(","));
+Log(delete o.zz);
+var arr = [1, 2, 3];
+delete arr[1];
+Log(arr.length + " " + arr[1] + " " + (1 in arr));
+Log("length" in arr);

@@ -1,0 +1,10 @@
+Log(Math.floor(2.7) + " " + Math.ceil(2.1) + " " + Math.round(2.5) + " " + Math.round(-2.5));
+Log(Math.abs(-3) + " " + Math.max(1, 5, 3) + " " + Math.min(4, -1));
+Log(Math.max() + " " + Math.min());
+Log(Math.max(1, NaN));
+Log(Math.pow(2, 10) + " " + Math.sqrt(16));
+Log(Math.trunc(-4.7) + " " + Math.sign(-3));
+Log(Math.PI.toFixed(4));
+var r = Math.random();
+Log(r >= 0 && r < 1);
+Log(Math.floor("7.9"));

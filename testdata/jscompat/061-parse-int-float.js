@@ -1,0 +1,13 @@
+Log(parseInt("42"));
+Log(parseInt("42px"));
+Log(parseInt("  -7"));
+Log(parseInt("0x1F"));
+Log(parseInt("ff", 16));
+Log(parseInt("101", 2));
+Log(parseInt("abc"));
+Log(parseInt(""));
+Log(parseInt("3.9"));
+Log(parseFloat("3.14abc"));
+Log(parseFloat(".5"));
+Log(parseFloat("-1e3"));
+Log(parseFloat("x"));

@@ -1,0 +1,17 @@
+Log(String(123));
+Log(String(true));
+Log(String([1, [2, 3]]));
+Log(String({}));
+Log(Number("12"));
+Log(Number(""));
+Log(Number(" 12 "));
+Log(Number("12abc"));
+Log(Number(true));
+Log(Number(null));
+Log(Number(undefined));
+Log(Number("0x10"));
+Log(Number([5]));
+Log(+"3" + +"4");
+Log((255).toString(16));
+Log((3.14159).toFixed(2));
+Log((10).toString());

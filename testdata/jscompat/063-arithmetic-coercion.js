@@ -1,0 +1,13 @@
+Log("6" * "7");
+Log("10" / 4);
+Log("10" - 3);
+Log(7 % 3);
+Log(-7 % 3);
+Log(7 % -3);
+Log(5.5 % 2);
+Log(1 % 0);
+Log(true * 3);
+Log(null * 2);
+Log(undefined * 2);
+Log("a" * 1);
+Log(2 ** 0.5 > 1.41);

@@ -1,0 +1,10 @@
+Log(1 < 2);
+Log("10" < "9");
+Log("10" < 9);
+Log("a" < "b");
+Log(null < 1);
+Log(undefined < 1);
+Log(NaN < 1 || NaN >= 1);
+Log(2 >= "2");
+Log("abc" > "ab");
+Log([2] > 1);

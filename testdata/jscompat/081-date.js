@@ -1,0 +1,11 @@
+var d = new Date(0);
+Log(d.getTime());
+var d2 = new Date(86400000);
+Log(d2.getTime() - d.getTime());
+Log(d2 - d);
+Log(typeof Date.now());
+Log(Date.now() > 1600000000000);
+Log(new Date(1000).toISOString());
+Log(JSON.stringify({at: new Date(0)}));
+var now = new Date();
+Log(typeof now.getTime() + " " + (now.getTime() > 0));

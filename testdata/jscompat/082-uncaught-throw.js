@@ -1,0 +1,2 @@
+Log("before");
+throw new Error("fatal");

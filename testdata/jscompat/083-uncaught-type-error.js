@@ -1,0 +1,3 @@
+Log("start");
+var x = null;
+x.foo();

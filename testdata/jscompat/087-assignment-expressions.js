@@ -1,0 +1,12 @@
+var a, b, c;
+a = b = c = 7;
+Log(a + b + c);
+var o = {};
+o.x = o.y = "v";
+Log(o.x + o.y);
+var n;
+if ((n = 5) > 3) Log("n=" + n);
+var arr = [];
+var k = 0;
+arr[k] = k = 2;
+Log(arr.length + " " + k);
