@@ -170,7 +170,13 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	if known {
 		candidate = u
 	}
+	// Password hashes are made to be expensive (argon2id takes 19 MiB): a burst of login
+	// attempts must queue for the CPU instead of exhausting memory.
+	if err := s.site.acquireHashSlot(ctx); err != nil {
+		return s.authFailed(ctx, name, method, err)
+	}
 	ok := check(candidate)
+	s.site.releaseHashSlot()
 	blocked := s.gate(ctx, ev, "", "")
 	byScript := s.takeScriptAuth()
 	switch {

@@ -427,3 +427,38 @@ func TestSessionIDs(t *testing.T) {
 		s.Close()
 	}
 }
+
+func TestConcurrentLoginsShareHashSlots(t *testing.T) {
+	argon, err := core.HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := testSite(t, []config.User{user("h", func(u *config.User) { u.Password = argon })}, nil,
+		func(c *config.Site) { c.Limits.MaxSessionsPerUser = 100 })
+	ctx := context.Background()
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, Protocol: core.ProtoFTP})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			errs <- s.AuthPassword(ctx, "h", "pw")
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent login: %v", err)
+		}
+	}
+	// A caller that gives up while waiting for a slot fails cleanly.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	s := connect(t, site, "127.0.0.1", core.ProtoFTP)
+	if err := s.AuthPassword(cancelled, "h", "pw"); err == nil {
+		// A free slot may still be taken before ctx is looked at; that is fine too.
+		t.Log("login with a cancelled context got a free slot")
+	}
+}

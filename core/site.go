@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,8 +52,21 @@ type Site struct {
 	prot     *protector
 	closed   bool
 
-	transfers atomic.Int64 // open read and write handles
+	transfers atomic.Int64  // open read and write handles
+	hashSlots chan struct{} // bounds concurrent password-hash checks
 }
+
+// acquireHashSlot waits for a turn to run a password-hash check.
+func (s *Site) acquireHashSlot(ctx context.Context) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to check credentials: %w", ctx.Err())
+	}
+}
+
+func (s *Site) releaseHashSlot() { <-s.hashSlots }
 
 // ActiveTransfers returns the number of uploads and downloads in progress.
 func (s *Site) ActiveTransfers() int64 { return s.transfers.Load() }
@@ -75,6 +89,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 		name: c.Name, log: opts.Logger, events: opts.Events, observer: opts.Observer, now: opts.Now,
 		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
 		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
+		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
