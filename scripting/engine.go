@@ -142,13 +142,16 @@ func (e *Engine) Fire(ctx context.Context, ev *core.Event) {
 	}
 	// Waiting for a state is bounded like the runs themselves: a saturated pool must not hold
 	// an operation forever.
-	wait := hs[0].timeout
-	for _, h := range hs[1:] {
-		wait = max(wait, h.timeout)
+	v, ok, err := e.pool.tryGet() // the usual case: no timer needed
+	if !ok {
+		wait := hs[0].timeout
+		for _, h := range hs[1:] {
+			wait = max(wait, h.timeout)
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		v, err = e.pool.get(wctx)
+		cancel()
 	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	v, err := e.pool.get(wctx)
-	cancel()
 	if err != nil {
 		for _, h := range hs {
 			e.failed(ev, h, fmt.Errorf("no Lua state available: %w", err), false)

@@ -28,6 +28,22 @@ func (p *pool) get(ctx context.Context) (*vm, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	return p.take()
+}
+
+// tryGet returns a state if one is free at once.
+func (p *pool) tryGet() (*vm, bool, error) {
+	select {
+	case p.slots <- struct{}{}:
+		v, err := p.take()
+		return v, true, err
+	default:
+		return nil, false, nil
+	}
+}
+
+// take returns an idle state or a new one; the caller holds a slot.
+func (p *pool) take() (*vm, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
