@@ -1112,25 +1112,33 @@ func (t *translator) arith(op js.TokenType, a, b ex) ex {
 
 // Literals.
 
+// simpleEscape maps the one-character escapes (\n, \t, …) to their byte.
+func simpleEscape(e byte) (byte, bool) {
+	switch e {
+	case 'n':
+		return '\n', true
+	case 't':
+		return '\t', true
+	case 'r':
+		return '\r', true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	case 'v':
+		return '\v', true
+	case '0':
+		return 0, true
+	}
+	return 0, false
+}
+
 func parseNumber(s string) float64 {
 	s = strings.ReplaceAll(s, "_", "")
+	if v, ok := parseRadixNumber(s); ok {
+		return v
+	}
 	if len(s) > 2 && s[0] == '0' {
-		base := 0
-		switch s[1] {
-		case 'x', 'X':
-			base = 16
-		case 'o', 'O':
-			base = 8
-		case 'b', 'B':
-			base = 2
-		}
-		if base != 0 {
-			v := 0.0
-			for _, c := range s[2:] {
-				v = v*float64(base) + float64(digitVal(c))
-			}
-			return v
-		}
 		// Legacy octal (010) in sloppy mode.
 		if strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '7' }) < 0 {
 			v := 0.0
@@ -1221,28 +1229,12 @@ func decodeString(raw []byte) string {
 		}
 		e := raw[i+1]
 		i += 2
+		if b, ok := simpleEscape(e); ok {
+			flush()
+			out = append(out, b)
+			continue
+		}
 		switch e {
-		case 'n':
-			flush()
-			out = append(out, '\n')
-		case 't':
-			flush()
-			out = append(out, '\t')
-		case 'r':
-			flush()
-			out = append(out, '\r')
-		case 'b':
-			flush()
-			out = append(out, '\b')
-		case 'f':
-			flush()
-			out = append(out, '\f')
-		case 'v':
-			flush()
-			out = append(out, '\v')
-		case '0':
-			flush()
-			out = append(out, 0)
 		case '\r':
 			flush()
 			if i < len(raw) && raw[i] == '\n' {

@@ -333,33 +333,41 @@ func jsSpace(r rune) bool {
 	return r >= 0x2000 && r <= 0x200a
 }
 
+// parseRadixNumber reads a number written with a JS radix prefix ("0x1F", "0o17", "0b101");
+// ok is false when s has no such prefix. A digit outside the base gives NaN.
+func parseRadixNumber(s string) (v float64, ok bool) {
+	if len(s) <= 2 || s[0] != '0' {
+		return 0, false
+	}
+	base := 0
+	switch s[1] {
+	case 'x', 'X':
+		base = 16
+	case 'o', 'O':
+		base = 8
+	case 'b', 'B':
+		base = 2
+	default:
+		return 0, false
+	}
+	for _, c := range s[2:] {
+		d := digitVal(c)
+		if d < 0 || d >= base {
+			return math.NaN(), true
+		}
+		v = v*float64(base) + float64(d)
+	}
+	return v, true
+}
+
 // StringToNumber is JavaScript's ToNumber applied to a string.
 func StringToNumber(s string) float64 {
 	s = strings.TrimFunc(s, jsSpace)
 	if s == "" {
 		return 0
 	}
-	if len(s) > 2 && s[0] == '0' {
-		base := 0
-		switch s[1] {
-		case 'x', 'X':
-			base = 16
-		case 'o', 'O':
-			base = 8
-		case 'b', 'B':
-			base = 2
-		}
-		if base != 0 {
-			v := 0.0
-			for _, c := range s[2:] {
-				d := digitVal(c)
-				if d < 0 || d >= base {
-					return math.NaN()
-				}
-				v = v*float64(base) + float64(d)
-			}
-			return v
-		}
+	if v, ok := parseRadixNumber(s); ok {
+		return v
 	}
 	switch s {
 	case "Infinity", "+Infinity":
