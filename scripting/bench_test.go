@@ -70,3 +70,45 @@ func BenchmarkFire(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUploadHandlers fires BeforeFileUpload (an extension check) and AfterFileUpload (a
+// log line), the pair TestE2EUploadHandlerOverhead measures over SFTP.
+func BenchmarkUploadHandlers(b *testing.B) {
+	dir := b.TempDir()
+	for name, src := range overheadHandlers {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hs := []config.EventHandler{{Event: "BeforeFileUpload", Script: "before.lua"}, {Event: "AfterFileUpload", Script: "after.lua"}}
+	cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: hs,
+		VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
+		Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := scripting.New(cfg, scripting.Options{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer site.Shutdown(context.Background())
+	ctx := context.Background()
+	s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
+		b.Fatal(err)
+	}
+	before := &core.Event{Name: core.BeforeFileUpload, Session: s, Conn: s.Conn(), RelPath: "/f0001.txt"}
+	after := &core.Event{Name: core.AfterFileUpload, Session: s, Conn: s.Conn(), RelPath: "/f0001.txt"}
+	b.ReportAllocs()
+	for b.Loop() {
+		eng.Fire(ctx, before)
+		eng.Fire(ctx, after)
+	}
+}

@@ -57,13 +57,21 @@ type vm struct {
 	// Each run is bounded by its timeout through the state's context, which the VM checks
 	// before every instruction. The context and its timer are reused across runs (a fresh
 	// context.WithTimeout per run was a sixth of the cost of a small script); the context is
-	// replaced only after a run that cancelled it.
+	// replaced only after a run that cancelled it. The timer is not reset and stopped around
+	// every run: resetting a timer can wake the runtime's network poller (a system call), a
+	// noticeable part of a small script's run. A pending timer is left to fire; expire then
+	// checks the run in progress, if any, and re-arms for its deadline.
 	ctx      context.Context
 	cancel   context.CancelFunc
 	timer    *time.Timer
 	tmu      sync.Mutex
-	armed    bool
-	deadline time.Time
+	armed    bool      // a run is in progress
+	pending  bool      // the timer is set to fire at fireAt
+	fireAt   time.Time // when the pending timer fires
+	deadline time.Time // the deadline of the run in progress
+
+	// handlers caches what a state keeps per handler: see handlerCache.
+	handlers map[*handler]*handlerCache
 
 	// The run in progress; the methods of the objects above act on it.
 	ev         *core.Event
@@ -247,21 +255,16 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 		env.Metatable = v.metaNone
 	}
 	v.env = env
-	fn := L.NewFunctionFromProto(h.proto)
+	// The main chunk's function is reused: it has no upvalues, and a script cannot keep a
+	// reference to it (no debug library, no getfenv), so only its environment changes.
+	fn := v.cached(h).fn
 	fn.Env = env
 
-	v.tmu.Lock()
-	if v.ctx.Err() != nil {
-		v.ctx, v.cancel = context.WithCancel(context.Background())
-	}
-	v.armed, v.deadline = true, time.Now().Add(h.timeout)
-	v.tmu.Unlock()
-	v.timer.Reset(h.timeout)
+	v.arm(h.timeout)
 	L.SetContext(v.ctx)
 	L.Push(fn)
 	err := L.PCall(0, 0, nil)
 	L.RemoveContext()
-	v.timer.Stop()
 	v.tmu.Lock()
 	v.armed = false
 	v.tmu.Unlock()
@@ -291,14 +294,39 @@ func (v *vm) close() {
 	v.L.Close()
 }
 
-// expire stops the run in progress when its deadline has passed. A timer of an earlier run
-// that fires late finds a later deadline and does nothing.
+// arm starts the clock of a run: it gets a fresh context if the last one was cancelled, and
+// the timer is set only when it would otherwise fire too late (or not at all).
+func (v *vm) arm(timeout time.Duration) {
+	now := time.Now()
+	v.tmu.Lock()
+	defer v.tmu.Unlock()
+	if v.ctx.Err() != nil {
+		v.ctx, v.cancel = context.WithCancel(context.Background())
+	}
+	v.armed, v.deadline = true, now.Add(timeout)
+	if !v.pending || v.fireAt.After(v.deadline) {
+		v.pending, v.fireAt = true, v.deadline
+		v.timer.Reset(timeout)
+	}
+}
+
+// expire stops the run in progress when its deadline has passed. A timer that fires for an
+// earlier run finds a later deadline and re-arms for it; with no run in progress it stays
+// unset until the next run.
 func (v *vm) expire() {
 	v.tmu.Lock()
 	defer v.tmu.Unlock()
-	if v.armed && !time.Now().Before(v.deadline) {
-		v.cancel()
+	v.pending = false
+	if !v.armed {
+		return
 	}
+	now := time.Now()
+	if !now.Before(v.deadline) {
+		v.cancel()
+		return
+	}
+	v.pending, v.fireAt = true, v.deadline
+	v.timer.Reset(v.deadline.Sub(now))
 }
 
 // errorText is the message of a Lua error without the traceback. An error value with a
@@ -350,12 +378,55 @@ func (v *vm) warn(L *lua.LState, call, why string) {
 // log writes a script's log line, tagged with the event and script (the session's logger
 // adds site, session id, user, protocol and IP).
 func (v *vm) log(L *lua.LState, level slog.Level, first int) {
-	lg := v.e.logger(v.ev)
 	ctx := context.Background()
-	if !lg.Enabled(ctx, level) {
+	lh := v.handlerLog()
+	if !lh.Enabled(ctx, level) {
 		return
 	}
-	lg.LogAttrs(ctx, level, joinArgs(L, first), slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script))
+	// The record is built here rather than through Logger.Log, which records the caller's
+	// program counter (a stack walk): the source of a script's line is the script, and the
+	// event and script attributes already say which.
+	r := slog.NewRecord(time.Now(), level, joinArgs(L, first), 0)
+	_ = lh.Handle(ctx, r)
+}
+
+// handlerCache is what a state keeps for one handler between runs.
+type handlerCache struct {
+	fn *lua.LFunction // the script's main chunk
+	// The last session logger a run of the handler logged through, and the same with the
+	// handler's event and script attributes: slog formats those once per logger, not once
+	// per line.
+	logBase *slog.Logger
+	log     slog.Handler
+}
+
+// maxCachedHandlers bounds a state's handler cache, which is emptied when full (handlers of
+// an earlier load stay in it until then).
+const maxCachedHandlers = 64
+
+// cached returns the state's cache entry for h.
+func (v *vm) cached(h *handler) *handlerCache {
+	if c, ok := v.handlers[h]; ok {
+		return c
+	}
+	if v.handlers == nil || len(v.handlers) >= maxCachedHandlers {
+		v.handlers = make(map[*handler]*handlerCache)
+	}
+	c := &handlerCache{fn: v.L.NewFunctionFromProto(h.proto)}
+	v.handlers[h] = c
+	return c
+}
+
+// handlerLog returns the log handler for the run in progress: the event's logger with the
+// event and script attributes.
+func (v *vm) handlerLog() slog.Handler {
+	base := v.e.logger(v.ev)
+	c := v.cached(v.h)
+	if c.logBase != base {
+		c.logBase = base
+		c.log = base.Handler().WithAttrs([]slog.Attr{slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script)})
+	}
+	return c.log
 }
 
 // maxLogLine bounds one log line a script writes.
