@@ -200,7 +200,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	defer sess.Close()
 	sess.SetCloser(func() { _ = nc.Close() })
 
-	c := &conn{srv: s, nc: nc, sess: sess, log: sess.Logger()}
+	c := &conn{srv: s, nc: newBatchConn(nc), sess: sess, log: sess.Logger()}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
