@@ -13,8 +13,9 @@ import (
 // of every 32 KiB READ reply) each cost a system call, and on loopback the call also does the
 // receiver's TCP work. batchConn queues small writes and sends them from a flusher goroutine:
 // packets written while a send is in progress leave together in one call, and the next packet
-// is encrypted while the last one is being sent. A large write, or a small one that does not
-// follow another closely, is sent at once when nothing is queued, without a copy.
+// is encrypted while the last one is being sent. A large write waits for the queue to be sent
+// and goes straight to the socket, without a copy; so does a small one that does not follow
+// another closely.
 //
 // Write returns before queued bytes reach the socket; an error sending them is returned by a
 // later Write and by Close. Close sends what is queued first, for at most closeFlushTimeout.
@@ -65,6 +66,18 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		err := b.err
 		b.mu.Unlock()
 		return 0, err
+	}
+	if len(p) >= batchDirect {
+		// Sent directly after what is queued: copying it would cost more than the system
+		// call it could share.
+		for b.err == nil && b.flushing {
+			b.drained.Wait()
+		}
+		if b.err != nil {
+			err := b.err
+			b.mu.Unlock()
+			return 0, err
+		}
 	}
 	if !b.flushing && len(b.queue) == 0 && (len(p) >= batchDirect || time.Since(b.lastSend) > batchGap) {
 		b.flushing = true
