@@ -38,9 +38,15 @@ func IsTempName(base string) bool {
 type AtomicFile struct {
 	afero.File // the temporary file
 
-	fsys afero.Fs
 	name string // final name, clean
 	tmp  string // temporary name, clean
+
+	// The renames and removals go to dir under dirName and dirTmp: the backend itself with
+	// the full names, or, from a DirOpener, the upload's directory with base names.
+	dir      afero.Fs
+	dirClose func() error // releases dir when it was opened for the upload
+	dirName  string
+	dirTmp   string
 
 	mu       sync.Mutex
 	closed   bool
@@ -64,12 +70,62 @@ func CreateAtomic(fsys afero.Fs, name string, perm os.FileMode) (*AtomicFile, er
 	}
 	dir, base := path.Split(c)
 	tmpBase := TempPrefix + hex.EncodeToString(rnd[:]) + "-"
-	tmp := dir + tmpBase + truncName(base, nameMax-len(tmpBase))
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return nil, err
+	tmpBase += truncName(base, nameMax-len(tmpBase))
+	a := &AtomicFile{name: c, tmp: dir + tmpBase, dir: fsys, dirName: c, dirTmp: dir + tmpBase}
+	if do, ok := fsys.(DirOpener); ok && dir != "/" {
+		if sub, err := do.OpenDir(dir); err == nil {
+			a.dir, a.dirClose, a.dirName, a.dirTmp = sub, sub.Close, "/"+base, "/"+tmpBase
+		}
+		// Otherwise the full names below fail with the error to report.
 	}
-	return &AtomicFile{File: f, fsys: fsys, name: c, tmp: tmp}, nil
+	f, err := a.dir.OpenFile(a.dirTmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		_ = a.releaseDir()
+		return nil, a.fullNames(err)
+	}
+	a.File = f
+	return a, nil
+}
+
+// DirOpener is a backend that can open one of its directories as a backend of its own. An
+// atomic upload opens its directory once and creates, renames or removes its temporary file
+// there by base name, instead of resolving the directory's path for every step (os.Root
+// opens each directory on the way, for every call).
+type DirOpener interface {
+	OpenDir(name string) (DirFs, error)
+}
+
+// DirFs is a directory opened by a DirOpener.
+type DirFs interface {
+	afero.Fs
+	Close() error
+}
+
+// releaseDir closes the upload's directory if it was opened for it.
+func (a *AtomicFile) releaseDir() error {
+	if a.dirClose == nil {
+		return nil
+	}
+	err := a.dirClose()
+	a.dirClose = nil
+	return err
+}
+
+// fullNames makes an error from the upload's directory name the full paths.
+func (a *AtomicFile) fullNames(err error) error {
+	if a.dirName == a.name {
+		return err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		switch pe.Path {
+		case a.dirTmp:
+			pe.Path = a.tmp
+		case a.dirName:
+			pe.Path = a.name
+		}
+	}
+	return err
 }
 
 // truncName shortens s to at most n bytes without splitting a UTF-8
@@ -115,16 +171,17 @@ func (a *AtomicFile) Publish() error {
 		return &fs.PathError{Op: "publish", Path: a.name, Err: errFinished}
 	}
 	a.finished = true
+	defer a.releaseDir()
 	if !a.closed {
 		// A failed close can mean lost data, so it must not be published.
 		if err := a.closeLocked(); err != nil {
-			_ = a.fsys.Remove(a.tmp)
+			_ = a.dir.Remove(a.dirTmp)
 			return fmt.Errorf("vfs: publishing %s: %w", a.name, err)
 		}
 	}
-	if err := a.fsys.Rename(a.tmp, a.name); err != nil {
-		_ = a.fsys.Remove(a.tmp)
-		return fmt.Errorf("vfs: publishing %s: %w", a.name, err)
+	if err := a.dir.Rename(a.dirTmp, a.dirName); err != nil {
+		_ = a.dir.Remove(a.dirTmp)
+		return fmt.Errorf("vfs: publishing %s: %w", a.name, a.fullNames(err))
 	}
 	return nil
 }
@@ -138,12 +195,13 @@ func (a *AtomicFile) Discard() error {
 		return &fs.PathError{Op: "discard", Path: a.name, Err: errFinished}
 	}
 	a.finished = true
+	defer a.releaseDir()
 	var cerr error
 	if !a.closed {
 		cerr = a.closeLocked()
 	}
-	if err := a.fsys.Remove(a.tmp); err != nil {
-		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, err)
+	if err := a.dir.Remove(a.dirTmp); err != nil {
+		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, a.fullNames(err))
 	}
 	if cerr != nil {
 		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, cerr)

@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 	"testing"
@@ -224,4 +225,77 @@ func TestAtomicErrors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// In a subdirectory of a Disk the upload works in the directory opened once: errors still
+// name the full paths, no host path, and every upload releases the directory it opened.
+func TestAtomicDiskSubdirectory(t *testing.T) {
+	host := t.TempDir()
+	d, err := NewDisk(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.MkdirAll("/sub/dir", 0o750); err != nil {
+		t.Fatal(err)
+	}
+	fds := func() int {
+		des, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(des)
+	}
+	before := fds()
+	for i := range 50 {
+		a, err := CreateAtomic(d, "/sub/f.txt", 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(a.TempName(), "/sub/"+TempPrefix) {
+			t.Fatalf("TempName() = %q", a.TempName())
+		}
+		if _, err := a.WriteString("data"); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			err = a.Publish()
+		} else {
+			err = a.Discard()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d descriptors open after 50 uploads, %d before", after, before)
+	}
+	if names := dirNames(t, d, "/sub"); len(names) != 2 { // dir, f.txt
+		t.Errorf("/sub holds %q", names)
+	}
+
+	// Publishing over a directory fails, names the full paths, and leaves nothing behind.
+	a, err := CreateAtomic(d, "/sub/dir", 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Publish()
+	if err == nil || !strings.Contains(err.Error(), "/sub/"+TempPrefix) {
+		t.Errorf("publish over a directory: %v", err)
+	}
+	noLeak(t, "publish over a directory", err, host)
+	for _, n := range dirNames(t, d, "/sub") {
+		if IsTempName(n) {
+			t.Errorf("temp file %q left behind", n)
+		}
+	}
+
+	// A parent that is a file, or missing, fails at once.
+	_, err = CreateAtomic(d, "/sub/f.txt/x", 0o600)
+	if err == nil {
+		t.Error("upload under a file succeeded")
+	}
+	noLeak(t, "parent is a file", err, host)
+	_, err = CreateAtomic(d, "/nodir/x", 0o600)
+	wantErr(t, "missing parent", err, fs.ErrNotExist, "", host)
 }

@@ -28,6 +28,7 @@ var (
 	_ SpaceStater      = (*Disk)(nil)
 	_ HardLinker       = (*Disk)(nil)
 	_ afero.LinkReader = (*Disk)(nil)
+	_ DirOpener        = (*Disk)(nil)
 )
 
 // NewDisk opens the host directory root as a backend, creating it (mode 0750)
@@ -54,6 +55,20 @@ func (d *Disk) Close() error {
 		return fmt.Errorf("vfs: closing disk root: %w", err)
 	}
 	return nil
+}
+
+// OpenDir implements DirOpener: the directory name as a Disk of its own, jailed in it. The
+// caller closes it.
+func (d *Disk) OpenDir(name string) (DirFs, error) {
+	c, rel, err := d.names("open", name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := d.root.OpenRoot(rel)
+	if err != nil {
+		return nil, d.err("open", c, err)
+	}
+	return &Disk{root: r, host: filepath.Join(d.host, filepath.FromSlash(c))}, nil
 }
 
 // Name implements afero.Fs.

@@ -97,3 +97,27 @@ func TestActiveMode(t *testing.T) {
 		})
 	}
 }
+
+// Passive ports come from the configured range; a small range is tried whole, a large one
+// up to maxPassiveAttempts ports per PASV.
+func TestPassivePorts(t *testing.T) {
+	for _, tc := range []struct{ start, end, attempts int }{
+		{40000, 40000, 1}, {40000, 40009, 10}, {40000, 40199, maxPassiveAttempts}, {1024, 65535, maxPassiveAttempts},
+	} {
+		r := passivePorts{Start: tc.start, End: tc.end}
+		if got := r.NumberAttempts(); got != tc.attempts {
+			t.Errorf("%d-%d: %d attempts, want %d", tc.start, tc.end, got, tc.attempts)
+		}
+		seen := map[int]bool{}
+		for range 2000 {
+			exposed, listened, ok := r.FetchNext()
+			if !ok || exposed != listened || listened < tc.start || listened > tc.end {
+				t.Fatalf("%d-%d: FetchNext gave %d, %d, %v", tc.start, tc.end, exposed, listened, ok)
+			}
+			seen[listened] = true
+		}
+		if n := tc.end - tc.start + 1; n <= 10 && len(seen) != n {
+			t.Errorf("%d-%d: 2000 draws gave %d distinct ports of %d", tc.start, tc.end, len(seen), n)
+		}
+	}
+}

@@ -403,5 +403,12 @@ func (r passivePorts) FetchNext() (int, int, bool) {
 	return p, p, true
 }
 
-// NumberAttempts implements ftpserver.PasvPortGetter.
-func (r passivePorts) NumberAttempts() int { return r.End - r.Start + 1 }
+// NumberAttempts implements ftpserver.PasvPortGetter. The library draws this many distinct
+// candidates (up to four times as many draws, each checked against a map) before it tries the
+// first, on every PASV and EPSV: with the whole range of a 200-port setting, building the list
+// was 5% of the server's time in the small-files benchmark. 64 random ports are all taken
+// with probability f^64 when a fraction f of the range is in use: 0.1% at 90%.
+func (r passivePorts) NumberAttempts() int { return min(r.End-r.Start+1, maxPassiveAttempts) }
+
+// maxPassiveAttempts bounds the passive ports tried for one PASV or EPSV.
+const maxPassiveAttempts = 64
