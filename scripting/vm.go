@@ -61,17 +61,20 @@ type vm struct {
 	// every run: resetting a timer can wake the runtime's network poller (a system call), a
 	// noticeable part of a small script's run. A pending timer is left to fire; expire then
 	// checks the run in progress, if any, and re-arms for its deadline.
-	ctx      context.Context
-	cancel   context.CancelFunc
-	timer    *time.Timer
-	tmu      sync.Mutex
-	armed    bool      // a run is in progress
-	pending  bool      // the timer is set to fire at fireAt
-	fireAt   time.Time // when the pending timer fires
-	deadline time.Time // the deadline of the run in progress
+	ctx       context.Context
+	cancel    context.CancelFunc
+	timer     *time.Timer
+	tmu       sync.Mutex
+	armed     bool      // a run is in progress
+	cancelled bool      // ctx was cancelled (a run timed out); cheaper to test than ctx.Err
+	pending   bool      // the timer is set to fire at fireAt
+	fireAt    time.Time // when the pending timer fires
+	deadline  time.Time // the deadline of the run in progress
 
-	// handlers caches what a state keeps per handler: see handlerCache.
+	// handlers caches what a state keeps per handler: see handlerCache; hc is the entry of
+	// the run in progress.
 	handlers map[*handler]*handlerCache
+	hc       *handlerCache
 
 	// The run in progress; the methods of the objects above act on it.
 	ev         *core.Event
@@ -234,7 +237,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	L := v.L
 	v.ev, v.h, v.ended, v.term, v.subsystems = ev, h, false, nil, nil
 	defer func() {
-		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
+		v.ev, v.h, v.subsystems, v.env, v.hc = nil, nil, nil, nil, nil
 		v.userUD.Value = nil
 	}()
 	if err := ctx.Err(); err != nil {
@@ -257,7 +260,8 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	v.env = env
 	// The main chunk's function is reused: it has no upvalues, and a script cannot keep a
 	// reference to it (no debug library, no getfenv), so only its environment changes.
-	fn := v.cached(h).fn
+	v.hc = v.cached(h)
+	fn := v.hc.fn
 	fn.Env = env
 
 	v.arm(h.timeout)
@@ -300,14 +304,21 @@ func (v *vm) arm(timeout time.Duration) {
 	now := time.Now()
 	v.tmu.Lock()
 	defer v.tmu.Unlock()
-	if v.ctx.Err() != nil {
+	if v.cancelled {
 		v.ctx, v.cancel = context.WithCancel(context.Background())
+		v.cancelled = false
 	}
 	v.armed, v.deadline = true, now.Add(timeout)
 	if !v.pending || v.fireAt.After(v.deadline) {
 		v.pending, v.fireAt = true, v.deadline
 		v.timer.Reset(timeout)
 	}
+}
+
+// cancelLocked stops the run in progress; the next run gets a fresh context. v.tmu is held.
+func (v *vm) cancelLocked() {
+	v.cancel()
+	v.cancelled = true
 }
 
 // expire stops the run in progress when its deadline has passed. A timer that fires for an
@@ -322,7 +333,7 @@ func (v *vm) expire() {
 	}
 	now := time.Now()
 	if !now.Before(v.deadline) {
-		v.cancel()
+		v.cancelLocked()
 		return
 	}
 	v.pending, v.fireAt = true, v.deadline
@@ -356,7 +367,7 @@ func errorText(L *lua.LState, err error) string {
 func (v *vm) end(L *lua.LState) int {
 	v.ended = true
 	v.tmu.Lock()
-	v.cancel()
+	v.cancelLocked()
 	v.tmu.Unlock()
 	L.RaiseError("script ended")
 	return 0
@@ -421,7 +432,10 @@ func (v *vm) cached(h *handler) *handlerCache {
 // event and script attributes.
 func (v *vm) handlerLog() slog.Handler {
 	base := v.e.logger(v.ev)
-	c := v.cached(v.h)
+	c := v.hc
+	if c == nil {
+		c = v.cached(v.h)
+	}
 	if c.logBase != base {
 		c.logBase = base
 		c.log = base.Handler().WithAttrs([]slog.Attr{slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script)})

@@ -43,7 +43,7 @@ const (
 	// batchLimit bounds the queue: Write waits while this much is unsent.
 	batchLimit = 512 << 10
 	// batchKeep is the largest queue buffer an idle connection keeps.
-	batchKeep = 4 << 10
+	batchKeep = 1 << 10
 	// closeFlushTimeout bounds how long Close waits to send what is queued.
 	closeFlushTimeout = 2 * time.Second
 )
