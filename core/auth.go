@@ -20,10 +20,10 @@ var sshProtocols = []string{ProtoSFTP, ProtoSCP}
 // and an error of kind ErrAuth otherwise (the same for an unknown user, a wrong password and a
 // refused protocol, so users cannot be enumerated).
 func (s *Session) AuthPassword(ctx context.Context, name, password string) error {
-	return s.authenticate(ctx, name, MethodPassword, OnAuthPassword, func(u *User) bool {
+	return s.authenticate(ctx, name, MethodPassword, OnAuthPassword, func(u *User) (bool, bool) {
 		if u == nil {
-			checkPassword("", password) // same cost as a real check
-			return false
+			_, memoryHard := checkPassword(s.site.cfg.Load().dummy, password) // same cost as a real check
+			return false, memoryHard
 		}
 		return checkPassword(u.passwordHash, password)
 	})
@@ -31,8 +31,8 @@ func (s *Session) AuthPassword(ctx context.Context, name, password string) error
 
 // AuthPublicKey checks a public key whose signature the adapter verified.
 func (s *Session) AuthPublicKey(ctx context.Context, name string, key ssh.PublicKey) error {
-	return s.authenticate(ctx, name, MethodPublicKey, OnAuthPKI, func(u *User) bool {
-		return u != nil && userHasKey(u, key)
+	return s.authenticate(ctx, name, MethodPublicKey, OnAuthPKI, func(u *User) (bool, bool) {
+		return u != nil && userHasKey(u, key), false
 	})
 }
 
@@ -69,26 +69,26 @@ func (s *Session) AuthInteractive(ctx context.Context, name string, answers []st
 	qs := s.questions
 	s.questions = nil
 	s.mu.Unlock()
-	return s.authenticate(ctx, name, MethodInteractive, OnAuthInteractive, func(u *User) bool {
+	return s.authenticate(ctx, name, MethodInteractive, OnAuthInteractive, func(u *User) (bool, bool) {
 		if u == nil || len(qs) == 0 || len(answers) != len(qs) {
-			checkPassword("", "")
-			return false
+			_, memoryHard := checkPassword(s.site.cfg.Load().dummy, "")
+			return false, memoryHard
 		}
-		ok := true
+		ok, memoryHard := true, false
 		for i, q := range qs {
 			// Check every answer even after a failure so timing does not tell which one was wrong.
-			if !s.checkAnswer(u, q, answers[i]) {
-				ok = false
-			}
+			good, hard := s.checkAnswer(u, q, answers[i])
+			ok, memoryHard = ok && good, memoryHard || hard
 		}
 		if ok {
 			s.consumeTOTP(qs, answers)
 		}
-		return ok
+		return ok, memoryHard
 	})
 }
 
-func (s *Session) checkAnswer(u *User, q Question, answer string) bool {
+// checkAnswer checks one keyboard-interactive answer; memoryHard as for checkPassword.
+func (s *Session) checkAnswer(u *User, q Question, answer string) (ok, memoryHard bool) {
 	switch q.kind {
 	case questionPassword:
 		return checkPassword(u.passwordHash, answer)
@@ -96,9 +96,9 @@ func (s *Session) checkAnswer(u *User, q Question, answer string) bool {
 		s.mu.Lock()
 		used := s.totpUsed[answer]
 		s.mu.Unlock()
-		return checkTOTP(u.TOTPSecret, answer, s.site.now()) && !used
+		return checkTOTP(u.TOTPSecret, answer, s.site.now()) && !used, false
 	default:
-		return answer == q.answer
+		return answer == q.answer, false
 	}
 }
 
@@ -156,8 +156,9 @@ func (s *Session) authRequest(ctx context.Context, name string) error {
 
 // authenticate is the pipeline every method shares: request event, built-in check, the
 // method's event (which may block or accept), subsystem and address rules, multi-step chains,
-// session limits, then OnAuthSuccess or OnAuthFail.
-func (s *Session) authenticate(ctx context.Context, name, method string, ev EventName, check func(*User) bool) error {
+// session limits, then OnAuthSuccess or OnAuthFail. check returns whether the credentials
+// match and whether it ran a memory-hard hash (see checkPassword).
+func (s *Session) authenticate(ctx context.Context, name, method string, ev EventName, check func(*User) (ok, memoryHard bool)) error {
 	if err := s.authRequest(ctx, name); err != nil {
 		return err
 	}
@@ -175,8 +176,8 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	if err := s.site.acquireHashSlot(ctx); err != nil {
 		return s.authFailed(ctx, name, method, err)
 	}
-	ok := check(candidate)
-	s.site.releaseHashSlot()
+	ok, memoryHard := check(candidate)
+	s.site.releaseHashSlot(memoryHard)
 	blocked := s.gate(ctx, ev, "", "")
 	byScript := s.takeScriptAuth()
 	switch {

@@ -11,9 +11,46 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// dummyHash is compared against when the user does not exist, so that an unknown user costs
-// the same time as a wrong password (no user enumeration by timing).
+// dummyHash is compared against when the user does not exist and the site has no user with a
+// hashed password (see dummyHashFor).
 const dummyHash = "$2a$10$gk67jnghsP2FbV59AMbg/eE8udJECZWuxdBik48JDnyS4.IDEyZeC"
+
+// dummyHashFor picks the hash an unknown user's password is checked against, so that an
+// unknown user costs the same time as a wrong password (no user enumeration by timing): a
+// configured user's hash of the algorithm most users have (the first in config order; ties go
+// to the algorithm met first), hence the same algorithm and cost parameters. The result of that
+// check is always discarded. Without hashed passwords, the bcrypt dummyHash.
+func dummyHashFor(hashes []string) string {
+	first := map[string]string{}
+	count := map[string]int{}
+	var order []string
+	for _, h := range hashes {
+		var alg string
+		switch {
+		case memoryHardHash(h):
+			alg = "argon2id"
+		case strings.HasPrefix(h, "$2"):
+			alg = "bcrypt"
+		default:
+			continue
+		}
+		if count[alg] == 0 {
+			first[alg] = h
+			order = append(order, alg)
+		}
+		count[alg]++
+	}
+	best := ""
+	for _, alg := range order {
+		if best == "" || count[alg] > count[best] {
+			best = alg
+		}
+	}
+	if best == "" {
+		return dummyHash
+	}
+	return first[best]
+}
 
 // HashPassword returns an argon2id hash of password (the default of `wharf hash-password`).
 func HashPassword(password string) (string, error) {
@@ -30,23 +67,27 @@ func HashPasswordBcrypt(password string) (string, error) {
 }
 
 // checkPassword compares password with a stored hash in constant time. An empty hash never
-// matches.
-func checkPassword(hash, password string) bool {
+// matches. memoryHard reports whether the check ran a memory-hard hash (argon2id, 19 MiB at
+// the default cost), after which the site returns the freed memory to the OS.
+func checkPassword(hash, password string) (ok, memoryHard bool) {
 	switch {
 	case hash == "":
-		_ = bcrypt.CompareHashAndPassword([]byte(dummyHash), []byte(password))
-		return false
+		_, memoryHard = checkPassword(dummyHash, password)
+		return false, memoryHard
 	case strings.HasPrefix(hash, "plain:"):
 		want := strings.TrimPrefix(hash, "plain:")
-		return subtle.ConstantTimeCompare([]byte(want), []byte(password)) == 1
-	case strings.HasPrefix(hash, "$argon2id$"):
-		ok, err := argon2id.ComparePasswordAndHash(password, hash)
-		return err == nil && ok
+		return subtle.ConstantTimeCompare([]byte(want), []byte(password)) == 1, false
+	case memoryHardHash(hash):
+		match, err := argon2id.ComparePasswordAndHash(password, hash)
+		return err == nil && match, true
 	case strings.HasPrefix(hash, "$2"):
-		return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+		return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil, false
 	}
-	return false
+	return false, false
 }
+
+// memoryHardHash reports whether hash is an argon2id hash.
+func memoryHardHash(hash string) bool { return strings.HasPrefix(hash, "$argon2id$") }
 
 // checkTOTP validates a 6-digit RFC 6238 code (30 s step, one step of skew).
 func checkTOTP(secret, code string, now time.Time) bool {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,19 +55,28 @@ type Site struct {
 
 	transfers atomic.Int64  // open read and write handles
 	hashSlots chan struct{} // bounds concurrent password-hash checks
+	mem       memReleaser   // returns memory to the OS after argon2id checks
 }
 
-// acquireHashSlot waits for a turn to run a password-hash check.
+// acquireHashSlot waits for a turn to run a password-hash check. A check counts as in flight
+// for the memory release from here (waiting included) until releaseHashSlot.
 func (s *Site) acquireHashSlot(ctx context.Context) error {
+	s.mem.begin()
 	select {
 	case s.hashSlots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
+		s.mem.end(false)
 		return fmt.Errorf("waiting to check credentials: %w", ctx.Err())
 	}
 }
 
-func (s *Site) releaseHashSlot() { <-s.hashSlots }
+// releaseHashSlot ends a check; memoryHard tells whether it ran an argon2id hash, after which
+// the freed memory is returned to the OS once no check has run for memReleaseQuiet.
+func (s *Site) releaseHashSlot(memoryHard bool) {
+	<-s.hashSlots
+	s.mem.end(memoryHard)
+}
 
 // ActiveTransfers returns the number of uploads and downloads in progress.
 func (s *Site) ActiveTransfers() int64 { return s.transfers.Load() }
@@ -77,6 +87,7 @@ type siteConfig struct {
 	raw      *config.Site
 	users    map[string]*User
 	catchAll *User
+	dummy    string // the hash an unknown user's password is checked against: dummyHashFor
 	vfs      map[string]config.VFS
 	safe     []netip.Prefix
 	allow    []netip.Prefix
@@ -90,6 +101,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
 		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		mem:       memReleaser{quiet: memReleaseQuiet, release: debug.FreeOSMemory},
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -140,6 +152,11 @@ func (s *Site) Reload(c *config.Site) error {
 		}
 		sc.users[u.ID] = u
 	}
+	hashes := make([]string, 0, len(c.Users))
+	for i := range c.Users {
+		hashes = append(hashes, c.Users[i].Password)
+	}
+	sc.dummy = dummyHashFor(hashes)
 	s.cfg.Store(sc)
 	return nil
 }
@@ -294,12 +311,13 @@ func (s *Site) CountByUser(id string) int {
 	return s.perUser[id]
 }
 
-// Shutdown refuses new connections and ends every session, waiting until their adapters have
-// closed them or ctx expires.
+// Shutdown refuses new connections, cancels a pending memory release and ends every session,
+// waiting until their adapters have closed them or ctx expires.
 func (s *Site) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.mem.stop()
 	for _, x := range s.Sessions() {
 		x.Terminate(false)
 	}
