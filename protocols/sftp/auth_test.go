@@ -461,3 +461,40 @@ func TestNoWeakAlgorithms(t *testing.T) {
 		t.Errorf("ssh-rsa host key algorithm: %v, want no common algorithm", err)
 	}
 }
+
+// Global requests are answered without holding up the connection: keepalives get "false"
+// (OpenSSH's ServerAliveInterval only needs an answer), port forwarding is refused, and the
+// session goes on working in between.
+func TestGlobalRequests(t *testing.T) {
+	site := newTestSite(t, testSiteConfig(t.TempDir(), testUser("alice")), nil)
+	srv, addr := startServer(t, site)
+	c := mustSFTP(t, srv, addr, "alice")
+	for i := range 50 {
+		ok, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+		if err != nil || ok {
+			t.Fatalf("keepalive %d: ok=%v err=%v", i, ok, err)
+		}
+		if i%10 == 0 {
+			if _, err := c.Getwd(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fwd := ssh.Marshal(&struct {
+		Addr string
+		Port uint32
+	}{"127.0.0.1", 0})
+	if ok, _, err := c.ssh.SendRequest("tcpip-forward", true, fwd); err != nil || ok {
+		t.Fatalf("tcpip-forward: ok=%v err=%v", ok, err)
+	}
+	if _, err := c.ssh.Listen("tcp", "127.0.0.1:0"); err == nil {
+		t.Fatal("remote port forwarding was accepted")
+	}
+	// A request without want-reply needs no answer and must not stall the connection.
+	if _, _, err := c.ssh.SendRequest("no-more-sessions@openssh.com", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadDir("/"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -249,13 +249,27 @@ func (c *conn) serve() {
 	c.sess.SetClientVersion(string(sconn.ClientVersion()))
 	c.log = c.sess.Logger() // now with the user
 
-	done := make(chan struct{})
-	defer close(done)
-	go c.watchIdle(idle, done)
-	go ssh.DiscardRequests(reqs) // global requests: keepalives get "false", forwarding is refused
+	defer c.watchIdle(idle)()
 
 	var wg sync.WaitGroup
-	for nch := range chans {
+	for chans != nil || reqs != nil {
+		var nch ssh.NewChannel
+		var ok bool
+		select {
+		case req, more := <-reqs:
+			// Global requests: keepalives get "false", forwarding is refused.
+			if !more {
+				reqs = nil
+			} else if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+			continue
+		case nch, ok = <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+		}
 		if nch.ChannelType() != "session" {
 			_ = nch.Reject(ssh.Prohibited, "only session channels are allowed")
 			continue
@@ -341,23 +355,31 @@ func (c *conn) serverConfig(ctx context.Context) *ssh.ServerConfig {
 // watchIdle closes the connection once the session saw no command and no data for idle.
 // The core updates LastActivity on every operation and every ReadAt/WriteAt, so a slow
 // transfer keeps the session alive while SSH keepalives alone do not.
-func (c *conn) watchIdle(idle time.Duration, done <-chan struct{}) {
-	t := time.NewTimer(idle)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			left := idle - time.Since(c.sess.LastActivity())
-			if left > 0 {
-				t.Reset(left)
-				continue
-			}
-			c.log.Info("idle timeout", "idle", idle.String())
-			_ = c.nc.Close()
+// watchIdle closes the connection once it has been idle for idle: a timer checks the
+// session's last activity when it fires and re-arms for the rest. It runs no goroutine
+// between checks (there can be many idle sessions). The returned stop ends the watch.
+func (c *conn) watchIdle(idle time.Duration) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(idle, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
 			return
 		}
+		if left := idle - time.Since(c.sess.LastActivity()); left > 0 {
+			t.Reset(left)
+			return
+		}
+		c.log.Info("idle timeout", "idle", idle.String())
+		_ = c.nc.Close()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
 	}
 }
 
