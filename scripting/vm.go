@@ -71,10 +71,8 @@ type vm struct {
 	fireAt    time.Time // when the pending timer fires
 	deadline  time.Time // the deadline of the run in progress
 
-	// handlers caches what a state keeps per handler: see handlerCache; hc is the entry of
-	// the run in progress.
+	// handlers caches what a state keeps per handler: see handlerCache.
 	handlers map[*handler]*handlerCache
-	hc       *handlerCache
 
 	// The run in progress; the methods of the objects above act on it.
 	ev         *core.Event
@@ -237,7 +235,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	L := v.L
 	v.ev, v.h, v.ended, v.term, v.subsystems = ev, h, false, nil, nil
 	defer func() {
-		v.ev, v.h, v.subsystems, v.env, v.hc = nil, nil, nil, nil, nil
+		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
 		v.userUD.Value = nil
 	}()
 	if err := ctx.Err(); err != nil {
@@ -260,8 +258,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	v.env = env
 	// The main chunk's function is reused: it has no upvalues, and a script cannot keep a
 	// reference to it (no debug library, no getfenv), so only its environment changes.
-	v.hc = v.cached(h)
-	fn := v.hc.fn
+	fn := v.cached(h).fn
 	fn.Env = env
 
 	v.arm(h.timeout)
@@ -390,25 +387,22 @@ func (v *vm) warn(L *lua.LState, call, why string) {
 // adds site, session id, user, protocol and IP).
 func (v *vm) log(L *lua.LState, level slog.Level, first int) {
 	ctx := context.Background()
-	lh := v.handlerLog()
+	lh := v.e.logger(v.ev).Handler()
 	if !lh.Enabled(ctx, level) {
 		return
 	}
 	// The record is built here rather than through Logger.Log, which records the caller's
 	// program counter (a stack walk): the source of a script's line is the script, and the
-	// event and script attributes already say which.
+	// event and script attributes already say which. They are the record's own attributes,
+	// not the logger's, so that handlers can select script lines (wharf script run does).
 	r := slog.NewRecord(time.Now(), level, joinArgs(L, first), 0)
+	r.AddAttrs(slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script))
 	_ = lh.Handle(ctx, r)
 }
 
 // handlerCache is what a state keeps for one handler between runs.
 type handlerCache struct {
 	fn *lua.LFunction // the script's main chunk
-	// The last session logger a run of the handler logged through, and the same with the
-	// handler's event and script attributes: slog formats those once per logger, not once
-	// per line.
-	logBase *slog.Logger
-	log     slog.Handler
 }
 
 // maxCachedHandlers bounds a state's handler cache, which is emptied when full (handlers of
@@ -426,21 +420,6 @@ func (v *vm) cached(h *handler) *handlerCache {
 	c := &handlerCache{fn: v.L.NewFunctionFromProto(h.proto)}
 	v.handlers[h] = c
 	return c
-}
-
-// handlerLog returns the log handler for the run in progress: the event's logger with the
-// event and script attributes.
-func (v *vm) handlerLog() slog.Handler {
-	base := v.e.logger(v.ev)
-	c := v.hc
-	if c == nil {
-		c = v.cached(v.h)
-	}
-	if c.logBase != base {
-		c.logBase = base
-		c.log = base.Handler().WithAttrs([]slog.Attr{slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script)})
-	}
-	return c.log
 }
 
 // maxLogLine bounds one log line a script writes.

@@ -316,7 +316,8 @@ func TestMetricsAndAuditAfterSFTPAndFTPSessions(t *testing.T) {
 	var m []sample
 	eventually(t, 10*time.Second, "three ended sessions in /metrics", func() bool {
 		m = scrape(t, srv.metrics)
-		if sum(m, "wharf_sessions_total", nil) == 3 {
+		if sum(m, "wharf_sessions_total", nil) == 3 && sum(m, "wharf_sessions_active", nil) == 0 &&
+			sum(m, "wharf_session_duration_seconds_count", nil) == 3 {
 			return true
 		}
 		t.Logf("sessions_total %v active %v", sum(m, "wharf_sessions_total", nil), sum(m, "wharf_sessions_active", nil))
