@@ -97,10 +97,13 @@ func (c *conn) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 	}
 }
 
-// finish ends a channel the way sshd does: EOF, exit-status, close.
+// finish ends a channel the way sshd does: exit-status, EOF, close. The status goes first: a
+// client that has sent its own EOF may close the channel as soon as ours arrives, and an
+// OpenSSH multiplexing master then reports the session as failed (exit 255) for want of a
+// status; scp in SFTP mode over such a master exited 1 after a good copy.
 func (c *conn) finish(ch ssh.Channel, code uint32) {
-	_ = ch.CloseWrite()
 	_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(&struct{ Status uint32 }{code}))
+	_ = ch.CloseWrite()
 	_ = ch.Close()
 }
 
