@@ -23,42 +23,54 @@ const docExample = `if Session then
 end
 `
 
+// benchSession writes scripts into a scripts folder, builds a site on a memory VFS with
+// handlers, logging through a text handler (formatting included, output discarded), and
+// returns the engine and a session logged in as alice.
+func benchSession(b *testing.B, scripts map[string]string, hs []config.EventHandler) (*scripting.Engine, *core.Session) {
+	b.Helper()
+	dir := b.TempDir()
+	for name, src := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: hs,
+		VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
+		Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := scripting.New(cfg, scripting.Options{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = eng.Close() })
+	site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = site.Shutdown(context.Background()) })
+	ctx := context.Background()
+	s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
+		b.Fatal(err)
+	}
+	return eng, s
+}
+
 // BenchmarkFire measures one event with 0, 1 and 3 handlers running the documentation
-// example, logging through a text handler (formatting included, output discarded).
+// example.
 func BenchmarkFire(b *testing.B) {
 	for _, n := range []int{0, 1, 3} {
 		b.Run(fmt.Sprintf("handlers=%d", n), func(b *testing.B) {
-			dir := b.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "log.lua"), []byte(docExample), 0o600); err != nil {
-				b.Fatal(err)
-			}
 			var hs []config.EventHandler
 			for range n {
 				hs = append(hs, config.EventHandler{Event: "OnAuthSuccess", Script: "log.lua"})
 			}
-			cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: hs,
-				VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
-				Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			eng, err := scripting.New(cfg, scripting.Options{Logger: log})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer eng.Close()
-			site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer site.Shutdown(context.Background())
+			eng, s := benchSession(b, map[string]string{"log.lua": docExample}, hs)
 			ctx := context.Background()
-			s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
-				b.Fatal(err)
-			}
 			ev := &core.Event{Name: core.OnAuthSuccess, Session: s, Conn: s.Conn()}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -74,36 +86,9 @@ func BenchmarkFire(b *testing.B) {
 // BenchmarkUploadHandlers fires BeforeFileUpload (an extension check) and AfterFileUpload (a
 // log line), the pair TestE2EUploadHandlerOverhead measures over SFTP.
 func BenchmarkUploadHandlers(b *testing.B) {
-	dir := b.TempDir()
-	for name, src := range overheadHandlers {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
-	hs := []config.EventHandler{{Event: "BeforeFileUpload", Script: "before.lua"}, {Event: "AfterFileUpload", Script: "after.lua"}}
-	cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: hs,
-		VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
-		Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := scripting.New(cfg, scripting.Options{Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
-	site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer site.Shutdown(context.Background())
+	eng, s := benchSession(b, overheadHandlers, []config.EventHandler{
+		{Event: "BeforeFileUpload", Script: "before.lua"}, {Event: "AfterFileUpload", Script: "after.lua"}})
 	ctx := context.Background()
-	s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
-		b.Fatal(err)
-	}
 	before := &core.Event{Name: core.BeforeFileUpload, Session: s, Conn: s.Conn(), RelPath: "/f0001.txt"}
 	after := &core.Event{Name: core.AfterFileUpload, Session: s, Conn: s.Conn(), RelPath: "/f0001.txt"}
 	b.ReportAllocs()
