@@ -304,6 +304,6 @@ func (e *env) records(prefix string) []record {
 // waitRecords polls until n records start with prefix and returns them.
 func (e *env) waitRecords(t *testing.T, prefix string, n int) []record {
 	t.Helper()
-	eventually(t, "log lines "+prefix, func() bool { return len(e.records(prefix)) >= n })
+	coretest.Eventually(t, 5*time.Second, "log lines "+prefix, func() bool { return len(e.records(prefix)) >= n })
 	return e.records(prefix)
 }

@@ -182,7 +182,7 @@ func (s *stack) master(t *testing.T, sshBin string) []string {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	eventually(t, "the master connection's socket", func() bool {
+	coretest.Eventually(t, 5*time.Second, "the master connection's socket", func() bool {
 		select {
 		case <-exited:
 			t.Fatal("ssh master exited")

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
 )
@@ -136,18 +137,6 @@ func (f *ftpClient) list(dir string) ([]string, error) {
 
 func (f *ftpClient) close() { _ = f.c.Quit() }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestE2EDocExampleLogsLogins(t *testing.T) {
 	e := newEnv(t, map[string]string{"log.lua": docExample}, []config.EventHandler{h("OnAuthSuccess", "log.lua")})
 	for _, p := range protocols {
@@ -155,7 +144,7 @@ func TestE2EDocExampleLogsLogins(t *testing.T) {
 	}
 	re := regexp.MustCompile(`^User alice connected with session ID (\S+)$`)
 	var ids []string
-	eventually(t, "two login lines", func() bool { return len(e.logs.find("connected with session ID")) == 2 })
+	coretest.Eventually(t, 5*time.Second, "two login lines", func() bool { return len(e.logs.find("connected with session ID")) == 2 })
 	for _, r := range e.logs.find("connected with session ID") {
 		m := re.FindStringSubmatch(r.Msg)
 		if m == nil || m[1] != r.Attrs["session"] {

@@ -9,9 +9,11 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/scripting"
 )
 
@@ -33,7 +35,7 @@ func TestE2EDocExampleJS(t *testing.T) {
 		p.dial(t, e, "alice", "pw").close()
 	}
 	re := regexp.MustCompile(`^User alice connected with session ID (\S+)$`)
-	eventually(t, "two login lines", func() bool { return len(e.logs.find("connected with session ID")) == 2 })
+	coretest.Eventually(t, 5*time.Second, "two login lines", func() bool { return len(e.logs.find("connected with session ID")) == 2 })
 	var protos []string
 	for _, r := range e.logs.find("connected with session ID") {
 		m := re.FindStringSubmatch(r.Msg)

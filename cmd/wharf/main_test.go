@@ -119,45 +119,62 @@ func (s *syncBuffer) String() string {
 
 var listenLine = regexp.MustCompile(`(?m)^\s+(SFTP|FTP)\s+(\S+) \(site`)
 
-// startServe runs `wharf serve` in-process and returns the bound addresses and a stop
-// function that sends the equivalent of SIGTERM and returns the exit status.
-func startServe(t *testing.T, args ...string) (addrs map[string]string, stop func() int, stderr *syncBuffer) {
+// served is a `wharf serve` running in-process.
+type served struct {
+	addrs  map[string]string // SFTP, FTP: the bound addresses
+	stdout *syncBuffer
+	stderr *syncBuffer
+	stop   func() int // the equivalent of SIGTERM; returns the exit status
+}
+
+// serveInProcess runs `wharf serve args...` in-process until it says it is running, and
+// stops it when the test ends.
+func serveInProcess(t *testing.T, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errb := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"serve"}, args...), strings.NewReader(""), out, errb) }()
 	deadline := time.Now().Add(20 * time.Second)
-	addrs = map[string]string{}
 	for time.Now().Before(deadline) && !strings.Contains(out.String(), "is running") {
 		select {
 		case code := <-done:
+			cancel()
 			t.Fatalf("serve exited with %d: %s", code, errb.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	s := &served{addrs: map[string]string{}, stdout: out, stderr: errb}
 	for _, m := range listenLine.FindAllStringSubmatch(out.String(), -1) {
-		addrs[m[1]] = m[2]
+		s.addrs[m[1]] = m[2]
 	}
-	if len(addrs) == 0 {
+	if len(s.addrs) == 0 {
 		cancel()
 		t.Fatalf("no listeners printed:\n%s\n%s", out.String(), errb.String())
 	}
 	var once sync.Once
 	code := -1
-	stop = func() int {
+	s.stop = func() int {
 		once.Do(func() {
 			cancel()
 			select {
 			case code = <-done:
 			case <-time.After(30 * time.Second):
-				t.Fatal("serve did not stop within 30s")
+				t.Error("serve did not stop within 30s")
 			}
 		})
 		return code
 	}
-	t.Cleanup(func() { stop() })
-	return addrs, stop, errb
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// startServe runs `wharf serve` in-process and returns the bound addresses and a stop
+// function that sends the equivalent of SIGTERM and returns the exit status.
+func startServe(t *testing.T, args ...string) (addrs map[string]string, stop func() int, stderr *syncBuffer) {
+	t.Helper()
+	s := serveInProcess(t, args...)
+	return s.addrs, s.stop, s.stderr
 }
 
 func writeConfig(t *testing.T) string {

@@ -32,16 +32,14 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/ops/admin"
 )
 
 // opsServer is a `wharf serve` running in-process with the metrics listener on.
 type opsServer struct {
-	addrs   map[string]string // SFTP, FTP
-	metrics string            // host:port of /metrics
-	stdout  *syncBuffer
-	stderr  *syncBuffer
-	stop    func() int
+	*served
+	metrics string // host:port of /metrics
 }
 
 var metricsLine = regexp.MustCompile(`(?m)^\s+metrics: http://(\S+)/metrics`)
@@ -49,53 +47,11 @@ var metricsLine = regexp.MustCompile(`(?m)^\s+metrics: http://(\S+)/metrics`)
 // startOps runs `wharf serve -c cfgPath` like startServe and also returns the metrics address.
 func startOps(t *testing.T, cfgPath string) *opsServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errb := &syncBuffer{}, &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "-c", cfgPath}, strings.NewReader(""), out, errb) }()
-	eventually(t, 20*time.Second, "serve to start", func() bool {
-		select {
-		case code := <-done:
-			cancel()
-			t.Fatalf("serve exited with %d: %s", code, errb.String())
-		default:
-		}
-		return strings.Contains(out.String(), "is running")
-	})
-	s := &opsServer{addrs: map[string]string{}, stdout: out, stderr: errb}
-	for _, m := range listenLine.FindAllStringSubmatch(out.String(), -1) {
-		s.addrs[m[1]] = m[2]
-	}
-	if m := metricsLine.FindStringSubmatch(out.String()); m != nil {
+	s := &opsServer{served: serveInProcess(t, "-c", cfgPath)}
+	if m := metricsLine.FindStringSubmatch(s.stdout.String()); m != nil {
 		s.metrics = m[1]
 	}
-	var once sync.Once
-	code := -1
-	s.stop = func() int {
-		once.Do(func() {
-			cancel()
-			select {
-			case code = <-done:
-			case <-time.After(30 * time.Second):
-				t.Error("serve did not stop within 30s")
-			}
-		})
-		return code
-	}
-	t.Cleanup(func() { s.stop() })
 	return s
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // opsConfig writes a config with one site (SFTP and FTP on free ports), the metrics listener
@@ -314,7 +270,7 @@ func TestMetricsAndAuditAfterSFTPAndFTPSessions(t *testing.T) {
 
 	// Session ends are recorded when the adapters notice the clients left.
 	var m []sample
-	eventually(t, 10*time.Second, "three ended sessions in /metrics", func() bool {
+	coretest.Eventually(t, 10*time.Second, "three ended sessions in /metrics", func() bool {
 		m = scrape(t, srv.metrics)
 		if sum(m, "wharf_sessions_total", nil) == 3 && sum(m, "wharf_sessions_active", nil) == 0 &&
 			sum(m, "wharf_session_duration_seconds_count", nil) == 3 {
@@ -464,7 +420,7 @@ func TestReloadLive(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the SIGHUP reload", func() bool {
+	coretest.Eventually(t, 10*time.Second, "the SIGHUP reload", func() bool {
 		return sum(scrape(t, srv.metrics), "wharf_config_reloads_total", map[string]string{"result": "ok"}) == 1
 	})
 	if !strings.Contains(srv.stderr.String(), `trigger=SIGHUP`) {
@@ -497,7 +453,7 @@ func TestReloadLive(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the refused reload", func() bool {
+	coretest.Eventually(t, 10*time.Second, "the refused reload", func() bool {
 		return sum(scrape(t, srv.metrics), "wharf_config_reloads_total", map[string]string{"result": "error"}) == 1
 	})
 	logText := srv.stderr.String()
@@ -689,7 +645,7 @@ func TestSessionsCommandListsAndKicks(t *testing.T) {
 		if code != 0 || !strings.Contains(out, id) {
 			t.Fatalf("kick %s: exit %d %s %s", proto, code, out, errOut)
 		}
-		eventually(t, 10*time.Second, proto+" session gone", func() bool {
+		coretest.Eventually(t, 10*time.Second, proto+" session gone", func() bool {
 			for _, s := range list() {
 				if s.ID == id {
 					return false
@@ -697,7 +653,7 @@ func TestSessionsCommandListsAndKicks(t *testing.T) {
 			}
 			return true
 		})
-		eventually(t, 10*time.Second, "OnConnectionClose of "+proto, func() bool {
+		coretest.Eventually(t, 10*time.Second, "OnConnectionClose of "+proto, func() bool {
 			return strings.Contains(srv.stderr.String(), "connection closed "+id)
 		})
 	}
@@ -726,7 +682,7 @@ func TestWatchScriptsReloads(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "scripts", "hello.lua"), []byte("Log('second version of the script')\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "a reload after the script changed", func() bool {
+	coretest.Eventually(t, 10*time.Second, "a reload after the script changed", func() bool {
 		return strings.Contains(srv.stderr.String(), `trigger="script change"`) &&
 			sum(scrape(t, srv.metrics), "wharf_config_reloads_total", map[string]string{"result": "ok"}) == 1
 	})
@@ -735,7 +691,7 @@ func TestWatchScriptsReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	eventually(t, 10*time.Second, "the new script's log line", func() bool {
+	coretest.Eventually(t, 10*time.Second, "the new script's log line", func() bool {
 		return strings.Contains(srv.stderr.String(), "second version of the script")
 	})
 }

@@ -224,16 +224,4 @@ func protocol(m mode) coretest.Protocol {
 // defaultWait bounds polls for things that happen at once on an idle machine.
 const defaultWait = 10 * time.Second
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func osStat(dir, name string) (os.FileInfo, error) { return os.Stat(filepath.Join(dir, name)) }

@@ -238,7 +238,7 @@ func TestLoginTimeout(t *testing.T) {
 		t.Fatalf("dropped after %v, before the 1 s login timeout", d)
 	}
 	in.cmd(200, "NOOP")
-	eventually(t, defaultWait, "the dropped session to close", func() bool { return len(site.Sessions()) == 1 })
+	coretest.Eventually(t, defaultWait, "the dropped session to close", func() bool { return len(site.Sessions()) == 1 })
 }
 
 func must(t *testing.T, err error) {

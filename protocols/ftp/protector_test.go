@@ -10,7 +10,6 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,7 +156,7 @@ func TestProtectorFTP(t *testing.T) {
 	_ = c.Quit()
 
 	var lifted time.Duration
-	eventually(t, banFor+5*time.Second, "the ban to end", func() bool {
+	coretest.Eventually(t, banFor+5*time.Second, "the ban to end", func() bool {
 		code, _, _ := greeting(t, ts, attackerIP, 200*time.Millisecond)
 		lifted = time.Since(banned)
 		return code == 220
@@ -208,7 +207,7 @@ func TestUnknownCommandStrikes(t *testing.T) {
 				t.Fatalf("RETR of a missing file: %d", code)
 			}
 			r.cmd(221, "QUIT")
-			eventually(t, defaultWait, "the session to close", func() bool { return len(site.Sessions()) == 0 })
+			coretest.Eventually(t, defaultWait, "the session to close", func() bool { return len(site.Sessions()) == 0 })
 			if n := obs.matching(""); n != 2 {
 				t.Fatalf("%d strikes, want only the two unknown commands", n)
 			}
@@ -289,8 +288,8 @@ func TestFTPFlood(t *testing.T) {
 		return errors.Join(err, c.Quit())
 	}
 	must(t, login())
-	eventually(t, defaultWait, "the warm-up session to end", func() bool { return len(site.Sessions()) == 0 })
-	baseG, baseHeap := settle()
+	coretest.Eventually(t, defaultWait, "the warm-up session to end", func() bool { return len(site.Sessions()) == 0 })
+	base := coretest.MeasureFootprint()
 
 	const total, inFlight = 2000, 200
 	var (
@@ -374,20 +373,5 @@ func TestFTPFlood(t *testing.T) {
 		t.Fatalf("%d legitimate logins during the flood, slowest %v; want at least one, each < 2 s", logins, worst)
 	}
 
-	var g int
-	var heap uint64
-	eventually(t, 20*time.Second, "goroutines and heap back to baseline", func() bool {
-		g, heap = settle()
-		return g <= baseG+10 && heap <= baseHeap+16<<20 && len(site.Sessions()) == 0
-	})
-	t.Logf("baseline: %d goroutines, %.1f MiB heap in use; after the flood: %d goroutines, %.1f MiB",
-		baseG, float64(baseHeap)/(1<<20), g, float64(heap)/(1<<20))
-}
-
-// settle collects garbage and returns the goroutine count and the heap in use.
-func settle() (int, uint64) {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return runtime.NumGoroutine(), m.HeapInuse
+	coretest.WaitFootprint(t, site, base)
 }

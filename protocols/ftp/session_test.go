@@ -96,7 +96,7 @@ func TestSessionFields(t *testing.T) {
 				t.Fatalf("last command after STOR = %q, want \"STOR report.csv\"", got)
 			}
 			r.cmd(221, "QUIT")
-			eventually(t, defaultWait, "OnConnectionClose", func() bool {
+			coretest.Eventually(t, defaultWait, "OnConnectionClose", func() bool {
 				rec.mu.Lock()
 				defer rec.mu.Unlock()
 				return rec.closed == 1

@@ -70,7 +70,7 @@ func TestTLSSessionReuse(t *testing.T) {
 				a.cmd(200, "NOOP")
 				cache.freeze()
 				a.cmd(221, "QUIT")
-				eventually(t, defaultWait, "connection A to close", func() bool { return len(site.Sessions()) == 0 })
+				coretest.Eventually(t, defaultWait, "connection A to close", func() bool { return len(site.Sessions()) == 0 })
 
 				b := dialRawTLS(t, ts, m, tlsc)
 				b.login(coretest.UserAlice, coretest.Password)

@@ -235,10 +235,10 @@ func TestDisconnectMidUpload(t *testing.T) {
 	}
 	// Cut the connection without closing the file.
 	_ = c.ssh.Close()
-	eventually(t, 10*time.Second, "OnTransferError after the disconnect", func() bool {
+	coretest.Eventually(t, 10*time.Second, "OnTransferError after the disconnect", func() bool {
 		return count(a.d, core.OnTransferError) > 0
 	})
-	eventually(t, 10*time.Second, "no file left behind", func() bool {
+	coretest.Eventually(t, 10*time.Second, "no file left behind", func() bool {
 		entries, _ := os.ReadDir(a.home)
 		return len(entries) == 0
 	})

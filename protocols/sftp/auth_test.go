@@ -163,7 +163,7 @@ func TestLoginTimeout(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("dropped after %v", el)
 	}
-	eventually(t, 5*time.Second, "session closed", func() bool {
+	coretest.Eventually(t, 5*time.Second, "session closed", func() bool {
 		return len(site.Sessions()) == 0 && count(d, core.OnConnectionClose) == 1
 	})
 }

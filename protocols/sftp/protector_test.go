@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,7 +182,7 @@ func TestProtectorSSH(t *testing.T) {
 
 	// The ban ends after ban_for.
 	var lifted time.Duration
-	eventually(t, banFor+5*time.Second, "the ban to end", func() bool {
+	coretest.Eventually(t, banFor+5*time.Second, "the ban to end", func() bool {
 		got, _ := firstBytes(t, attackerIP, addr, 200*time.Millisecond, false)
 		lifted = time.Since(banned)
 		return strings.HasPrefix(got, "SSH-2.0-")
@@ -250,7 +249,7 @@ func TestSSHLoginTimeoutAndGarbage(t *testing.T) {
 		t.Fatalf("silent client: got %q, closed after %v; want the banner, then a close after the 1 s login timeout", got, after)
 	}
 	t.Logf("silent client dropped after %v (login_timeout 1s)", after.Round(10*time.Millisecond))
-	eventually(t, 5*time.Second, "the login-timeout strike", func() bool {
+	coretest.Eventually(t, 5*time.Second, "the login-timeout strike", func() bool {
 		return len(obs.reasons()) == 1
 	})
 	if r := obs.reasons()[0]; !strings.HasSuffix(r, "login timeout") {
@@ -270,7 +269,7 @@ func TestSSHLoginTimeoutAndGarbage(t *testing.T) {
 	if _, err := io.Copy(io.Discard, nc); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("garbage client: %v, want the server to close", err) // EOF or a reset is fine
 	}
-	eventually(t, 5*time.Second, "the handshake strike", func() bool { return len(obs.reasons()) == 2 })
+	coretest.Eventually(t, 5*time.Second, "the handshake strike", func() bool { return len(obs.reasons()) == 2 })
 	if r := obs.reasons()[1]; !strings.Contains(r, "ssh handshake failed") {
 		t.Fatalf("strike %q, want a handshake failure", r)
 	}
@@ -310,7 +309,7 @@ func TestSSHFlood(t *testing.T) {
 	if err := warm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	baseG, baseHeap := settle()
+	base := coretest.MeasureFootprint()
 
 	const total, inFlight = 2000, 200
 	var (
@@ -414,20 +413,5 @@ func TestSSHFlood(t *testing.T) {
 		t.Fatal("the flood opened no connection")
 	}
 
-	var g int
-	var heap uint64
-	eventually(t, 20*time.Second, "goroutines and heap back to baseline", func() bool {
-		g, heap = settle()
-		return g <= baseG+10 && heap <= baseHeap+16<<20 && len(site.Sessions()) == 0
-	})
-	t.Logf("baseline: %d goroutines, %.1f MiB heap in use; after the flood: %d goroutines, %.1f MiB",
-		baseG, float64(baseHeap)/(1<<20), g, float64(heap)/(1<<20))
-}
-
-// settle collects garbage and returns the goroutine count and the heap in use.
-func settle() (int, uint64) {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return runtime.NumGoroutine(), m.HeapInuse
+	coretest.WaitFootprint(t, site, base)
 }
