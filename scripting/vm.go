@@ -71,8 +71,8 @@ type vm struct {
 	fireAt    time.Time // when the pending timer fires
 	deadline  time.Time // the deadline of the run in progress
 
-	// handlers caches what a state keeps per handler: see handlerCache.
-	handlers map[*handler]*handlerCache
+	// chunks holds each handler's main chunk, made once per state: see chunk.
+	chunks map[*handler]*lua.LFunction
 
 	// The run in progress; the methods of the objects above act on it.
 	ev         *core.Event
@@ -258,7 +258,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	v.env = env
 	// The main chunk's function is reused: it has no upvalues, and a script cannot keep a
 	// reference to it (no debug library, no getfenv), so only its environment changes.
-	fn := v.cached(h).fn
+	fn := v.chunk(h)
 	fn.Env = env
 
 	v.arm(h.timeout)
@@ -400,26 +400,21 @@ func (v *vm) log(L *lua.LState, level slog.Level, first int) {
 	_ = lh.Handle(ctx, r)
 }
 
-// handlerCache is what a state keeps for one handler between runs.
-type handlerCache struct {
-	fn *lua.LFunction // the script's main chunk
-}
+// maxChunks bounds a state's chunk cache, which is emptied when full (chunks of an earlier
+// load stay in it until then).
+const maxChunks = 64
 
-// maxCachedHandlers bounds a state's handler cache, which is emptied when full (handlers of
-// an earlier load stay in it until then).
-const maxCachedHandlers = 64
-
-// cached returns the state's cache entry for h.
-func (v *vm) cached(h *handler) *handlerCache {
-	if c, ok := v.handlers[h]; ok {
-		return c
+// chunk returns the state's function for h's main chunk.
+func (v *vm) chunk(h *handler) *lua.LFunction {
+	if fn, ok := v.chunks[h]; ok {
+		return fn
 	}
-	if v.handlers == nil || len(v.handlers) >= maxCachedHandlers {
-		v.handlers = make(map[*handler]*handlerCache)
+	if v.chunks == nil || len(v.chunks) >= maxChunks {
+		v.chunks = make(map[*handler]*lua.LFunction)
 	}
-	c := &handlerCache{fn: v.L.NewFunctionFromProto(h.proto)}
-	v.handlers[h] = c
-	return c
+	fn := v.L.NewFunctionFromProto(h.proto)
+	v.chunks[h] = fn
+	return fn
 }
 
 // maxLogLine bounds one log line a script writes.
