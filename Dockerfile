@@ -13,8 +13,10 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-alpine AS build
 WORKDIR /src
-# Modules first: this layer is reused until go.mod or go.sum change.
+# Modules first: this layer is reused until go.mod, go.sum or the patched pkg/sftp change
+# (go.mod replaces github.com/pkg/sftp with ./third_party/sftp).
 COPY go.mod go.sum ./
+COPY third_party ./third_party
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -2,6 +2,18 @@ package sftp
 
 import (
 	"sync"
+	"time"
+)
+
+// wharf: spare pages are freed when the session stops taking them. Upstream kept every page
+// until the session ended, so a session held the pages of its busiest moment (64 pages,
+// 16 MiB, after one pipelined transfer) for as long as it stayed connected.
+const (
+	// sparePages is how many released pages a quiet session keeps for its next request.
+	sparePages = 1
+	// spareTrimDelay is how long no page may be taken before the spares beyond sparePages
+	// are freed.
+	spareTrimDelay = 2 * time.Second
 )
 
 type allocator struct {
@@ -9,6 +21,11 @@ type allocator struct {
 	available [][]byte
 	// map key is the request order
 	used map[uint32][][]byte
+
+	gets     uint64      // pages handed out so far
+	trimGets uint64      // gets when the trim timer was last armed
+	trimmer  *time.Timer // armed while there are spares beyond sparePages
+	freed    bool
 }
 
 func newAllocator() *allocator {
@@ -44,6 +61,7 @@ func (a *allocator) GetPage(requestOrderID uint32) []byte {
 
 	// put result in used pages
 	a.used[requestOrderID] = append(a.used[requestOrderID], result)
+	a.gets++
 
 	return result
 }
@@ -57,6 +75,31 @@ func (a *allocator) ReleasePages(requestOrderID uint32) {
 		a.available = append(a.available, used...)
 	}
 	delete(a.used, requestOrderID)
+	if len(a.available) > sparePages && a.trimmer == nil && !a.freed {
+		a.trimGets = a.gets
+		a.trimmer = time.AfterFunc(spareTrimDelay, a.trimSpares)
+	}
+}
+
+// trimSpares frees the spare pages beyond sparePages if no page was taken since the timer
+// was armed, and otherwise waits another spareTrimDelay.
+func (a *allocator) trimSpares() {
+	a.Lock()
+	defer a.Unlock()
+
+	if a.freed {
+		return
+	}
+	if a.gets != a.trimGets {
+		a.trimGets = a.gets
+		a.trimmer.Reset(spareTrimDelay)
+		return
+	}
+	if len(a.available) > sparePages {
+		clear(a.available[sparePages:])
+		a.available = a.available[:sparePages]
+	}
+	a.trimmer = nil
 }
 
 // Free removes all the used and available pages.
@@ -67,6 +110,11 @@ func (a *allocator) Free() {
 
 	a.available = nil
 	a.used = make(map[uint32][][]byte)
+	a.freed = true
+	if a.trimmer != nil {
+		a.trimmer.Stop()
+		a.trimmer = nil
+	}
 }
 
 func (a *allocator) countUsedPages() int {

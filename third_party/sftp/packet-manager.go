@@ -9,15 +9,22 @@ import (
 // The goal of the packetManager is to keep the outgoing packets in the same
 // order as the incoming as is requires by section 7 of the RFC.
 
+// wharf: the packetManager no longer runs goroutines of its own. Upstream it started a
+// controller, a dispatcher, one command worker and SftpServerWorkerCount read/write workers
+// for every session, 11 goroutines that an idle session kept for its whole life, and every
+// request crossed three goroutines on its way to the response. Here the caller of readyPacket
+// sends the responses that are due, under a mutex, and dispatch runs other requests on the
+// receiving goroutine and reads and writes on a goroutine each, at most
+// SftpServerWorkerCount at once.
 type packetManager struct {
-	requests    chan orderedPacket
-	responses   chan orderedPacket
-	fini        chan struct{}
+	mu          sync.Mutex
 	incoming    orderedPackets
 	outgoing    orderedPackets
 	sender      packetSender // connection object
 	working     *sync.WaitGroup
 	packetCount uint32
+	// rwSlots bounds the reads and writes in progress.
+	rwSlots chan struct{}
 	// it is not nil if the allocator is enabled
 	alloc *allocator
 }
@@ -28,15 +35,10 @@ type packetSender interface {
 
 func newPktMgr(sender packetSender) *packetManager {
 	s := &packetManager{
-		requests:  make(chan orderedPacket, SftpServerWorkerCount),
-		responses: make(chan orderedPacket, SftpServerWorkerCount),
-		fini:      make(chan struct{}),
-		incoming:  make([]orderedPacket, 0, SftpServerWorkerCount),
-		outgoing:  make([]orderedPacket, 0, SftpServerWorkerCount),
-		sender:    sender,
-		working:   &sync.WaitGroup{},
+		sender:  sender,
+		working: &sync.WaitGroup{},
+		rwSlots: make(chan struct{}, SftpServerWorkerCount),
 	}
-	go s.controller()
 	return s
 }
 
@@ -81,92 +83,64 @@ type orderedPacket interface {
 }
 type orderedPackets []orderedPacket
 
-func (o orderedPackets) Sort() {
-	sort.Slice(o, func(i, j int) bool {
-		return o[i].orderID() < o[j].orderID()
-	})
+// insert adds p, keeping the slice sorted by order id.
+func (o orderedPackets) insert(p orderedPacket) orderedPackets {
+	i := sort.Search(len(o), func(i int) bool { return o[i].orderID() > p.orderID() })
+	o = append(o, nil)
+	copy(o[i+1:], o[i:])
+	o[i] = p
+	return o
 }
 
 // // packet registry
 // register incoming packets to be handled
 func (s *packetManager) incomingPacket(pkt orderedRequest) {
 	s.working.Add(1)
-	s.requests <- pkt
+	s.mu.Lock()
+	s.incoming = s.incoming.insert(pkt)
+	s.mu.Unlock()
 }
 
-// register outgoing packets as being ready
+// readyPacket registers a response and sends every response that is now due, in the order
+// of the requests.
 func (s *packetManager) readyPacket(pkt orderedResponse) {
-	s.responses <- pkt
+	s.mu.Lock()
+	s.outgoing = s.outgoing.insert(pkt)
+	s.maybeSendPackets()
+	s.mu.Unlock()
 	s.working.Done()
 }
 
-// shut down packetManager controller
+// close waits until the responses of the requests in progress are sent.
 func (s *packetManager) close() {
-	// pause until current packets are processed
 	s.working.Wait()
-	close(s.fini)
 }
 
-// Passed a worker function, returns a channel for incoming packets.
-// Keep process packet responses in the order they are received while
-// maximizing throughput of file transfers.
-func (s *packetManager) workerChan(runWorker func(chan orderedRequest),
-) chan orderedRequest {
-	// multiple workers for faster read/writes
-	rwChan := make(chan orderedRequest, SftpServerWorkerCount)
-	for i := 0; i < SftpServerWorkerCount; i++ {
-		runWorker(rwChan)
+// dispatch runs one request with handle. Reads and writes run on a goroutine of their own
+// (started with spawn), at most SftpServerWorkerCount at once, so that a transfer's requests
+// overlap; every other request runs on the caller's goroutine, in order, and a close first
+// waits for the reads and writes before it.
+func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest),
+	spawn func(func())) {
+	switch pkt.requestPacket.(type) {
+	case *sshFxpReadPacket, *sshFxpWritePacket:
+		s.incomingPacket(pkt)
+		s.rwSlots <- struct{}{}
+		spawn(func() {
+			defer func() { <-s.rwSlots }()
+			handle(pkt)
+		})
+		return
+	case *sshFxpClosePacket:
+		// wait for reads/writes to finish when file is closed
+		// incomingPacket() call must occur after this
+		s.working.Wait()
 	}
-
-	// single worker to enforce sequential processing of everything else
-	cmdChan := make(chan orderedRequest)
-	runWorker(cmdChan)
-
-	pktChan := make(chan orderedRequest, SftpServerWorkerCount)
-	go func() {
-		for pkt := range pktChan {
-			switch pkt.requestPacket.(type) {
-			case *sshFxpReadPacket, *sshFxpWritePacket:
-				s.incomingPacket(pkt)
-				rwChan <- pkt
-				continue
-			case *sshFxpClosePacket:
-				// wait for reads/writes to finish when file is closed
-				// incomingPacket() call must occur after this
-				s.working.Wait()
-			}
-			s.incomingPacket(pkt)
-			// all non-RW use sequential cmdChan
-			cmdChan <- pkt
-		}
-		close(rwChan)
-		close(cmdChan)
-		s.close()
-	}()
-
-	return pktChan
+	s.incomingPacket(pkt)
+	handle(pkt)
 }
 
-// process packets
-func (s *packetManager) controller() {
-	for {
-		select {
-		case pkt := <-s.requests:
-			debug("incoming id (oid): %v (%v)", pkt.id(), pkt.orderID())
-			s.incoming = append(s.incoming, pkt)
-			s.incoming.Sort()
-		case pkt := <-s.responses:
-			debug("outgoing id (oid): %v (%v)", pkt.id(), pkt.orderID())
-			s.outgoing = append(s.outgoing, pkt)
-			s.outgoing.Sort()
-		case <-s.fini:
-			return
-		}
-		s.maybeSendPackets()
-	}
-}
-
-// send as many packets as are ready
+// send as many packets as are ready; the caller holds s.mu.
 func (s *packetManager) maybeSendPackets() {
 	for {
 		if len(s.outgoing) == 0 || len(s.incoming) == 0 {

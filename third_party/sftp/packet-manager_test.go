@@ -13,7 +13,7 @@ type _testSender struct {
 }
 
 func newTestSender() *_testSender {
-	return &_testSender{make(chan encoding.BinaryMarshaler)}
+	return &_testSender{make(chan encoding.BinaryMarshaler, 16)}
 }
 
 func (s _testSender) sendPacket(p encoding.BinaryMarshaler) error {

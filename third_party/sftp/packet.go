@@ -360,14 +360,15 @@ func sendPacket(w io.Writer, m encoding.BinaryMarshaler) error {
 	return nil
 }
 
-func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, error) {
-	var b []byte
-	if alloc != nil {
-		b = alloc.GetPage(orderID)
-	} else {
-		b = make([]byte, 4)
-	}
+// smallPacketLength is the longest packet that recvPacket reads into a buffer of its own size
+// rather than into a page of the allocator. Only writes are longer in practice.
+const smallPacketLength = 4096
 
+func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, error) {
+	// wharf: the length comes first, and a page is taken only for a long packet. Upstream took
+	// a page before reading, so every session held a 256 KiB page while it waited for its
+	// next request, idle or not.
+	b := make([]byte, 4)
 	if n, err := io.ReadFull(r, b[:4]); err != nil {
 		if err == io.EOF {
 			return 0, nil, err
@@ -386,7 +387,9 @@ func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, err
 		return 0, nil, errShortPacket
 	}
 
-	if alloc == nil {
+	if alloc != nil && length > smallPacketLength {
+		b = alloc.GetPage(orderID)
+	} else {
 		b = make([]byte, length)
 	}
 

@@ -143,14 +143,13 @@ func (rs *RequestServer) closeRequest(handle string) error {
 // Close the read/write/closer to trigger exiting the main server loop
 func (rs *RequestServer) Close() error { return rs.conn.Close() }
 
-func (rs *RequestServer) serveLoop(pktChan chan<- orderedRequest) error {
-	defer close(pktChan) // shuts down sftpServerWorkers
-
+func (rs *RequestServer) serveLoop(ctx context.Context, spawn func(func())) error {
 	var err error
 	var pkt requestPacket
 	var pktType fxp
 	var pktBytes []byte
 
+	handle := func(pkt orderedRequest) { rs.handlePacket(ctx, pkt) }
 	for {
 		pktType, pktBytes, err = rs.serverConn.recvPacket(rs.pktMgr.getNextOrderID())
 		if err != nil {
@@ -170,7 +169,7 @@ func (rs *RequestServer) serveLoop(pktChan chan<- orderedRequest) error {
 			}
 		}
 
-		pktChan <- rs.pktMgr.newOrderedRequest(pkt)
+		rs.pktMgr.dispatch(rs.pktMgr.newOrderedRequest(pkt), handle, spawn)
 	}
 }
 
@@ -186,20 +185,17 @@ func (rs *RequestServer) Serve() error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	runWorker := func(ch chan orderedRequest) {
+	spawn := func(f func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := rs.packetWorker(ctx, ch); err != nil {
-				rs.conn.Close() // shuts down recvPacket
-			}
+			f()
 		}()
 	}
-	pktChan := rs.pktMgr.workerChan(runWorker)
 
-	err := rs.serveLoop(pktChan)
+	err := rs.serveLoop(ctx, spawn)
 
-	wg.Wait() // wait for all workers to exit
+	wg.Wait() // wait for the reads and writes in progress
 
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -219,112 +215,109 @@ func (rs *RequestServer) Serve() error {
 	return err
 }
 
-func (rs *RequestServer) packetWorker(ctx context.Context, pktChan chan orderedRequest) error {
-	for pkt := range pktChan {
-		orderID := pkt.orderID()
-		if epkt, ok := pkt.requestPacket.(*sshFxpExtendedPacket); ok {
-			if epkt.SpecificPacket != nil {
-				pkt.requestPacket = epkt.SpecificPacket
-			}
+func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
+	orderID := pkt.orderID()
+	if epkt, ok := pkt.requestPacket.(*sshFxpExtendedPacket); ok {
+		if epkt.SpecificPacket != nil {
+			pkt.requestPacket = epkt.SpecificPacket
 		}
-
-		var rpkt responsePacket
-		switch pkt := pkt.requestPacket.(type) {
-		case *sshFxInitPacket:
-			rpkt = &sshFxVersionPacket{Version: sftpProtocolVersion, Extensions: sftpExtensions}
-		case *sshFxpClosePacket:
-			handle := pkt.getHandle()
-			rpkt = statusFromError(pkt.ID, rs.closeRequest(handle))
-		case *sshFxpRealpathPacket:
-			var realPath string
-			var err error
-
-			switch pather := rs.Handlers.FileList.(type) {
-			case RealPathFileLister:
-				realPath, err = pather.RealPath(pkt.getPath())
-			case legacyRealPathFileLister:
-				realPath = pather.RealPath(pkt.getPath())
-			default:
-				realPath = cleanPathWithBase(rs.startDirectory, pkt.getPath())
-			}
-			if err != nil {
-				rpkt = statusFromError(pkt.ID, err)
-			} else {
-				rpkt = cleanPacketPath(pkt, realPath)
-			}
-		case *sshFxpOpendirPacket:
-			request := requestFromPacket(ctx, pkt, rs.startDirectory)
-			handle := rs.nextRequest(request)
-			rpkt = request.opendir(rs.Handlers, pkt)
-			if _, ok := rpkt.(*sshFxpHandlePacket); !ok {
-				// if we return an error we have to remove the handle from the active ones
-				rs.closeRequest(handle)
-			}
-		case *sshFxpOpenPacket:
-			request := requestFromPacket(ctx, pkt, rs.startDirectory)
-			handle := rs.nextRequest(request)
-			rpkt = request.open(rs.Handlers, pkt)
-			if _, ok := rpkt.(*sshFxpHandlePacket); !ok {
-				// if we return an error we have to remove the handle from the active ones
-				rs.closeRequest(handle)
-			}
-		case *sshFxpFstatPacket:
-			handle := pkt.getHandle()
-			request, ok := rs.getRequest(handle)
-			if !ok {
-				rpkt = statusFromError(pkt.ID, EBADF)
-			} else {
-				request = &Request{
-					Method:   "Stat",
-					Filepath: cleanPathWithBase(rs.startDirectory, request.Filepath),
-				}
-				rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
-			}
-		case *sshFxpFsetstatPacket:
-			handle := pkt.getHandle()
-			request, ok := rs.getRequest(handle)
-			if !ok {
-				rpkt = statusFromError(pkt.ID, EBADF)
-			} else {
-				request = &Request{
-					Method:   "Setstat",
-					Filepath: cleanPathWithBase(rs.startDirectory, request.Filepath),
-				}
-				rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
-			}
-		case *sshFxpExtendedPacketPosixRename:
-			request := &Request{
-				Method:   "PosixRename",
-				Filepath: cleanPathWithBase(rs.startDirectory, pkt.Oldpath),
-				Target:   cleanPathWithBase(rs.startDirectory, pkt.Newpath),
-			}
-			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
-		case *sshFxpExtendedPacketStatVFS:
-			request := &Request{
-				Method:   "StatVFS",
-				Filepath: cleanPathWithBase(rs.startDirectory, pkt.Path),
-			}
-			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
-		case hasHandle:
-			handle := pkt.getHandle()
-			request, ok := rs.getRequest(handle)
-			if !ok {
-				rpkt = statusFromError(pkt.id(), EBADF)
-			} else {
-				rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
-			}
-		case hasPath:
-			request := requestFromPacket(ctx, pkt, rs.startDirectory)
-			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
-			request.close()
-		default:
-			rpkt = statusFromError(pkt.id(), ErrSSHFxOpUnsupported)
-		}
-
-		rs.pktMgr.readyPacket(
-			rs.pktMgr.newOrderedResponse(rpkt, orderID))
 	}
-	return nil
+
+	var rpkt responsePacket
+	switch pkt := pkt.requestPacket.(type) {
+	case *sshFxInitPacket:
+		rpkt = &sshFxVersionPacket{Version: sftpProtocolVersion, Extensions: sftpExtensions}
+	case *sshFxpClosePacket:
+		handle := pkt.getHandle()
+		rpkt = statusFromError(pkt.ID, rs.closeRequest(handle))
+	case *sshFxpRealpathPacket:
+		var realPath string
+		var err error
+
+		switch pather := rs.Handlers.FileList.(type) {
+		case RealPathFileLister:
+			realPath, err = pather.RealPath(pkt.getPath())
+		case legacyRealPathFileLister:
+			realPath = pather.RealPath(pkt.getPath())
+		default:
+			realPath = cleanPathWithBase(rs.startDirectory, pkt.getPath())
+		}
+		if err != nil {
+			rpkt = statusFromError(pkt.ID, err)
+		} else {
+			rpkt = cleanPacketPath(pkt, realPath)
+		}
+	case *sshFxpOpendirPacket:
+		request := requestFromPacket(ctx, pkt, rs.startDirectory)
+		handle := rs.nextRequest(request)
+		rpkt = request.opendir(rs.Handlers, pkt)
+		if _, ok := rpkt.(*sshFxpHandlePacket); !ok {
+			// if we return an error we have to remove the handle from the active ones
+			rs.closeRequest(handle)
+		}
+	case *sshFxpOpenPacket:
+		request := requestFromPacket(ctx, pkt, rs.startDirectory)
+		handle := rs.nextRequest(request)
+		rpkt = request.open(rs.Handlers, pkt)
+		if _, ok := rpkt.(*sshFxpHandlePacket); !ok {
+			// if we return an error we have to remove the handle from the active ones
+			rs.closeRequest(handle)
+		}
+	case *sshFxpFstatPacket:
+		handle := pkt.getHandle()
+		request, ok := rs.getRequest(handle)
+		if !ok {
+			rpkt = statusFromError(pkt.ID, EBADF)
+		} else {
+			request = &Request{
+				Method:   "Stat",
+				Filepath: cleanPathWithBase(rs.startDirectory, request.Filepath),
+			}
+			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+		}
+	case *sshFxpFsetstatPacket:
+		handle := pkt.getHandle()
+		request, ok := rs.getRequest(handle)
+		if !ok {
+			rpkt = statusFromError(pkt.ID, EBADF)
+		} else {
+			request = &Request{
+				Method:   "Setstat",
+				Filepath: cleanPathWithBase(rs.startDirectory, request.Filepath),
+			}
+			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+		}
+	case *sshFxpExtendedPacketPosixRename:
+		request := &Request{
+			Method:   "PosixRename",
+			Filepath: cleanPathWithBase(rs.startDirectory, pkt.Oldpath),
+			Target:   cleanPathWithBase(rs.startDirectory, pkt.Newpath),
+		}
+		rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+	case *sshFxpExtendedPacketStatVFS:
+		request := &Request{
+			Method:   "StatVFS",
+			Filepath: cleanPathWithBase(rs.startDirectory, pkt.Path),
+		}
+		rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+	case hasHandle:
+		handle := pkt.getHandle()
+		request, ok := rs.getRequest(handle)
+		if !ok {
+			rpkt = statusFromError(pkt.id(), EBADF)
+		} else {
+			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+		}
+	case hasPath:
+		request := requestFromPacket(ctx, pkt, rs.startDirectory)
+		rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+		request.close()
+	default:
+		rpkt = statusFromError(pkt.id(), ErrSSHFxOpUnsupported)
+	}
+
+	rs.pktMgr.readyPacket(
+		rs.pktMgr.newOrderedResponse(rpkt, orderID))
 }
 
 // clean and return name packet for file

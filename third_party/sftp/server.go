@@ -186,34 +186,29 @@ type rxPacket struct {
 	pktBytes []byte
 }
 
-// Up to N parallel servers
-func (svr *Server) sftpServerWorker(pktChan chan orderedRequest) error {
-	for pkt := range pktChan {
-		// readonly checks
-		readonly := true
-		switch pkt := pkt.requestPacket.(type) {
-		case notReadOnly:
-			readonly = false
-		case *sshFxpOpenPacket:
-			readonly = pkt.readonly()
-		case *sshFxpExtendedPacket:
-			readonly = pkt.readonly()
-		}
-
-		// If server is operating read-only and a write operation is requested,
-		// return permission denied
-		if !readonly && svr.readOnly {
-			svr.pktMgr.readyPacket(
-				svr.pktMgr.newOrderedResponse(statusFromError(pkt.id(), syscall.EPERM), pkt.orderID()),
-			)
-			continue
-		}
-
-		if err := handlePacket(svr, pkt); err != nil {
-			return err
-		}
+// servePacket answers one request.
+func (svr *Server) servePacket(pkt orderedRequest) error {
+	// readonly checks
+	readonly := true
+	switch pkt := pkt.requestPacket.(type) {
+	case notReadOnly:
+		readonly = false
+	case *sshFxpOpenPacket:
+		readonly = pkt.readonly()
+	case *sshFxpExtendedPacket:
+		readonly = pkt.readonly()
 	}
-	return nil
+
+	// If server is operating read-only and a write operation is requested,
+	// return permission denied
+	if !readonly && svr.readOnly {
+		svr.pktMgr.readyPacket(
+			svr.pktMgr.newOrderedResponse(statusFromError(pkt.id(), syscall.EPERM), pkt.orderID()),
+		)
+		return nil
+	}
+
+	return handlePacket(svr, pkt)
 }
 
 func handlePacket(s *Server, p orderedRequest) error {
@@ -377,16 +372,18 @@ func (svr *Server) Serve() error {
 		}
 	}()
 	var wg sync.WaitGroup
-	runWorker := func(ch chan orderedRequest) {
+	spawn := func(f func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := svr.sftpServerWorker(ch); err != nil {
-				svr.conn.Close() // shuts down recvPacket
-			}
+			f()
 		}()
 	}
-	pktChan := svr.pktMgr.workerChan(runWorker)
+	handle := func(pkt orderedRequest) {
+		if err := svr.servePacket(pkt); err != nil {
+			svr.conn.Close() // shuts down recvPacket
+		}
+	}
 
 	var err error
 	var pkt requestPacket
@@ -420,11 +417,10 @@ recvLoop:
 			}
 		}
 
-		pktChan <- svr.pktMgr.newOrderedRequest(pkt)
+		svr.pktMgr.dispatch(svr.pktMgr.newOrderedRequest(pkt), handle, spawn)
 	}
 
-	close(pktChan) // shuts down sftpServerWorkers
-	wg.Wait()      // wait for all workers to exit
+	wg.Wait() // wait for the reads and writes in progress
 
 	// close any still-open files
 	for handle, file := range svr.openFiles {

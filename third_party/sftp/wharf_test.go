@@ -1,0 +1,223 @@
+package sftp
+
+// Tests of wharf's changes to this package: requests dispatched without worker goroutines,
+// packet pages taken only for long packets, and spare pages freed.
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func rawPacket(typ fxp, body []byte) []byte {
+	b := marshalUint32(nil, uint32(1+len(body)))
+	b = append(b, byte(typ))
+	return append(b, body...)
+}
+
+func TestRecvPacketTakesPagesOnlyForLongPackets(t *testing.T) {
+	alloc := newAllocator()
+	short := rawPacket(sshFxpStat, make([]byte, 100))
+	long := rawPacket(sshFxpWrite, make([]byte, 10<<10))
+
+	typ, body, err := recvPacket(bytes.NewReader(short), alloc, 1)
+	require.NoError(t, err)
+	assert.Equal(t, fxp(sshFxpStat), typ)
+	assert.Len(t, body, 100)
+	assert.Equal(t, 0, alloc.countUsedPages(), "a short packet takes no page")
+
+	typ, body, err = recvPacket(bytes.NewReader(long), alloc, 2)
+	require.NoError(t, err)
+	assert.Equal(t, fxp(sshFxpWrite), typ)
+	assert.Len(t, body, 10<<10)
+	assert.Equal(t, 1, alloc.countUsedPages(), "a long packet is read into a page")
+	assert.True(t, alloc.isRequestOrderIDUsed(2))
+
+	// Without the allocator both are read as before.
+	_, body, err = recvPacket(bytes.NewReader(long), nil, 0)
+	require.NoError(t, err)
+	assert.Len(t, body, 10<<10)
+
+	// A packet cut short is still an error, with or without a page.
+	_, _, err = recvPacket(bytes.NewReader(long[:5000]), alloc, 3)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	_, _, err = recvPacket(bytes.NewReader(short[:50]), alloc, 4)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+}
+
+func TestAllocatorFreesSparePagesOnceQuiet(t *testing.T) {
+	alloc := newAllocator()
+	defer alloc.Free()
+	for range 5 {
+		alloc.GetPage(1)
+	}
+	alloc.ReleasePages(1)
+	assert.Equal(t, 5, alloc.countAvailablePages())
+	alloc.Lock()
+	armed := alloc.trimmer != nil
+	alloc.Unlock()
+	require.True(t, armed, "released spares arm the trim timer")
+
+	// A page taken since the timer was armed means the session is busy: nothing is freed.
+	alloc.GetPage(2)
+	alloc.trimSpares()
+	assert.Equal(t, 4, alloc.countAvailablePages())
+	alloc.ReleasePages(2)
+
+	// Quiet for a whole period: the spares beyond sparePages go.
+	alloc.trimSpares()
+	assert.Equal(t, sparePages, alloc.countAvailablePages())
+	alloc.Lock()
+	armed = alloc.trimmer != nil
+	alloc.Unlock()
+	assert.False(t, armed, "nothing left to trim, no timer")
+
+	// The kept spare is reused.
+	alloc.GetPage(3)
+	assert.Equal(t, 0, alloc.countAvailablePages())
+	alloc.ReleasePages(3)
+}
+
+func TestAllocatorTrimTimerFires(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the trim delay")
+	}
+	alloc := newAllocator()
+	defer alloc.Free()
+	for range 4 {
+		alloc.GetPage(1)
+	}
+	alloc.ReleasePages(1)
+	deadline := time.Now().Add(3 * spareTrimDelay)
+	for alloc.countAvailablePages() > sparePages {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spare pages still held after %v", alloc.countAvailablePages(), 3*spareTrimDelay)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAllocatorFreeStopsTrimming(t *testing.T) {
+	alloc := newAllocator()
+	alloc.GetPage(1)
+	alloc.GetPage(1)
+	alloc.ReleasePages(1)
+	alloc.Free()
+	alloc.trimSpares() // a timer that fired as Free ran finds nothing to do
+	assert.Equal(t, 0, alloc.countAvailablePages())
+	alloc.GetPage(2)
+	alloc.GetPage(2)
+	alloc.ReleasePages(2)
+	alloc.Lock()
+	armed := alloc.trimmer != nil
+	alloc.Unlock()
+	assert.False(t, armed, "a freed allocator arms no timer")
+}
+
+// TestRequestServerIdleRunsNoGoroutines checks that a served session that is waiting for
+// its next request runs only the goroutine that called Serve.
+func TestRequestServerIdleRunsNoGoroutines(t *testing.T) {
+	for _, withAlloc := range []bool{false, true} {
+		cli, srv := net.Pipe()
+		var opts []RequestServerOption
+		if withAlloc {
+			opts = append(opts, WithRSAllocator())
+		}
+		rs := NewRequestServer(srv, InMemHandler(), opts...)
+		before := runtime.NumGoroutine()
+		done := make(chan error, 1)
+		go func() { done <- rs.Serve() }()
+
+		require.NoError(t, sendPacket(cli, &sshFxInitPacket{Version: sftpProtocolVersion}))
+		typ, _, err := recvPacket(cli, nil, 0)
+		require.NoError(t, err)
+		require.Equal(t, fxp(sshFxpVersion), typ)
+		require.NoError(t, sendPacket(cli, &sshFxpStatPacket{ID: 1, Path: "/"}))
+		typ, _, err = recvPacket(cli, nil, 0)
+		require.NoError(t, err)
+		require.Equal(t, fxp(sshFxpAttrs), typ)
+
+		assert.Equal(t, before+1, runtime.NumGoroutine(), "allocator %v: goroutines of an idle session", withAlloc)
+		if withAlloc {
+			assert.Equal(t, 0, rs.pktMgr.alloc.countUsedPages()+rs.pktMgr.alloc.countAvailablePages(),
+				"an idle session that sent only short requests holds no page")
+		}
+		require.NoError(t, cli.Close())
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return after the client closed")
+		}
+	}
+}
+
+// slowWriter records how many WriteAt calls run at once.
+type slowWriter struct {
+	mu       sync.Mutex
+	buf      []byte
+	now, max atomic.Int32
+}
+
+func (w *slowWriter) WriteAt(p []byte, off int64) (int, error) {
+	n := w.now.Add(1)
+	defer w.now.Add(-1)
+	for {
+		m := w.max.Load()
+		if n <= m || w.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(2 * time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if end := int(off) + len(p); end > len(w.buf) {
+		w.buf = append(w.buf, make([]byte, end-len(w.buf))...)
+	}
+	copy(w.buf[off:], p)
+	return len(p), nil
+}
+
+type slowWriterHandler struct {
+	Handlers
+	w *slowWriter
+}
+
+func (h slowWriterHandler) Filewrite(*Request) (io.WriterAt, error) { return h.w, nil }
+
+// TestRequestServerWritesOverlapWithinBound sends many writes at once: they run in parallel,
+// never more than SftpServerWorkerCount at a time, and the file comes out whole.
+func TestRequestServerWritesOverlapWithinBound(t *testing.T) {
+	w := &slowWriter{}
+	h := InMemHandler()
+	h.FilePut = slowWriterHandler{h, w}
+	p := clientRequestServerPairWithHandlers(t, h)
+	defer p.Close()
+
+	data := make([]byte, 64*1024)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	f, err := p.cli.OpenFile("/big", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	require.NoError(t, err)
+	p.cli.maxPacket = 1024 // 64 write requests
+	p.cli.useConcurrentWrites = true
+	_, err = f.ReadFrom(bytes.NewReader(data))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	w.mu.Lock()
+	got := w.buf
+	w.mu.Unlock()
+	assert.True(t, bytes.Equal(data, got), "the file arrives whole")
+	assert.Greater(t, w.max.Load(), int32(1), "writes overlap")
+	assert.LessOrEqual(t, w.max.Load(), int32(SftpServerWorkerCount), "at most SftpServerWorkerCount writes at once")
+}
