@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -26,24 +27,30 @@ const (
 	msgNoSCP     = "SCP is disabled on this server; use SFTP.\n"
 )
 
-// serveChannel handles one "session" channel: at most one subsystem or command runs on it.
-// Requests keep being answered while it runs (clients send e.g. keepalives on the channel).
-func (c *conn) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
-	running := make(chan struct{})
-	started := false
+// channel is one accepted "session" channel: at most one subsystem or command runs on it.
+// Its requests keep being answered while that runs (clients send e.g. keepalives on the
+// channel).
+type channel struct {
+	ch      ssh.Channel
+	reqs    <-chan *ssh.Request
+	started bool
+}
+
+// channelRequest answers one request on a session channel. A subsystem or command it
+// starts runs on a goroutine counted in wg. A panic closes the channel, not the connection.
+func (c *conn) channelRequest(ctx context.Context, sc *channel, req *ssh.Request, wg *sync.WaitGroup) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("panic in ssh channel", "panic", r, "stack", string(debug.Stack()))
-			_ = ch.Close()
-		}
-		if started {
-			<-running
+			_ = sc.ch.Close()
 		}
 	}()
+	ch := sc.ch
 	start := func(run func() uint32) {
-		started = true
+		sc.started = true
+		wg.Add(1)
 		go func() {
-			defer close(running)
+			defer wg.Done()
 			code := uint32(exitFailure)
 			defer func() {
 				if r := recover(); r != nil {
@@ -54,46 +61,44 @@ func (c *conn) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 			code = run()
 		}()
 	}
-	for req := range reqs {
-		switch req.Type {
-		case "subsystem":
-			var p struct{ Name string }
-			if started || ssh.Unmarshal(req.Payload, &p) != nil || p.Name != "sftp" {
-				_ = req.Reply(false, nil)
-				continue
-			}
-			if err := c.sess.OpenSubsystem(ctx, core.ProtoSFTP, "subsystem sftp"); err != nil {
-				c.log.Info("sftp subsystem refused", "err", err)
-				_ = req.Reply(false, nil)
-				_ = ch.Close()
-				continue
-			}
-			_ = req.Reply(true, nil)
-			start(func() uint32 { return c.serveSFTP(ctx, ch) })
-		case "exec":
-			var p struct{ Command string }
-			if started || ssh.Unmarshal(req.Payload, &p) != nil {
-				_ = req.Reply(false, nil)
-				continue
-			}
-			// The request is accepted in every case so the client shows our message
-			// (stderr or an SCP error line) instead of a bare "exec request failed".
-			_ = req.Reply(true, nil)
-			start(func() uint32 { return c.exec(ctx, ch, p.Command) })
-		case "shell":
-			if started {
-				_ = req.Reply(false, nil)
-				continue
-			}
-			_ = req.Reply(true, nil)
-			start(func() uint32 {
-				_, _ = io.WriteString(ch.Stderr(), msgNoShell)
-				return exitFailure
-			})
-		default:
-			// pty-req, env, x11-req, auth-agent-req@openssh.com, signal, window-change, ...
+	switch req.Type {
+	case "subsystem":
+		var p struct{ Name string }
+		if sc.started || ssh.Unmarshal(req.Payload, &p) != nil || p.Name != "sftp" {
 			_ = req.Reply(false, nil)
+			return
 		}
+		if err := c.sess.OpenSubsystem(ctx, core.ProtoSFTP, "subsystem sftp"); err != nil {
+			c.log.Info("sftp subsystem refused", "err", err)
+			_ = req.Reply(false, nil)
+			_ = ch.Close()
+			return
+		}
+		_ = req.Reply(true, nil)
+		start(func() uint32 { return c.serveSFTP(ctx, ch) })
+	case "exec":
+		var p struct{ Command string }
+		if sc.started || ssh.Unmarshal(req.Payload, &p) != nil {
+			_ = req.Reply(false, nil)
+			return
+		}
+		// The request is accepted in every case so the client shows our message
+		// (stderr or an SCP error line) instead of a bare "exec request failed".
+		_ = req.Reply(true, nil)
+		start(func() uint32 { return c.exec(ctx, ch, p.Command) })
+	case "shell":
+		if sc.started {
+			_ = req.Reply(false, nil)
+			return
+		}
+		_ = req.Reply(true, nil)
+		start(func() uint32 {
+			_, _ = io.WriteString(ch.Stderr(), msgNoShell)
+			return exitFailure
+		})
+	default:
+		// pty-req, env, x11-req, auth-agent-req@openssh.com, signal, window-change, ...
+		_ = req.Reply(false, nil)
 	}
 }
 

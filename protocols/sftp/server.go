@@ -173,14 +173,28 @@ type conn struct {
 	log  *slog.Logger
 }
 
+// serveConn admits a connection and runs its SSH handshake and login. The logged-in
+// connection is then served on a new goroutine and this one ends: the login can run deep
+// (key exchange, password hashing, event scripts), and the stack it grew would otherwise
+// stay with the connection for its whole life, which for an idle session is most of its
+// memory.
 func (s *Server) serveConn(nc net.Conn) {
-	defer s.wg.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.wg.Done()
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in ssh connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	defer nc.Close()
+	defer func() {
+		if !handedOff {
+			_ = nc.Close()
+		}
+	}()
 
 	// The site admits the connection before any byte is sent: a refused client gets no banner.
 	sess, err := s.site.Connect(context.Background(), core.ConnInfo{
@@ -197,7 +211,11 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		return
 	}
-	defer sess.Close()
+	defer func() {
+		if !handedOff {
+			sess.Close()
+		}
+	}()
 	sess.SetCloser(func() { _ = nc.Close() })
 
 	c := &conn{srv: s, nc: newBatchConn(nc), sess: sess, log: sess.Logger()}
@@ -209,14 +227,38 @@ func (s *Server) serveConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		if !handedOff {
+			s.forget(c)
+		}
 	}()
-	c.serve()
+	serve := c.login()
+	if serve == nil {
+		return
+	}
+	handedOff = true
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic in ssh connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		defer nc.Close()
+		defer sess.Close()
+		defer s.forget(c)
+		serve()
+	}()
 }
 
-func (c *conn) serve() {
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// login runs the SSH handshake and authentication. It returns the function that serves the
+// logged-in connection until it ends, or nil if the connection ended before.
+func (c *conn) login() (serve func()) {
 	ctx := c.sess.Context()
 	siteCfg := c.srv.site.Config()
 	limits := siteCfg.Limits
@@ -242,19 +284,32 @@ func (c *conn) serve() {
 	sconn, chans, reqs, err := ssh.NewServerConn(c.nc, cfg)
 	if err != nil {
 		c.handshakeFailed(err, time.Since(start) >= login)
-		return
+		return nil
 	}
-	defer sconn.Close()
 	_ = c.nc.SetDeadline(time.Time{})
 	c.sess.SetClientVersion(string(sconn.ClientVersion()))
 	c.log = c.sess.Logger() // now with the user
+	return func() {
+		defer sconn.Close()
+		defer c.watchIdle(idle)()
+		c.serveChannels(ctx, chans, reqs)
+	}
+}
 
-	defer c.watchIdle(idle)()
-
+// serveChannels answers global requests, accepts session channels and answers their
+// requests until the connection ends, then waits for the channels' subsystems and commands.
+// It answers the requests of one channel itself; a channel opened while that one is open (an
+// OpenSSH master multiplexing sessions) gets a goroutine for its requests.
+func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 	var wg sync.WaitGroup
+	var first *channel // the channel whose requests this loop answers
 	for chans != nil || reqs != nil {
 		var nch ssh.NewChannel
 		var ok bool
+		var firstReqs <-chan *ssh.Request
+		if first != nil {
+			firstReqs = first.reqs
+		}
 		select {
 		case req, more := <-reqs:
 			// Global requests: keepalives get "false", forwarding is refused.
@@ -262,6 +317,13 @@ func (c *conn) serve() {
 				reqs = nil
 			} else if req.WantReply {
 				_ = req.Reply(false, nil)
+			}
+			continue
+		case req, more := <-firstReqs:
+			if !more {
+				first = nil
+			} else {
+				c.channelRequest(ctx, first, req, &wg)
 			}
 			continue
 		case nch, ok = <-chans:
@@ -279,10 +341,17 @@ func (c *conn) serve() {
 			c.log.Debug("accept channel", "err", err)
 			continue
 		}
+		sc := &channel{ch: ch, reqs: creqs}
+		if first == nil {
+			first = sc
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.serveChannel(ctx, ch, creqs)
+			for req := range sc.reqs {
+				c.channelRequest(ctx, sc, req, &wg)
+			}
 		}()
 	}
 	// The connection is gone; let open handles close (firing their events) before the
@@ -352,9 +421,9 @@ func (c *conn) serverConfig(ctx context.Context) *ssh.ServerConfig {
 	return cfg
 }
 
-// watchIdle closes the connection once the session saw no command and no data for idle.
 // The core updates LastActivity on every operation and every ReadAt/WriteAt, so a slow
 // transfer keeps the session alive while SSH keepalives alone do not.
+//
 // watchIdle closes the connection once it has been idle for idle: a timer checks the
 // session's last activity when it fires and re-arms for the rest. It runs no goroutine
 // between checks (there can be many idle sessions). The returned stop ends the watch.
