@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/protocols/sftp"
 	"github.com/wharf-project/wharf/scripting"
 )
@@ -29,10 +31,11 @@ var overheadHandlers = map[string]string{
 	"after.lua":  "Log('uploaded ' .. CtxRelPath() .. ' by ' .. Session.GetUserID())\n",
 }
 
-// overheadClient serves a site on a disk VFS with an in-process SFTP server, with the two
-// handlers or none, and returns an SFTP client logged in as alice. Both variants run a
-// scripting engine and log through a text handler (output discarded), as a server does.
-func overheadClient(tb testing.TB, scripted bool) *pkgsftp.Client {
+// overheadServer serves a site on a disk VFS with an in-process SFTP server, with the two
+// handlers or none, and returns its address. User alice logs in with password "pw" or with
+// the key authorized (an authorized_keys line; may be empty). Both variants run a scripting
+// engine and log through a text handler (output discarded), as a server does.
+func overheadServer(tb testing.TB, scripted bool, authorized string) string {
 	tb.Helper()
 	fatal := func(err error) {
 		tb.Helper()
@@ -51,10 +54,14 @@ func overheadClient(tb testing.TB, scripted bool) *pkgsftp.Client {
 	yes := true
 	key := filepath.Join(dir, "host_ed25519")
 	writeKey(tb, key)
+	alice := config.User{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "disk", Permissions: []string{"all"}}}
+	if authorized != "" {
+		alice.PublicKeys = []string{authorized}
+	}
 	cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: handlers,
 		SSH:   config.SSH{HostKeys: []string{key}},
 		VFS:   []config.VFS{{Name: "disk", Type: "disk", Root: root, AtomicUploads: &yes}},
-		Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "disk", Permissions: []string{"all"}}}}}
+		Users: []config.User{alice}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := scripting.New(cfg, scripting.Options{Logger: log})
 	fatal(err)
@@ -74,11 +81,22 @@ func overheadClient(tb testing.TB, scripted bool) *pkgsftp.Client {
 		_ = srv.Shutdown(ctx)
 		<-done
 	})
-	sc, err := ssh.Dial("tcp", l.Addr().String(), &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.Password("pw")},
+	return l.Addr().String()
+}
+
+// overheadClient starts an overheadServer and returns an SFTP client logged in as alice.
+func overheadClient(tb testing.TB, scripted bool) *pkgsftp.Client {
+	tb.Helper()
+	addr := overheadServer(tb, scripted, "")
+	sc, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.Password("pw")},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}) // a test server's fresh key
-	fatal(err)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	c, err := pkgsftp.NewClient(sc)
-	fatal(err)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() { _ = c.Close(); _ = sc.Close() })
 	return c
 }
@@ -160,6 +178,60 @@ func TestE2EUploadHandlerOverhead(t *testing.T) {
 		e0, e1, float64(e1-e0)/float64(e0)*100)
 	// A measurement, not a pass/fail gate: on a shared 2-core machine the figure swings
 	// by a few points between runs. The target (under 5%) is tracked in docs/performance.md.
+	if overhead >= 5 {
+		t.Logf("above the 5%% target: %.2f%%", overhead)
+	}
+}
+
+// TestE2EUploadHandlerOverheadOpenSSH is TestE2EUploadHandlerOverhead with OpenSSH's sftp as
+// the client, as users run it: one `put -r` of 1,000 files of 1 KiB per round, to a server
+// without handlers and to one with the two, alternating (A B, B A, …). The client runs in
+// processes of its own, so the servers' runtime is not shared with it.
+func TestE2EUploadHandlerOverheadOpenSSH(t *testing.T) {
+	if os.Getenv("WHARF_BENCH") != "1" {
+		t.Skip("set WHARF_BENCH=1 to measure the upload handlers' overhead")
+	}
+	const files, rounds = 1000, 15
+	sftpBin := coretest.NeedBinary(t, "sftp")
+	work := t.TempDir()
+	keyFile, authorized := newClientKey(t, filepath.Join(work, "id_ed25519"))
+	src := filepath.Join(work, "up")
+	must(t, os.MkdirAll(src, 0o755))
+	var data [1024]byte
+	for i := range files {
+		must(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("f%04d.txt", i)), data[:], 0o644))
+	}
+	batch := filepath.Join(work, "batch")
+	must(t, os.WriteFile(batch, []byte("put -r "+src+" up\n"), 0o644))
+	addrs := [2]string{overheadServer(t, false, authorized), overheadServer(t, true, authorized)}
+	run := func(addr string) time.Duration {
+		_, port, _ := net.SplitHostPort(addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, sftpBin, "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+			"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+			"-o", "IdentitiesOnly=yes", "-i", keyFile, "-P", port, "-b", batch, "alice@127.0.0.1")
+		cmd.Env = []string{"HOME=" + work, "PATH=" + os.Getenv("PATH"), "LANG=C"}
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("sftp: %v\n%s", err, out)
+		}
+		return time.Since(start)
+	}
+	run(addrs[0]) // warm up both servers and create the remote folder
+	run(addrs[1])
+	var runs [2][]time.Duration
+	for r := range rounds {
+		first := r % 2
+		runs[first] = append(runs[first], run(addrs[first]))
+		runs[1-first] = append(runs[1-first], run(addrs[1-first]))
+	}
+	m0, m1 := median(runs[0]), median(runs[1])
+	overhead := float64(m1-m0) / float64(m0) * 100
+	t.Logf("OpenSSH sftp, put -r of %d files of 1 KiB: without handlers %v, with a Before and an After handler %v "+
+		"(medians of %d rounds): %+.2f%% wall time", files, m0, m1, rounds, overhead)
+	t.Logf("rounds without: %v", runs[0])
+	t.Logf("rounds with:    %v", runs[1])
 	if overhead >= 5 {
 		t.Logf("above the 5%% target: %.2f%%", overhead)
 	}
