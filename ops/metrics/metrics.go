@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -230,6 +231,26 @@ type timedDispatcher struct {
 	m    *Metrics
 	site string
 	next core.Dispatcher
+	// byEvent caches each event's counter and histogram (core.EventName → *eventMetrics):
+	// looking them up by label values hashes the labels on every run.
+	byEvent sync.Map
+}
+
+type eventMetrics struct {
+	runs prometheus.Counter
+	time prometheus.Observer
+}
+
+func (t *timedDispatcher) metrics(name core.EventName) *eventMetrics {
+	if em, ok := t.byEvent.Load(name); ok {
+		return em.(*eventMetrics)
+	}
+	em := &eventMetrics{
+		runs: t.m.scriptRuns.WithLabelValues(t.site, string(name)),
+		time: t.m.scriptTime.WithLabelValues(t.site, string(name)),
+	}
+	actual, _ := t.byEvent.LoadOrStore(name, em)
+	return actual.(*eventMetrics)
 }
 
 func (t *timedDispatcher) Handles(name core.EventName, user *core.User) bool {
@@ -239,9 +260,9 @@ func (t *timedDispatcher) Handles(name core.EventName, user *core.User) bool {
 func (t *timedDispatcher) Fire(ctx context.Context, ev *core.Event) {
 	start := time.Now()
 	t.next.Fire(ctx, ev)
-	ev2 := string(ev.Name)
-	t.m.scriptRuns.WithLabelValues(t.site, ev2).Inc()
-	t.m.scriptTime.WithLabelValues(t.site, ev2).Observe(time.Since(start).Seconds())
+	em := t.metrics(ev.Name)
+	em.runs.Inc()
+	em.time.Observe(time.Since(start).Seconds())
 }
 
 // liveCollector reports the sites' live sessions and transfers when scraped, so the gauges
