@@ -203,8 +203,8 @@ func (h *handlers) Readlink(p string) (_ string, err error) {
 }
 
 // guard turns a panic in the core (or in a script it runs) into SSH_FX_FAILURE for this one
-// request: pkg/sftp calls handlers on its own goroutines, where a panic would end the whole
-// process. ReadAt and WriteAt stay unguarded on purpose: they are the hot path, fire no
+// request: otherwise it would end the session (pkg/sftp runs most requests on the session's
+// goroutine) or, on a read or write goroutine, the whole process. ReadAt and WriteAt stay unguarded on purpose: they are the hot path, fire no
 // events and call no scripts.
 func (h *handlers) guard(err *error) {
 	if r := recover(); r != nil {
