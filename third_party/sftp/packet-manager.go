@@ -9,13 +9,12 @@ import (
 // The goal of the packetManager is to keep the outgoing packets in the same
 // order as the incoming as is requires by section 7 of the RFC.
 
-// wharf: the packetManager no longer runs goroutines of its own. Upstream it started a
+// wharf: the packetManager no longer keeps goroutines of its own. Upstream it started a
 // controller, a dispatcher, one command worker and SftpServerWorkerCount read/write workers
 // for every session, 11 goroutines that an idle session kept for its whole life, and every
 // request crossed three goroutines on its way to the response. Here the caller of readyPacket
 // sends the responses that are due, under a mutex, and dispatch runs other requests on the
-// receiving goroutine and reads and writes on a goroutine each, at most
-// SftpServerWorkerCount at once.
+// receiving goroutine and reads and writes on workers that exit when idle (rwpool.go).
 type packetManager struct {
 	mu          sync.Mutex
 	incoming    orderedPackets
@@ -23,8 +22,8 @@ type packetManager struct {
 	sender      packetSender // connection object
 	working     *sync.WaitGroup
 	packetCount uint32
-	// rwSlots bounds the reads and writes in progress.
-	rwSlots chan struct{}
+	// rw runs the reads and writes.
+	rw *rwPool
 	// it is not nil if the allocator is enabled
 	alloc *allocator
 }
@@ -37,7 +36,7 @@ func newPktMgr(sender packetSender) *packetManager {
 	s := &packetManager{
 		sender:  sender,
 		working: &sync.WaitGroup{},
-		rwSlots: make(chan struct{}, SftpServerWorkerCount),
+		rw:      newRWPool(),
 	}
 	return s
 }
@@ -111,25 +110,24 @@ func (s *packetManager) readyPacket(pkt orderedResponse) {
 	s.working.Done()
 }
 
+// stopWorkers lets the read/write workers exit once they are done.
+func (s *packetManager) stopWorkers() { s.rw.stop() }
+
 // close waits until the responses of the requests in progress are sent.
 func (s *packetManager) close() {
 	s.working.Wait()
 }
 
-// dispatch runs one request with handle. Reads and writes run on a goroutine of their own
-// (started with spawn), at most SftpServerWorkerCount at once, so that a transfer's requests
-// overlap; every other request runs on the caller's goroutine, in order, and a close first
-// waits for the reads and writes before it.
+// dispatch runs one request with handle. Reads and writes run on workers (started with
+// spawn when none is waiting), at most SftpServerWorkerCount at once, so that a transfer's
+// requests overlap; every other request runs on the caller's goroutine, in order, and a close
+// first waits for the reads and writes before it. Call stopWorkers after the last dispatch.
 func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest),
 	spawn func(func())) {
 	switch pkt.requestPacket.(type) {
 	case *sshFxpReadPacket, *sshFxpWritePacket:
 		s.incomingPacket(pkt)
-		s.rwSlots <- struct{}{}
-		spawn(func() {
-			defer func() { <-s.rwSlots }()
-			handle(pkt)
-		})
+		s.rw.run(func() { handle(pkt) }, spawn)
 		return
 	case *sshFxpClosePacket:
 		// wait for reads/writes to finish when file is closed

@@ -195,6 +195,7 @@ func (rs *RequestServer) Serve() error {
 
 	err := rs.serveLoop(ctx, spawn)
 
+	rs.pktMgr.stopWorkers()
 	wg.Wait() // wait for the reads and writes in progress
 
 	rs.mu.Lock()

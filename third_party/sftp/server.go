@@ -420,6 +420,7 @@ recvLoop:
 		svr.pktMgr.dispatch(svr.pktMgr.newOrderedRequest(pkt), handle, spawn)
 	}
 
+	svr.pktMgr.stopWorkers()
 	wg.Wait() // wait for the reads and writes in progress
 
 	// close any still-open files

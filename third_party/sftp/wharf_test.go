@@ -221,3 +221,113 @@ func TestRequestServerWritesOverlapWithinBound(t *testing.T) {
 	assert.Greater(t, w.max.Load(), int32(1), "writes overlap")
 	assert.LessOrEqual(t, w.max.Load(), int32(SftpServerWorkerCount), "at most SftpServerWorkerCount writes at once")
 }
+
+// TestRWPoolBoundsReusesAndExits runs many jobs through the pool: never more than
+// SftpServerWorkerCount at once, on at most that many workers (reused, not one per job), and
+// the workers exit once idle for rwLinger.
+func TestRWPoolBoundsReusesAndExits(t *testing.T) {
+	p := newRWPool()
+	var wg sync.WaitGroup
+	var spawned, now, max, ran atomic.Int32
+	spawn := func(f func()) {
+		spawned.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	job := func() {
+		n := now.Add(1)
+		for {
+			m := max.Load()
+			if n <= m || max.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Microsecond)
+		now.Add(-1)
+		ran.Add(1)
+	}
+	for range 500 {
+		p.run(job, spawn)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ran.Load() < 500 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	assert.Equal(t, int32(500), ran.Load(), "every job runs")
+	assert.LessOrEqual(t, max.Load(), int32(SftpServerWorkerCount), "jobs at once")
+	assert.LessOrEqual(t, spawned.Load(), int32(SftpServerWorkerCount), "workers started")
+
+	exited := make(chan struct{})
+	go func() { wg.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(rwLinger + 5*time.Second):
+		t.Fatal("idle workers did not exit")
+	}
+
+	// After they exit, a new job starts a new worker.
+	before := spawned.Load()
+	done := make(chan struct{})
+	p.run(func() { close(done) }, spawn)
+	<-done
+	assert.Equal(t, before+1, spawned.Load())
+	p.stop()
+	wg.Wait()
+}
+
+// TestRWPoolStop: stop lets waiting workers exit at once, without waiting rwLinger.
+func TestRWPoolStop(t *testing.T) {
+	p := newRWPool()
+	var wg sync.WaitGroup
+	spawn := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	for range 4 {
+		p.run(func() {}, spawn)
+	}
+	start := time.Now()
+	p.stop()
+	wg.Wait()
+	assert.Less(t, time.Since(start), rwLinger/2, "workers exit on stop, not after the linger")
+}
+
+// TestRequestServerWorkersExitWhenIdle: after a transfer, the read/write workers go away, and
+// a closed session leaves none behind.
+func TestRequestServerWorkersExitWhenIdle(t *testing.T) {
+	cli, srv := net.Pipe()
+	rs := NewRequestServer(srv, InMemHandler(), WithRSAllocator())
+	done := make(chan error, 1)
+	go func() { done <- rs.Serve() }()
+	c, err := NewClientPipe(cli, cli)
+	require.NoError(t, err)
+	_, err = c.Stat("/")
+	require.NoError(t, err)
+	connected := runtime.NumGoroutine() // the client's goroutines and Serve's, no worker yet
+
+	f, err := c.Create("/x")
+	require.NoError(t, err)
+	_, err = f.Write(make([]byte, 1<<20))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	deadline := time.Now().Add(rwLinger + 5*time.Second)
+	n := runtime.NumGoroutine()
+	for n > connected && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	assert.LessOrEqual(t, n, connected, "goroutines once the transfer is over")
+
+	require.NoError(t, c.Close())
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after the client closed")
+	}
+}
