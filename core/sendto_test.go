@@ -12,6 +12,7 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 )
 
 // recordingWriter is an io.ReaderFrom that keeps what it is given and counts the calls.
@@ -126,26 +127,12 @@ func TestReadHandleSendToSocket(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "u", "big.bin"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	conn, peer := coretest.TCPPair(t)
 	got := make(chan []byte, 1)
 	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			got <- nil
-			return
-		}
-		b, _ := io.ReadAll(c)
-		_ = c.Close()
+		b, _ := io.ReadAll(peer)
 		got <- b
 	}()
-	conn, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := login(t, site, "u")
 	ctx := context.Background()
 	h, err := s.OpenRead(ctx, "/big.bin", 0)

@@ -2,16 +2,10 @@ package scripting_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
-	"github.com/wharf-project/wharf/scripting"
 )
 
 // Typical handlers, each as a Syncplify-style .js script and as the equivalent hand-written
@@ -69,33 +63,8 @@ func BenchmarkJSvsLua(b *testing.B) {
 }
 
 func benchHandler(b *testing.B, event, script, src string) {
-	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, script), []byte(src), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: []config.EventHandler{{Event: event, Script: script}},
-		VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
-		Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := scripting.New(cfg, scripting.Options{Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
-	site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer site.Shutdown(context.Background())
+	eng, s := benchSession(b, map[string]string{script: src}, []config.EventHandler{{Event: event, Script: script}})
 	ctx := context.Background()
-	s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
-		b.Fatal(err)
-	}
 	for _, d := range []string{"/in/a.csv", "/in/b.csv", "/in/c.csv"} {
 		s.AddCustomData(d)
 	}

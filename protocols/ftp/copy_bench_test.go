@@ -86,33 +86,9 @@ func BenchmarkFTPCopy(b *testing.B) {
 	}
 }
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(b *testing.B) (client, server net.Conn) {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		b.Fatal("accept failed")
-	}
-	return client, server
-}
-
 // tcpSink returns a connection whose peer discards everything; done closes when it saw EOF.
 func tcpSink(b *testing.B) (net.Conn, <-chan struct{}) {
-	c, s := tcpPair(b)
+	c, s := coretest.TCPPair(b)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -124,7 +100,7 @@ func tcpSink(b *testing.B) (net.Conn, <-chan struct{}) {
 
 // tcpSource returns a connection whose peer sends data and closes.
 func tcpSource(b *testing.B, data []byte) net.Conn {
-	c, s := tcpPair(b)
+	c, s := coretest.TCPPair(b)
 	go func() {
 		_, _ = c.Write(data)
 		_ = c.Close()

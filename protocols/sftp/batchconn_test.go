@@ -8,41 +8,14 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-	return a, b
-}
+	"github.com/wharf-project/wharf/core/coretest"
+)
 
 // Writes of every size, in bursts and apart, arrive complete and in order, and Close sends
 // what is still queued.
 func TestBatchConnOrder(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := coretest.TCPPair(t)
 	bc := newBatchConn(a)
 	got := make(chan []byte, 1)
 	go func() {
@@ -79,7 +52,7 @@ func TestBatchConnOrder(t *testing.T) {
 
 // A failed send is reported by a later Write.
 func TestBatchConnError(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := coretest.TCPPair(t)
 	bc := newBatchConn(a)
 	_ = b.Close()
 	small := []byte("status reply")
@@ -128,7 +101,7 @@ func TestBatchConnCloseStuckPeer(t *testing.T) {
 
 // Small writes in a burst leave in fewer sends than writes.
 func TestBatchConnCoalesces(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := coretest.TCPPair(t)
 	cc := &countingConn{Conn: a}
 	bc := newBatchConn(cc)
 	go func() { _, _ = io.Copy(io.Discard, b) }()

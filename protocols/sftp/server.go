@@ -179,22 +179,18 @@ type conn struct {
 // stay with the connection for its whole life, which for an idle session is most of its
 // memory.
 func (s *Server) serveConn(nc net.Conn) {
+	// What ends with the connection, undone in reverse order by whichever goroutine is
+	// serving it when it ends.
+	var undo cleanup
+	undo.add(s.wg.Done)
+	undo.add(func() { _ = nc.Close() })
 	handedOff := false
 	defer func() {
 		if !handedOff {
-			s.wg.Done()
+			undo.run()
 		}
 	}()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("panic in ssh connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
-		}
-	}()
-	defer func() {
-		if !handedOff {
-			_ = nc.Close()
-		}
-	}()
+	defer s.recoverConn(nc)
 
 	// The site admits the connection before any byte is sent: a refused client gets no banner.
 	sess, err := s.site.Connect(context.Background(), core.ConnInfo{
@@ -211,11 +207,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		return
 	}
-	defer func() {
-		if !handedOff {
-			sess.Close()
-		}
-	}()
+	undo.add(sess.Close)
 	sess.SetCloser(func() { _ = nc.Close() })
 
 	c := &conn{srv: s, nc: newBatchConn(nc), sess: sess, log: sess.Logger()}
@@ -226,28 +218,36 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	defer func() {
-		if !handedOff {
-			s.forget(c)
-		}
-	}()
+	undo.add(func() { s.forget(c) })
 	serve := c.login()
 	if serve == nil {
 		return
 	}
 	handedOff = true
 	go func() {
-		defer s.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("panic in ssh connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
-			}
-		}()
-		defer nc.Close()
-		defer sess.Close()
-		defer s.forget(c)
+		defer undo.run()
+		defer s.recoverConn(nc)
 		serve()
 	}()
+}
+
+// recoverConn logs a panic that would otherwise end the process; deferred, it lets the
+// connection's cleanup run.
+func (s *Server) recoverConn(nc net.Conn) {
+	if r := recover(); r != nil {
+		s.log.Error("panic in ssh connection", "remote", nc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+	}
+}
+
+// cleanup is a list of steps run in reverse order of adding.
+type cleanup []func()
+
+func (u *cleanup) add(f func()) { *u = append(*u, f) }
+
+func (u cleanup) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
 }
 
 func (s *Server) forget(c *conn) {
