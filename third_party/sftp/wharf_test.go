@@ -5,10 +5,14 @@ package sftp
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
-	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,9 +137,8 @@ func TestRequestServerIdleRunsNoGoroutines(t *testing.T) {
 			opts = append(opts, WithRSAllocator())
 		}
 		rs := NewRequestServer(srv, InMemHandler(), opts...)
-		before := runtime.NumGoroutine()
 		done := make(chan error, 1)
-		go func() { done <- rs.Serve() }()
+		go serveLabelled(rs, "idle", done)
 
 		require.NoError(t, sendPacket(cli, &sshFxInitPacket{Version: sftpProtocolVersion}))
 		typ, _, err := recvPacket(cli, nil, 0)
@@ -146,7 +149,7 @@ func TestRequestServerIdleRunsNoGoroutines(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, fxp(sshFxpAttrs), typ)
 
-		assert.Equal(t, before+1, runtime.NumGoroutine(), "allocator %v: goroutines of an idle session", withAlloc)
+		assert.Equal(t, 1, goroutinesLabelled(t, "idle"), "allocator %v: goroutines of an idle session", withAlloc)
 		if withAlloc {
 			assert.Equal(t, 0, rs.pktMgr.alloc.countUsedPages()+rs.pktMgr.alloc.countAvailablePages(),
 				"an idle session that sent only short requests holds no page")
@@ -304,12 +307,12 @@ func TestRequestServerWorkersExitWhenIdle(t *testing.T) {
 	cli, srv := net.Pipe()
 	rs := NewRequestServer(srv, InMemHandler(), WithRSAllocator())
 	done := make(chan error, 1)
-	go func() { done <- rs.Serve() }()
+	go serveLabelled(rs, "transfer", done)
 	c, err := NewClientPipe(cli, cli)
 	require.NoError(t, err)
 	_, err = c.Stat("/")
 	require.NoError(t, err)
-	connected := runtime.NumGoroutine() // the client's goroutines and Serve's, no worker yet
+	connected := goroutinesLabelled(t, "transfer") // Serve's, no worker yet
 
 	f, err := c.Create("/x")
 	require.NoError(t, err)
@@ -317,10 +320,10 @@ func TestRequestServerWorkersExitWhenIdle(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 	deadline := time.Now().Add(rwLinger + 5*time.Second)
-	n := runtime.NumGoroutine()
+	n := goroutinesLabelled(t, "transfer")
 	for n > connected && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		n = runtime.NumGoroutine()
+		n = goroutinesLabelled(t, "transfer")
 	}
 	assert.LessOrEqual(t, n, connected, "goroutines once the transfer is over")
 
@@ -330,4 +333,31 @@ func TestRequestServerWorkersExitWhenIdle(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the client closed")
 	}
+}
+
+// serveLabelled runs rs.Serve under the pprof label wharf_test=label, which every goroutine it
+// starts inherits, and sends its result to done.
+func serveLabelled(rs *RequestServer, label string, done chan<- error) {
+	pprof.Do(context.Background(), pprof.Labels("wharf_test", label), func(context.Context) {
+		done <- rs.Serve()
+	})
+}
+
+// goroutinesLabelled counts the live goroutines with the pprof label wharf_test=label. Unlike
+// runtime.NumGoroutine it does not count other tests' goroutines, which may still be winding
+// down (read/write workers linger for rwLinger).
+func goroutinesLabelled(t *testing.T, label string) int {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, pprof.Lookup("goroutine").WriteTo(&buf, 1))
+	want := fmt.Sprintf("%q:%q", "wharf_test", label)
+	n, count := 0, 0
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "@" {
+			count, _ = strconv.Atoi(f[0]) // a new record: its goroutine count
+		} else if strings.HasPrefix(line, "# labels: ") && strings.Contains(line, want) {
+			n += count
+		}
+	}
+	return n
 }
