@@ -138,7 +138,9 @@ func TestRequestServerIdleRunsNoGoroutines(t *testing.T) {
 		}
 		rs := NewRequestServer(srv, InMemHandler(), opts...)
 		done := make(chan error, 1)
-		go serveLabelled(rs, "idle", done)
+		// A label of its own: the previous round's Serve goroutine may still be returning.
+		label := fmt.Sprintf("idle-alloc-%v", withAlloc)
+		go serveLabelled(rs, label, done)
 
 		require.NoError(t, sendPacket(cli, &sshFxInitPacket{Version: sftpProtocolVersion}))
 		typ, _, err := recvPacket(cli, nil, 0)
@@ -149,7 +151,7 @@ func TestRequestServerIdleRunsNoGoroutines(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, fxp(sshFxpAttrs), typ)
 
-		assert.Equal(t, 1, goroutinesLabelled(t, "idle"), "allocator %v: goroutines of an idle session", withAlloc)
+		assert.Equal(t, 1, goroutinesLabelled(t, label), "allocator %v: goroutines of an idle session", withAlloc)
 		if withAlloc {
 			assert.Equal(t, 0, rs.pktMgr.alloc.countUsedPages()+rs.pktMgr.alloc.countAvailablePages(),
 				"an idle session that sent only short requests holds no page")
