@@ -329,8 +329,14 @@ func TestMetricsAndAuditAfterSFTPAndFTPSessions(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// The audit log: one JSON line per login, operation and session end.
-	lines := readAuditLines(t, filepath.Join(dir, "logs", "audit.log"))
+	// The audit log: one JSON line per login, operation and session end. Lines are written
+	// in batches (log.flush_interval), so the last ones may still be on their way.
+	auditPath := filepath.Join(dir, "logs", "audit.log")
+	coretest.Eventually(t, 10*time.Second, "three session ends in the audit file", func() bool {
+		data, err := os.ReadFile(auditPath)
+		return err == nil && strings.HasSuffix(string(data), "\n") && strings.Count(string(data), `"event":"session_end"`) == 3
+	})
+	lines := readAuditLines(t, auditPath)
 	find := func(want map[string]any) map[string]any {
 		t.Helper()
 	next:

@@ -23,6 +23,7 @@ import (
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/ops/admin"
 	"github.com/wharf-project/wharf/ops/audit"
+	"github.com/wharf-project/wharf/ops/logbuf"
 	"github.com/wharf-project/wharf/ops/metrics"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
@@ -214,7 +215,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 	s := &server{boot: cfg, cfg: cfg, log: log, dispatchers: map[string]core.Dispatcher{}}
 	var observers multiObserver
 	if cfg.Audit.IsEnabled() {
-		a, err := audit.New(log, cfg.Audit.File, cfg.Log.Format)
+		a, err := audit.New(log, cfg.Audit.File, cfg.Log.Format, cfg.Log.FlushInterval.Duration)
 		if err != nil {
 			return nil, err
 		}
@@ -447,13 +448,14 @@ func (s *server) printBanner(w io.Writer, demoPassword string) {
 	fmt.Fprintln(w, "Stop with Ctrl-C.")
 }
 
-// newLogger builds the server log from log: level, format and file.
+// newLogger builds the server log from log: level, format, file and flush_interval. The
+// closer writes what is still buffered.
 func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	w, closer := stderr, func() {}
+	out, closeOut := stderr, func() {}
 	if c.File != "" {
 		if err := os.MkdirAll(filepath.Dir(c.File), 0o750); err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
@@ -462,14 +464,21 @@ func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}
-		w, closer = f, func() { _ = f.Close() }
+		out, closeOut = f, func() { _ = f.Close() }
 	}
+	w := logbuf.New(out, c.FlushInterval.Duration)
 	opts := &slog.HandlerOptions{Level: lvl}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(h), closer, nil
+	closer := func() {
+		if err := w.Close(); err != nil {
+			fmt.Fprintf(stderr, "wharf: writing the log: %v\n", err)
+		}
+		closeOut()
+	}
+	return slog.New(logbuf.FlushOn(h, w, slog.LevelWarn)), closer, nil
 }
 
 // adminAddrFile in state_dir holds the bound address of the metrics listener, so that the CLI

@@ -35,6 +35,10 @@ type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // text | json
 	File   string `yaml:"file"`   // "" = stderr; absolute after loading otherwise
+	// FlushInterval is how late a line may be written: lines are written in batches, so
+	// that a request does not wait for a write(2). 0 writes each line at once. It also
+	// applies to audit.file. Warnings and errors are written at once. Default 100ms.
+	FlushInterval Duration `yaml:"flush_interval"`
 }
 
 // Metrics configures the HTTP listener that serves Prometheus metrics, the health check and

@@ -74,6 +74,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"empty file", "", "sites", 0, "at least one site is required", ""},
 		{"bad log level", "log: {level: verbose}\n" + head, "log.level", 1, `invalid value "verbose" (allowed: debug, info, warn, error)`, ""},
 		{"bad log format", "log:\n  format: xml\n" + head, "log.format", 2, `invalid value "xml"`, ""},
+		{"negative log flush interval", "log:\n  flush_interval: -1s\n" + head, "log.flush_interval", 2, "must be 0 (each line at once) or a positive duration, got -1s", ""},
 		{"bad metrics address", "metrics: {address: localhost}\n" + head, "metrics.address", 1, `invalid address "localhost"`, ""},
 		{"metrics address used by a listener", "metrics: {address: \"127.0.0.1:2022\"}\n" + strings.Replace(head, "127.0.0.1:0", "127.0.0.1:2022", 1), "sites[0].listeners[0].address", 5, "address 127.0.0.1:2022 is already used (line 1)", ""},
 		{"bad admin mode", "metrics: {admin: public}\n" + head, "metrics.admin", 1, `invalid value "public" (allowed: off, local, any)`, ""},
@@ -303,7 +304,7 @@ func TestDefaultsApplied(t *testing.T) {
 	cfg := mustParse(t, data, testDir)
 	dir, _ := filepath.Abs(testDir)
 
-	if cfg.Log != (Log{Level: "info", Format: "text"}) {
+	if cfg.Log != (Log{Level: "info", Format: "text", FlushInterval: Duration{100 * time.Millisecond}}) {
 		t.Errorf("log = %+v", cfg.Log)
 	}
 	if cfg.StateDir != filepath.Join(dir, "state") || cfg.Metrics != (Metrics{Admin: "local", AdminTokenFile: filepath.Join(dir, "state", "admin.token")}) {
@@ -360,10 +361,13 @@ func TestDefaultsApplied(t *testing.T) {
 
 func TestExplicitValuesOverrideDefaults(t *testing.T) {
 	// Present keys are kept as written, even when they equal the zero value.
-	cfg := mustParse(t, head+`    limits: {max_connections: 0, max_sessions_per_user: 0}
+	cfg := mustParse(t, "log: {flush_interval: 0s}\n"+head+`    limits: {max_connections: 0, max_sessions_per_user: 0}
     protector: {enabled: false, threshold: 0, safe: []}
     ssh: {scp: false}
 `, testDir)
+	if cfg.Log.FlushInterval.Duration != 0 {
+		t.Errorf("log.flush_interval: 0 became %s", cfg.Log.FlushInterval)
+	}
 	s := cfg.Sites[0]
 	if s.Limits.MaxConnections != 0 || s.Limits.MaxSessionsPerUser != 0 || s.Limits.MaxConnectionsPerIP != 20 {
 		t.Errorf("limits = %+v", s.Limits)
@@ -488,7 +492,7 @@ func TestFullExample(t *testing.T) {
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings: %v", cfg.Warnings)
 	}
-	if cfg.Log != (Log{Level: "debug", Format: "json", File: at("logs", "wharf.log")}) {
+	if cfg.Log != (Log{Level: "debug", Format: "json", File: at("logs", "wharf.log"), FlushInterval: Duration{0}}) {
 		t.Errorf("log = %+v", cfg.Log)
 	}
 	if cfg.StateDir != at("state") || cfg.Metrics != (Metrics{Address: "127.0.0.1:9090", PerUser: true, Admin: "any", AdminTokenFile: at("secrets", "admin.token")}) {

@@ -178,6 +178,10 @@ func (c *checker) check(cfg *Config) {
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.oneOf("log.format", cfg.Log.Format, "text", "json")
 	cfg.Log.File = c.abs(cfg.Log.File)
+	c.defaultDuration("log.flush_interval", &cfg.Log.FlushInterval, 100*time.Millisecond)
+	if d := cfg.Log.FlushInterval.Duration; d < 0 {
+		c.errorf("log.flush_interval", "must be 0 (each line at once) or a positive duration, got %s", d)
+	}
 
 	defaultString(&cfg.StateDir, "./state")
 	cfg.StateDir = c.abs(cfg.StateDir)

@@ -9,14 +9,17 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/ops/logbuf"
 )
 
 // Message is the msg of every audit line, so lines can be picked out of the server log.
@@ -25,14 +28,16 @@ const Message = "audit"
 // Log is an audit log. Its methods are safe for concurrent use.
 type Log struct {
 	log  *slog.Logger
-	file *reopener // nil when writing to the server log
+	file *reopener      // nil when writing to the server log
+	buf  *logbuf.Writer // in front of file
 }
 
 var _ core.Observer = (*Log)(nil)
 
 // New returns an audit log writing to file ("" = into server, the server's logger) in the
-// given format ("json" or "text").
-func New(server *slog.Logger, file, format string) (*Log, error) {
+// given format ("json" or "text"). Lines for the file are written in batches at most flush
+// later (0: each at once), as the server log's are.
+func New(server *slog.Logger, file, format string, flush time.Duration) (*Log, error) {
 	if file == "" {
 		return &Log{log: server}, nil
 	}
@@ -40,27 +45,29 @@ func New(server *slog.Logger, file, format string) (*Log, error) {
 	if err := r.Reopen(); err != nil {
 		return nil, err
 	}
-	var h slog.Handler = slog.NewTextHandler(r, nil)
+	b := logbuf.New(r, flush)
+	var h slog.Handler = slog.NewTextHandler(b, nil)
 	if format == "json" {
-		h = slog.NewJSONHandler(r, nil)
+		h = slog.NewJSONHandler(b, nil)
 	}
-	return &Log{log: slog.New(h), file: r}, nil
+	return &Log{log: slog.New(h), file: r, buf: b}, nil
 }
 
-// Reopen reopens the audit file (after logrotate moved it); a no-op for the server log.
+// Reopen reopens the audit file (after logrotate moved it); a no-op for the server log. The
+// lines buffered so far go to the old file.
 func (l *Log) Reopen() error {
 	if l.file == nil {
 		return nil
 	}
-	return l.file.Reopen()
+	return errors.Join(l.buf.Flush(), l.file.Reopen())
 }
 
-// Close closes the audit file.
+// Close writes what is buffered and closes the audit file.
 func (l *Log) Close() error {
 	if l.file == nil {
 		return nil
 	}
-	return l.file.Close()
+	return errors.Join(l.buf.Close(), l.file.Close())
 }
 
 // Observe implements core.Observer: logins, operations and session ends become lines;

@@ -17,7 +17,9 @@ import (
 
 func TestJSONFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "logs", "audit.log")
-	l, err := New(slog.Default(), p, "json")
+	// Lines are buffered for up to an hour: Reopen and Close must write them, and those from
+	// before the reopen must go to the old file.
+	l, err := New(slog.Default(), p, "json", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +35,9 @@ func TestJSONFile(t *testing.T) {
 	}
 	for i := range facts {
 		l.Observe(&facts[i])
+	}
+	if st, err := os.Stat(p); err != nil || st.Size() != 0 {
+		t.Fatalf("audit file before a flush: %v, %v (want empty: lines are buffered)", st, err)
 	}
 	// logrotate: the file is moved away and the log reopened.
 	if err := os.Rename(p, p+".1"); err != nil {
@@ -92,7 +97,7 @@ func readJSON(t *testing.T, p string) []map[string]any {
 
 func TestIntoServerLog(t *testing.T) {
 	var buf bytes.Buffer
-	l, err := New(slog.New(slog.NewTextHandler(&buf, nil)), "", "text")
+	l, err := New(slog.New(slog.NewTextHandler(&buf, nil)), "", "text", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
