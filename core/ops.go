@@ -457,9 +457,15 @@ func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 			return nil
 		}
 	}
-	fi, err := t.mount.FS.Stat(t.path)
-	if err != nil {
-		return s.fail(backendErr(op, t.virtual, err))
+	// The file is looked up only when a change needs what it is (truncate, or a time the
+	// client left out) or when nothing changes, to report a missing file: a mode change
+	// alone, which FTP clients send after every upload (SITE CHMOD), finds it by itself.
+	var fi fs.FileInfo
+	noChange := a.Mode == nil && a.Atime == nil && a.Mtime == nil && a.Size == nil
+	if noChange || a.Size != nil || (a.Atime == nil) != (a.Mtime == nil) {
+		if fi, err = t.mount.FS.Stat(t.path); err != nil {
+			return s.fail(backendErr(op, t.virtual, err))
+		}
 	}
 	if a.Size != nil {
 		if err := s.truncate(t, fi, *a.Size); err != nil {
@@ -473,14 +479,14 @@ func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 		}
 	}
 	if a.Atime != nil || a.Mtime != nil {
-		at, mt := fi.ModTime(), fi.ModTime()
-		if a.Atime != nil {
-			at = *a.Atime
+		at, mt := a.Atime, a.Mtime
+		if at == nil {
+			at = new(fi.ModTime())
 		}
-		if a.Mtime != nil {
-			mt = *a.Mtime
+		if mt == nil {
+			mt = new(fi.ModTime())
 		}
-		if err := t.mount.FS.Chtimes(t.path, at, mt); err != nil {
+		if err := t.mount.FS.Chtimes(t.path, *at, *mt); err != nil {
 			return s.fail(backendErr(op, t.virtual, err))
 		}
 	}

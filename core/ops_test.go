@@ -324,3 +324,41 @@ func TestSetStatOnOpenAtomicUpload(t *testing.T) {
 		t.Fatalf("published file: mtime %v mode %v size %d", fi.ModTime(), fi.Mode(), fi.Size())
 	}
 }
+
+// SetStat looks the file up only when a change needs it; every kind of change, and none,
+// still reports a missing file, and a time the client left out keeps the file's.
+func TestSetStatKinds(t *testing.T) {
+	site, root := diskSite(t, nil, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	then := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	later := then.Add(time.Hour)
+	mode, size := os.FileMode(0o640), int64(2)
+	for name, a := range map[string]core.Attrs{
+		"nothing": {}, "mode": {Mode: &mode}, "size": {Size: &size},
+		"both times": {Atime: &then, Mtime: &then}, "mtime only": {Mtime: &then}, "atime only": {Atime: &then},
+	} {
+		if err := s.SetStat(ctx, "/missing", a); !errors.Is(err, core.ErrNotFound) {
+			t.Errorf("%s on a missing file: %v, want %v", name, err, core.ErrNotFound)
+		}
+	}
+	if err := upload(ctx, s, "/f", "abcd"); err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(root, "u", "f")
+	if err := os.Chtimes(host, then, then); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStat(ctx, "/f", core.Attrs{Atime: &later}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(host); err != nil || !fi.ModTime().Equal(then) {
+		t.Fatalf("after an atime-only setstat: %v, %v (want the mtime kept: %v)", fi, err, then)
+	}
+	if err := s.SetStat(ctx, "/f", core.Attrs{Mode: &mode, Size: &size}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(host); err != nil || fi.Mode().Perm() != mode || fi.Size() != size {
+		t.Fatalf("after a mode and size setstat: %v, %v", fi, err)
+	}
+}
