@@ -62,9 +62,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	if w.closed || w.timer == nil {
 		w.mu.Unlock()
-		w.outMu.Lock()
-		defer w.outMu.Unlock()
-		return w.out.Write(p)
+		return w.writeThrough(p)
 	}
 	w.buf = append(w.buf, p...)
 	full := len(w.buf) >= MaxBuffered
@@ -80,6 +78,23 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return len(p), w.Flush()
 	}
 	return len(p), nil
+}
+
+// writeThrough writes p at once, after anything still buffered (a line that came in while
+// Close ran), so that lines keep their order.
+func (w *Writer) writeThrough(p []byte) (int, error) {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	w.mu.Lock()
+	pending := w.buf
+	w.buf = nil
+	w.mu.Unlock()
+	if len(pending) > 0 {
+		if _, err := w.out.Write(pending); err != nil {
+			return 0, err
+		}
+	}
+	return w.out.Write(p)
 }
 
 // Flush writes what is buffered and returns the first write error since the last Flush.
@@ -133,14 +148,12 @@ func (w *Writer) flushTimer() {
 // Close writes what is buffered; later writes go straight to the output. It does not close
 // the output.
 func (w *Writer) Close() error {
-	err := w.Flush()
 	w.mu.Lock()
+	// Closed first: a line written while Close runs goes through rather than into a buffer
+	// that no timer would write.
 	w.closed = true
-	if w.timer != nil {
-		w.timer.Stop()
-	}
 	w.mu.Unlock()
-	return err
+	return w.Flush()
 }
 
 // FlushOn wraps h so that a record at level or above is written at once, with every line

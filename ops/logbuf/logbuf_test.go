@@ -219,3 +219,85 @@ func BenchmarkWriteLine(b *testing.B) {
 		w.Write(line)
 	}
 }
+
+// Lines written while Close runs are neither lost (a buffer no timer would write) nor put
+// out of order.
+func TestWritesDuringCloseAreKept(t *testing.T) {
+	for range 50 {
+		var out sink
+		w := New(&out, time.Hour)
+		const writers, lines = 4, 200
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := range writers {
+			wg.Go(func() {
+				<-start
+				for i := range lines {
+					fmt.Fprintf(w, "g%d %d\n", g, i)
+				}
+			})
+		}
+		close(start)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		next := make([]int, writers)
+		got := strings.Split(strings.TrimSuffix(out.text(), "\n"), "\n")
+		for _, l := range got {
+			var g, i int
+			if _, err := fmt.Sscanf(l, "g%d %d", &g, &i); err != nil || i != next[g] {
+				t.Fatalf("line %q: torn or out of order (want g%d %d)", l, g, next[g])
+			}
+			next[g]++
+		}
+		if len(got) != writers*lines {
+			t.Fatalf("%d lines after Close, want %d", len(got), writers*lines)
+		}
+	}
+}
+
+// gatedSink blocks its first Write until released.
+type gatedSink struct {
+	sink
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *gatedSink) Write(p []byte) (int, error) {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.release
+	})
+	return s.sink.Write(p)
+}
+
+// A line written while Close is writing the buffer must not stay behind in a buffer whose
+// timer Close has stopped.
+func TestLineWrittenDuringCloseFlushIsWritten(t *testing.T) {
+	out := &gatedSink{entered: make(chan struct{}), release: make(chan struct{})}
+	w := New(out, time.Hour)
+	w.Write([]byte("a\n"))
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	<-out.entered // Close is writing "a"
+	wrote := make(chan struct{})
+	go func() {
+		w.Write([]byte("b\n"))
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+		// Returned at once: buffered. Close must still write it.
+	case <-time.After(50 * time.Millisecond):
+		// Waiting to write through: fine either way.
+	}
+	close(out.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	<-wrote
+	if got := out.text(); got != "a\nb\n" {
+		t.Fatalf("after Close: %q, want %q", got, "a\nb\n")
+	}
+}
