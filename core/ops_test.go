@@ -362,3 +362,45 @@ func TestSetStatKinds(t *testing.T) {
 		t.Fatalf("after a mode and size setstat: %v, %v", fi, err)
 	}
 }
+
+// OpenRead opens, then looks at what it opened: a folder is refused as such, a missing file
+// as missing, and a download that BeforeFileDownload blocks is refused; the file opened for
+// it is closed (the transfer count does not move).
+func TestOpenReadRefusals(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	d.On(core.BeforeFileDownload, func(ev *core.Event) {
+		if ev.RelPath == "/blocked.txt" {
+			ev.Session.BlockOperation()
+		}
+	})
+	site, _ := diskSite(t, d, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	if err := s.Mkdir(ctx, "/dir"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"/blocked.txt", "/ok.txt"} {
+		if err := upload(ctx, s, name, "data"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		path string
+		want error
+	}{{"/dir", core.ErrIsDir}, {"/missing", core.ErrNotFound}, {"/blocked.txt", core.ErrDenied}} {
+		if h, err := s.OpenRead(ctx, c.path, 0); !errors.Is(err, c.want) {
+			t.Errorf("OpenRead %s: %v, %v; want %v", c.path, h, err, c.want)
+		}
+	}
+	if n := site.ActiveTransfers(); n != 0 {
+		t.Fatalf("%d transfers active after refused downloads", n)
+	}
+	h, err := s.OpenRead(ctx, "/ok.txt", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Size() != 4 {
+		t.Fatalf("size %d, want 4", h.Size())
+	}
+	_ = h.Close()
+}

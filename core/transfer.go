@@ -60,22 +60,26 @@ func (s *Session) OpenRead(ctx context.Context, p string, offset int64) (_ *Read
 	if !t.allows(PermDownload) {
 		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
-	fi, err := t.mount.FS.Stat(t.path)
-	if err != nil {
-		return nil, s.fail(backendErr(op, t.virtual, err))
-	}
-	if fi.IsDir() {
-		return nil, s.fail(opErr(op, t.virtual, ErrIsDir, nil))
-	}
 	if offset < 0 {
 		return nil, s.fail(opErr(op, t.virtual, ErrInvalid, nil))
 	}
-	if s.gate(ctx, BeforeFileDownload, t.virtual, "") {
-		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDownload script")))
-	}
+	// Open, then stat what was opened: one walk of the path instead of two (the jail
+	// resolves every component again for each call), and the size is the opened file's.
 	f, err := t.mount.FS.OpenFile(t.path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, s.fail(backendErr(op, t.virtual, err))
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		_ = f.Close()
+		if err != nil {
+			return nil, s.fail(backendErr(op, t.virtual, err))
+		}
+		return nil, s.fail(opErr(op, t.virtual, ErrIsDir, nil))
+	}
+	if s.gate(ctx, BeforeFileDownload, t.virtual, "") {
+		_ = f.Close()
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDownload script")))
 	}
 	s.site.transfers.Add(1)
 	return &ReadHandle{sess: s, f: f, vpath: t.virtual, size: fi.Size(), pos: offset, start: s.site.now()}, nil
