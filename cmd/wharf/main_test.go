@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -307,19 +306,33 @@ func TestServeEmbeddedDefault(t *testing.T) {
 
 func TestLogFileAndJSON(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "logs", "wharf.log")
-	log, closeLog, err := newLogger(config.Log{Level: "debug", Format: "json", File: p}, io.Discard)
+	// Batched for up to an hour: a warning and Close must write the lines themselves.
+	log, logOut, err := newLogger(config.Log{Level: "debug", Format: "json", File: p,
+		FlushInterval: config.Duration{Duration: time.Hour}}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	read := func() []string {
+		t.Helper()
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 	}
 	log.Debug("hello", "k", "v")
-	closeLog()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
+	if lines := read(); len(lines) != 1 || lines[0] != "" {
+		t.Fatalf("a debug line was written at once: %q", lines)
 	}
-	defer f.Close()
-	line, _ := bufio.NewReader(f).ReadString('\n')
-	if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"msg":"hello"`) {
-		t.Fatalf("log line %q", line)
+	log.Warn("careful")
+	lines := read()
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "{") || !strings.Contains(lines[0], `"msg":"hello"`) ||
+		!strings.Contains(lines[1], `"msg":"careful"`) {
+		t.Fatalf("after a warning: %q, want both lines in order", lines)
+	}
+	log.Info("last")
+	logOut.Close()
+	if lines := read(); len(lines) != 3 || !strings.Contains(lines[2], `"msg":"last"`) {
+		t.Fatalf("after Close: %q", lines)
 	}
 }

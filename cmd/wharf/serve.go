@@ -45,11 +45,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log, closeLog, err := newLogger(cfg.Log, stderr)
+	log, logOut, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
+	defer logOut.Close()
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w.String())
 	}
@@ -75,6 +75,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// change made after it can be missed.
 		go srv.watchScripts(wctx, cfg.Reload.WatchInterval.Duration, srv.scriptsFingerprint())
 	}
+	logOut.Flush() // the lines logged while starting come before the banner, not after it
 	srv.printBanner(stdout, demoPassword)
 	for done := false; !done; {
 		select {
@@ -448,14 +449,14 @@ func (s *server) printBanner(w io.Writer, demoPassword string) {
 	fmt.Fprintln(w, "Stop with Ctrl-C.")
 }
 
-// newLogger builds the server log from log: level, format, file and flush_interval. The
-// closer writes what is still buffered.
-func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
+// newLogger builds the server log from log: level, format, file and flush_interval.
+func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, *logOutput, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	out, closeOut := stderr, func() {}
+	out := &logOutput{closeOut: func() {}, stderr: stderr}
+	var dst io.Writer = stderr
 	if c.File != "" {
 		if err := os.MkdirAll(filepath.Dir(c.File), 0o750); err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
@@ -464,21 +465,33 @@ func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}
-		out, closeOut = f, func() { _ = f.Close() }
+		dst, out.closeOut = f, func() { _ = f.Close() }
 	}
-	w := logbuf.New(out, c.FlushInterval.Duration)
+	out.w = logbuf.New(dst, c.FlushInterval.Duration)
 	opts := &slog.HandlerOptions{Level: lvl}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
+	var h slog.Handler = slog.NewTextHandler(out.w, opts)
 	if c.Format == "json" {
-		h = slog.NewJSONHandler(w, opts)
+		h = slog.NewJSONHandler(out.w, opts)
 	}
-	closer := func() {
-		if err := w.Close(); err != nil {
-			fmt.Fprintf(stderr, "wharf: writing the log: %v\n", err)
-		}
-		closeOut()
+	return slog.New(logbuf.FlushOn(h, out.w, slog.LevelWarn)), out, nil
+}
+
+// logOutput is where the server log goes: lines are batched in front of stderr or the file.
+type logOutput struct {
+	w        *logbuf.Writer
+	closeOut func()
+	stderr   io.Writer
+}
+
+// Flush writes the lines logged so far.
+func (o *logOutput) Flush() { _ = o.w.Flush() }
+
+// Close writes what is still buffered and closes the log file.
+func (o *logOutput) Close() {
+	if err := o.w.Close(); err != nil {
+		fmt.Fprintf(o.stderr, "wharf: writing the log: %v\n", err)
 	}
-	return slog.New(logbuf.FlushOn(h, w, slog.LevelWarn)), closer, nil
+	o.closeOut()
 }
 
 // adminAddrFile in state_dir holds the bound address of the metrics listener, so that the CLI
