@@ -364,8 +364,9 @@ func TestSetStatKinds(t *testing.T) {
 }
 
 // OpenRead opens, then looks at what it opened: a folder is refused as such, a missing file
-// as missing, and a download that BeforeFileDownload blocks is refused; the file opened for
-// it is closed (the transfer count does not move).
+// as missing, and a download that BeforeFileDownload blocks is refused; what it opened for
+// them is closed again (the process holds no more descriptors than before) and no transfer
+// is counted.
 func TestOpenReadRefusals(t *testing.T) {
 	d := &coretest.Dispatcher{}
 	d.On(core.BeforeFileDownload, func(ev *core.Event) {
@@ -384,13 +385,27 @@ func TestOpenReadRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, c := range []struct {
-		path string
-		want error
-	}{{"/dir", core.ErrIsDir}, {"/missing", core.ErrNotFound}, {"/blocked.txt", core.ErrDenied}} {
-		if h, err := s.OpenRead(ctx, c.path, 0); !errors.Is(err, c.want) {
-			t.Errorf("OpenRead %s: %v, %v; want %v", c.path, h, err, c.want)
+	fds := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return -1 // no procfs: the descriptor check is skipped
 		}
+		return len(entries)
+	}
+	before := fds()
+	for range 20 {
+		for _, c := range []struct {
+			path string
+			want error
+		}{{"/dir", core.ErrIsDir}, {"/missing", core.ErrNotFound}, {"/blocked.txt", core.ErrDenied}} {
+			if h, err := s.OpenRead(ctx, c.path, 0); !errors.Is(err, c.want) {
+				t.Fatalf("OpenRead %s: %v, %v; want %v", c.path, h, err, c.want)
+			}
+		}
+	}
+	// 40 refusals opened a file or folder: a leak would show as 40 more descriptors.
+	if after := fds(); before >= 0 && after > before+5 {
+		t.Fatalf("%d open descriptors after 40 refused opens, %d before", after, before)
 	}
 	if n := site.ActiveTransfers(); n != 0 {
 		t.Fatalf("%d transfers active after refused downloads", n)
