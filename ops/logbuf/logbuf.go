@@ -3,9 +3,10 @@
 //
 // A write of one log line to a file costs more than it looks: on ext4 an O_APPEND write
 // updates the inode's times through the journal, and on a test machine each line added 30 to
-// 40 µs to the wall time of a 1 KiB SFTP upload (its audit line, and a script's Log line). A Writer copies each line into a buffer and writes the buffer at most
-// an interval later, from a timer, or at once when the buffer is full. Lines keep their order,
-// and whole lines are never interleaved.
+// 40 µs to the wall time of a 1 KiB SFTP upload (its audit line, and a script's Log line).
+// A Writer copies each line into a buffer and writes the buffer at most an interval later,
+// from a timer, or at once when the buffer is full. Lines keep their order, and whole lines
+// are never interleaved.
 //
 // The cost is the window: lines not yet written are lost if the process is killed (SIGKILL,
 // the kernel's OOM killer, a fatal runtime error). Close writes everything, and FlushOn makes
