@@ -19,6 +19,7 @@ import (
 	"slices"
 
 	"golang.org/x/crypto/chacha20"
+	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/poly1305"
 )
 
@@ -722,6 +723,36 @@ type chacha20Poly1305Cipher struct {
 	lengthKey  [32]byte
 	contentKey [32]byte
 	buf        []byte
+
+	// bulk is the IETF ChaCha20-Poly1305 AEAD under contentKey, used only for its
+	// keystream: see xorContent.
+	bulk cipher.AEAD
+}
+
+// bulkMin is the content length from which xorContent uses the AEAD's assembly rather than
+// the generic ChaCha20 (measured crossover on amd64 with AVX2: about 256 bytes).
+const bulkMin = 256
+
+// xorContent encrypts or decrypts the packet content in place: p = p XOR the content
+// keystream from block 1 on. s is the generic stream of the packet, already past block 0
+// (the Poly1305 key) and nothing else.
+//
+// x/crypto's generic ChaCha20 is the only one golang.org/x/crypto/chacha20 has on amd64,
+// about 360 MB/s on the machines wharf is measured on, while its ChaCha20-Poly1305 AEAD has
+// AVX2 assembly, about 1.5 GB/s with its MAC. The AEAD's ciphertext is exactly this
+// keystream: the SSH cipher's 64-bit counter and 64-bit nonce (the sequence number) are
+// the IETF 32-bit counter and 96-bit nonce with the counter's high word zero, which it is
+// for any packet (under 256 GiB), and the AEAD, like the SSH cipher, takes its Poly1305
+// key from block 0 and encrypts from block 1. Its tag is over other data (the IETF
+// layout) and is thrown away: the SSH MAC is computed by the callers as before. Seal
+// writes the tag after p, so p must have 16 bytes of spare capacity, which both callers'
+// buffers have (they end with the SSH tag).
+func (c *chacha20Poly1305Cipher) xorContent(s *chacha20.Cipher, nonce []byte, p []byte) {
+	if len(p) < bulkMin || cap(p)-len(p) < poly1305.TagSize {
+		s.XORKeyStream(p, p)
+		return
+	}
+	c.bulk.Seal(p[:0], nonce, p, nil)
 }
 
 func newChaCha20Cipher(key, unusedIV, unusedMACKey []byte, unusedAlgs DirectionAlgorithms) (packetCipher, error) {
@@ -735,6 +766,11 @@ func newChaCha20Cipher(key, unusedIV, unusedMACKey []byte, unusedAlgs DirectionA
 
 	copy(c.contentKey[:], key[:32])
 	copy(c.lengthKey[:], key[32:])
+	bulk, err := chacha20poly1305.New(c.contentKey[:])
+	if err != nil {
+		return nil, err
+	}
+	c.bulk = bulk
 	return c, nil
 }
 
@@ -786,7 +822,7 @@ func (c *chacha20Poly1305Cipher) readCipherPacket(seqNum uint32, r io.Reader) ([
 	}
 
 	plain := c.buf[4:contentEnd]
-	s.XORKeyStream(plain, plain)
+	c.xorContent(s, nonce, plain)
 
 	if len(plain) == 0 {
 		return nil, errors.New("ssh: empty packet")
@@ -849,7 +885,7 @@ func (c *chacha20Poly1305Cipher) writeCipherPacket(seqNum uint32, w io.Writer, r
 		return err
 	}
 
-	s.XORKeyStream(c.buf[4:], c.buf[4:packetEnd])
+	c.xorContent(s, nonce, c.buf[4:packetEnd])
 
 	var mac [poly1305.TagSize]byte
 	poly1305.Sum(&mac, c.buf[:packetEnd], &polyKey)
