@@ -14,6 +14,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/spf13/afero v1.15.0
 	github.com/tdewolff/parse/v2 v2.8.20
+	github.com/wharf-project/wharf/third_party/ssh v0.0.0
 	github.com/yuin/gopher-lua v1.1.2
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/crypto v0.59.0
@@ -35,3 +36,5 @@ require (
 )
 
 replace github.com/pkg/sftp => ./third_party/sftp
+
+replace github.com/wharf-project/wharf/third_party/ssh => ./third_party/ssh

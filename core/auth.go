@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/wharf-project/wharf/third_party/ssh"
 
 	"github.com/wharf-project/wharf/core/config"
 )

@@ -18,7 +18,7 @@ import (
 	"time"
 	"unicode"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/wharf-project/wharf/third_party/ssh"
 )
 
 // checker applies defaults and validates a decoded Config. It knows where every key was (from

@@ -1,7 +1,7 @@
 package sftp
 
 import (
-	"golang.org/x/crypto/ssh"
+	"github.com/wharf-project/wharf/third_party/ssh"
 	"golang.org/x/sys/cpu"
 )
 

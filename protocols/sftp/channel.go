@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	pkgsftp "github.com/pkg/sftp"
-	"golang.org/x/crypto/ssh"
+	"github.com/wharf-project/wharf/third_party/ssh"
 
 	"github.com/wharf-project/wharf/core"
 )
