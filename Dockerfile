@@ -13,8 +13,8 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-alpine AS build
 WORKDIR /src
-# Modules first: this layer is reused until go.mod, go.sum or the patched pkg/sftp change
-# (go.mod replaces github.com/pkg/sftp with ./third_party/sftp).
+# Modules first: this layer is reused until go.mod, go.sum or the patched copies change
+# (go.mod replaces github.com/pkg/sftp and wharf's x/crypto/ssh with folders of third_party).
 COPY go.mod go.sum ./
 COPY third_party ./third_party
 RUN go mod download
