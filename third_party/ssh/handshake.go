@@ -79,6 +79,18 @@ type handshakeTransport struct {
 	incoming  chan []byte
 	readError error
 
+	// deliverData, once the connection's mux is running, hands a channel data packet to its
+	// channel from readLoop, without the hop through incoming to the mux's goroutine (a
+	// goroutine wake-up per packet; wharf's change, see WHARF.md). It returns false when the
+	// mux must handle the packet itself. readLoop calls it only while inflight is zero, so
+	// that packets are still handled one at a time and in order.
+	deliverData atomic.Pointer[func(packet []byte) bool]
+	// inflight counts the packets sent on incoming that the reader has not finished with: a
+	// packet counts until the reader asks for the next one. readerHolds is owned by the
+	// reader (readPacket's caller, one at a time).
+	inflight    atomic.Int64
+	readerHolds bool
+
 	mu sync.Mutex
 	// Condition for the above mutex. It is used to notify a completed key
 	// exchange or a write failure. Writes can wait for this condition while a
@@ -226,11 +238,21 @@ func (t *handshakeTransport) printPacket(p []byte, write bool) {
 }
 
 func (t *handshakeTransport) readPacket() ([]byte, error) {
+	if t.readerHolds {
+		t.readerHolds = false
+		t.inflight.Add(-1) // the reader is done with the packet it had
+	}
 	p, ok := <-t.incoming
 	if !ok {
 		return nil, t.readError
 	}
+	t.readerHolds = true
 	return p, nil
+}
+
+// setDataHandler implements dataDeliverer.
+func (t *handshakeTransport) setDataHandler(f func(packet []byte) bool) {
+	t.deliverData.Store(&f)
 }
 
 func (t *handshakeTransport) readLoop() {
@@ -249,6 +271,15 @@ func (t *handshakeTransport) readLoop() {
 		if !(t.sessionID == nil && t.strictMode) && (p[0] == msgIgnore || p[0] == msgDebug) {
 			continue
 		}
+		// Nothing handed over is still being handled (and readLoop is the only one to hand
+		// packets over), so the mux's goroutine is waiting for the next packet: a data
+		// packet can go to its channel from here without overtaking another packet.
+		if p[0] == msgChannelData && t.inflight.Load() == 0 {
+			if f := t.deliverData.Load(); f != nil && (*f)(p) {
+				continue
+			}
+		}
+		t.inflight.Add(1)
 		t.incoming <- p
 	}
 

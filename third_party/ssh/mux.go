@@ -145,9 +145,35 @@ func newMux(p packetConn) *mux {
 	if debugMux {
 		m.chanList.offset = atomic.AddUint32(&globalOff, 1)
 	}
+	if d, ok := p.(dataDeliverer); ok {
+		d.setDataHandler(m.deliverData)
+	}
 
 	go m.loop()
 	return m
+}
+
+// dataDeliverer is a packetConn that can hand channel data packets to the mux as it reads
+// them, rather than through readPacket (wharf's change, see WHARF.md).
+type dataDeliverer interface {
+	setDataHandler(func(packet []byte) bool)
+}
+
+// deliverData handles a msgChannelData packet on the transport's reading goroutine while
+// the mux's goroutine waits for its next packet. It returns false, having changed nothing,
+// for a packet the mux must handle: an unknown or unconfirmed channel, or one that
+// handleData refuses (it checks before it changes anything), so that the mux reports the
+// error as before. handleData of msgChannelData sends nothing, so this cannot wait on a key
+// exchange that needs the reading goroutine.
+func (m *mux) deliverData(packet []byte) bool {
+	if len(packet) < 9 || packet[0] != msgChannelData {
+		return false
+	}
+	ch := m.chanList.getChan(binary.BigEndian.Uint32(packet[1:]))
+	if ch == nil || !ch.established.Load() {
+		return false // handlePacket's rules apply
+	}
+	return ch.handleData(packet) == nil
 }
 
 func (m *mux) sendMessage(msg interface{}) error {
