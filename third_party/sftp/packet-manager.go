@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // The goal of the packetManager is to keep the outgoing packets in the same
@@ -24,6 +25,11 @@ type packetManager struct {
 	packetCount uint32
 	// rw runs the reads and writes.
 	rw *rwPool
+	// rwBusy counts the reads and writes running on rw's workers.
+	rwBusy atomic.Int32
+	// inputPending, if set, reports whether another request has arrived and is waiting to
+	// be read: see dispatch.
+	inputPending func() bool
 	// it is not nil if the allocator is enabled
 	alloc *allocator
 }
@@ -118,16 +124,37 @@ func (s *packetManager) close() {
 	s.working.Wait()
 }
 
+// inputPender is a connection that can say whether input is waiting to be read, as
+// wharf's x/crypto/ssh channel can.
+type inputPender interface {
+	InputPending() bool
+}
+
 // dispatch runs one request with handle. Reads and writes run on workers (started with
 // spawn when none is waiting), at most SftpServerWorkerCount at once, so that a transfer's
 // requests overlap; every other request runs on the caller's goroutine, in order, and a close
 // first waits for the reads and writes before it. Call stopWorkers after the last dispatch.
+//
+// wharf: a read or write runs on the caller's goroutine too when there is nothing for it to
+// overlap with: no read or write in progress, and no other request waiting in the
+// connection. That is a client waiting for each reply before it sends the next request (a
+// small file's one write or read, or a client that does not pipeline); waking a worker for
+// it cost more than a small write. A transfer's pipelined requests find the next ones
+// waiting, and go to the workers as before.
 func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest),
 	spawn func(func())) {
 	switch pkt.requestPacket.(type) {
 	case *sshFxpReadPacket, *sshFxpWritePacket:
 		s.incomingPacket(pkt)
-		s.rw.run(func() { handle(pkt) }, spawn)
+		if s.inputPending != nil && s.rwBusy.Load() == 0 && !s.inputPending() {
+			handle(pkt)
+			return
+		}
+		s.rwBusy.Add(1)
+		s.rw.run(func() {
+			handle(pkt)
+			s.rwBusy.Add(-1)
+		}, spawn)
 		return
 	case *sshFxpClosePacket:
 		// wait for reads/writes to finish when file is closed

@@ -95,6 +95,11 @@ func NewRequestServer(rwc io.ReadWriteCloser, h Handlers, options ...RequestServ
 		openRequests: make(map[string]*Request),
 	}
 
+	// wharf: see packetManager.dispatch.
+	if ip, ok := rwc.(inputPender); ok {
+		rs.pktMgr.inputPending = ip.InputPending
+	}
+
 	for _, o := range options {
 		o(rs)
 	}

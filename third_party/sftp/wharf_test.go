@@ -363,3 +363,64 @@ func goroutinesLabelled(t *testing.T, label string) int {
 	}
 	return n
 }
+
+// TestDispatchRunsALoneReadOrWriteInline: with a connection that says whether input is
+// waiting, a read or write runs on the dispatching goroutine only when nothing is waiting and
+// no other read or write is in progress; otherwise it goes to a worker, as it always does
+// without such a connection. Each case starts with a fresh manager, so a job that goes to the
+// pool starts a worker (there is no idle one to take it).
+func TestDispatchRunsALoneReadOrWriteInline(t *testing.T) {
+	type job struct {
+		p       requestPacket
+		pending bool
+		block   chan struct{} // the handler waits for it to close
+	}
+	run := func(t *testing.T, withPending bool, jobs ...job) (spawned int, doneAtReturn []bool) {
+		t.Helper()
+		sender := newTestSender()
+		s := newPktMgr(sender)
+		defer s.stopWorkers()
+		var pending atomic.Bool
+		if withPending {
+			s.inputPending = pending.Load
+		}
+		var n atomic.Int32
+		spawn := func(f func()) { n.Add(1); go f() }
+		for _, j := range jobs {
+			pending.Store(j.pending)
+			var done atomic.Bool
+			s.dispatch(s.newOrderedRequest(j.p), func(r orderedRequest) {
+				if j.block != nil {
+					<-j.block
+				}
+				done.Store(true)
+				s.readyPacket(s.newOrderedResponse(&sshFxpStatusPacket{ID: r.id()}, r.orderID()))
+			}, spawn)
+			doneAtReturn = append(doneAtReturn, done.Load())
+			if j.block != nil {
+				defer close(j.block)
+			}
+		}
+		return int(n.Load()), doneAtReturn
+	}
+	write := &sshFxpWritePacket{ID: 1, Data: []byte("x")}
+	read := &sshFxpReadPacket{ID: 2, Len: 10}
+
+	if n, done := run(t, true, job{p: write}); n != 0 || !done[0] {
+		t.Errorf("a lone write: %d workers started, done when dispatch returned: %v; want 0, true", n, done[0])
+	}
+	if n, done := run(t, true, job{p: read}); n != 0 || !done[0] {
+		t.Errorf("a lone read: %d workers started, done when dispatch returned: %v; want 0, true", n, done[0])
+	}
+	if n, _ := run(t, true, job{p: write, pending: true}); n != 1 {
+		t.Errorf("a write with input waiting: %d workers started, want 1", n)
+	}
+	if n, _ := run(t, false, job{p: write}); n != 1 {
+		t.Errorf("a write on a connection that cannot tell: %d workers started, want 1", n)
+	}
+	// The first write is held on its worker; the second, with nothing waiting, still goes
+	// to a worker (a second one) because a write is in progress.
+	if n, done := run(t, true, job{p: write, pending: true, block: make(chan struct{})}, job{p: write}); n != 2 || done[0] {
+		t.Errorf("a write while another is in progress: %d workers started, want 2 (first done at return: %v)", n, done[0])
+	}
+}

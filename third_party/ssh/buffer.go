@@ -50,6 +50,14 @@ func (b *buffer) write(buf []byte) {
 	b.Cond.L.Unlock()
 }
 
+// pending reports whether Read has data it can return without waiting (wharf's change, see
+// WHARF.md). handleData never writes an empty slice, so an element after head holds data.
+func (b *buffer) pending() bool {
+	b.Cond.L.Lock()
+	defer b.Cond.L.Unlock()
+	return len(b.head.buf) > 0 || b.head != b.tail
+}
+
 // eof closes the buffer. Reads from the buffer once all
 // the data has been consumed will receive io.EOF.
 func (b *buffer) eof() {

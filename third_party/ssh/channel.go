@@ -603,6 +603,13 @@ func (ch *channel) Reject(reason RejectionReason, message string) error {
 	return err
 }
 
+// InputPending reports whether Read would return data without waiting for the peer: an
+// SFTP server runs a request on its receiving goroutine when no other is waiting, rather
+// than hand it to a worker (wharf's change, see WHARF.md; third_party/sftp uses it).
+func (ch *channel) InputPending() bool {
+	return ch.pending.pending()
+}
+
 func (ch *channel) Read(data []byte) (int, error) {
 	if !ch.decided {
 		return 0, errUndecided

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestMuxDeliverDataInOrder checks wharf's change to the read path: channel data packets that
@@ -134,4 +135,46 @@ func TestMuxDeliverDataInOrder(t *testing.T) {
 		t.Error("no data packet went straight to its channel")
 	}
 	t.Logf("%d of the data packets went straight to their channel", inline.Load())
+}
+
+// TestChannelInputPending: InputPending is false with nothing to read, true once data has
+// arrived, and false again once it is all read, however it was split into packets.
+func TestChannelInputPending(t *testing.T) {
+	writer, reader, mux := channelPair(t)
+	defer writer.Close()
+	defer reader.Close()
+	defer mux.Close()
+	if reader.InputPending() {
+		t.Fatal("input pending before anything was sent")
+	}
+	if _, err := writer.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Write([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !reader.InputPending() {
+		if time.Now().After(deadline) {
+			t.Fatal("no input pending after data was sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(reader, buf[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if !reader.InputPending() {
+		t.Fatal("no input pending with 7 bytes unread")
+	}
+	// The second packet may still be on its way: read until all ten bytes are in.
+	if _, err := io.ReadFull(reader, buf[3:]); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != "helloworld" {
+		t.Fatalf("read %q", buf)
+	}
+	if reader.InputPending() {
+		t.Fatal("input pending after everything was read")
+	}
 }
