@@ -152,8 +152,8 @@ func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest)
 		}
 		s.rwBusy.Add(1)
 		s.rw.run(func() {
+			defer s.rwBusy.Add(-1)
 			handle(pkt)
-			s.rwBusy.Add(-1)
 		}, spawn)
 		return
 	case *sshFxpClosePacket:
