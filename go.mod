@@ -38,3 +38,5 @@ require (
 replace github.com/pkg/sftp => ./third_party/sftp
 
 replace github.com/wharf-project/wharf/third_party/ssh => ./third_party/ssh
+
+replace github.com/fclairamb/ftpserverlib => ./third_party/ftpserverlib
