@@ -324,7 +324,9 @@ func readNames(fsys afero.Fs, p string, n int) ([]string, error) {
 	return names, err
 }
 
-// Remove deletes a file.
+// Remove deletes a file. It also cancels the uploads in flight to that name (see inflight),
+// which is all it does when the name has no visible file yet: the client removes a file it
+// was writing, as on POSIX.
 func (s *Session) Remove(ctx context.Context, p string) (err error) {
 	defer s.observeOp(OpRemove, p, "", s.site.now(), 0, &err)
 	const op = "remove"
@@ -341,23 +343,43 @@ func (s *Session) Remove(ctx context.Context, p string) (err error) {
 	if !t.allows(PermDelete) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
+	key := uploadKey{fs: t.mount.FS, path: t.path}
 	fi, err := s.stat(t, true)
-	if err != nil {
+	inFlightOnly := errors.Is(err, fs.ErrNotExist) && s.site.uploads.newest(key) != nil
+	switch {
+	case err != nil && !inFlightOnly:
 		return s.fail(backendErr(op, t.virtual, err))
-	}
-	if fi.IsDir() {
+	case err == nil && fi.IsDir():
 		return s.fail(opErr(op, t.virtual, ErrIsDir, nil))
 	}
 	if s.gate(ctx, BeforeFileDelete, t.virtual, "") {
 		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDelete script")))
 	}
-	if err := t.mount.FS.Remove(t.path); err != nil {
-		return s.fail(backendErr(op, t.virtual, err))
-	}
-	if t.mount.Path == "/" && fi.Mode().IsRegular() {
-		s.quotaRecord().release(fi.Size(), 1)
+	if inFlightOnly {
+		if s.site.uploads.cancel(key, false) == 0 {
+			return s.fail(opErr(op, t.virtual, ErrNotFound, nil))
+		}
+	} else if err := s.removeFile(t); err != nil {
+		return s.fail(err)
+	} else {
+		s.site.uploads.cancel(key, false)
 	}
 	s.fire(ctx, AfterFileDelete, t.virtual, "")
+	return nil
+}
+
+// removeFile removes a name; a file whose last name it was stops counting for the quota.
+func (s *Session) removeFile(t target) error {
+	q := s.homeQuota(t)
+	defer q.lockNS()()
+	var victim fs.FileInfo
+	if q != nil {
+		victim, _ = lstat(t.mount.FS, t.path)
+	}
+	if err := t.mount.FS.Remove(t.path); err != nil {
+		return backendErr("remove", t.virtual, err)
+	}
+	q.forget(victim, nil)
 	return nil
 }
 
@@ -408,13 +430,32 @@ func (s *Session) Rename(ctx context.Context, from, to string, replace bool) (er
 	if s.gate(ctx, BeforeFileRename, src.virtual, dst.virtual) {
 		return s.fail(opErr(op, src.virtual, ErrDenied, errors.New("blocked by BeforeFileRename script")))
 	}
-	if err := src.mount.FS.Rename(src.path, dst.path); err != nil {
-		return s.fail(backendErr(op, src.virtual, err))
+	if err := s.renameFile(src, dst); err != nil {
+		return s.fail(err)
 	}
-	if exists && src.mount.Path == "/" && old.Mode().IsRegular() {
-		s.quotaRecord().release(old.Size(), 1)
-	}
+	// Uploads in flight to either name (or below a moved directory) would publish where the
+	// client no longer expects them, or over what the rename put there.
+	s.site.uploads.cancel(uploadKey{fs: src.mount.FS, path: src.path}, true)
+	s.site.uploads.cancel(uploadKey{fs: dst.mount.FS, path: dst.path}, false)
 	s.fire(ctx, AfterFileRename, src.virtual, dst.virtual)
+	return nil
+}
+
+// renameFile renames inside one mount; a file it replaces stops counting for the quota if
+// that was its last name. Renaming a name onto another name of the same file changes
+// nothing (rename(2) does nothing then), so nothing is released.
+func (s *Session) renameFile(src, dst target) error {
+	q := s.homeQuota(src)
+	defer q.lockNS()()
+	var moved, victim fs.FileInfo
+	if q != nil {
+		moved, _ = lstat(src.mount.FS, src.path)
+		victim, _ = lstat(dst.mount.FS, dst.path)
+	}
+	if err := src.mount.FS.Rename(src.path, dst.path); err != nil {
+		return backendErr("rename", src.virtual, err)
+	}
+	q.forget(victim, moved)
 	return nil
 }
 
@@ -427,6 +468,8 @@ type Attrs struct {
 }
 
 // SetStat changes mode, times or size, each with its permission (chmod, chtimes, overwrite).
+// It applies to the visible file; when the name has none, to the newest upload in flight to
+// it (an atomic upload is still under its temporary name).
 func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 	defer s.observeOp(OpSetStat, p, "", s.site.now(), 0, &err)
 	const op = "setstat"
@@ -437,45 +480,47 @@ func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 	if err != nil {
 		return s.fail(err)
 	}
-	if t.mount == nil {
+	if t.mount == nil || !t.allowsAttrs(a) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
-	if (a.Mode != nil && !t.allows(PermChmod)) || ((a.Atime != nil || a.Mtime != nil) && !t.allows(PermChtimes)) ||
-		(a.Size != nil && !t.allows(PermOverwrite)) {
-		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
-	}
-	if h := s.openUpload(t.virtual); h != nil {
-		// The client is changing the file it is uploading: with an atomic upload that file is
-		// still under its temporary name, so the change goes to the upload itself.
-		if a.Size != nil {
-			if err := h.truncate(*a.Size); err != nil {
-				return s.fail(err)
-			}
-			a.Size = nil
-		}
-		if h.park(a) {
-			return nil
+	err = s.setVisible(t, a)
+	if errors.Is(err, ErrNotFound) {
+		if h := s.site.uploads.newest(uploadKey{fs: t.mount.FS, path: t.path}); h != nil {
+			err = h.setAttrs(a)
 		}
 	}
+	return s.fail(err)
+}
+
+// allowsAttrs reports whether the mount's permissions allow changing the attributes.
+func (t target) allowsAttrs(a Attrs) bool {
+	return (a.Mode == nil || t.allows(PermChmod)) && (a.Atime == nil && a.Mtime == nil || t.allows(PermChtimes)) &&
+		(a.Size == nil || t.allows(PermOverwrite))
+}
+
+// setVisible changes the attributes of the file under a name.
+func (s *Session) setVisible(t target, a Attrs) error {
+	const op = "setstat"
 	// The file is looked up only when a change needs what it is (truncate, or a time the
 	// client left out) or when nothing changes, to report a missing file: a mode change
 	// alone, which FTP clients send after every upload (SITE CHMOD), finds it by itself.
 	var fi fs.FileInfo
+	var err error
 	noChange := a.Mode == nil && a.Atime == nil && a.Mtime == nil && a.Size == nil
 	if noChange || a.Size != nil || (a.Atime == nil) != (a.Mtime == nil) {
 		if fi, err = t.mount.FS.Stat(t.path); err != nil {
-			return s.fail(backendErr(op, t.virtual, err))
+			return backendErr(op, t.virtual, err)
 		}
 	}
 	if a.Size != nil {
 		if err := s.truncate(t, fi, *a.Size); err != nil {
-			return s.fail(err)
+			return err
 		}
 	}
 	if a.Mode != nil {
 		// Only permission bits: no setuid/setgid/sticky from clients.
 		if err := t.mount.FS.Chmod(t.path, *a.Mode&fs.ModePerm); err != nil {
-			return s.fail(backendErr(op, t.virtual, err))
+			return backendErr(op, t.virtual, err)
 		}
 	}
 	if a.Atime != nil || a.Mtime != nil {
@@ -487,12 +532,14 @@ func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 			mt = new(fi.ModTime())
 		}
 		if err := t.mount.FS.Chtimes(t.path, *at, *mt); err != nil {
-			return s.fail(backendErr(op, t.virtual, err))
+			return backendErr(op, t.virtual, err)
 		}
 	}
 	return nil
 }
 
+// truncate changes a file's size; the quota is charged or credited by the change measured
+// under the namespace lock (another session may have changed the file since fi).
 func (s *Session) truncate(t target, fi fs.FileInfo, size int64) error {
 	const op = "truncate"
 	if fi.IsDir() {
@@ -501,11 +548,16 @@ func (s *Session) truncate(t target, fi fs.FileInfo, size int64) error {
 	if size < 0 {
 		return opErr(op, t.virtual, ErrInvalid, nil)
 	}
-	q := s.quotaRecord()
-	if t.mount.Path != "/" {
-		q = nil
+	q := s.homeQuota(t)
+	defer q.lockNS()()
+	if q != nil {
+		var err error
+		if fi, err = t.mount.FS.Stat(t.path); err != nil {
+			return backendErr(op, t.virtual, err)
+		}
 	}
-	if grow := size - fi.Size(); grow > 0 && !q.reserve(grow, 0) {
+	grow := size - fi.Size()
+	if grow > 0 && !q.reserve(grow, 0) {
 		return opErr(op, t.virtual, ErrQuota, nil)
 	}
 	f, err := t.mount.FS.OpenFile(t.path, os.O_WRONLY, 0)
@@ -516,13 +568,13 @@ func (s *Session) truncate(t target, fi fs.FileInfo, size int64) error {
 		}
 	}
 	if err != nil {
-		if grow := size - fi.Size(); grow > 0 {
+		if grow > 0 {
 			q.release(grow, 0)
 		}
 		return backendErr(op, t.virtual, err)
 	}
-	if shrink := fi.Size() - size; shrink > 0 {
-		q.release(shrink, 0)
+	if grow < 0 {
+		q.release(-grow, 0)
 	}
 	return nil
 }
@@ -587,6 +639,15 @@ func (s *Session) quotaRecord() *usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.quota
+}
+
+// homeQuota returns the usage a change to t counts against: the user's, for the home mount
+// (quotas count the home mount only), nil otherwise.
+func (s *Session) homeQuota(t target) *usage {
+	if t.mount == nil || t.mount.Path != "/" {
+		return nil
+	}
+	return s.quotaRecord()
 }
 
 // Symlink creates a symbolic link at link pointing to target; both must be in the same
@@ -661,15 +722,9 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 	if fi.IsDir() {
 		return s.fail(opErr(op, o.virtual, ErrIsDir, nil))
 	}
-	q := s.quotaRecord()
-	if n.mount.Path != "/" {
-		q = nil
-	}
-	if !q.reserve(fi.Size(), 1) {
-		return s.fail(opErr(op, n.virtual, ErrQuota, nil))
-	}
+	// A new name for a file adds nothing to the quota: files count once, however many names
+	// they have.
 	if err := hl.Link(o.path, n.path); err != nil {
-		q.release(fi.Size(), 1)
 		return s.fail(backendErr(op, n.virtual, err))
 	}
 	return nil

@@ -11,11 +11,63 @@ import (
 	"github.com/wharf-project/wharf/vfs"
 )
 
-// usage is a user's quota consumption, shared by all the user's sessions on every protocol.
+// usage is a user's quota consumption, shared by all the user's sessions on every protocol:
+// the bytes and number of the files of the home mount, each file counted once however many
+// names it has (hard links), temporary files of uploads in flight counted by their upload
+// (see WriteHandle).
 type usage struct {
-	mu               sync.Mutex
+	mu               sync.Mutex // guards the counters
 	bytes, files     int64
 	maxBytes, maxFil int64
+
+	// ns serialises the user's changes to the home mount that change what counts (remove,
+	// rename over a file, truncate, publish, writes to a file in place) with the stat that
+	// measures the change, so that concurrent sessions cannot count one change twice or not
+	// at all. It is taken before mu, and never while a script runs.
+	ns   sync.Mutex
+	open map[*WriteHandle]struct{} // non-atomic uploads in the home mount; guarded by ns
+}
+
+// lockNS takes the namespace lock and returns its release; without a quota both do nothing.
+func (u *usage) lockNS() (unlock func()) {
+	if u == nil {
+		return func() {}
+	}
+	u.ns.Lock()
+	return u.ns.Unlock
+}
+
+// track and untrack keep the non-atomic uploads in the home mount, to find them when their
+// file loses its last name; the caller holds ns.
+func (u *usage) track(h *WriteHandle) {
+	if u.open == nil {
+		u.open = map[*WriteHandle]struct{}{}
+	}
+	u.open[h] = struct{}{}
+}
+
+func (u *usage) untrack(h *WriteHandle) { delete(u.open, h) }
+
+// forget settles a name that was removed or replaced: victim, what the name held before,
+// stops counting if the name was its last and it is not the file moved there (moved, for a
+// rename). Nil records and infos do nothing. The caller holds ns.
+func (u *usage) forget(victim, moved fs.FileInfo) {
+	if u == nil || victim == nil || !victim.Mode().IsRegular() || vfs.LinkCount(victim) > 1 ||
+		(moved != nil && vfs.SameFile(victim, moved)) {
+		return
+	}
+	u.release(victim.Size(), 1)
+	u.unlinked(victim)
+}
+
+// unlinked tells the open uploads of a file that it lost its last name: it no longer counts,
+// and what they would write to it could not be counted. The caller holds ns.
+func (u *usage) unlinked(fi fs.FileInfo) {
+	for h := range u.open {
+		if vfs.SameFile(h.info, fi) {
+			h.orphan = true
+		}
+	}
 }
 
 // reserve adds to the usage unless that would pass a limit.
@@ -44,16 +96,6 @@ func (u *usage) release(bytes, files int64) {
 	u.mu.Lock()
 	u.bytes = max(0, u.bytes-bytes)
 	u.files = max(0, u.files-files)
-	u.mu.Unlock()
-}
-
-// restore adds bytes back without a limit check (a replaced file that stays after all).
-func (u *usage) restore(bytes int64) {
-	if u == nil {
-		return
-	}
-	u.mu.Lock()
-	u.bytes += bytes
 	u.mu.Unlock()
 }
 
@@ -95,20 +137,35 @@ func (s *Site) quotaUsage(u *User, t *vfs.Table) (*usage, error) {
 	return rec, nil
 }
 
-// scanUsage counts the bytes and files of the home mount.
+// scanUsage counts the bytes and files of the home mount, as the usage counts them: each
+// regular file once however many names it has, uploads in progress not at all.
 func scanUsage(t *vfs.Table) (bytes, files int64, err error) {
 	r, err := t.Resolve("/")
 	if err != nil || r.Mount == nil || r.Mount.Path != "/" {
 		return 0, 0, nil // no home mount: nothing counts
 	}
-	err = afero.Walk(r.Mount.FS, "/", func(p string, fi fs.FileInfo, err error) error {
+	return ScanUsage(r.Mount.FS)
+}
+
+// ScanUsage counts the bytes and files of a backend as quotas count them (tests compare the
+// live count with it).
+func ScanUsage(fsys afero.Fs) (bytes, files int64, err error) {
+	seen := map[any]bool{}
+	err = afero.Walk(fsys, "/", func(p string, fi fs.FileInfo, err error) error {
 		if err != nil {
 			return nil // unreadable entries do not count
 		}
-		if fi.Mode().IsRegular() && !vfs.IsTempName(fi.Name()) {
-			bytes += fi.Size()
-			files++
+		if !fi.Mode().IsRegular() || vfs.IsTempName(fi.Name()) {
+			return nil
 		}
+		if k, ok := vfs.FileKey(fi); ok && vfs.LinkCount(fi) > 1 {
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		bytes += fi.Size()
+		files++
 		return nil
 	})
 	return bytes, files, err

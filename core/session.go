@@ -62,10 +62,6 @@ type Session struct {
 	questions     []Question
 	totpUsed      map[string]bool
 
-	// open uploads by virtual path: SetStat on one of them applies to the upload (an atomic
-	// upload is still under its temporary name)
-	uploads map[string][]*WriteHandle
-
 	// after authentication
 	table  *vfs.Table
 	policy map[*vfs.Mount]mountPolicy

@@ -53,6 +53,7 @@ type Site struct {
 	prot     *protector
 	closed   bool
 
+	uploads   inflight      // atomic uploads in flight, by backend and name
 	transfers atomic.Int64  // open read and write handles
 	hashSlots chan struct{} // bounds concurrent password-hash checks
 	mem       memReleaser   // returns memory to the OS after argon2id checks

@@ -136,6 +136,11 @@ func (h *handlers) setstat(r *pkgsftp.Request) error {
 		}
 		return nil
 	}
+	if wf, ok := r.HandleFile().(*writeFile); ok {
+		// FSETSTAT of an upload (OpenSSH "put -p" sets the times just before closing) goes
+		// to that upload, not to whatever the path holds meanwhile.
+		return toStatus(wf.SetStat(h.ctx, a))
+	}
 	return toStatus(h.sess.SetStat(h.ctx, r.Filepath, a))
 }
 
@@ -170,6 +175,15 @@ func (h *handlers) Filelist(r *pkgsftp.Request) (_ pkgsftp.ListerAt, err error) 
 		}
 		return listerAt(fis), nil
 	case "Stat":
+		if wf, ok := r.HandleFile().(*writeFile); ok {
+			// FSTAT of an upload: the file being written, which an atomic upload keeps
+			// under a temporary name until it is closed.
+			fi, err := wf.Stat()
+			if err != nil {
+				return nil, toStatus(err)
+			}
+			return listerAt{fi}, nil
+		}
 		fi, err := h.sess.Stat(h.ctx, r.Filepath)
 		if err != nil {
 			return nil, toStatus(err)

@@ -278,6 +278,7 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 			request = &Request{
 				Method:   "Stat",
 				Filepath: cleanPathWithBase(rs.startDirectory, request.Filepath),
+				opened:   request,
 			}
 			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
 		}
@@ -290,6 +291,7 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 			request = &Request{
 				Method:   "Setstat",
 				Filepath: cleanPathWithBase(rs.startDirectory, request.Filepath),
+				opened:   request,
 			}
 			rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
 		}

@@ -148,6 +148,9 @@ type Request struct {
 	Target   string // for renames and sym-links
 	handle   string
 
+	// opened is the request that opened the handle of an FSTAT or FSETSTAT request.
+	opened *Request
+
 	// reader/writer/readdir from handlers
 	state
 
@@ -164,6 +167,29 @@ func NewRequest(method, path string) *Request {
 	}
 }
 
+// HandleFile returns, for a request made from an FSTAT or FSETSTAT packet, what the handlers
+// returned when that handle was opened (the io.ReaderAt, io.WriterAt or WriterAtReaderAt),
+// and nil for any other request. A server whose uploads are not visible under their path
+// until they are closed (atomic uploads) uses it to answer about the open file instead of
+// what the path holds.
+func (r *Request) HandleFile() any {
+	if r.opened == nil {
+		return nil
+	}
+	st := &r.opened.state
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	switch {
+	case st.writerAtReaderAt != nil:
+		return st.writerAtReaderAt
+	case st.writerAt != nil:
+		return st.writerAt
+	case st.readerAt != nil:
+		return st.readerAt
+	}
+	return nil
+}
+
 // copy returns a shallow copy of existing request.
 // This is broken out to specific fields,
 // because we have to copy around the mutex in state.
@@ -175,6 +201,7 @@ func (r *Request) copy() *Request {
 		Attrs:    r.Attrs,
 		Target:   r.Target,
 		handle:   r.handle,
+		opened:   r.opened,
 
 		state: r.state.copy(),
 
