@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"syscall"
 
 	"github.com/wharf-project/wharf/vfs"
@@ -27,6 +28,7 @@ var (
 	ErrRefused     = errors.New("connection refused")
 	ErrClosed      = errors.New("session closed")
 	ErrFailure     = errors.New("operation failed")
+	ErrBadName     = errors.New("file name not allowed: it contains control characters")
 )
 
 // OpError is the error every session operation returns: the operation, the virtual path and
@@ -42,7 +44,17 @@ func (e *OpError) Error() string {
 	if e.Path == "" {
 		return e.Op + ": " + e.Kind.Error()
 	}
-	return e.Op + " " + e.Path + ": " + e.Kind.Error()
+	return e.Op + " " + printablePath(e.Path) + ": " + e.Kind.Error()
+}
+
+// printablePath escapes the control characters of a name that exists on disk: the text goes
+// into FTP replies, SCP error lines and logs, where a CR or LF would start a forged line.
+func printablePath(p string) string {
+	if !hasControlChar(p) {
+		return p
+	}
+	q := strconv.Quote(p)
+	return q[1 : len(q)-1]
 }
 
 // Unwrap exposes the kind, so errors.Is(err, core.ErrDenied) works; the cause stays private
@@ -63,7 +75,7 @@ func Kind(err error) error {
 		return oe.Kind
 	}
 	for _, k := range []error{ErrDenied, ErrNotFound, ErrExists, ErrNotEmpty, ErrIsDir, ErrNotDir,
-		ErrQuota, ErrInvalid, ErrUnsupported, ErrCrossMount, ErrAuth, ErrLimit, ErrRefused, ErrClosed} {
+		ErrQuota, ErrInvalid, ErrUnsupported, ErrCrossMount, ErrAuth, ErrLimit, ErrRefused, ErrClosed, ErrBadName} {
 		if errors.Is(err, k) {
 			return k
 		}

@@ -86,6 +86,11 @@ func (s *Session) resolve(op, p string, readish bool) (target, error) {
 	if err != nil {
 		return target{}, opErr(op, "", ErrInvalid, err)
 	}
+	if !readish && hasControlChar(v) && !s.site.Config().Names.AllowControlChars {
+		// FTP replies and listings and SCP headers are lines: a name with CR or LF in it
+		// could forge them. Existing such names stay readable, renamable and removable.
+		return target{}, opErr(op, "", ErrBadName, nil)
+	}
 	s.mu.Lock()
 	table, pol := s.table, s.policy
 	s.mu.Unlock()
@@ -101,6 +106,16 @@ func (s *Session) resolve(op, p string, readish bool) (target, error) {
 	}
 	s.setPaths(t, nil)
 	return t, nil
+}
+
+// hasControlChar reports whether p contains a C0 control character or DEL.
+func hasControlChar(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Session) setPaths(t target, dst *target) {

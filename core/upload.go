@@ -169,20 +169,23 @@ func (h *WriteHandle) openInPlace() error {
 		flags |= os.O_TRUNC
 	}
 	defer q.lockNS()()
-	var before fs.FileInfo
+	existed, oldSize := false, int64(0)
 	if q != nil {
 		// Measured again under the lock: what the open truncates is what stops counting.
-		var err error
-		if before, err = t.mount.FS.Stat(t.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// (The size is read now: a memory backend's FileInfo follows the file.)
+		fi, err := t.mount.FS.Stat(t.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return backendErr("open", t.virtual, err)
 		}
-		if before == nil && !q.reserve(0, 1) {
+		if existed = err == nil; existed {
+			oldSize = fi.Size()
+		} else if !q.reserve(0, 1) {
 			return opErr("open", t.virtual, ErrQuota, errors.New("file count quota reached"))
 		}
 	}
 	f, err := t.mount.FS.OpenFile(t.path, flags, filePerm)
 	if err != nil {
-		if q != nil && before == nil {
+		if q != nil && !existed {
 			q.release(0, 1)
 		}
 		return backendErr("open", t.virtual, err)
@@ -191,10 +194,10 @@ func (h *WriteHandle) openInPlace() error {
 	if q == nil {
 		return nil
 	}
-	if before != nil && h.mode.Truncate {
-		q.release(before.Size(), 0)
+	if h.mode.Truncate {
+		q.release(oldSize, 0)
 	}
-	h.created = before == nil
+	h.created = !existed
 	if h.info, err = f.Stat(); err != nil {
 		_ = f.Close()
 		return backendErr("open", t.virtual, err)
@@ -593,7 +596,7 @@ func (h *WriteHandle) discard() {
 	// Only if the name still holds this upload's file (the client may have renamed it).
 	fsys, p := h.t.mount.FS, h.t.path
 	if fi, err := lstat(fsys, p); err == nil && vfs.SameFile(fi, h.info) && fsys.Remove(p) == nil {
-		q.release(fi.Size(), 1)
+		q.forget(fi, nil)
 	}
 }
 

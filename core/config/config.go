@@ -82,6 +82,7 @@ type Site struct {
 	TLS           TLS            `yaml:"tls"`
 	Limits        Limits         `yaml:"limits"`
 	Protector     Protector      `yaml:"protector"`
+	Names         Names          `yaml:"names"`
 	VFS           []VFS          `yaml:"vfs"`
 	Users         []User         `yaml:"users"`
 	ScriptsDir    string         `yaml:"scripts_dir"` // absolute after loading
@@ -152,6 +153,14 @@ type Protector struct {
 
 // IsEnabled reports whether the protector is on (default true).
 func (p Protector) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// Names are rules for the file names clients create.
+type Names struct {
+	// AllowControlChars lets clients create names with control characters (0x00–0x1F,
+	// 0x7F). Off by default: FTP replies and listings and SCP headers are line-based, and a
+	// name with CR or LF in it can forge protocol lines.
+	AllowControlChars bool `yaml:"allow_control_chars"`
+}
 
 // VFS is a named storage backend that users mount.
 type VFS struct {

@@ -77,7 +77,7 @@ func KindFromText(err error) error {
 	msg := strings.ToLower(err.Error())
 	for _, k := range []error{core.ErrDenied, core.ErrNotFound, core.ErrExists, core.ErrNotEmpty,
 		core.ErrIsDir, core.ErrNotDir, core.ErrQuota, core.ErrInvalid, core.ErrUnsupported,
-		core.ErrCrossMount, core.ErrAuth, core.ErrLimit} {
+		core.ErrCrossMount, core.ErrAuth, core.ErrLimit, core.ErrBadName} {
 		if strings.Contains(msg, k.Error()) {
 			return k
 		}

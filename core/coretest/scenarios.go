@@ -225,6 +225,36 @@ func Scenarios() []Scenario {
 				t.Fatalf("sub entry = %+v, want a directory", s)
 			}
 		}},
+		{"names with control characters are refused", func(t *testing.T, e *Env) {
+			// A CR or LF in a name could forge FTP reply lines or SCP headers (issue #19,
+			// item 14): no protocol may create one. LF itself cannot travel in an FTP command,
+			// so every protocol tries CR, another C0 control and DEL.
+			c := e.Login(t, UserAlice)
+			e.mkdir(t, c, UserAlice, "/ctl")
+			mustNil(t, c.Upload("/ctl/ok.txt", []byte("ok")), "upload ok.txt")
+			for _, bad := range []string{"cr\rname.txt", "soh\x01name", "del\x7fname"} {
+				if err := c.Upload("/ctl/"+bad, []byte("x")); err == nil {
+					t.Errorf("upload %q succeeded", bad)
+				}
+				if e.Can(CapMkdir) {
+					if err := c.Mkdir("/ctl/" + bad); err == nil {
+						t.Errorf("mkdir %q succeeded", bad)
+					}
+				}
+				if e.Can(CapRename) {
+					if err := c.Rename("/ctl/ok.txt", "/ctl/"+bad); err == nil {
+						t.Errorf("rename to %q succeeded", bad)
+					}
+				}
+			}
+			entries, err := os.ReadDir(filepath.Join(e.HomeDir(UserAlice), "ctl"))
+			mustNil(t, err, "read host folder")
+			for _, de := range entries {
+				if de.Name() != "ok.txt" {
+					t.Errorf("host folder holds %q", de.Name())
+				}
+			}
+		}},
 		{"mkdir and rmdir", func(t *testing.T, e *Env) {
 			e.need(t, CapMkdir, CapRmdir, CapStat, CapRemove)
 			c := e.Login(t, UserAlice)

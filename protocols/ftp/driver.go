@@ -267,8 +267,18 @@ func reply(err error) error {
 	if errors.Is(err, core.ErrQuota) {
 		return &quotaError{err: err}
 	}
+	if errors.Is(err, core.ErrBadName) {
+		return &badNameError{err: err}
+	}
 	return err
 }
+
+// badNameError is a core refusal of a file name that the library maps to 553
+// (ErrFileNameNotAllowed) on STOR, APPE and RNTO, with the core's text.
+type badNameError struct{ err error }
+
+func (e *badNameError) Error() string   { return e.err.Error() }
+func (e *badNameError) Unwrap() []error { return []error{ftpserver.ErrFileNameNotAllowed, e.err} }
 
 // readFile is a download.
 type readFile struct {

@@ -1,0 +1,25 @@
+package core
+
+import "github.com/spf13/afero"
+
+// UsageOf returns what a session's user is charged (bytes, files); 0, 0 without a quota.
+func UsageOf(s *Session) (bytes, files int64) {
+	q := s.quotaRecord()
+	if q == nil {
+		return 0, 0
+	}
+	bytes, files, _, _ = q.snapshot()
+	return bytes, files
+}
+
+// HomeFS returns the backend of a session's home mount.
+func HomeFS(s *Session) afero.Fs {
+	s.mu.Lock()
+	table := s.table
+	s.mu.Unlock()
+	r, err := table.Resolve("/")
+	if err != nil || r.Mount == nil {
+		return nil
+	}
+	return r.Mount.FS
+}

@@ -1,0 +1,211 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/afero"
+
+	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/vfs"
+)
+
+// TestQuotaMatchesDisk runs random sequences of operations from two sessions of one user —
+// uploads, uploads left open across other steps, writes in place, truncations, removals,
+// renames, hard links, attribute changes through a handle — and after every step compares
+// what the user is charged with a fresh scan of the home mount. With no upload open the two
+// are equal; while uploads are open the charge lies between what is visible and that plus
+// the temporary files of the uploads in flight (an upload that replaces a file is not charged
+// for the bytes the replaced file still holds).
+func TestQuotaMatchesDisk(t *testing.T) {
+	backends := []struct {
+		name   string
+		disk   bool
+		atomic bool
+	}{{"disk atomic", true, true}, {"disk in place", true, false}, {"memory", false, false}}
+	for _, b := range backends {
+		for seed := range uint64(8) {
+			t.Run(fmt.Sprintf("%s/seed%d", b.name, seed), func(t *testing.T) {
+				runQuotaProperty(t, b.disk, b.atomic, seed)
+			})
+		}
+	}
+}
+
+type propState struct {
+	t      *testing.T
+	rng    *rand.Rand
+	sess   [2]*core.Session
+	open   []*core.WriteHandle
+	hostFn func() int64 // bytes of temporary files on the host (disk only)
+}
+
+var propNames = []string{"/a", "/b", "/c", "/d/x", "/d/y", "/e/x"}
+
+func runQuotaProperty(t *testing.T, disk, atomicUploads bool, seed uint64) {
+	root := t.TempDir()
+	q := func(u *config.User) { u.Quota = config.Quota{Bytes: 48 << 10, Files: 8} }
+	var site *core.Site
+	if disk {
+		site = testSite(t, []config.User{user("q", onDisk, q)}, nil, func(c *config.Site) {
+			c.VFS = append(c.VFS, config.VFS{Name: "disk", Type: "disk", Root: filepath.Join(root, "{user}"),
+				AtomicUploads: &atomicUploads})
+		})
+	} else {
+		site = testSite(t, []config.User{user("q", q)}, nil)
+	}
+	st := &propState{t: t, rng: rand.New(rand.NewPCG(seed, 19)), hostFn: func() int64 { return 0 }}
+	st.sess[0], st.sess[1] = login(t, site, "q"), login(t, site, "q")
+	if disk {
+		home := filepath.Join(root, "q")
+		st.hostFn = func() int64 { return tempBytes(t, home) }
+	}
+	ctx := context.Background()
+	for _, d := range []string{"/d", "/e"} {
+		if err := st.sess[0].Mkdir(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log []string
+	for step := range 300 {
+		what := st.step(ctx)
+		log = append(log, what)
+		if msg := st.check(); msg != "" {
+			t.Fatalf("step %d (%s): %s\nsteps:\n%s\n%s", step, what, msg, strings.Join(log, "\n"), dumpState(st))
+		}
+	}
+	for _, h := range st.open {
+		_ = h.Close()
+	}
+	st.open = nil
+	if msg := st.check(); msg != "" {
+		t.Fatalf("after closing everything: %s\nsteps:\n%s", msg, strings.Join(log, "\n"))
+	}
+}
+
+func (st *propState) name() string { return propNames[st.rng.IntN(len(propNames))] }
+
+func (st *propState) data() []byte {
+	return make([]byte, st.rng.IntN(16<<10))
+}
+
+// step runs one random operation and describes it; failures are part of the game.
+func (st *propState) step(ctx context.Context) string {
+	s := st.sess[st.rng.IntN(2)]
+	r := st.rng
+	switch k := r.IntN(12); {
+	case k < 2:
+		n, d := st.name(), st.data()
+		return fmt.Sprintf("upload %s %d: %v", n, len(d), upload(ctx, s, n, string(d)))
+	case k < 4:
+		n := st.name()
+		mode := core.WriteMode{Truncate: r.IntN(2) == 0, Append: r.IntN(4) == 0}
+		h, err := s.OpenWrite(ctx, n, mode, 0)
+		if err == nil {
+			st.open = append(st.open, h)
+		}
+		return fmt.Sprintf("open %s %+v: %v", n, mode, err)
+	case k < 6 && len(st.open) > 0:
+		h := st.open[r.IntN(len(st.open))]
+		d := st.data()
+		off := int64(r.IntN(20 << 10))
+		_, err := h.WriteAt(d, off)
+		return fmt.Sprintf("write %s @%d %d: %v", h.Path(), off, len(d), err)
+	case k < 7 && len(st.open) > 0:
+		i := r.IntN(len(st.open))
+		h := st.open[i]
+		st.open = append(st.open[:i], st.open[i+1:]...)
+		if r.IntN(4) == 0 {
+			h.Abort(nil)
+		}
+		return fmt.Sprintf("close %s: %v", h.Path(), h.Close())
+	case k < 8 && len(st.open) > 0:
+		h := st.open[r.IntN(len(st.open))]
+		size := int64(r.IntN(24 << 10))
+		return fmt.Sprintf("fsetstat %s size %d: %v", h.Path(), size, h.SetStat(ctx, core.Attrs{Size: &size}))
+	case k < 9:
+		n, size := st.name(), int64(r.IntN(24<<10))
+		return fmt.Sprintf("truncate %s %d: %v", n, size, s.SetStat(ctx, n, core.Attrs{Size: &size}))
+	case k < 10:
+		n := st.name()
+		return fmt.Sprintf("remove %s: %v", n, s.Remove(ctx, n))
+	case k < 11:
+		from, to := st.name(), st.name()
+		if r.IntN(5) == 0 {
+			from, to = "/d", "/e" // a directory with files in it, and perhaps uploads in flight
+			if r.IntN(2) == 0 {
+				from, to = to, from
+			}
+		}
+		replace := r.IntN(2) == 0
+		return fmt.Sprintf("rename %s %s %v: %v", from, to, replace, s.Rename(ctx, from, to, replace))
+	default:
+		from, to := st.name(), st.name()
+		return fmt.Sprintf("link %s %s: %v", from, to, s.Link(ctx, from, to))
+	}
+}
+
+// check compares the charge with the disk; it returns what is wrong, or "".
+func (st *propState) check() string {
+	b, f := core.UsageOf(st.sess[0])
+	sb, sf, err := core.ScanUsage(core.HomeFS(st.sess[0]))
+	if err != nil {
+		return err.Error()
+	}
+	if len(st.open) == 0 {
+		if b != sb || f != sf {
+			return fmt.Sprintf("charged %d bytes in %d files, the disk holds %d bytes in %d files", b, f, sb, sf)
+		}
+		return ""
+	}
+	temp := st.hostFn()
+	if b < sb || b > sb+temp {
+		return fmt.Sprintf("charged %d bytes, the disk holds %d bytes and %d in uploads in flight", b, sb, temp)
+	}
+	if f < sf || f > sf+int64(len(st.open)) {
+		return fmt.Sprintf("charged %d files, the disk holds %d with %d uploads open", f, sf, len(st.open))
+	}
+	return ""
+}
+
+// tempBytes sums the temporary files of uploads in flight under a host folder.
+func tempBytes(t *testing.T, dir string) int64 {
+	var n int64
+	err := afero.Walk(afero.NewOsFs(), dir, func(p string, fi fs.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && vfs.IsTempName(fi.Name()) {
+			n += fi.Size()
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// dumpState describes the open uploads and the files, for a failure report.
+func dumpState(st *propState) string {
+	out := ""
+	for _, h := range st.open {
+		fi, err := h.Stat()
+		if err == nil {
+			out += fmt.Sprintf("handle %s size %d\n", h.Path(), fi.Size())
+		} else {
+			out += fmt.Sprintf("handle %s err %v\n", h.Path(), err)
+		}
+	}
+	_ = afero.Walk(core.HomeFS(st.sess[0]), "/", func(p string, fi fs.FileInfo, err error) error {
+		if err == nil {
+			out += fmt.Sprintf("file %s %d %v\n", p, fi.Size(), fi.Mode())
+		}
+		return nil
+	})
+	return out
+}
