@@ -424,3 +424,80 @@ func TestDispatchRunsALoneReadOrWriteInline(t *testing.T) {
 		t.Errorf("a write while another is in progress: %d workers started, want 2 (first done at return: %v)", n, done[0])
 	}
 }
+
+// handleFileRecorder is the in-memory handlers, recording what HandleFile returns for the
+// Stat and Setstat requests they get.
+type handleFileRecorder struct {
+	Handlers
+	mu      sync.Mutex
+	opened  []any
+	fstat   []any
+	setstat []any
+}
+
+func (h *handleFileRecorder) Filewrite(r *Request) (io.WriterAt, error) {
+	w, err := h.Handlers.FilePut.Filewrite(r)
+	h.mu.Lock()
+	h.opened = append(h.opened, w)
+	h.mu.Unlock()
+	return w, err
+}
+
+func (h *handleFileRecorder) Filecmd(r *Request) error {
+	if r.Method == "Setstat" {
+		h.mu.Lock()
+		h.setstat = append(h.setstat, r.HandleFile())
+		h.mu.Unlock()
+	}
+	return h.Handlers.FileCmd.Filecmd(r)
+}
+
+func (h *handleFileRecorder) Filelist(r *Request) (ListerAt, error) {
+	if r.Method == "Stat" {
+		h.mu.Lock()
+		h.fstat = append(h.fstat, r.HandleFile())
+		h.mu.Unlock()
+	}
+	return h.Handlers.FileList.Filelist(r)
+}
+
+// Change 5: FSTAT and FSETSTAT requests carry what the handle's open returned; STAT and
+// SETSTAT by path carry nothing.
+func TestRequestHandleFileForFstatAndFsetstat(t *testing.T) {
+	rec := &handleFileRecorder{Handlers: InMemHandler()}
+	p := clientRequestServerPairWithHandlers(t, Handlers{FileGet: rec.FileGet, FilePut: rec, FileCmd: rec, FileList: rec})
+	defer p.Close()
+	f, err := p.cli.OpenFile("/f", os.O_WRONLY|os.O_CREATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Stat(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.cli.Stat("/f"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cli.Chmod("/f", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.opened) != 1 || rec.opened[0] == nil {
+		t.Fatalf("opened: %v", rec.opened)
+	}
+	if len(rec.fstat) != 2 || rec.fstat[0] != rec.opened[0] || rec.fstat[1] != nil {
+		t.Errorf("HandleFile for FSTAT then STAT: %v, want [%v <nil>]", rec.fstat, rec.opened[0])
+	}
+	if len(rec.setstat) != 2 || rec.setstat[0] != rec.opened[0] || rec.setstat[1] != nil {
+		t.Errorf("HandleFile for FSETSTAT then SETSTAT: %v, want [%v <nil>]", rec.setstat, rec.opened[0])
+	}
+}
