@@ -37,9 +37,9 @@ type uploadKey struct {
 // errSuperseded is why a cancelled upload was not published.
 var errSuperseded = errors.New("upload cancelled: its file was removed, renamed or replaced while it was open")
 
-// add registers an upload; it reports whether another upload of the same name holds the
-// replaced file's credit already (see WriteHandle.credit).
-func (r *inflight) add(h *WriteHandle) (creditTaken bool) {
+// add registers an upload and gives it credit (see WriteHandle.credit) unless another upload
+// of the same name holds a credit already.
+func (r *inflight) add(h *WriteHandle, credit int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byName == nil {
@@ -49,11 +49,11 @@ func (r *inflight) add(h *WriteHandle) (creditTaken bool) {
 	h.seq = r.seq
 	for _, o := range r.byName[h.key] {
 		if o.credit > 0 {
-			creditTaken = true
+			credit = 0
 		}
 	}
+	h.credit = credit
 	r.byName[h.key] = append(r.byName[h.key], h)
-	return creditTaken
 }
 
 // forget unregisters an upload that was closed.

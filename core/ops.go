@@ -697,7 +697,12 @@ func (s *Session) Symlink(ctx context.Context, targetPath, link string) (err err
 	case !ok:
 		return s.fail(opErr(op, l.virtual, ErrUnsupported, nil))
 	}
-	if err := linker.SymlinkIfPossible(t.path, l.path); err != nil {
+	// Under the namespace lock: a link that appears between another session's check of a
+	// name and its create would make that create open an existing file.
+	unlock := s.homeQuota(l).lockNS()
+	err = linker.SymlinkIfPossible(t.path, l.path)
+	unlock()
+	if err != nil {
 		return s.fail(backendErr(op, l.virtual, err))
 	}
 	return nil
@@ -738,8 +743,12 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 		return s.fail(opErr(op, o.virtual, ErrIsDir, nil))
 	}
 	// A new name for a file adds nothing to the quota: files count once, however many names
-	// they have.
-	if err := hl.Link(o.path, n.path); err != nil {
+	// they have. It is made under the namespace lock all the same, since what other changes
+	// count depends on how many names a file has.
+	unlock := s.homeQuota(n).lockNS()
+	err = hl.Link(o.path, n.path)
+	unlock()
+	if err != nil {
 		return s.fail(backendErr(op, n.virtual, err))
 	}
 	return nil

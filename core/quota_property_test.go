@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -208,4 +209,65 @@ func dumpState(st *propState) string {
 		return nil
 	})
 	return out
+}
+
+// TestQuotaMatchesDiskConcurrently runs the same operations from four goroutines over two
+// sessions at once, each with its own open uploads, and compares the count with the disk
+// once everything is closed: the namespace lock must make concurrent changes count once.
+func TestQuotaMatchesDiskConcurrently(t *testing.T) {
+	for _, b := range []struct {
+		name   string
+		disk   bool
+		atomic bool
+	}{{"disk atomic", true, true}, {"disk in place", true, false}, {"memory", false, false}} {
+		t.Run(b.name, func(t *testing.T) {
+			root := t.TempDir()
+			q := func(u *config.User) { u.Quota = config.Quota{Bytes: 96 << 10, Files: 12} }
+			var site *core.Site
+			if b.disk {
+				atomicUploads := b.atomic
+				site = testSite(t, []config.User{user("q", onDisk, q)}, nil, func(c *config.Site) {
+					c.VFS = append(c.VFS, config.VFS{Name: "disk", Type: "disk", Root: filepath.Join(root, "{user}"),
+						AtomicUploads: &atomicUploads})
+				})
+			} else {
+				site = testSite(t, []config.User{user("q", q)}, nil)
+			}
+			sess := [2]*core.Session{login(t, site, "q"), login(t, site, "q")}
+			ctx := context.Background()
+			for _, d := range []string{"/d", "/e"} {
+				if err := sess[0].Mkdir(ctx, d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			workers := 4
+			if n, err := strconv.Atoi(os.Getenv("WHARF_QUOTA_WORKERS")); err == nil {
+				workers = n
+			}
+			done := make(chan *propState, workers)
+			for g := range workers {
+				go func() {
+					st := &propState{t: t, rng: rand.New(rand.NewPCG(uint64(g), 7)), sess: sess}
+					for range 150 {
+						st.step(ctx)
+					}
+					for _, h := range st.open {
+						_ = h.Close()
+					}
+					done <- st
+				}()
+			}
+			for range workers {
+				<-done
+			}
+			bytes, files := core.UsageOf(sess[0])
+			sb, sf, err := core.ScanUsage(core.HomeFS(sess[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes != sb || files != sf {
+				t.Fatalf("charged %d bytes in %d files, the disk holds %d bytes in %d files", bytes, files, sb, sf)
+			}
+		})
+	}
 }

@@ -150,10 +150,7 @@ func (h *WriteHandle) openAtomic(newName bool, credit int64) error {
 	}
 	h.atomic, h.f = af, af
 	h.key = uploadKey{fs: t.mount.FS, path: t.path}
-	h.credit = credit
-	if h.sess.site.uploads.add(h) {
-		h.credit = 0
-	}
+	h.sess.site.uploads.add(h, credit)
 	return nil
 }
 
