@@ -9,6 +9,7 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 )
 
 // TestOpsWithoutHome runs every operation on the paths of a user without a home that lead to
@@ -76,4 +77,67 @@ func TestOpsWithoutHome(t *testing.T) {
 	if err := s.Symlink(ctx, "/m", "/m/l"); !errors.Is(err, core.ErrDenied) {
 		t.Errorf("symlink in a vfs without allow_symlinks: %v", err)
 	}
+}
+
+// TestHiddenThroughLinks: a script hides secret.txt and the folder private in "/"; a link made
+// through wharf (/via -> .) or to the folder (/p -> private) must not reach them, nor may a
+// path below the hidden folder.
+func TestHiddenThroughLinks(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	d.On(core.OnDirList, func(ev *core.Event) {
+		if ev.RelPath == "/" {
+			ev.Session.RemoveFromListDir("secret.txt")
+			ev.Session.RemoveFromListDir("private")
+		}
+	})
+	root := t.TempDir()
+	site := testSite(t, []config.User{user("u", onDisk)}, d, func(c *config.Site) {
+		c.VFS = append(c.VFS, config.VFS{Name: "disk", Type: "disk", Root: filepath.Join(root, "{user}"), AllowSymlinks: true})
+	})
+	s := login(t, site, "u")
+	ctx := context.Background()
+	for _, f := range []string{"/secret.txt", "/private/x.txt", "/open.txt"} {
+		if f == "/private/x.txt" {
+			if err := s.Mkdir(ctx, "/private"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := upload(ctx, s, f, "data"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Symlink(ctx, ".", "/via"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Symlink(ctx, "private", "/p"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.List(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/secret.txt", "/via/secret.txt", "/via/via/secret.txt", "/private/x.txt", "/p/x.txt", "/via/p/x.txt", "/p"} {
+		if _, err := s.OpenRead(ctx, p, 0); !errors.Is(err, core.ErrNotFound) {
+			t.Errorf("open %s: %v, want not found", p, err)
+		}
+		if _, err := s.Stat(ctx, p); !errors.Is(err, core.ErrNotFound) {
+			t.Errorf("stat %s: %v, want not found", p, err)
+		}
+	}
+	if _, err := s.List(ctx, "/via/p"); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("list /via/p: %v, want not found", err)
+	}
+	fis, err := s.List(ctx, "/via")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fi := range fis {
+		if fi.Name() == "secret.txt" || fi.Name() == "private" || fi.Name() == "p" {
+			t.Errorf("list /via shows %s", fi.Name())
+		}
+	}
+	h, err := s.OpenRead(ctx, "/via/open.txt", 0)
+	if err != nil {
+		t.Fatalf("a visible file through the link: %v", err)
+	}
+	_ = h.Close()
 }

@@ -97,7 +97,7 @@ func (s *Session) resolve(op, p string, readish bool) (target, error) {
 	} else if !t.synthetic {
 		return t, opErr(op, v, ErrNotFound, err)
 	}
-	if vfs.IsTempName(path.Base(v)) || (readish && s.isHidden(v)) {
+	if vfs.IsTempName(path.Base(v)) || (readish && s.hides(t)) {
 		return t, opErr(op, v, ErrNotFound, nil)
 	}
 	s.setPaths(t, nil)
@@ -202,8 +202,9 @@ func (s *Session) List(ctx context.Context, dir string) (_ []fs.FileInfo, err er
 		}
 	}
 	out := entries[:0]
+	hidden := s.hiddenInListing(t)
 	for _, fi := range entries {
-		if vfs.IsTempName(fi.Name()) || s.isHidden(path.Join(t.virtual, fi.Name())) {
+		if vfs.IsTempName(fi.Name()) || hidden(fi) {
 			continue
 		}
 		out = append(out, fi)

@@ -30,15 +30,16 @@ import (
 // Disks its OpenDir returns), so no link can slip into a directory between its check and its
 // move.
 
-// LinkResolver is a backend that can tell where a name really is, its symbolic links resolved.
+// LinkResolver is a backend that can tell where a name really is, its symbolic links
+// resolved. A backend without links need not implement it: its names are where they are.
 type LinkResolver interface {
-	// RealPath returns name with every symbolic link resolved, as a clean absolute path
-	// inside the backend. Components that do not exist are kept as they are. A link leading
-	// out of the backend gives an error matching fs.ErrPermission.
-	RealPath(name string) (string, error)
+	// RealPath returns where name really is, as clean absolute paths inside the backend:
+	// entry with the directories above name resolved through links (name itself not
+	// followed), target with name followed too. Components that do not exist are kept as
+	// they are. A link leading out of the backend gives an error matching fs.ErrPermission;
+	// when only name itself leads out, entry is still returned with the error.
+	RealPath(name string) (entry, target string, err error)
 }
-
-var _ LinkResolver = (*Disk)(nil)
 
 // maxLinkHops bounds the links followed in one resolution, like the kernel's MAXSYMLINKS.
 const maxLinkHops = 40
@@ -74,25 +75,54 @@ func (d *Disk) LstatIfPossible(name string) (os.FileInfo, bool, error) {
 	return rootInfo(c, fi), true, nil
 }
 
-// RealPath implements LinkResolver.
-func (d *Disk) RealPath(name string) (string, error) {
+// RealPath implements LinkResolver, in one walk.
+func (d *Disk) RealPath(name string) (entry, target string, err error) {
 	const op = "realpath"
 	c, _, err := d.names(op, name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	r, err := d.resolve("/", c)
-	if err != nil {
-		return "", d.err(op, c, err)
+	if c == "/" {
+		return c, c, nil
 	}
-	return r, nil
+	w := walker{d: d}
+	defer w.close()
+	if err := w.follow(path.Dir(c)); err != nil {
+		return "", "", d.err(op, c, err)
+	}
+	entry = path.Join(w.path(), path.Base(c))
+	if err := w.follow(path.Base(c)); err != nil {
+		return entry, "", d.err(op, c, err)
+	}
+	return entry, w.path(), nil
 }
 
-// resolve walks rest from the real directory dir, following symbolic links the way os.Root
-// does (physically: ".." after a link climbs from where the link led). Missing components are
-// taken as they are.
-func (d *Disk) resolve(dir, rest string) (string, error) {
-	cur, parts, hops := dir, strings.Split(rest, "/"), 0
+// resolve returns where the clean name c really is, every link on the way followed.
+func (d *Disk) resolve(c string) (string, error) {
+	w := walker{d: d}
+	defer w.close()
+	if err := w.follow(c); err != nil {
+		return "", err
+	}
+	return w.path(), nil
+}
+
+// walker is a position in a Disk while resolving a name: the real directories entered, each
+// with a descriptor opened when a step is taken from it (so each step is one lstat, and one
+// open to step further, whatever the depth), then the names that do not exist (taken
+// lexically).
+type walker struct {
+	d       *Disk
+	names   []string
+	dirs    []*os.Root // dirs[i] is names[:i+1], nil until needed; shorter than names past a missing component
+	missing bool
+	hops    int // links followed
+}
+
+// follow walks the slash-separated rest from the current position, following symbolic links
+// the way os.Root does (physically: ".." after a link climbs from where the link led).
+func (w *walker) follow(rest string) error {
+	parts := strings.Split(rest, "/")
 	for len(parts) > 0 {
 		p := parts[0]
 		parts = parts[1:]
@@ -100,39 +130,106 @@ func (d *Disk) resolve(dir, rest string) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			if cur == "/" {
-				return "", errEscapes
+			if !w.up() {
+				return errEscapes
 			}
-			cur = path.Dir(cur)
 			continue
 		}
-		next := path.Join(cur, p)
-		fi, err := d.root.Lstat(relName(next))
+		text, err := w.step(p)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-				cur = next
-				continue
-			}
-			return "", err
+			return err
 		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
+		if text == "" {
 			continue
 		}
-		if hops++; hops > maxLinkHops {
-			return "", errLinkLoop
-		}
-		text, err := d.root.Readlink(relName(next))
-		if err != nil {
-			return "", err
+		if w.hops++; w.hops > maxLinkHops {
+			return errLinkLoop
 		}
 		if filepath.IsAbs(text) {
 			// os.Root refuses absolute links, wherever they point.
-			return "", errEscapes
+			return errEscapes
 		}
 		parts = append(strings.Split(text, "/"), parts...)
 	}
-	return cur, nil
+	return nil
+}
+
+// cur is the directory the next step is taken from.
+func (w *walker) cur() (*os.Root, error) {
+	last := len(w.dirs) - 1
+	if last < 0 {
+		return w.d.root, nil
+	}
+	if w.dirs[last] == nil {
+		parent := w.d.root
+		if last > 0 {
+			parent = w.dirs[last-1]
+		}
+		r, err := parent.OpenRoot(w.names[last])
+		if err != nil {
+			return nil, err
+		}
+		w.dirs[last] = r
+	}
+	return w.dirs[last], nil
+}
+
+// step moves to the entry n of the current directory. For a symbolic link it stays where it
+// is and returns the link's target.
+func (w *walker) step(n string) (string, error) {
+	if w.missing {
+		w.names = append(w.names, n)
+		return "", nil
+	}
+	dir, err := w.cur()
+	if err != nil {
+		return "", err
+	}
+	fi, err := dir.Lstat(n)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		w.missing = true
+		w.names = append(w.names, n)
+		return "", nil
+	case err != nil:
+		return "", err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return dir.Readlink(n)
+	case !fi.IsDir():
+		// A file: anything below it is missing.
+		w.missing = true
+		w.names = append(w.names, n)
+		return "", nil
+	}
+	w.names = append(w.names, n)
+	w.dirs = append(w.dirs, nil)
+	return "", nil
+}
+
+// up moves to the parent; false at the root.
+func (w *walker) up() bool {
+	if len(w.names) == 0 {
+		return false
+	}
+	if len(w.dirs) == len(w.names) {
+		if r := w.dirs[len(w.dirs)-1]; r != nil {
+			_ = r.Close()
+		}
+		w.dirs = w.dirs[:len(w.dirs)-1]
+	}
+	w.names = w.names[:len(w.names)-1]
+	w.missing = len(w.dirs) < len(w.names)
+	return true
+}
+
+func (w *walker) path() string { return "/" + strings.Join(w.names, "/") }
+
+func (w *walker) close() {
+	for _, r := range w.dirs {
+		if r != nil {
+			_ = r.Close()
+		}
+	}
 }
 
 // realEntry returns where the clean name c really is: its parent resolved, its last element
@@ -141,7 +238,7 @@ func (d *Disk) realEntry(c string) (string, error) {
 	if c == "/" {
 		return c, nil
 	}
-	dir, err := d.resolve("/", path.Dir(c))
+	dir, err := d.resolve(path.Dir(c))
 	if err != nil {
 		return "", err
 	}
@@ -203,7 +300,7 @@ func (d *Disk) SymlinkIfPossible(oldname, newname string) error {
 	if err != nil {
 		return d.err(op, link, err)
 	}
-	if _, err := d.resolve("/", to); err != nil {
+	if _, err := d.resolve(to); err != nil {
 		// The target is a link that leads out (someone put it there on the host); a
 		// link to it would lead out as well.
 		return d.err(op, link, err)

@@ -152,21 +152,27 @@ func TestDiskRealPath(t *testing.T) {
 	j.plant(t, "../b/f", "a/b/f2")
 	j.plant(t, "loop", "loop")
 	j.plant(t, "../outside", "out")
-	for _, tt := range []struct{ name, want string }{
-		{"/", "/"},
-		{"/a/b/f", "/a/b/f"},
-		{"/self/self/a", "/a"},
-		{"/ab/f", "/a/b/f"},
-		{"/self/ab/f2", "/a/b/f"},
-		{"/ab/missing/x", "/a/b/missing/x"},
+	for _, tt := range []struct{ name, entry, target string }{
+		{"/", "/", "/"},
+		{"/a/b/f", "/a/b/f", "/a/b/f"},
+		{"/self/self/a", "/a", "/a"},
+		{"/self", "/self", "/"},
+		{"/ab/f", "/a/b/f", "/a/b/f"},
+		{"/self/ab/f2", "/a/b/f2", "/a/b/f"},
+		{"/ab/missing/x", "/a/b/missing/x", "/a/b/missing/x"},
 	} {
-		if got, err := j.d.RealPath(tt.name); err != nil || got != tt.want {
-			t.Errorf("RealPath(%q) = %q, %v; want %q", tt.name, got, err, tt.want)
+		if e, tg, err := j.d.RealPath(tt.name); err != nil || e != tt.entry || tg != tt.target {
+			t.Errorf("RealPath(%q) = %q, %q, %v; want %q, %q", tt.name, e, tg, err, tt.entry, tt.target)
 		}
 	}
-	_, err := j.d.RealPath("/loop")
+	_, _, err := j.d.RealPath("/loop")
 	j.mustFail(t, "RealPath of a loop", err, nil)
-	_, err = j.d.RealPath("/out/secret.txt")
+	e, _, err := j.d.RealPath("/out")
+	j.mustFail(t, "RealPath of a link out of the root", err, fs.ErrPermission)
+	if e != "/out" {
+		t.Errorf("RealPath of a link out of the root: entry %q", e)
+	}
+	_, _, err = j.d.RealPath("/out/secret.txt")
 	j.mustFail(t, "RealPath out of the root", err, fs.ErrPermission)
 }
 
@@ -223,4 +229,27 @@ func BenchmarkDiskRenameUp(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(dirs*files+dirs), "ns/entry")
+}
+
+// BenchmarkDiskRealPath measures the resolution the session core does per operation once a
+// script hid entries (RemoveFromListDir): a file four levels down, no links.
+func BenchmarkDiskRealPath(b *testing.B) {
+	d, err := NewDisk(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.MkdirAll("/a/b/c", 0o750); err != nil {
+		b.Fatal(err)
+	}
+	f, err := d.Create("/a/b/c/f")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = f.Close()
+	for b.Loop() {
+		if _, _, err := d.RealPath("/a/b/c/f"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
