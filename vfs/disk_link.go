@@ -50,10 +50,9 @@ const maxLinkHops = 40
 const MaxLinkCheckEntries = 100_000
 
 var (
-	errLinkLoop        = errors.New("too many levels of symbolic links")
-	errHardlinkToLink  = linkError("a hard link to a symbolic link is not allowed")
-	errLinkWouldEscape = linkError("a symbolic link would point outside the root after this move")
-	errTooLargeToMove  = linkError(fmt.Sprintf("the folder has more than %d entries to check for symbolic links before it can move closer to the root; move its contents in parts", MaxLinkCheckEntries))
+	errLinkLoop        error = syscall.ELOOP
+	errHardlinkToLink        = linkError("a hard link to a symbolic link is not allowed")
+	errLinkWouldEscape       = linkError("a symbolic link would point outside the root after this move")
 )
 
 // linkError is a refusal by the link rules. It matches fs.ErrPermission.
