@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -252,4 +253,37 @@ func BenchmarkDiskRealPath(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestDiskLinkChecksAreSerialised races link creation in /a/b against moving /a/b to the root
+// and back: a link created between the move's check and the move itself would escape.
+func TestDiskLinkChecksAreSerialised(t *testing.T) {
+	j := newJail(t)
+	if err := j.d.MkdirAll("/a/b", 0o750); err != nil {
+		t.Fatal(err)
+	}
+	// Entries to read make the move's check take a while.
+	for i := range 200 {
+		writeFile(t, j.d, "/a/b/f"+strconv.Itoa(i), "")
+	}
+	const rounds = 200
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range rounds {
+			l := "/a/b/l" + strconv.Itoa(i)
+			if err := j.d.SymlinkIfPossible("../../x", l); err == nil {
+				_ = j.d.Remove(l)
+			}
+		}
+	}()
+	for range rounds {
+		if j.d.Rename("/a/b", "/b") == nil {
+			noHostEscapes(t, j.root, "moving /a/b to /b")
+			if err := j.d.Rename("/b", "/a/b"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	<-done
 }
