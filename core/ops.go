@@ -33,6 +33,7 @@ type target struct {
 	path      string     // inside the mount
 	perms     Perm
 	atomic    bool
+	symlinks  bool // the mount's vfs allows creating symbolic links
 	synthetic bool // an ancestor of a mount point (it is a directory whatever the backend says)
 	mountRoot bool // exactly a mount point
 }
@@ -97,11 +98,11 @@ func (s *Session) resolve(op, p string, readish bool) (target, error) {
 	t := target{virtual: v, synthetic: table.IsSynthetic(v), mountRoot: table.IsMountPoint(v)}
 	if r, err := table.Resolve(v); err == nil {
 		t.mount, t.path = r.Mount, r.Path
-		t.perms, t.atomic = pol[r.Mount].perms, pol[r.Mount].atomic
+		t.perms, t.atomic, t.symlinks = pol[r.Mount].perms, pol[r.Mount].atomic, pol[r.Mount].symlinks
 	} else if !t.synthetic {
 		return t, opErr(op, v, ErrNotFound, err)
 	}
-	if vfs.IsTempName(path.Base(v)) || (readish && s.isHidden(v)) {
+	if vfs.IsTempName(path.Base(v)) || (readish && s.hides(t)) {
 		return t, opErr(op, v, ErrNotFound, nil)
 	}
 	s.setPaths(t, nil)
@@ -216,8 +217,9 @@ func (s *Session) List(ctx context.Context, dir string) (_ []fs.FileInfo, err er
 		}
 	}
 	out := entries[:0]
+	hidden := s.hiddenInListing(t)
 	for _, fi := range entries {
-		if vfs.IsTempName(fi.Name()) || s.isHidden(path.Join(t.virtual, fi.Name())) {
+		if vfs.IsTempName(fi.Name()) || hidden(fi) {
 			continue
 		}
 		out = append(out, fi)
@@ -686,15 +688,11 @@ func (s *Session) Symlink(ctx context.Context, targetPath, link string) (err err
 		return s.fail(err)
 	}
 	s.setPaths(l, &t)
+	if err := symlinkAllowed(l, t); err != nil {
+		return s.fail(err)
+	}
 	linker, ok := l.mount.FS.(afero.Linker)
-	switch {
-	case l.fixed() || l.mount == nil:
-		return s.fail(opErr(op, l.virtual, ErrExists, nil))
-	case t.mount != l.mount:
-		return s.fail(opErr(op, l.virtual, ErrDenied, errors.New("symlink target outside the link's mount")))
-	case !l.allows(PermUpload):
-		return s.fail(opErr(op, l.virtual, ErrDenied, nil))
-	case !ok:
+	if !ok {
 		return s.fail(opErr(op, l.virtual, ErrUnsupported, nil))
 	}
 	// Under the namespace lock: a link that appears between another session's check of a
@@ -724,10 +722,11 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 		return s.fail(err)
 	}
 	s.setPaths(o, &n)
+	if n.fixed() || n.mount == nil || o.mount == nil {
+		return s.fail(opErr(op, n.virtual, ErrDenied, errors.New("not a file in a folder")))
+	}
 	hl, ok := n.mount.FS.(vfs.HardLinker)
 	switch {
-	case n.fixed() || n.mount == nil || o.mount == nil:
-		return s.fail(opErr(op, n.virtual, ErrDenied, nil))
 	case o.mount != n.mount:
 		return s.fail(opErr(op, n.virtual, ErrDenied, errors.New("hard link across mounts")))
 	case !n.allows(PermUpload) || !o.allows(PermDownload):

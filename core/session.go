@@ -69,10 +69,6 @@ type Session struct {
 	bw     *bandwidth
 }
 
-type hiddenEntry struct {
-	dir, pattern string
-}
-
 // Question is a keyboard-interactive prompt.
 type Question struct {
 	Pos    int
@@ -272,34 +268,19 @@ func (s *Session) RelTargetPath() string { s.mu.Lock(); defer s.mu.Unlock(); ret
 func (s *Session) AbsTargetPath() string { s.mu.Lock(); defer s.mu.Unlock(); return s.absTarget }
 
 // RemoveFromListDir hides entries matching pattern (path.Match syntax) in the directory being
-// listed, for the listing and for the rest of the session.
+// listed, for the listing and for the rest of the session: under every path that leads to
+// them (hidden.go).
 func (s *Session) RemoveFromListDir(pattern string) {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return
 	}
 	s.mu.Lock()
-	s.hidden = append(s.hidden, hiddenEntry{dir: s.relPath, pattern: pattern})
+	dir := s.relPath
 	s.mu.Unlock()
-}
-
-// isHidden reports whether a script hid the virtual path.
-func (s *Session) isHidden(vpath string) bool {
+	h := s.hiddenEntryFor(dir, pattern)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.hidden) == 0 {
-		return false
-	}
-	dir, name := path.Split(vpath)
-	dir = path.Clean(dir)
-	for _, h := range s.hidden {
-		if h.dir != dir {
-			continue
-		}
-		if ok, _ := path.Match(h.pattern, name); ok {
-			return true
-		}
-	}
-	return false
+	s.hidden = append(s.hidden, h)
+	s.mu.Unlock()
 }
 
 // LastCommand returns the last protocol command as text.

@@ -427,7 +427,7 @@ func (s *Site) mountTable(u *User) (*vfs.Table, map[*vfs.Mount]mountPolicy, erro
 		}
 		m := &vfs.Mount{Path: ms.Path, Name: ms.VFS, FS: b}
 		mounts = append(mounts, m)
-		pol[m] = mountPolicy{perms: ms.Perms, atomic: def.Atomic()}
+		pol[m] = mountPolicy{perms: ms.Perms, atomic: def.Atomic(), symlinks: def.AllowSymlinks}
 	}
 	t, err := vfs.NewTable(mounts...)
 	if err != nil {
@@ -437,8 +437,9 @@ func (s *Site) mountTable(u *User) (*vfs.Table, map[*vfs.Mount]mountPolicy, erro
 }
 
 type mountPolicy struct {
-	perms  Perm
-	atomic bool
+	perms    Perm
+	atomic   bool
+	symlinks bool // vfs[].allow_symlinks: users may create symbolic links
 }
 
 // safeFileName keeps letters, digits, '-', '_' and '.' of a site name for a file name.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/afero"
@@ -19,6 +20,11 @@ import (
 type Disk struct {
 	root *os.Root
 	host string // absolute host path of the root; only for Locate and for scrubbing errors
+	// links serialises the operations that place symbolic links (creating, renaming, hard
+	// linking), so that each checks the link rules against a tree nobody changes meanwhile
+	// (see disk_link.go). The Disks that OpenDir returns share it.
+	links    *sync.Mutex
+	maxCheck int // MaxLinkCheckEntries; lower in tests
 }
 
 var (
@@ -46,7 +52,7 @@ func NewDisk(root string) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vfs: opening disk root: %w", err)
 	}
-	return &Disk{root: r, host: abs}, nil
+	return &Disk{root: r, host: abs, links: new(sync.Mutex), maxCheck: MaxLinkCheckEntries}, nil
 }
 
 // Close releases the root descriptor. Files already open stay usable.
@@ -68,7 +74,7 @@ func (d *Disk) OpenDir(name string) (DirFs, error) {
 	if err != nil {
 		return nil, d.err("open", c, err)
 	}
-	return &Disk{root: r, host: filepath.Join(d.host, filepath.FromSlash(c))}, nil
+	return &Disk{root: r, host: filepath.Join(d.host, filepath.FromSlash(c)), links: d.links, maxCheck: d.maxCheck}, nil
 }
 
 // Name implements afero.Fs.
@@ -173,20 +179,37 @@ func (d *Disk) RemoveAll(name string) error {
 }
 
 // Rename implements afero.Fs. Both names are inside the backend; the root
-// itself can be neither source nor destination.
+// itself can be neither source nor destination. A rename that would leave a
+// symbolic link pointing outside the root (the link itself, or one below a
+// directory moved closer to the root) is refused: see disk_link.go.
 func (d *Disk) Rename(oldname, newname string) error {
-	o, orel, err := d.names("rename", oldname)
+	o, _, err := d.names("rename", oldname)
 	if err != nil {
 		return err
 	}
-	n, nrel, err := d.names("rename", newname)
+	n, _, err := d.names("rename", newname)
 	if err != nil {
 		return err
 	}
 	if o == "/" || n == "/" {
 		return &fs.PathError{Op: "rename", Path: o, Err: fs.ErrPermission}
 	}
-	return d.err("rename", o, d.root.Rename(orel, nrel))
+	d.links.Lock()
+	defer d.links.Unlock()
+	// The rename goes by the real paths it checked: the same entries os.Root would resolve
+	// orel and nrel to, and no other even if a directory above is replaced meanwhile.
+	from, err := d.realEntry(o)
+	if err != nil {
+		return d.err("rename", o, err)
+	}
+	to, err := d.realEntry(n)
+	if err != nil {
+		return d.err("rename", o, err)
+	}
+	if err := d.checkMove(from, to); err != nil {
+		return d.err("rename", o, err)
+	}
+	return d.err("rename", o, d.root.Rename(relName(from), relName(to)))
 }
 
 // Stat implements afero.Fs. Symbolic links are followed, within the root only.

@@ -168,6 +168,9 @@ type VFS struct {
 	Type          string `yaml:"type"`           // disk | memory
 	Root          string `yaml:"root"`           // disk only; may contain {user}; absolute after loading
 	AtomicUploads *bool  `yaml:"atomic_uploads"` // default true for disk, false for memory; set after loading
+	// AllowSymlinks lets users create symbolic links (SFTP symlink). Off by default; links
+	// already on disk are followed inside the root either way.
+	AllowSymlinks bool `yaml:"allow_symlinks"`
 }
 
 // Atomic reports whether uploads are written under a temporary name and published on close.

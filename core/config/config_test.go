@@ -109,6 +109,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"bad vfs type", head + "      - {name: s3, type: s3}\n", "sites[0].vfs[1].type", 7, `invalid value "s3" (allowed: disk, memory)`, ""},
 		{"disk without root", head + "      - {name: d, type: disk}\n", "sites[0].vfs[1].root", 7, "a disk vfs needs a root", ""},
 		{"memory with root", head + "      - {name: m, type: memory, root: /x}\n", "sites[0].vfs[1].root", 7, "a memory vfs has no root", ""},
+		{"memory with symlinks", head + "      - {name: m, type: memory, allow_symlinks: true}\n", "sites[0].vfs[1].allow_symlinks", 7, "a memory vfs has no symbolic links", ""},
 		{"unknown placeholder", head + "      - {name: d, type: disk, root: \"/x/{username}\"}\n", "sites[0].vfs[1].root", 7, "only {user} is supported", ""},
 		{"missing user id", head + "    users:\n      - home: {vfs: home}\n", "sites[0].users[0].id", 8, "a user id is required", ""},
 		{"bad user id", head + "    users:\n      - id: ../etc\n        home: {vfs: home}\n", "sites[0].users[0].id", 8, "must not contain '/'", ""},
@@ -338,6 +339,9 @@ func TestDefaultsApplied(t *testing.T) {
 	if !s.VFS[0].Atomic() || s.VFS[1].Atomic() || s.VFS[1].AtomicUploads == nil {
 		t.Errorf("atomic uploads: disk %v, memory %v", s.VFS[0].Atomic(), s.VFS[1].Atomic())
 	}
+	if s.VFS[0].AllowSymlinks {
+		t.Error("symbolic links are allowed by default")
+	}
 	if s.ScriptsDir != filepath.Join(dir, "scripts") {
 		t.Errorf("scripts_dir = %q", s.ScriptsDir)
 	}
@@ -377,6 +381,10 @@ func TestExplicitValuesOverrideDefaults(t *testing.T) {
 	}
 	if s.SSH.SCPEnabled() {
 		t.Error("scp: false ignored")
+	}
+	cfg = mustParse(t, head+"      - {name: links, type: disk, root: ./links, allow_symlinks: true}\n"+user, testDir)
+	if v := cfg.Sites[0].VFS; v[0].AllowSymlinks || !v[1].AllowSymlinks {
+		t.Errorf("allow_symlinks: %v", v)
 	}
 }
 

@@ -392,6 +392,9 @@ func (c *checker) checkSite(key string, s *Site) {
 		if v.AtomicUploads == nil {
 			v.AtomicUploads = boolPtr(v.Type == "disk")
 		}
+		if v.AllowSymlinks && v.Type == "memory" {
+			c.errorf(vk+".allow_symlinks", "a memory vfs has no symbolic links; remove allow_symlinks")
+		}
 	}
 
 	// Scripts: resolved before users, whose handlers use the site's folder too.

@@ -394,6 +394,39 @@ func Scenarios() []Scenario {
 			_, err = c.Stat("/hid/secret" + HiddenSuffix)
 			wantKind(t, e.Protocol, err, core.ErrNotFound, "stat hidden")
 		}},
+		{"hidden entries through links", func(t *testing.T, e *Env) {
+			// A hidden file must stay hidden under every other path that leads to it: a
+			// directory link to its folder, a link to the file itself (both put there on the
+			// host; users cannot create links on the scenario site).
+			e.need(t, CapList)
+			c := e.Login(t, UserAlice)
+			e.mkdir(t, c, UserAlice, "/hidl")
+			secret := "secret" + HiddenSuffix
+			mustNil(t, c.Upload("/hidl/"+secret, []byte("h")), "upload hidden")
+			mustNil(t, c.Upload("/hidl/plain.txt", []byte("p")), "upload visible")
+			dir := filepath.Join(e.HomeDir(UserAlice), "hidl")
+			mustNil(t, os.Symlink(".", filepath.Join(dir, "via")), "link via -> . on the host")
+			mustNil(t, os.Symlink(secret, filepath.Join(dir, "alias")), "link alias -> the hidden file on the host")
+			es, err := c.List("/hidl")
+			mustNil(t, err, "list")
+			if got := names(es); slices.Contains(got, secret) || slices.Contains(got, "alias") || !slices.Contains(got, "via") {
+				t.Fatalf("list /hidl = %v: want via, without %s and its alias", got, secret)
+			}
+			for _, p := range []string{"/hidl/via/" + secret, "/hidl/via/via/" + secret, "/hidl/alias", "/hidl/via/alias"} {
+				_, err := c.Download(p)
+				wantKind(t, e.Protocol, err, core.ErrNotFound, "download "+p)
+				if e.Can(CapStat) {
+					_, err = c.Stat(p)
+					wantKind(t, e.Protocol, err, core.ErrNotFound, "stat "+p)
+				}
+				if e.Can(CapRename) {
+					wantKind(t, e.Protocol, c.Rename(p, "/hidl/unhidden.txt"), core.ErrNotFound, "rename "+p)
+				}
+			}
+			got, err := c.Download("/hidl/via/plain.txt")
+			mustNil(t, err, "download a visible file through the link")
+			mustEqual(t, got, []byte("p"), "visible file through the link")
+		}},
 		{"script blocks upload", func(t *testing.T, e *Env) {
 			c := e.Login(t, UserAlice)
 			e.mkdir(t, c, UserAlice, "/blk")

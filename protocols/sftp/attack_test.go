@@ -21,7 +21,7 @@ import (
 )
 
 // attackSite has alice with a disk home and a read-only /shared mount, and a secret file
-// next to (outside) the homes.
+// next to (outside) the homes. opts change the site's config before it starts.
 type attackSite struct {
 	srv    *Server
 	addr   string
@@ -33,7 +33,7 @@ type attackSite struct {
 
 const secretText = "TOP SECRET host file"
 
-func newAttackSite(t *testing.T) *attackSite {
+func newAttackSite(t *testing.T, opts ...func(*config.Site)) *attackSite {
 	t.Helper()
 	root := t.TempDir()
 	u := testUser("alice")
@@ -49,6 +49,9 @@ func newAttackSite(t *testing.T) *attackSite {
 	}
 	if err := os.WriteFile(filepath.Join(root, "shared", "readme.txt"), []byte("shared"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	d := &coretest.Dispatcher{}
 	d.On(core.OnTransferError, func(*core.Event) {})
@@ -102,7 +105,7 @@ func TestPathEscapes(t *testing.T) {
 }
 
 func TestSymlinkEscapes(t *testing.T) {
-	a := newAttackSite(t)
+	a := newAttackSite(t, func(c *config.Site) { c.VFS[0].AllowSymlinks = true })
 	c := mustSFTP(t, a.srv, a.addr, "alice")
 	// A link to an absolute host path resolves inside the home (where nothing is).
 	if err := c.Symlink("/etc/passwd", "/x"); err == nil {
