@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -192,75 +193,28 @@ func (s *Session) statOp(ctx context.Context, p string, lstat bool) (_ fs.FileIn
 }
 
 // List returns the entries of a directory, sorted by name, after OnDirList scripts had their
-// say. Entries that exist because of mounts appear as directories.
-func (s *Session) List(ctx context.Context, dir string) (_ []fs.FileInfo, err error) {
-	defer s.observeOp(OpList, dir, "", s.site.now(), 0, &err)
-	const op = "list"
-	if err := s.begin(ctx, op, dir, "LIST "+dir); err != nil {
+// say. Entries that exist because of mounts appear as directories. It holds the whole
+// directory in memory: protocol listings use OpenList, which pages through it.
+func (s *Session) List(ctx context.Context, dir string) ([]fs.FileInfo, error) {
+	l, err := s.OpenList(ctx, dir)
+	if err != nil {
 		return nil, err
 	}
-	t, err := s.resolve(op, dir, true)
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	if !t.allows(PermList) {
-		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
-	}
-	if s.gate(ctx, OnDirList, t.virtual, "") {
-		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by OnDirList script")))
-	}
-	var entries []fs.FileInfo
-	if t.mount != nil {
-		entries, err = readDir(t.mount.FS, t.path)
-		if err != nil && !(t.synthetic && errors.Is(err, fs.ErrNotExist)) {
-			return nil, s.fail(backendErr(op, t.virtual, err))
+	defer l.Close()
+	var out []fs.FileInfo
+	for {
+		fis, err := l.Next(ListBatch)
+		out = append(out, fis...)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-	}
-	out := entries[:0]
-	hidden := s.hiddenInListing(t)
-	for _, fi := range entries {
-		if vfs.IsTempName(fi.Name()) || hidden(fi) {
-			continue
-		}
-		out = append(out, fi)
-	}
-	s.mu.Lock()
-	table := s.table
-	s.mu.Unlock()
-	for _, name := range table.Children(t.virtual) {
-		out = slices.DeleteFunc(out, func(fi fs.FileInfo) bool { return fi.Name() == name })
-		child, err := s.resolve(op, path.Join(t.virtual, name), true)
 		if err != nil {
-			continue
+			return nil, err
 		}
-		fi, err := s.stat(child, false)
-		if err != nil {
-			fi = dirInfo{name: name, mod: s.start}
-		}
-		out = append(out, fi)
 	}
-	s.setPaths(t, nil)
 	slices.SortFunc(out, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
 	return out, nil
 }
-
-func readDir(fsys afero.Fs, p string) ([]fs.FileInfo, error) {
-	f, err := fsys.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, &fs.PathError{Op: "readdir", Path: p, Err: errNotDir}
-	}
-	return f.Readdir(-1)
-}
-
-var errNotDir = ErrNotDir
 
 // Mkdir creates a directory.
 func (s *Session) Mkdir(ctx context.Context, p string) (err error) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -25,6 +26,7 @@ type memFile struct {
 	name   string
 	flag   int
 	closed bool
+	dir    *[]os.FileInfo // the entries Readdir has still to return, once it was called
 }
 
 func (f *memFile) err(op string, err error) error {
@@ -166,24 +168,57 @@ func (f *memFile) Seek(offset int64, whence int) (int64, error) {
 	return n, f.err("seek", err)
 }
 
+// Readdir reads the directory in batches like os.File's. MemMapFs sorts the whole directory
+// again on every call and skips by count, so paging through n entries in batches cost
+// O(n² log n): instead the handle takes the sorted entry list once, at its first Readdir, and
+// hands it out from there, dropping each entry as it goes. A listing in progress thus holds
+// one reference per remaining entry (16 bytes each), on top of the directory itself, which
+// a memory backend holds anyway. Entries added or removed after the first call are not seen
+// by this handle.
 func (f *memFile) Readdir(count int) ([]os.FileInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.readdir(count)
+}
+
+// readdir is Readdir with mu held.
+func (f *memFile) readdir(count int) ([]os.FileInfo, error) {
 	if err := f.checkDir(); err != nil {
 		return nil, err
 	}
-	fis, err := f.f.Readdir(count)
-	return fis, f.err("readdir", err)
+	if f.dir == nil {
+		all, err := f.f.Readdir(-1)
+		if err != nil {
+			return nil, f.err("readdir", err)
+		}
+		f.dir = &all
+	}
+	rest := *f.dir
+	if count > 0 && len(rest) == 0 {
+		return nil, io.EOF
+	}
+	n := len(rest)
+	if count > 0 {
+		n = min(count, n)
+	}
+	out := slices.Clone(rest[:n])
+	clear(rest[:n])
+	*f.dir = rest[n:]
+	if out == nil {
+		out = []os.FileInfo{}
+	}
+	return out, nil
 }
 
 func (f *memFile) Readdirnames(n int) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.checkDir(); err != nil {
-		return nil, err
+	fis, err := f.readdir(n)
+	names := make([]string, len(fis))
+	for i, fi := range fis {
+		names[i] = fi.Name()
 	}
-	names, err := f.f.Readdirnames(n)
-	return names, f.err("readdir", err)
+	return names, err
 }
 
 // ReadDir makes the file an fs.ReadDirFile, which afero.IOFS and fs.WalkDir use.

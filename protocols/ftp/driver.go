@@ -30,7 +30,7 @@ type clientDriver struct {
 
 var (
 	_ ftpserver.ClientDriver                        = (*clientDriver)(nil)
-	_ ftpserver.ClientDriverExtensionFileList       = (*clientDriver)(nil)
+	_ ftpserver.ClientDriverExtensionDirLister      = (*clientDriver)(nil)
 	_ ftpserver.ClientDriverExtentionFileTransfer   = (*clientDriver)(nil)
 	_ ftpserver.ClientDriverExtensionRemoveDir      = (*clientDriver)(nil)
 	_ ftpserver.ClientDriverExtensionHasher         = (*clientDriver)(nil)
@@ -79,12 +79,27 @@ func (d *clientDriver) Stat(name string) (os.FileInfo, error) {
 	return fi, reply(err)
 }
 
-// ReadDir serves LIST, NLST, MLSD and STAT <dir>.
-func (d *clientDriver) ReadDir(name string) ([]os.FileInfo, error) {
+// ListDir serves LIST, NLST, MLSD and STAT <dir>: the library pages through the core's
+// listing and writes each batch as it comes, so a listing holds one batch of entries
+// whatever the directory's size (third_party/ftpserverlib/WHARF.md).
+func (d *clientDriver) ListDir(name string) (ftpserver.DirLister, error) {
 	p := d.abs(name)
-	fis, err := d.sess().List(d.op("LIST", p), p)
+	l, err := d.sess().OpenList(d.op("LIST", p), p)
+	if err != nil {
+		return nil, reply(err)
+	}
+	return dirLister{l}, nil
+}
+
+// dirLister hands the core's errors to the library as every other driver call does.
+type dirLister struct{ l *core.Lister }
+
+func (l dirLister) Next(limit int) ([]os.FileInfo, error) {
+	fis, err := l.l.Next(limit)
 	return fis, reply(err)
 }
+
+func (l dirLister) Close() error { return reply(l.l.Close()) }
 
 // Mkdir serves MKD.
 func (d *clientDriver) Mkdir(name string, _ os.FileMode) error {

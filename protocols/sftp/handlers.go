@@ -2,6 +2,7 @@ package sftp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"runtime/debug"
@@ -169,11 +170,11 @@ func (h *handlers) Filelist(r *pkgsftp.Request) (_ pkgsftp.ListerAt, err error) 
 	defer h.guard(&err)
 	switch r.Method {
 	case "List":
-		fis, err := h.sess.List(h.ctx, r.Filepath)
+		l, err := h.sess.OpenList(h.ctx, r.Filepath)
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		return listerAt(fis), nil
+		return &dirLister{l: l, h: h}, nil
 	case "Stat":
 		if wf, ok := r.HandleFile().(*writeFile); ok {
 			// FSTAT of an upload: the file being written, which an atomic upload keeps
@@ -227,8 +228,40 @@ func (h *handlers) guard(err *error) {
 	}
 }
 
-// listerAt pages a listing; pkg/sftp asks in batches and needs io.EOF at the end (a (0, nil)
-// answer makes OpenSSH's client ask again forever).
+// dirLister serves SSH_FXP_READDIR from the core's Lister, one batch per request, so the
+// server holds the open directory and one batch whatever the directory's size. pkg/sftp asks
+// with len(dst) = 100 and an offset it keeps itself, growing by what each answer held: the
+// offsets are always the next entry's. As the Lister keeps no entry it has handed out, any
+// other offset is refused (SSH_FX_FAILURE) rather than served wrong. pkg/sftp closes the
+// lister (io.Closer) with the handle, or when the session ends.
+type dirLister struct {
+	l    *core.Lister
+	h    *handlers
+	next int64
+}
+
+// ListAt answers io.EOF at the end, never (0, nil): an empty NAME packet makes OpenSSH's
+// client ask again forever.
+func (d *dirLister) ListAt(dst []fs.FileInfo, off int64) (_ int, err error) {
+	defer d.h.guard(&err)
+	if off != d.next || len(dst) == 0 {
+		return 0, pkgsftp.ErrSSHFxFailure
+	}
+	fis, err := d.l.Next(len(dst))
+	n := copy(dst, fis)
+	d.next += int64(n)
+	if errors.Is(err, io.EOF) {
+		return n, io.EOF
+	}
+	return n, toStatus(err)
+}
+
+func (d *dirLister) Close() (err error) {
+	defer d.h.guard(&err)
+	return toStatus(d.l.Close())
+}
+
+// listerAt answers Stat and Lstat, whose one entry pkg/sftp reads with ListAt.
 type listerAt []fs.FileInfo
 
 func (l listerAt) ListAt(dst []fs.FileInfo, off int64) (int, error) {

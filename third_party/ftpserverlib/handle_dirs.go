@@ -1,6 +1,7 @@
 package ftpserver
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -188,13 +189,8 @@ func (c *clientHandler) checkLISTArgs(args string) string {
 func (c *clientHandler) handleLIST(param string) error {
 	info := fmt.Sprintf("LIST %v", param)
 
-	if files, _, err := c.getFileList(param, true); err == nil || errors.Is(err, io.EOF) {
-		if tr, errTr := c.TransferOpen(info); errTr == nil {
-			err = c.dirTransferLIST(tr, files)
-			c.TransferClose(tr, err)
-
-			return nil
-		}
+	if lister, _, err := c.openFileList(param, true); err == nil {
+		c.transferListing(info, lister, func(tr io.Writer) error { return c.dirTransferLIST(tr, lister) })
 	} else {
 		if !c.isCommandAborted() {
 			c.writeMessage(StatusFileActionNotTaken, fmt.Sprintf("Could not list: %v", err))
@@ -207,13 +203,8 @@ func (c *clientHandler) handleLIST(param string) error {
 func (c *clientHandler) handleNLST(param string) error {
 	info := fmt.Sprintf("NLST %v", param)
 
-	if files, parentDir, err := c.getFileList(param, true); err == nil || errors.Is(err, io.EOF) {
-		if tr, errTrOpen := c.TransferOpen(info); errTrOpen == nil {
-			err = c.dirTransferNLST(tr, files, parentDir)
-			c.TransferClose(tr, err)
-
-			return nil
-		}
+	if lister, parentDir, err := c.openFileList(param, true); err == nil {
+		c.transferListing(info, lister, func(tr io.Writer) error { return c.dirTransferNLST(tr, lister, parentDir) })
 	} else {
 		if !c.isCommandAborted() {
 			c.writeMessage(StatusFileActionNotTaken, fmt.Sprintf("Could not list: %v", err))
@@ -223,26 +214,30 @@ func (c *clientHandler) handleNLST(param string) error {
 	return nil
 }
 
-func (c *clientHandler) dirTransferNLST(writer io.Writer, files []os.FileInfo, parentDir string) error {
-	if len(files) == 0 {
-		_, err := writer.Write([]byte(""))
-		if err != nil {
-			err = newNetworkError("couldn't send NLST data", err)
-		}
+// transferListing sends a listing over the data connection. The lister is closed before the
+// final reply: when the client hears that the listing is over, it is.
+func (c *clientHandler) transferListing(info string, lister DirLister, write func(tr io.Writer) error) {
+	tr, err := c.TransferOpen(info)
+	if err != nil {
+		c.closeFileList(lister)
 
-		return err
+		return
 	}
 
-	for _, file := range files {
-		// Based on RFC 959 NLST is intended to return information that can be used
-		// by a program to further process the files automatically.
-		// So we return paths relative to the current working directory
-		if _, err := fmt.Fprintf(writer, "%s\r\n", path.Join(c.getRelativePath(parentDir), file.Name())); err != nil {
-			return newNetworkError("couldn't send NLST data", err)
-		}
-	}
+	err = write(tr)
+	c.closeFileList(lister)
+	c.TransferClose(tr, err)
+}
 
-	return nil
+func (c *clientHandler) dirTransferNLST(writer io.Writer, lister DirLister, parentDir string) error {
+	// Based on RFC 959 NLST is intended to return information that can be used
+	// by a program to further process the files automatically.
+	// So we return paths relative to the current working directory
+	relative := c.getRelativePath(parentDir)
+
+	return c.writeListing(writer, lister, "NLST", func(file os.FileInfo) string {
+		return path.Join(relative, file.Name())
+	})
 }
 
 func (c *clientHandler) handleMLSD(param string) error {
@@ -254,13 +249,8 @@ func (c *clientHandler) handleMLSD(param string) error {
 
 	info := fmt.Sprintf("MLSD %v", param)
 
-	if files, _, err := c.getFileList(param, false); err == nil || errors.Is(err, io.EOF) {
-		if tr, errTr := c.TransferOpen(info); errTr == nil {
-			err = c.dirTransferMLSD(tr, files)
-			c.TransferClose(tr, err)
-
-			return nil
-		}
+	if lister, _, err := c.openFileList(param, false); err == nil {
+		c.transferListing(info, lister, func(tr io.Writer) error { return c.dirTransferMLSD(tr, lister) })
 	} else {
 		if !c.isCommandAborted() {
 			c.writeMessage(StatusActionNotTaken, fmt.Sprintf("Could not list: %v", err))
@@ -301,62 +291,16 @@ func (c *clientHandler) fileStat(file os.FileInfo) string {
 	)
 }
 
-// fclairamb (2018-02-13): #64: Removed extra empty line
-func (c *clientHandler) dirTransferLIST(writer io.Writer, files []os.FileInfo) error {
-	if len(files) == 0 {
-		_, err := writer.Write([]byte(""))
-		if err != nil {
-			err = newNetworkError("error writing LIST entry", err)
-		}
-
-		return err
-	}
-
-	for _, file := range files {
-		if _, err := fmt.Fprintf(writer, "%s\r\n", c.fileStat(file)); err != nil {
-			return fmt.Errorf("error writing LIST entry: %w", err)
-		}
-	}
-
-	return nil
+func (c *clientHandler) dirTransferLIST(writer io.Writer, lister DirLister) error {
+	return c.writeListing(writer, lister, "LIST", c.fileStat)
 }
 
-// fclairamb (2018-02-13): #64: Removed extra empty line
-func (c *clientHandler) dirTransferMLSD(writer io.Writer, files []os.FileInfo) error {
-	if len(files) == 0 {
-		_, err := writer.Write([]byte(""))
-		if err != nil {
-			err = newNetworkError("error writing MLSD entry", err)
-		}
-
-		return err
-	}
-
-	for _, file := range files {
-		if err := c.writeMLSxEntry(writer, file); err != nil {
-			return err
-		}
-	}
-
-	return nil
+func (c *clientHandler) dirTransferMLSD(writer io.Writer, lister DirLister) error {
+	return c.writeListing(writer, lister, "MLSD", mlsxLine)
 }
 
 func (c *clientHandler) writeMLSxEntry(writer io.Writer, file os.FileInfo) error {
-	var listType string
-	if file.IsDir() {
-		listType = "dir"
-	} else {
-		listType = "file"
-	}
-
-	_, err := fmt.Fprintf(
-		writer,
-		"Type=%s;Size=%d;Modify=%s; %s\r\n",
-		listType,
-		file.Size(),
-		file.ModTime().UTC().Format(dateFormatMLSD),
-		file.Name(),
-	)
+	_, err := io.WriteString(writer, mlsxLine(file)+"\r\n")
 	if err != nil {
 		err = fmt.Errorf("error writing MLSD entry: %w", err)
 	}
@@ -364,7 +308,29 @@ func (c *clientHandler) writeMLSxEntry(writer io.Writer, file os.FileInfo) error
 	return err
 }
 
-func (c *clientHandler) getFileList(param string, filePathAllowed bool) ([]os.FileInfo, string, error) {
+// mlsxLine is an entry's line of MLSD and MLST, without its CRLF.
+func mlsxLine(file os.FileInfo) string {
+	var listType string
+	if file.IsDir() {
+		listType = "dir"
+	} else {
+		listType = "file"
+	}
+
+	return fmt.Sprintf(
+		"Type=%s;Size=%d;Modify=%s; %s",
+		listType,
+		file.Size(),
+		file.ModTime().UTC().Format(dateFormatMLSD),
+		file.Name(),
+	)
+}
+
+// openFileList opens the listing of a LIST, NLST or MLSD: a directory's entries, or with
+// filePathAllowed the file itself when param names a file. It returns the listed path's
+// directory for NLST. Drivers with ClientDriverExtensionDirLister page through the directory;
+// the listing of others is read whole, as before.
+func (c *clientHandler) openFileList(param string, filePathAllowed bool) (DirLister, string, error) {
 	if !c.server.settings.DisableLISTArgs {
 		param = c.checkLISTArgs(param)
 	}
@@ -380,30 +346,113 @@ func (c *clientHandler) getFileList(param string, filePathAllowed bool) ([]os.Fi
 
 	if !info.IsDir() {
 		if filePathAllowed {
-			return []os.FileInfo{info}, path.Dir(c.getListPath()), nil
+			return &sliceLister{files: []os.FileInfo{info}}, path.Dir(c.getListPath()), nil
 		}
 
 		return nil, "", errFileList
 	}
 
+	lister, err := c.openDirLister(listPath)
+
+	return lister, c.getListPath(), err
+}
+
+// openDirLister opens a directory's listing: paged with ClientDriverExtensionDirLister, else
+// read whole with ClientDriverExtensionFileList or Open and Readdir(-1).
+func (c *clientHandler) openDirLister(listPath string) (DirLister, error) {
+	if dirLister, ok := c.driver.(ClientDriverExtensionDirLister); ok {
+		return dirLister.ListDir(listPath)
+	}
+
 	var files []fs.FileInfo
+
+	var err error
 
 	if fileList, ok := c.driver.(ClientDriverExtensionFileList); ok {
 		files, err = fileList.ReadDir(listPath)
+	} else {
+		directory, errOpenFile := c.driver.Open(listPath)
+		if errOpenFile != nil {
+			return nil, newFileAccessError("couldn't open directory", errOpenFile)
+		}
 
-		return files, c.getListPath(), err
+		defer c.closeDirectory(listPath, directory)
+
+		files, err = directory.Readdir(-1)
 	}
 
-	directory, errOpenFile := c.driver.Open(listPath)
-	if errOpenFile != nil {
-		return nil, "", newFileAccessError("couldn't open directory", errOpenFile)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
 	}
 
-	defer c.closeDirectory(listPath, directory)
+	return &sliceLister{files: files}, nil
+}
 
-	files, err = directory.Readdir(-1)
+// closeFileList closes a listing, logging a failure.
+func (c *clientHandler) closeFileList(lister DirLister) {
+	if err := lister.Close(); err != nil {
+		c.logger.Warn("Couldn't close listing", "err", err)
+	}
+}
 
-	return files, c.getListPath(), err
+// writeListing writes a listing to the data connection one batch of entries at a time
+// through a buffer, so neither the entries nor the lines are held whole. line formats an
+// entry's line without its CRLF. A line holding a control character is left out: its name
+// cannot be written on one line (a CR or LF would end it and start a forged one, and an
+// escaped name would be another name). The omissions are logged once, at the end.
+func (c *clientHandler) writeListing(writer io.Writer, lister DirLister, command string,
+	line func(file os.FileInfo) string,
+) error {
+	buf := bufio.NewWriterSize(writer, listingBufferSize)
+	omitted := listingOmissions{}
+	wrote := false
+
+	defer c.logOmissions(command, c.getListPath(), &omitted)
+
+	for {
+		files, errNext := lister.Next(listingBatch)
+		for _, file := range files {
+			text := line(file)
+			if hasControlChar(text) {
+				omitted.add(file.Name())
+
+				continue
+			}
+
+			if _, err := buf.WriteString(text + "\r\n"); err != nil {
+				return newNetworkError("couldn't send "+command+" data", err)
+			}
+
+			wrote = true
+		}
+
+		if errors.Is(errNext, io.EOF) {
+			break
+		}
+
+		if errNext != nil {
+			if err := buf.Flush(); err != nil {
+				return newNetworkError("couldn't send "+command+" data", err)
+			}
+
+			return newDriverError("couldn't list", errNext)
+		}
+	}
+
+	if !wrote {
+		// as upstream does for an empty listing: an empty write still runs a TLS handshake
+		if _, err := writer.Write([]byte("")); err != nil {
+			return newNetworkError("couldn't send "+command+" data", err)
+		}
+
+		return nil
+	}
+
+	if err := buf.Flush(); err != nil {
+		return newNetworkError("couldn't send "+command+" data", err)
+	}
+
+	return nil
 }
 
 func (c *clientHandler) closeDirectory(directoryPath string, directory afero.File) {

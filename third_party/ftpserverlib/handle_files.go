@@ -432,44 +432,115 @@ func (c *clientHandler) handleSTATFile(param string) error {
 	}
 
 	if !info.IsDir() {
-		defer c.multilineAnswer(StatusFileStatus, fmt.Sprintf("STAT %v", param))()
-
-		c.writeLine(" " + c.fileStat(info))
-
-		return nil
-	}
-
-	var files []os.FileInfo
-	var errList error
-
-	directoryPath := c.absPath(param)
-
-	if fileList, ok := c.driver.(ClientDriverExtensionFileList); ok {
-		files, errList = fileList.ReadDir(directoryPath)
-	} else {
-		directory, errOpenFile := c.driver.Open(c.absPath(param))
-
-		if errOpenFile != nil {
-			c.writeMessage(StatusFileActionNotTaken, fmt.Sprintf("Could not list: %v", errOpenFile))
+		line, ok := replyText(c.fileStat(info))
+		if !ok {
+			c.writeMessage(StatusFileActionNotTaken, "Could not STAT: the name holds a control character")
 
 			return nil
 		}
 
-		files, errList = directory.Readdir(-1)
-		c.closeDirectory(directoryPath, directory)
+		defer c.multilineAnswer(StatusFileStatus, "STAT "+escapeReplyCR(param))()
+
+		c.writeLine(" " + line)
+
+		return nil
 	}
 
-	if errList == nil {
-		defer c.multilineAnswer(StatusDirectoryStatus, fmt.Sprintf("STAT %v", param))()
-
-		for _, f := range files {
-			c.writeLine(" %s" + c.fileStat(f))
-		}
-	} else {
-		c.writeMessage(StatusFileActionNotTaken, fmt.Sprintf("Could not list: %v", errList))
-	}
+	c.statDirectory(param, c.absPath(param))
 
 	return nil
+}
+
+// statDirectory answers STAT <dir>: the directory's listing in a multi-line reply, written
+// one batch of entries at a time. The reply ends where the server ends it: a bare CR in a
+// name goes out as CR NUL (RFC 959's escape, which clients read back as the CR), and an
+// entry whose name holds another control character, which could end the line, is left out
+// and logged.
+func (c *clientHandler) statDirectory(param, directoryPath string) {
+	lister, err := c.openDirLister(directoryPath)
+	if err != nil {
+		c.writeMessage(StatusFileActionNotTaken, fmt.Sprintf("Could not list: %v", err))
+
+		return
+	}
+
+	// The first batch is read before the reply starts, so that an error opening the
+	// listing still gets a plain error reply.
+	files, errList := lister.Next(listingBatch)
+	if errList != nil && !errors.Is(errList, io.EOF) && len(files) == 0 {
+		c.closeFileList(lister)
+		c.writeMessage(StatusFileActionNotTaken, fmt.Sprintf("Could not list: %v", errList))
+
+		return
+	}
+
+	omitted := listingOmissions{}
+
+	c.writeLine(fmt.Sprintf("%d-STAT %s", StatusDirectoryStatus, escapeReplyCR(param)))
+
+	for {
+		for _, f := range files {
+			line, ok := replyText(c.fileStat(f))
+			if !ok {
+				omitted.add(f.Name())
+
+				continue
+			}
+
+			c.writeListingLine(" " + line)
+		}
+
+		if errList != nil {
+			break
+		}
+
+		files, errList = lister.Next(listingBatch)
+	}
+
+	// The listing is over (and logged) before the reply's last line says so.
+	c.closeFileList(lister)
+	c.logOmissions("STAT", directoryPath, &omitted)
+
+	if errList != nil && !errors.Is(errList, io.EOF) {
+		c.writeLine(fmt.Sprintf("%d End of an incomplete listing: %s", StatusDirectoryStatus,
+			escapeReplyCR(errList.Error())))
+
+		return
+	}
+
+	c.writeLine(fmt.Sprintf("%d End", StatusDirectoryStatus))
+}
+
+// writeListingLine writes one line of a multi-line reply without flushing: the lines of a
+// long listing leave in buffer-sized writes, and the reply's last line (writeLine) flushes.
+func (c *clientHandler) writeListingLine(line string) {
+	if c.debug {
+		c.logger.Debug("Sending answer", "line", line)
+	}
+
+	if _, err := c.writer.WriteString(line + "\r\n"); err != nil {
+		c.logger.Warn("Answer couldn't be sent", "line", line, "err", err)
+	}
+}
+
+// replyText prepares text for a line of a reply on the control connection: a CR is escaped
+// as CR NUL (RFC 959, after Telnet); ok is false when the text holds another control
+// character (LF, NUL, ...), which has no escape and could end the line.
+func replyText(s string) (string, bool) {
+	for i := range len(s) {
+		if c := s[i]; (c < 0x20 || c == 0x7f) && c != '\r' {
+			return "", false
+		}
+	}
+
+	return strings.ReplaceAll(s, "\r", "\r\x00"), true
+}
+
+// escapeReplyCR escapes each CR in s as CR NUL, for text that goes into a reply line (the
+// client's argument, an error's text). An LF, which has no escape, becomes a space: a client
+// cannot send one (it ends the command), but an error's text might hold one.
+func escapeReplyCR(s string) string {
+	return strings.NewReplacer("\r", "\r\x00", "\n", " ").Replace(s)
 }
 
 func (c *clientHandler) handleMLST(param string) error {
