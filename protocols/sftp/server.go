@@ -15,6 +15,7 @@ import (
 	"github.com/wharf-project/wharf/third_party/ssh"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/internal/accept"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -40,9 +41,10 @@ type Options struct {
 
 // Server serves SFTP and SCP over SSH for one site.
 type Server struct {
-	site     *core.Site
-	log      *slog.Logger
-	hostKeys []ssh.Signer
+	site      *core.Site
+	log       *slog.Logger
+	hostKeys  []ssh.Signer
+	acceptLog *accept.Reporter // failed accepts, rate-limited
 
 	mu        sync.Mutex
 	closed    bool
@@ -66,7 +68,7 @@ func New(site *core.Site, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("sftp: %w", err)
 	}
 	return &Server{
-		site: site, log: log, hostKeys: keys,
+		site: site, log: log, hostKeys: keys, acceptLog: accept.NewReporter(log, 0),
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}, nil
 }
@@ -81,8 +83,10 @@ func (s *Server) HostKeys() []ssh.PublicKey {
 }
 
 // Serve accepts connections on l until Shutdown (then it returns ErrServerClosed) or until
-// Accept fails for good. It closes l when it returns.
+// l is closed. A failed accept (out of file descriptors, a client that gave up) is retried
+// after a wait, never the end of the listener. Serve closes l when it returns.
 func (s *Server) Serve(l net.Listener) error {
+	l = accept.Wrap(l, s.acceptLog)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -98,24 +102,14 @@ func (s *Server) Serve(l net.Listener) error {
 		_ = l.Close()
 	}()
 
-	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: wait instead of spinning, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
 			return fmt.Errorf("sftp: accept: %w", err)
 		}
-		backoff = 0
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
