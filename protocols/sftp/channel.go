@@ -118,6 +118,9 @@ func (c *conn) serveSFTP(ctx context.Context, ch ssh.Channel) uint32 {
 		// Reuses packet buffers across requests; safe because no handler keeps the
 		// []byte given to WriteAt after returning.
 		pkgsftp.WithRSAllocator(),
+		// Each open handle can hold a host file descriptor: without a cap one session
+		// could take all of the process's. 0 = unlimited.
+		pkgsftp.WithMaxOpenHandles(c.srv.site.Config().Limits.MaxHandlesPerSession),
 	)
 	err := rs.Serve()
 	if err == nil || errors.Is(err, io.EOF) { // io.EOF: the client closed the session
