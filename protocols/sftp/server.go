@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ const (
 	defaultLoginTimeout = 30 * time.Second
 	defaultIdleTimeout  = 15 * time.Minute
 	defaultSoftwareID   = "wharf"
+	defaultMaxSessions  = 10 // ssh.max_sessions, as OpenSSH's MaxSessions
 	maxAuthTries        = 6
 )
 
@@ -293,10 +295,17 @@ func (c *conn) login() (serve func()) {
 // serveChannels answers global requests, accepts session channels and answers their
 // requests until the connection ends, then waits for the channels' subsystems and commands.
 // It answers the requests of one channel itself; a channel opened while that one is open (an
-// OpenSSH master multiplexing sessions) gets a goroutine for its requests.
+// OpenSSH master multiplexing sessions) gets a goroutine for its requests. At most
+// ssh.max_sessions channels are open at once; each lets the client send only
+// channelStartWindow bytes until it asks for SFTP or SCP.
 func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	maxSessions := c.srv.site.Config().SSH.MaxSessions
+	if maxSessions <= 0 {
+		maxSessions = defaultMaxSessions
+	}
 	var wg sync.WaitGroup
 	var first *channel // the channel whose requests this loop answers
+	var open []*channel
 	for chans != nil || reqs != nil {
 		var nch ssh.NewChannel
 		var ok bool
@@ -315,6 +324,7 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 			continue
 		case req, more := <-firstReqs:
 			if !more {
+				first.done.Store(true)
 				first = nil
 			} else {
 				c.channelRequest(ctx, first, req, &wg)
@@ -330,12 +340,19 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 			_ = nch.Reject(ssh.Prohibited, "only session channels are allowed")
 			continue
 		}
-		ch, creqs, err := nch.Accept()
+		open = slices.DeleteFunc(open, (*channel).closed)
+		if len(open) >= maxSessions {
+			c.log.Info("session channel refused: too many on this connection", "limit", maxSessions)
+			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("too many sessions on this connection (limit %d)", maxSessions))
+			continue
+		}
+		ch, creqs, err := acceptWithWindow(nch, channelStartWindow)
 		if err != nil {
 			c.log.Debug("accept channel", "err", err)
 			continue
 		}
 		sc := &channel{ch: ch, reqs: creqs}
+		open = append(open, sc)
 		if first == nil {
 			first = sc
 			continue
@@ -343,6 +360,7 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer sc.done.Store(true)
 			for req := range sc.reqs {
 				c.channelRequest(ctx, sc, req, &wg)
 			}
