@@ -78,35 +78,34 @@ type Limits struct {
 	MaxHeaderBytes int
 }
 
-// DefaultLimits are the limits of a zero Limits.
-var DefaultLimits = Limits{
-	MaxConns:          64,
-	ReadHeaderTimeout: 5 * time.Second,
-	ReadTimeout:       30 * time.Second,
-	WriteTimeout:      60 * time.Second,
-	IdleTimeout:       30 * time.Second,
-	MaxHeaderBytes:    16 << 10,
-}
+// Defaults of Limits' zero fields.
+const (
+	defaultMaxConns          = 64
+	defaultReadHeaderTimeout = 5 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultWriteTimeout      = 60 * time.Second
+	defaultIdleTimeout       = 30 * time.Second
+	defaultMaxHeaderBytes    = 16 << 10
+)
 
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
 	if l.MaxConns <= 0 {
-		l.MaxConns = d.MaxConns
+		l.MaxConns = defaultMaxConns
 	}
 	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = d.ReadHeaderTimeout
+		l.ReadHeaderTimeout = defaultReadHeaderTimeout
 	}
 	if l.ReadTimeout <= 0 {
-		l.ReadTimeout = d.ReadTimeout
+		l.ReadTimeout = defaultReadTimeout
 	}
 	if l.WriteTimeout <= 0 {
-		l.WriteTimeout = d.WriteTimeout
+		l.WriteTimeout = defaultWriteTimeout
 	}
 	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = d.IdleTimeout
+		l.IdleTimeout = defaultIdleTimeout
 	}
 	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = d.MaxHeaderBytes
+		l.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
 	return l
 }

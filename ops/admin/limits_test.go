@@ -119,13 +119,13 @@ func TestLargeHeadersRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("X-Big", strings.Repeat("a", 2*DefaultLimits.MaxHeaderBytes))
+	req.Header.Set("X-Big", strings.Repeat("a", 2*defaultMaxHeaderBytes))
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("a %d KiB header: %s, want 431", 2*DefaultLimits.MaxHeaderBytes>>10, resp.Status)
+		t.Fatalf("a %d KiB header: %s, want 431", 2*defaultMaxHeaderBytes>>10, resp.Status)
 	}
 }

@@ -306,6 +306,7 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 	var wg sync.WaitGroup
 	var first *channel // the channel whose requests this loop answers
 	var open []*channel
+	refused := 0 // channels refused for the limit
 	for chans != nil || reqs != nil {
 		var nch ssh.NewChannel
 		var ok bool
@@ -342,7 +343,10 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 		}
 		open = slices.DeleteFunc(open, (*channel).closed)
 		if len(open) >= maxSessions {
-			c.log.Info("session channel refused: too many on this connection", "limit", maxSessions)
+			refused++
+			if refused == 1 { // once per connection: a flood of opens must not flood the log
+				c.log.Info("session channel refused: too many on this connection", "limit", maxSessions)
+			}
 			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("too many sessions on this connection (limit %d)", maxSessions))
 			continue
 		}
@@ -365,6 +369,9 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 				c.channelRequest(ctx, sc, req, &wg)
 			}
 		}()
+	}
+	if refused > 1 {
+		c.log.Info("session channels refused on this connection", "refused", refused, "limit", maxSessions)
 	}
 	// The connection is gone; let open handles close (firing their events) before the
 	// session ends.
