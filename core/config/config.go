@@ -110,6 +110,9 @@ type SSH struct {
 	HostKeys   []string `yaml:"host_keys"`   // absolute after loading; empty = generated into state_dir
 	SoftwareID string   `yaml:"software_id"` // default "wharf"
 	SCP        *bool    `yaml:"scp"`         // default true; set after loading
+	// MaxSessions caps the session channels open at once on one connection (OpenSSH's
+	// MaxSessions): each runs an SFTP subsystem or an SCP command. Default 10; at least 1.
+	MaxSessions int `yaml:"max_sessions"`
 }
 
 // SCPEnabled reports whether the legacy SCP protocol is served (default true).
@@ -138,6 +141,9 @@ type Limits struct {
 	MaxSessionsPerUser  int      `yaml:"max_sessions_per_user"`  // default 10
 	IdleTimeout         Duration `yaml:"idle_timeout"`           // default 15m
 	LoginTimeout        Duration `yaml:"login_timeout"`          // default 30s
+	// MaxHandlesPerSession caps the files and directories an SFTP session holds open at once
+	// (OpenSSH's sftp-server: 512). Default 512; 0 = unlimited.
+	MaxHandlesPerSession int `yaml:"max_handles_per_session"`
 }
 
 // Protector bans clients that collect too many strikes (failed logins and the like).

@@ -91,6 +91,8 @@ func TestBrokenConfigs(t *testing.T) {
 		{"duplicate listen address", "sites:\n  - name: x\n    listeners:\n      - {protocol: ftp, address: \":21\"}\n      - {protocol: ftps, address: \":21\"}\n", "sites[0].listeners[1].address", 5, "address :21 is already used (line 4)", ""},
 		{"bad software id", head + "    ssh: {software_id: \"my server\"}\n", "sites[0].ssh.software_id", 7, `invalid software id "my server"`, ""},
 		{"missing host key", head + "    ssh:\n      host_keys: [nope.key]\n", "sites[0].ssh.host_keys[0]", 8, "file not found: ", ""},
+		{"no ssh sessions", head + "    ssh: {max_sessions: 0}\n", "sites[0].ssh.max_sessions", 7, "must be at least 1, got 0", ""},
+		{"negative handle cap", head + "    limits: {max_handles_per_session: -1}\n", "sites[0].limits.max_handles_per_session", 7, "must be 0 or more, got -1", ""},
 		{"bad ftp tls", head + "    ftp: {tls: yes}\n", "sites[0].ftp.tls", 7, `invalid value "yes" (allowed: off, optional, required)`, ""},
 		{"bad session reuse", head + "    ftp: {tls_session_reuse: never}\n", "sites[0].ftp.tls_session_reuse", 7, `invalid value "never"`, ""},
 		{"bad port range order", head + "    ftp:\n      passive_ports: 2000-1000\n", "sites[0].ftp.passive_ports", 8, "invalid port range 2000-1000", ""},
@@ -318,7 +320,7 @@ func TestDefaultsApplied(t *testing.T) {
 		t.Errorf("reload = %+v", cfg.Reload)
 	}
 	s := cfg.Sites[0]
-	if s.SSH.SoftwareID != "wharf" || !s.SSH.SCPEnabled() || s.SSH.SCP == nil || len(s.SSH.HostKeys) != 0 {
+	if s.SSH.SoftwareID != "wharf" || !s.SSH.SCPEnabled() || s.SSH.SCP == nil || len(s.SSH.HostKeys) != 0 || s.SSH.MaxSessions != 10 {
 		t.Errorf("ssh = %+v", s.SSH)
 	}
 	if s.FTP != (FTP{TLS: "optional", TLSSessionReuse: "required", PassivePorts: PortRange{50000, 50100}}) {
@@ -327,7 +329,7 @@ func TestDefaultsApplied(t *testing.T) {
 	if s.TLS != (TLS{}) {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	wantLimits := Limits{500, 20, 10, Duration{15 * time.Minute}, Duration{30 * time.Second}}
+	wantLimits := Limits{500, 20, 10, Duration{15 * time.Minute}, Duration{30 * time.Second}, 512}
 	if s.Limits != wantLimits {
 		t.Errorf("limits = %+v, want %+v", s.Limits, wantLimits)
 	}
@@ -538,7 +540,7 @@ func TestFullExample(t *testing.T) {
 	if s.TLS != (TLS{Cert: at("keys", "tls.crt"), Key: at("keys", "tls.key")}) {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	if s.Limits != (Limits{100, 5, 3, Duration{5 * time.Minute}, Duration{10 * time.Second}}) {
+	if s.Limits != (Limits{100, 5, 3, Duration{5 * time.Minute}, Duration{10 * time.Second}, 512}) {
 		t.Errorf("limits = %+v", s.Limits)
 	}
 	p := s.Protector

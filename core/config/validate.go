@@ -290,6 +290,10 @@ func (c *checker) checkSite(key string, s *Site) {
 	if s.SSH.SCP == nil {
 		s.SSH.SCP = boolPtr(true)
 	}
+	c.defaultInt(key+".ssh.max_sessions", &s.SSH.MaxSessions, 10)
+	if s.SSH.MaxSessions < 1 {
+		c.errorf(key+".ssh.max_sessions", "must be at least 1, got %d", s.SSH.MaxSessions)
+	}
 
 	// FTP
 	defaultString(&s.FTP.TLS, "optional")
@@ -338,6 +342,8 @@ func (c *checker) checkSite(key string, s *Site) {
 	c.nonNegative(lk+".max_sessions_per_user", int64(s.Limits.MaxSessionsPerUser))
 	c.positive(lk+".idle_timeout", s.Limits.IdleTimeout)
 	c.positive(lk+".login_timeout", s.Limits.LoginTimeout)
+	c.defaultInt(lk+".max_handles_per_session", &s.Limits.MaxHandlesPerSession, 512)
+	c.nonNegative(lk+".max_handles_per_session", int64(s.Limits.MaxHandlesPerSession))
 
 	// Protector
 	pk := key + ".protector"

@@ -31,7 +31,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/internal/accept"
 )
 
 // Admin modes (metrics.admin).
@@ -51,13 +54,68 @@ type Options struct {
 	Mode   string // off | local | any
 	Token  string // required for /admin/ unless Mode is off
 	Logger *slog.Logger
+	// Limits bound what clients of the endpoint can hold; zero fields take the defaults.
+	Limits Limits
+}
+
+// Limits bound the endpoint's connections, so that clients that connect and stay idle (or
+// send slowly) cannot hold the process's file descriptors.
+type Limits struct {
+	// MaxConns is how many connections are served at once (default 64). Further ones wait,
+	// unaccepted, in the kernel's listen queue until one ends.
+	MaxConns int
+	// ReadHeaderTimeout bounds the wait for a request's headers, also on a new connection
+	// that sends nothing (default 5s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request (default 30s).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds handling a request and writing its response (default 60s: a
+	// reload compiles every script).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection with no request for this long (default 30s).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (default 16 KiB).
+	MaxHeaderBytes int
+}
+
+// Defaults of Limits' zero fields.
+const (
+	defaultMaxConns          = 64
+	defaultReadHeaderTimeout = 5 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultWriteTimeout      = 60 * time.Second
+	defaultIdleTimeout       = 30 * time.Second
+	defaultMaxHeaderBytes    = 16 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxConns <= 0 {
+		l.MaxConns = defaultMaxConns
+	}
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = defaultReadTimeout
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = defaultWriteTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = defaultIdleTimeout
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	return l
 }
 
 // Server is the operations HTTP server.
 type Server struct {
-	opts     Options
-	http     *http.Server
-	draining atomic.Bool
+	opts      Options
+	http      *http.Server
+	acceptLog *accept.Reporter
+	draining  atomic.Bool
 }
 
 // New builds the server. Its handler is also available as Handler for tests.
@@ -65,13 +123,15 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts}
+	opts.Limits = opts.Limits.withDefaults()
+	s := &Server{opts: opts, acceptLog: accept.NewReporter(opts.Logger.With("component", "admin"), 0)}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: opts.Limits.ReadHeaderTimeout,
+		ReadTimeout:       opts.Limits.ReadTimeout,
+		WriteTimeout:      opts.Limits.WriteTimeout,
+		IdleTimeout:       opts.Limits.IdleTimeout,
+		MaxHeaderBytes:    opts.Limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	return s
@@ -93,9 +153,10 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Serve serves on l until Shutdown.
+// Serve serves on l until Shutdown, at most Limits.MaxConns connections at once. A failed
+// accept (out of file descriptors, ...) is retried after a wait, never the end of serving.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(netutil.LimitListener(accept.Wrap(l, s.acceptLog), s.opts.Limits.MaxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

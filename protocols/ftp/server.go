@@ -16,6 +16,7 @@ import (
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/internal/accept"
 )
 
 // Defaults for settings the site leaves at zero (configs built in code skip the loader's
@@ -57,6 +58,8 @@ type Server struct {
 	tokens    map[ticketToken]*ctrlConn
 	data      map[*dataConn]struct{} // open passive data connections
 	clients   map[uint32]*connState  // by the library's client id, for libHook
+
+	passiveLog *accept.Reporter // failed accepts of passive data listeners, rate-limited
 }
 
 // New builds a server for site. The TLS certificate is loaded (or generated) here, so a bad
@@ -82,6 +85,7 @@ func New(site *core.Site, opts Options) (*Server, error) {
 		data:      map[*dataConn]struct{}{},
 		clients:   map[uint32]*connState{},
 	}
+	s.passiveLog = accept.NewReporter(log, 0)
 	// The library logs every command line (PASS included) at Debug: never let Debug through.
 	s.libLog = slog.New(&libHook{srv: s, next: minLevel{h: log.Handler(), min: slog.LevelInfo}}).
 		With("component", "ftpserverlib")
@@ -98,6 +102,8 @@ func New(site *core.Site, opts Options) (*Server, error) {
 // Serve accepts connections on l until Shutdown; it always returns a non-nil error
 // (ErrServerClosed after Shutdown).
 func (s *Server) Serve(l net.Listener) error {
+	// A failed accept (out of file descriptors, ...) is retried here, never seen by the library.
+	l = accept.Wrap(l, accept.NewReporter(s.log, 0))
 	cl := &ctrlListener{Listener: l, srv: s}
 	if s.opts.Implicit {
 		cl.tlsConfig = s.tls.front
@@ -499,6 +505,8 @@ func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
 // below 30 s: rate-limiting clients read in bursts and may pause for seconds between them.
 func (d *mainDriver) WrapPassiveListener(l net.Listener) (net.Listener, error) {
 	idle := orDefault(d.srv.site.Config().Limits.IdleTimeout.Duration, defaultIdleTimeout)
+	// A failed accept is retried until the transfer's deadline instead of failing the transfer.
+	l = accept.Wrap(l, d.srv.passiveLog)
 	return &dataListener{Listener: l, srv: d.srv, idle: max(idle, dataConnTimeout*time.Second)}, nil
 }
 

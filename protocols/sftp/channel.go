@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	pkgsftp "github.com/pkg/sftp"
 	"github.com/wharf-project/wharf/third_party/ssh"
@@ -27,6 +28,12 @@ const (
 	msgNoSCP     = "SCP is disabled on this server; use SFTP.\n"
 )
 
+// channelStartWindow is the data a client may send on a session channel before it asks
+// for a subsystem or a command: a channel that never asks must not make the server buffer
+// the default window (2 MiB) of unread data. Once SFTP or SCP starts, the window grows to the
+// default (RFC 4254 5.2 lets a server adjust the window at any time).
+const channelStartWindow = 4 << 10
+
 // channel is one accepted "session" channel: at most one subsystem or command runs on it.
 // Its requests keep being answered while that runs (clients send e.g. keepalives on the
 // channel).
@@ -34,6 +41,38 @@ type channel struct {
 	ch      ssh.Channel
 	reqs    <-chan *ssh.Request
 	started bool
+	done    atomic.Bool // its requests ended: the channel is closed
+}
+
+// closed reports whether the channel is closed. third_party/ssh says so as soon as the
+// client's close has arrived, before any later channel open, so a client that closes a
+// session and opens another at the limit is not refused.
+func (sc *channel) closed() bool {
+	if c, ok := sc.ch.(interface{ Closed() bool }); ok && c.Closed() {
+		return true
+	}
+	return sc.done.Load()
+}
+
+// acceptWithWindow accepts a channel granting the client an initial window of window bytes
+// (third_party/ssh's AcceptWindow; the default window where it is missing).
+func acceptWithWindow(nch ssh.NewChannel, window uint32) (ssh.Channel, <-chan *ssh.Request, error) {
+	if a, ok := nch.(interface {
+		AcceptWindow(uint32) (ssh.Channel, <-chan *ssh.Request, error)
+	}); ok {
+		return a.AcceptWindow(window)
+	}
+	return nch.Accept()
+}
+
+// growWindow grants the client the default window, now that a subsystem or command will
+// read what it sends.
+func (c *conn) growWindow(ch ssh.Channel) {
+	if g, ok := ch.(interface{ GrowWindow() error }); ok {
+		if err := g.GrowWindow(); err != nil {
+			c.log.Debug("grow channel window", "err", err)
+		}
+	}
 }
 
 // channelRequest answers one request on a session channel. A subsystem or command it
@@ -113,11 +152,15 @@ func (c *conn) finish(ch ssh.Channel, code uint32) {
 }
 
 func (c *conn) serveSFTP(ctx context.Context, ch ssh.Channel) uint32 {
+	c.growWindow(ch)
 	rs := pkgsftp.NewRequestServer(ch, newHandlers(ctx, c.sess),
 		pkgsftp.WithStartDirectory("/"),
 		// Reuses packet buffers across requests; safe because no handler keeps the
 		// []byte given to WriteAt after returning.
 		pkgsftp.WithRSAllocator(),
+		// Each open handle can hold a host file descriptor: without a cap one session
+		// could take all of the process's. 0 = unlimited.
+		pkgsftp.WithMaxOpenHandles(c.srv.site.Config().Limits.MaxHandlesPerSession),
 	)
 	err := rs.Serve()
 	if err == nil || errors.Is(err, io.EOF) { // io.EOF: the client closed the session
@@ -153,6 +196,7 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, command string) uint32 
 		return exitFailure
 	}
 	c.sess.SetProtocol(core.ProtoSCP)
+	c.growWindow(ch)
 	log := c.sess.Logger()
 	s := newSCP(ctx, c.sess, opts, ch, log)
 	if err := s.run(); err != nil {

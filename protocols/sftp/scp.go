@@ -547,14 +547,16 @@ func (x *scp) runSource() error {
 		return err
 	}
 	for _, p := range x.opts.paths {
-		if err := x.sendPath(scpPath(p), 0); err != nil {
+		if err := x.sendPath(scpPath(p)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (x *scp) sendPath(p string, depth int) error {
+// sendPath sends a path the client named. A symbolic link there is followed, to a folder
+// too, as OpenSSH's scp follows the paths it is given.
+func (x *scp) sendPath(p string) error {
 	fi, err := x.sess.Stat(x.ctx, p)
 	if err != nil {
 		return x.report(err)
@@ -564,11 +566,49 @@ func (x *scp) sendPath(p string, depth int) error {
 		if !x.opts.recursive {
 			return x.report(fmt.Errorf("%s: %w", p, core.ErrIsDir))
 		}
-		return x.sendDir(p, fi, depth)
+		return x.sendDir(p, fi.Name(), fi, 0)
 	case fi.Mode().IsRegular():
-		return x.sendFile(p, fi)
+		return x.sendFile(p, fi.Name(), fi)
 	}
 	return x.report(fmt.Errorf("%s: not a regular file", p))
+}
+
+// sendEntry sends an entry of a folder being sent with -r. It is looked at with Lstat: a
+// symbolic link to a file is sent as the file, but a link to a folder is not followed (links
+// to "." or ".." would make the tree endless), it gets an error line and the transfer goes
+// on. That is what OpenSSH's scp does since it speaks SFTP (9.0); the legacy one followed.
+func (x *scp) sendEntry(p string, depth int) error {
+	fi, err := x.sess.Lstat(x.ctx, p)
+	if err != nil {
+		return x.report(err)
+	}
+	name := path.Base(p)
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if fi, err = x.sess.Stat(x.ctx, p); err != nil {
+			return x.report(err)
+		}
+		if fi.IsDir() {
+			return x.report(fmt.Errorf("%s: not a regular file (a symbolic link to a directory is not followed)", p))
+		}
+	}
+	switch {
+	case fi.IsDir():
+		return x.sendDir(p, name, fi, depth)
+	case fi.Mode().IsRegular():
+		return x.sendFile(p, name, fi)
+	}
+	return x.report(fmt.Errorf("%s: not a regular file", p))
+}
+
+// checkName refuses a name that cannot go into a C or D record: a newline would end the
+// record, and the client would read the rest of the name as records of its own (files the
+// server never sent). OpenSSH's scp skipped such a file with an error line too.
+func (x *scp) checkName(p, name string) error {
+	if strings.ContainsRune(name, '\n') {
+		x.log.Info("scp: not sending a name that contains a newline", "path", p)
+		return fmt.Errorf("%q: skipping, the name contains a newline", p)
+	}
+	return nil
 }
 
 // sendTimes sends a T line when -p asks for it; it reports whether to go on with the entry.
@@ -590,18 +630,24 @@ func (x *scp) sendTimes(fi fs.FileInfo) (bool, error) {
 	return true, nil
 }
 
-func (x *scp) sendDir(p string, fi fs.FileInfo, depth int) error {
+func (x *scp) sendDir(p, name string, fi fs.FileInfo, depth int) error {
+	if err := x.checkName(p, name); err != nil {
+		return x.report(err)
+	}
 	if depth >= scpMaxDepth {
 		return x.report(fmt.Errorf("%s: directories nested too deeply", p))
 	}
-	entries, err := x.sess.List(x.ctx, p)
+	// The directory is read in batches while its entries are sent, so a huge directory
+	// costs one batch per level of recursion, not its whole listing.
+	l, err := x.sess.OpenList(x.ctx, p)
 	if err != nil {
 		return x.report(err)
 	}
+	defer l.Close()
 	if ok, err := x.sendTimes(fi); !ok {
 		return err
 	}
-	if _, err := fmt.Fprintf(x.w, "D%04o 0 %s\n", fi.Mode().Perm(), fi.Name()); err != nil {
+	if _, err := fmt.Fprintf(x.w, "D%04o 0 %s\n", fi.Mode().Perm(), name); err != nil {
 		return err
 	}
 	if err := x.readResponse(); err != nil {
@@ -611,9 +657,22 @@ func (x *scp) sendDir(p string, fi fs.FileInfo, depth int) error {
 		x.errs++ // the client refused the directory: skip it
 		return nil
 	}
-	for _, e := range entries {
-		if err := x.sendPath(path.Join(p, e.Name()), depth+1); err != nil {
-			return err
+	for {
+		entries, lerr := l.Next(core.ListBatch)
+		for _, e := range entries {
+			if err := x.sendEntry(path.Join(p, e.Name()), depth+1); err != nil {
+				return err
+			}
+		}
+		if errors.Is(lerr, io.EOF) {
+			break
+		}
+		if lerr != nil {
+			// What was sent stays; the client is told the directory is incomplete.
+			if err := x.report(lerr); err != nil {
+				return err
+			}
+			break
 		}
 	}
 	if _, err := io.WriteString(x.w, "E\n"); err != nil {
@@ -628,7 +687,10 @@ func (x *scp) sendDir(p string, fi fs.FileInfo, depth int) error {
 	return nil
 }
 
-func (x *scp) sendFile(p string, fi fs.FileInfo) error {
+func (x *scp) sendFile(p, name string, fi fs.FileInfo) error {
+	if err := x.checkName(p, name); err != nil {
+		return x.report(err)
+	}
 	h, err := x.sess.OpenRead(x.ctx, p, 0)
 	if err != nil {
 		return x.report(err)
@@ -639,7 +701,7 @@ func (x *scp) sendFile(p string, fi fs.FileInfo) error {
 		return err
 	}
 	size := h.Size()
-	if _, err := fmt.Fprintf(x.w, "C%04o %d %s\n", fi.Mode().Perm(), size, fi.Name()); err != nil {
+	if _, err := fmt.Fprintf(x.w, "C%04o %d %s\n", fi.Mode().Perm(), size, name); err != nil {
 		h.Abort(err)
 		_ = h.Close()
 		return err

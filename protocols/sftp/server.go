@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/wharf-project/wharf/third_party/ssh"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/internal/accept"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -25,6 +27,7 @@ const (
 	defaultLoginTimeout = 30 * time.Second
 	defaultIdleTimeout  = 15 * time.Minute
 	defaultSoftwareID   = "wharf"
+	defaultMaxSessions  = 10 // ssh.max_sessions, as OpenSSH's MaxSessions
 	maxAuthTries        = 6
 )
 
@@ -40,9 +43,10 @@ type Options struct {
 
 // Server serves SFTP and SCP over SSH for one site.
 type Server struct {
-	site     *core.Site
-	log      *slog.Logger
-	hostKeys []ssh.Signer
+	site      *core.Site
+	log       *slog.Logger
+	hostKeys  []ssh.Signer
+	acceptLog *accept.Reporter // failed accepts, rate-limited
 
 	mu        sync.Mutex
 	closed    bool
@@ -66,7 +70,7 @@ func New(site *core.Site, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("sftp: %w", err)
 	}
 	return &Server{
-		site: site, log: log, hostKeys: keys,
+		site: site, log: log, hostKeys: keys, acceptLog: accept.NewReporter(log, 0),
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
 	}, nil
 }
@@ -81,8 +85,10 @@ func (s *Server) HostKeys() []ssh.PublicKey {
 }
 
 // Serve accepts connections on l until Shutdown (then it returns ErrServerClosed) or until
-// Accept fails for good. It closes l when it returns.
+// l is closed. A failed accept (out of file descriptors, a client that gave up) is retried
+// after a wait, never the end of the listener. Serve closes l when it returns.
 func (s *Server) Serve(l net.Listener) error {
+	l = accept.Wrap(l, s.acceptLog)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -98,24 +104,14 @@ func (s *Server) Serve(l net.Listener) error {
 		_ = l.Close()
 	}()
 
-	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: wait instead of spinning, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
 			return fmt.Errorf("sftp: accept: %w", err)
 		}
-		backoff = 0
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -299,10 +295,18 @@ func (c *conn) login() (serve func()) {
 // serveChannels answers global requests, accepts session channels and answers their
 // requests until the connection ends, then waits for the channels' subsystems and commands.
 // It answers the requests of one channel itself; a channel opened while that one is open (an
-// OpenSSH master multiplexing sessions) gets a goroutine for its requests.
+// OpenSSH master multiplexing sessions) gets a goroutine for its requests. At most
+// ssh.max_sessions channels are open at once; each lets the client send only
+// channelStartWindow bytes until it asks for SFTP or SCP.
 func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
+	maxSessions := c.srv.site.Config().SSH.MaxSessions
+	if maxSessions <= 0 {
+		maxSessions = defaultMaxSessions
+	}
 	var wg sync.WaitGroup
 	var first *channel // the channel whose requests this loop answers
+	var open []*channel
+	refused := 0 // channels refused for the limit
 	for chans != nil || reqs != nil {
 		var nch ssh.NewChannel
 		var ok bool
@@ -321,6 +325,7 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 			continue
 		case req, more := <-firstReqs:
 			if !more {
+				first.done.Store(true)
 				first = nil
 			} else {
 				c.channelRequest(ctx, first, req, &wg)
@@ -336,12 +341,22 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 			_ = nch.Reject(ssh.Prohibited, "only session channels are allowed")
 			continue
 		}
-		ch, creqs, err := nch.Accept()
+		open = slices.DeleteFunc(open, (*channel).closed)
+		if len(open) >= maxSessions {
+			refused++
+			if refused == 1 { // once per connection: a flood of opens must not flood the log
+				c.log.Info("session channel refused: too many on this connection", "limit", maxSessions)
+			}
+			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("too many sessions on this connection (limit %d)", maxSessions))
+			continue
+		}
+		ch, creqs, err := acceptWithWindow(nch, channelStartWindow)
 		if err != nil {
 			c.log.Debug("accept channel", "err", err)
 			continue
 		}
 		sc := &channel{ch: ch, reqs: creqs}
+		open = append(open, sc)
 		if first == nil {
 			first = sc
 			continue
@@ -349,10 +364,14 @@ func (c *conn) serveChannels(ctx context.Context, chans <-chan ssh.NewChannel, r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer sc.done.Store(true)
 			for req := range sc.reqs {
 				c.channelRequest(ctx, sc, req, &wg)
 			}
 		}()
+	}
+	if refused > 1 {
+		c.log.Info("session channels refused on this connection", "refused", refused, "limit", maxSessions)
 	}
 	// The connection is gone; let open handles close (firing their events) before the
 	// session ends.

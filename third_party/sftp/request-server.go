@@ -3,6 +3,7 @@ package sftp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path"
 	"path/filepath"
@@ -33,6 +34,9 @@ type RequestServer struct {
 	mu           sync.RWMutex
 	handleCount  int
 	openRequests map[string]*Request
+
+	// maxHandles caps len(openRequests); 0 = no cap (wharf's change, see WHARF.md).
+	maxHandles int
 }
 
 // A RequestServerOption is a function which applies configuration to a RequestServer.
@@ -55,6 +59,16 @@ func WithRSAllocator() RequestServerOption {
 func WithStartDirectory(startDirectory string) RequestServerOption {
 	return func(rs *RequestServer) {
 		rs.startDirectory = cleanPath(startDirectory)
+	}
+}
+
+// WithMaxOpenHandles caps the file and directory handles a client may hold open at once.
+// An OPEN or OPENDIR beyond the cap is answered with SSH_FX_FAILURE "too many open handles
+// (limit n)" and reaches no handler. n <= 0 means no cap, the default. (wharf's change, see
+// WHARF.md.)
+func WithMaxOpenHandles(n int) RequestServerOption {
+	return func(rs *RequestServer) {
+		rs.maxHandles = max(n, 0)
 	}
 }
 
@@ -117,6 +131,21 @@ func (rs *RequestServer) nextRequest(r *Request) string {
 	rs.openRequests[r.handle] = r
 
 	return r.handle
+}
+
+// errTooManyHandles returns the error an OPEN or OPENDIR beyond the handle cap is answered
+// with, or nil when another handle may be opened.
+func (rs *RequestServer) errTooManyHandles() error {
+	if rs.maxHandles <= 0 {
+		return nil
+	}
+	rs.mu.RLock()
+	n := len(rs.openRequests)
+	rs.mu.RUnlock()
+	if n < rs.maxHandles {
+		return nil
+	}
+	return fmt.Errorf("too many open handles (limit %d)", rs.maxHandles)
 }
 
 // Returns Request from openRequests, bool is false if it is missing.
@@ -254,6 +283,10 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 			rpkt = cleanPacketPath(pkt, realPath)
 		}
 	case *sshFxpOpendirPacket:
+		if err := rs.errTooManyHandles(); err != nil {
+			rpkt = statusFromError(pkt.ID, err)
+			break
+		}
 		request := requestFromPacket(ctx, pkt, rs.startDirectory)
 		handle := rs.nextRequest(request)
 		rpkt = request.opendir(rs.Handlers, pkt)
@@ -262,6 +295,10 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 			rs.closeRequest(handle)
 		}
 	case *sshFxpOpenPacket:
+		if err := rs.errTooManyHandles(); err != nil {
+			rpkt = statusFromError(pkt.ID, err)
+			break
+		}
 		request := requestFromPacket(ctx, pkt, rs.startDirectory)
 		handle := rs.nextRequest(request)
 		rpkt = request.open(rs.Handlers, pkt)

@@ -6,6 +6,7 @@ package sftp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -499,5 +500,88 @@ func TestRequestHandleFileForFstatAndFsetstat(t *testing.T) {
 	}
 	if len(rec.setstat) != 2 || rec.setstat[0] != rec.opened[0] || rec.setstat[1] != nil {
 		t.Errorf("HandleFile for FSETSTAT then SETSTAT: %v, want [%v <nil>]", rec.setstat, rec.opened[0])
+	}
+}
+
+// TestMaxOpenHandles: with WithMaxOpenHandles(n), the (n+1)th open file or directory handle
+// is refused with SSH_FX_FAILURE and a message naming the limit; closing one frees a place.
+func TestMaxOpenHandles(t *testing.T) {
+	const limit = 5
+	h := InMemHandler()
+	p := clientRequestServerPairWithHandlers(t, h, WithMaxOpenHandles(limit))
+	defer p.Close()
+	f, err := p.cli.Create("/f")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, p.cli.Mkdir("/d"))
+
+	var open []io.Closer
+	for i := range limit {
+		if i%2 == 0 {
+			f, err := p.cli.Open("/f")
+			require.NoError(t, err, "file handle %d", i)
+			open = append(open, f)
+		} else {
+			d, err := p.cli.opendir(context.Background(), "/d")
+			require.NoError(t, err, "directory handle %d", i)
+			open = append(open, dirHandle{p.cli, d})
+		}
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		var se *StatusError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s beyond the limit: %v, want a status error", what, err)
+		}
+		if se.FxCode() != ErrSSHFxFailure || !strings.Contains(err.Error(), fmt.Sprintf("too many open handles (limit %d)", limit)) {
+			t.Fatalf("%s beyond the limit: %v, want SSH_FX_FAILURE naming the limit", what, err)
+		}
+	}
+	_, err = p.cli.Open("/f")
+	refused("open", err)
+	_, err = p.cli.opendir(context.Background(), "/d")
+	refused("opendir", err)
+	// A refused create reaches no handler: the file is not created.
+	_, err = p.cli.Create("/new")
+	refused("create", err)
+	_, err = p.cli.Stat("/new")
+	require.ErrorIs(t, err, os.ErrNotExist)
+	// Requests that open no handle still work.
+	_, err = p.cli.Stat("/f")
+	require.NoError(t, err)
+
+	require.NoError(t, open[0].Close())
+	f, err = p.cli.Open("/f")
+	require.NoError(t, err, "open after a close")
+	open[0] = f
+	_, err = p.cli.Open("/f")
+	refused("open", err)
+	for _, c := range open {
+		require.NoError(t, c.Close())
+	}
+}
+
+type dirHandle struct {
+	c      *Client
+	handle string
+}
+
+func (d dirHandle) Close() error { return d.c.close(d.handle) }
+
+// TestMaxOpenHandlesDefault: without the option there is no cap.
+func TestMaxOpenHandlesDefault(t *testing.T) {
+	p := clientRequestServerPair(t)
+	defer p.Close()
+	f, err := p.cli.Create("/f")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	var open []*File
+	for i := range 600 {
+		f, err := p.cli.Open("/f")
+		require.NoError(t, err, "handle %d", i)
+		open = append(open, f)
+	}
+	for _, f := range open {
+		require.NoError(t, f.Close())
 	}
 }

@@ -209,6 +209,14 @@ type channel struct {
 	windowMu   sync.Mutex
 	myWindow   uint32
 	myConsumed uint32
+	// windowSize is the window granted to the peer in all: myWindow plus the data not yet
+	// read plus myConsumed. channelWindowSize unless AcceptWindow chose less (wharf's
+	// change, see WHARF.md); GrowWindow raises it.
+	windowSize uint32
+
+	// closed is set when the channel is closed (the peer's close arrived, or the
+	// connection ended); see Closed (wharf's change).
+	closed atomic.Bool
 
 	// writeMu serializes calls to mux.conn.writePacket() and
 	// protects sentClose and packetPool. This mutex must be
@@ -372,8 +380,8 @@ func (c *channel) adjustWindow(adj uint32) error {
 	// exceed the initial window setting, we don't worry about overflow.
 	c.myConsumed += adj
 	var sendAdj uint32
-	if (channelWindowSize-c.myWindow > 3*channelMaxPacket) ||
-		(c.myWindow < channelWindowSize/2) {
+	if (c.windowSize-c.myWindow > 3*channelMaxPacket) ||
+		(c.myWindow < c.windowSize/2) {
 		sendAdj = c.myConsumed
 		c.myConsumed = 0
 		c.myWindow += sendAdj
@@ -413,6 +421,7 @@ func (c *channel) ReadExtended(data []byte, extended uint32) (n int, err error) 
 
 func (c *channel) close() {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		c.pending.eof()
 		c.extPending.eof()
 		close(c.msg)
@@ -527,6 +536,7 @@ func (m *mux) newChannel(chanType string, direction channelDirection, extraData 
 	ch := &channel{
 		remoteWin:        window{Cond: newCond()},
 		myWindow:         channelWindowSize,
+		windowSize:       channelWindowSize,
 		pending:          newBuffer(),
 		extPending:       newBuffer(),
 		direction:        direction,
@@ -561,9 +571,21 @@ func (e *extChannel) Read(data []byte) (n int, err error) {
 }
 
 func (ch *channel) Accept() (Channel, <-chan *Request, error) {
+	return ch.AcceptWindow(channelWindowSize)
+}
+
+// AcceptWindow is Accept granting the peer an initial window of size bytes (at most the
+// default, 2 MiB) instead of the default: a server lets a client send little on a channel
+// until a request says what the data is for, then calls GrowWindow. Reached through an
+// interface assertion on NewChannel (wharf's change, see WHARF.md).
+func (ch *channel) AcceptWindow(size uint32) (Channel, <-chan *Request, error) {
 	if ch.decided {
 		return nil, nil, errDecidedAlready
 	}
+	size = min(size, channelWindowSize)
+	ch.windowMu.Lock()
+	ch.myWindow, ch.windowSize = size, size
+	ch.windowMu.Unlock()
 	confirm := channelOpenConfirmMsg{
 		PeersID:       ch.remoteId,
 		MyID:          ch.localId,
@@ -601,6 +623,30 @@ func (ch *channel) Reject(reason RejectionReason, message string) error {
 	ch.mux.chanList.remove(ch.localId)
 
 	return err
+}
+
+// GrowWindow raises the window granted to the peer to the default (2 MiB), sending the
+// difference as a window adjustment, after AcceptWindow granted less; otherwise it does
+// nothing. RFC 4254 5.2 lets either side adjust a window at any time. (wharf's change, see
+// WHARF.md.)
+func (ch *channel) GrowWindow() error {
+	ch.windowMu.Lock()
+	add := channelWindowSize - min(ch.windowSize, channelWindowSize)
+	ch.windowSize += add
+	ch.myWindow += add
+	ch.windowMu.Unlock()
+	if add == 0 {
+		return nil
+	}
+	return ch.sendMessage(windowAdjustMsg{AdditionalBytes: add})
+}
+
+// Closed reports whether the channel is closed: the peer's close arrived (answered by
+// ours) or the connection ended. The close is handled before any later packet of the
+// connection, so a server counting its open channels when a new one is opened sees every
+// channel the client closed before. (wharf's change, see WHARF.md.)
+func (ch *channel) Closed() bool {
+	return ch.closed.Load()
 }
 
 // InputPending reports whether Read would return data without waiting for the peer: an
