@@ -389,16 +389,18 @@ func (s *Session) Close() {
 	}
 }
 
-// Logger returns a logger carrying site, session id, user, protocol and IP.
+// Logger returns a logger carrying site, session id, protocol, IP and, once authenticated,
+// the user. Before that a record names the user it is about itself ("user" for a configured
+// user, "login" for the name a client sent), so no record carries a key twice.
 func (s *Session) Logger() *slog.Logger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.log == nil {
-		uid := ""
 		if s.user != nil {
-			uid = s.user.ID
+			s.log = s.site.log.With("session", s.id, "protocol", s.protocol, "ip", s.conn.RemoteIP, "user", s.user.ID)
+		} else {
+			s.log = s.site.log.With("session", s.id, "protocol", s.protocol, "ip", s.conn.RemoteIP)
 		}
-		s.log = s.site.log.With("session", s.id, "protocol", s.protocol, "ip", s.conn.RemoteIP, "user", uid)
 	}
 	return s.log
 }
