@@ -42,7 +42,7 @@ func (s *Session) AcceptsKey(name string, key ssh.PublicKey) bool {
 	if u, ok := s.site.LookupUser(name); ok && userHasKey(u, key) {
 		return true
 	}
-	return s.site.events.Handles(OnAuthPKI, nil)
+	return s.site.events.Handles(OnAuthPKI, s.site.namedUser(name))
 }
 
 // InteractiveQuestions returns the keyboard-interactive prompts for a user: those that

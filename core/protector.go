@@ -172,7 +172,7 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 	n, reached := s.prot.strike(ip, s.now(), window, threshold)
 	s.log.Info("protector strike", "ip", ip.String(), "reason", reason, "strikes", n, "threshold", threshold)
 	s.observe(&Fact{Kind: FactStrike, Session: sess, IP: ip.String(), Reason: reason})
-	if s.events.Handles(OnProtectorStrike, nil) {
+	if s.events.Handles(OnProtectorStrike, sessionUser(sess)) {
 		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
 		if sess != nil {
 			conn = sess.conn
@@ -197,7 +197,7 @@ func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Se
 	d = s.prot.ban(ip, s.now(), d)
 	s.log.Warn("address banned", "ip", ip.String(), "for", d.String())
 	s.observe(&Fact{Kind: FactBan, Session: sess, IP: ip.String(), Duration: d})
-	if s.events.Handles(OnBlocklistAdd, nil) {
+	if s.events.Handles(OnBlocklistAdd, sessionUser(sess)) {
 		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
 		if sess != nil {
 			conn = sess.conn
@@ -205,6 +205,14 @@ func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Se
 		s.events.Fire(ctx, &Event{Name: OnBlocklistAdd, Session: sess, Conn: conn})
 	}
 	return true
+}
+
+// sessionUser is sess.NamedUser(), nil without a session.
+func sessionUser(sess *Session) *User {
+	if sess == nil {
+		return nil
+	}
+	return sess.NamedUser()
 }
 
 // Banned reports whether ip is banned now.

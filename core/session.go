@@ -130,6 +130,21 @@ func (s *Session) User() *User {
 	return s.user
 }
 
+// NamedUser returns the user this session's events are about, whose own event handlers run
+// before the site's: the authenticated user; before that, from the first authentication
+// request on, the configured user the client named, or the site's catch-all profile ("*")
+// for a name that is not configured; nil before any name and for an unknown name on a site
+// without a catch-all. Unlike User it does not mean the client is that user.
+func (s *Session) NamedUser() *User {
+	s.mu.Lock()
+	u, name := s.user, s.authName
+	s.mu.Unlock()
+	if u != nil {
+		return u
+	}
+	return s.site.namedUser(name)
+}
+
 // UserID returns the authenticated user's id, "" before authentication.
 func (s *Session) UserID() string {
 	if u := s.User(); u != nil {
@@ -407,7 +422,7 @@ func (s *Session) Logger() *slog.Logger {
 
 // fire runs an event's handlers with the session, serialised per session.
 func (s *Session) fire(ctx context.Context, name EventName, rel, target string) {
-	if !s.site.events.Handles(name, s.User()) {
+	if !s.site.events.Handles(name, s.NamedUser()) {
 		return
 	}
 	s.eventMu.Lock()
@@ -417,7 +432,7 @@ func (s *Session) fire(ctx context.Context, name EventName, rel, target string) 
 
 // gate fires a gate event and reports whether a script blocked the action.
 func (s *Session) gate(ctx context.Context, name EventName, rel, target string) bool {
-	if !s.site.events.Handles(name, s.User()) {
+	if !s.site.events.Handles(name, s.NamedUser()) {
 		return false
 	}
 	s.eventMu.Lock()

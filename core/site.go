@@ -179,6 +179,19 @@ func (s *Site) LookupUser(id string) (*User, bool) {
 	return u, ok
 }
 
+// namedUser returns the user whose handlers run for a client that named name: the configured
+// user, else the catch-all profile (nil without one, and for "").
+func (s *Site) namedUser(name string) *User {
+	if name == "" {
+		return nil
+	}
+	sc := s.cfg.Load()
+	if u, ok := sc.users[name]; ok {
+		return u
+	}
+	return sc.catchAll
+}
+
 // ConnInfo describes an accepted connection.
 type ConnInfo struct {
 	Remote   net.Addr
