@@ -78,6 +78,16 @@ func (s *Site) releaseHashSlot(memoryHard bool) {
 	s.mem.end(memoryHard)
 }
 
+// padHashes pads a failed attempt whose password check succeeded (a refusal for another
+// reason) to the hashing work of any failed attempt, in a hash slot of its own.
+func (s *Site) padHashes(ctx context.Context, w *hashWork, dummies []dummy) {
+	if err := s.acquireHashSlot(ctx); err != nil {
+		return
+	}
+	w.pad(dummies)
+	s.releaseHashSlot(w.memoryHard)
+}
+
 // ActiveTransfers returns the number of uploads and downloads in progress.
 func (s *Site) ActiveTransfers() int64 { return s.transfers.Load() }
 
@@ -87,7 +97,7 @@ type siteConfig struct {
 	raw      *config.Site
 	users    map[string]*User
 	catchAll *User
-	dummy    string // the hash an unknown user's password is checked against: dummyHashFor
+	dummies  []dummy // one hash of each class the users have, to pad failed checks (hashWork)
 	vfs      map[string]config.VFS
 	safe     []netip.Prefix
 	allow    []netip.Prefix
@@ -156,7 +166,7 @@ func (s *Site) Reload(c *config.Site) error {
 	for i := range c.Users {
 		hashes = append(hashes, c.Users[i].Password)
 	}
-	sc.dummy = dummyHashFor(hashes)
+	sc.dummies = dummiesFor(hashes)
 	s.cfg.Store(sc)
 	return nil
 }
