@@ -127,7 +127,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 	if opts.StateDir != "" {
 		stateFile = filepath.Join(opts.StateDir, "bans-"+safeFileName(c.Name)+".json")
 	}
-	prot, err := newProtector(stateFile)
+	prot, err := newProtector(stateFile, c.Protector, s.now(), s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +168,7 @@ func (s *Site) Reload(c *config.Site) error {
 	}
 	sc.dummies = dummiesFor(hashes)
 	s.cfg.Store(sc)
+	s.prot.configure(c.Protector, s.now())
 	return nil
 }
 
@@ -280,7 +281,8 @@ func (s *Site) refusal(ip netip.Addr) string {
 	if len(sc.allow) > 0 && !containsIP(sc.allow, ip) {
 		return "address is not on the allow list"
 	}
-	if s.Banned(ip) {
+	// A safe address is never banned, also when it lies in a banned IPv6 prefix.
+	if s.Banned(ip) && !containsIP(sc.safe, ip) {
 		return "address is banned"
 	}
 	return ""
@@ -341,6 +343,7 @@ func (s *Site) Shutdown(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	s.mem.stop()
+	defer s.prot.close() // after the sessions, whose ends may still strike
 	for _, x := range s.Sessions() {
 		x.Terminate(false)
 	}
