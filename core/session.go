@@ -398,8 +398,9 @@ func (s *Session) Close() {
 	d := s.site.now().Sub(s.start)
 	s.Logger().Info("session closed", "duration", d.Round(time.Millisecond).String())
 	s.site.observe(&Fact{Kind: FactSessionEnd, Session: s, Duration: d})
-	if s.User() == nil && !s.judged.Load() && !s.site.shuttingDown() {
-		// Scanners connect and leave without trying to log in (a failed login struck already).
+	if s.User() == nil && !s.judged.Load() && !s.site.shuttingDown() && !s.site.healthCheck(s.ip) {
+		// Scanners connect and leave without trying to log in (a failed login struck already);
+		// so do load balancers' health checks, which are not counted.
 		s.site.Strike(context.Background(), s.ip, "connection closed without authenticating", s)
 	}
 }

@@ -102,6 +102,7 @@ type siteConfig struct {
 	safe     []netip.Prefix
 	allow    []netip.Prefix
 	block    []netip.Prefix
+	health   []netip.Prefix // protector.health_check_sources
 }
 
 // NewSite builds a site from its configuration.
@@ -142,7 +143,8 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 // operations; live sessions keep their user and mounts.
 func (s *Site) Reload(c *config.Site) error {
 	sc := &siteConfig{raw: c, users: map[string]*User{}, vfs: map[string]config.VFS{},
-		safe: prefixes(c.Protector.Safe), allow: prefixes(c.Protector.Allow), block: prefixes(c.Protector.Block)}
+		safe: prefixes(c.Protector.Safe), allow: prefixes(c.Protector.Allow), block: prefixes(c.Protector.Block),
+		health: prefixes(c.Protector.HealthCheckSources)}
 	for _, v := range c.VFS {
 		sc.vfs[v.Name] = v
 	}
@@ -287,6 +289,10 @@ func (s *Site) refusal(ip netip.Addr) string {
 	}
 	return ""
 }
+
+// healthCheck reports whether ip is a health-check source, whose connections that end
+// without a login attempt are no strike.
+func (s *Site) healthCheck(ip netip.Addr) bool { return containsIP(s.cfg.Load().health, ip) }
 
 func (s *Site) shuttingDown() bool {
 	s.mu.Lock()
