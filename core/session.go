@@ -38,6 +38,7 @@ type Session struct {
 	mu            sync.Mutex
 	user          *User
 	countedUser   string
+	preAuth       bool // counted as waiting to log in (guarded by site.mu, not mu)
 	protocol      string
 	clientVersion string
 	lastCmd       string

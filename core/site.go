@@ -47,11 +47,14 @@ type Site struct {
 	sessions map[string]*Session
 	perIP    map[netip.Addr]int
 	perUser  map[string]int
-	backends map[string]afero.Fs // by vfs name + resolved root
-	usage    map[string]*usage   // quota usage by user id
-	limits   map[string]*bandwidth
-	prot     *protector
-	closed   bool
+	// connections that have not logged in yet, in all and by address (Session.preAuth)
+	unauth      int
+	unauthPerIP map[netip.Addr]int
+	backends    map[string]afero.Fs // by vfs name + resolved root
+	usage       map[string]*usage   // quota usage by user id
+	limits      map[string]*bandwidth
+	prot        *protector
+	closed      bool
 
 	transfers atomic.Int64  // open read and write handles
 	hashSlots chan struct{} // bounds concurrent password-hash checks
@@ -109,7 +112,7 @@ type siteConfig struct {
 func NewSite(c *config.Site, opts Options) (*Site, error) {
 	s := &Site{
 		name: c.Name, log: opts.Logger, events: opts.Events, observer: opts.Observer, now: opts.Now,
-		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
+		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{}, unauthPerIP: map[netip.Addr]int{},
 		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		mem:       memReleaser{quiet: memReleaseQuiet, release: debug.FreeOSMemory},
@@ -241,10 +244,22 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	case lim.MaxConnectionsPerIP > 0 && s.perIP[ip] >= lim.MaxConnectionsPerIP:
 		s.mu.Unlock()
 		return nil, s.refuse(conn, "too many connections from your address", ErrLimit)
+	// Connections that have not logged in are bounded apart (OpenSSH's MaxStartups and
+	// PerSourceMaxStartups): a flood of them is refused, while logged-in clients keep
+	// their room and one client may still hold many sessions.
+	case lim.MaxUnauthenticated > 0 && s.unauth >= lim.MaxUnauthenticated:
+		s.mu.Unlock()
+		return nil, s.refuse(conn, "too many connections waiting to log in", ErrLimit)
+	case lim.MaxUnauthenticatedPerIP > 0 && s.unauthPerIP[ip] >= lim.MaxUnauthenticatedPerIP:
+		s.mu.Unlock()
+		return nil, s.refuse(conn, "too many connections from your address waiting to log in", ErrLimit)
 	}
 	sess := newSession(s, conn, ip, info.Protocol)
 	s.sessions[sess.id] = sess
 	s.perIP[ip]++
+	sess.preAuth = true
+	s.unauth++
+	s.unauthPerIP[ip]++
 	s.mu.Unlock()
 
 	if s.events.Handles(OnNewConnection, nil) {
@@ -390,6 +405,7 @@ func (s *Site) unregister(sess *Session) {
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
 		delete(s.perIP, sess.ip)
 	}
+	s.loggedInLocked(sess)
 	if sess.countedUser != "" {
 		if s.perUser[sess.countedUser]--; s.perUser[sess.countedUser] <= 0 {
 			delete(s.perUser, sess.countedUser)
@@ -410,7 +426,21 @@ func (s *Site) claimUserSlot(sess *Session, u *User) error {
 	}
 	s.perUser[u.ID]++
 	sess.countedUser = u.ID
+	s.loggedInLocked(sess)
 	return nil
+}
+
+// loggedInLocked stops counting sess as a connection waiting to log in (it logged in or
+// ended). s.mu is held.
+func (s *Site) loggedInLocked(sess *Session) {
+	if !sess.preAuth {
+		return
+	}
+	sess.preAuth = false
+	s.unauth--
+	if s.unauthPerIP[sess.ip]--; s.unauthPerIP[sess.ip] <= 0 {
+		delete(s.unauthPerIP, sess.ip)
+	}
 }
 
 // backend returns the (shared, cached) backend for a vfs definition and user.
