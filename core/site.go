@@ -47,14 +47,16 @@ type Site struct {
 	sessions map[string]*Session
 	perIP    map[netip.Addr]int
 	perUser  map[string]int
-	// connections that have not logged in yet, in all and by address (Session.preAuth)
+	backends map[string]afero.Fs // by vfs name + resolved root
+	usage    map[string]*usage   // quota usage by user id
+	limits   map[string]*bandwidth
+	prot     *protector
+	closed   bool
+
+	// connections that have not logged in yet, in all and by address (Session.preAuth);
+	// guarded by mu
 	unauth      int
 	unauthPerIP map[netip.Addr]int
-	backends    map[string]afero.Fs // by vfs name + resolved root
-	usage       map[string]*usage   // quota usage by user id
-	limits      map[string]*bandwidth
-	prot        *protector
-	closed      bool
 
 	transfers atomic.Int64  // open read and write handles
 	hashSlots chan struct{} // bounds concurrent password-hash checks
