@@ -56,6 +56,7 @@ type banEntry struct {
 
 type protector struct {
 	store *banStore // nil: not persisted; its mutex is taken before mu
+	log   *slog.Logger
 
 	mu        sync.Mutex
 	bits6     int // IPv6 prefix length of a key
@@ -64,12 +65,13 @@ type protector struct {
 	strikeAge list.List // *strikeEntry, least recently struck first
 	bans      map[netip.Prefix]*banEntry
 	banAge    list.List // *banEntry, least recently banned first
+	full      bool      // the ban table reached max_bans (logged once)
 }
 
 // newProtector builds the protector and loads the bans saved in stateFile ("" = in memory
 // only). A damaged state file does not stop it (see banStore.load).
 func newProtector(stateFile string, p config.Protector, now time.Time, log *slog.Logger) (*protector, error) {
-	pr := &protector{strikes: map[netip.Prefix]*strikeEntry{}, bans: map[netip.Prefix]*banEntry{}}
+	pr := &protector{log: log, strikes: map[netip.Prefix]*strikeEntry{}, bans: map[netip.Prefix]*banEntry{}}
 	pr.bits6, pr.maxBans = protectorSizes(p)
 	if stateFile == "" {
 		return pr, nil
@@ -189,7 +191,7 @@ func (p *protector) configure(c config.Protector, now time.Time) {
 			}
 		}
 	}
-	p.bits6, p.maxBans = bits6, maxBans
+	p.bits6, p.maxBans, p.full = bits6, maxBans, false
 	changed := p.fillLocked(p.snapshotLocked(), now)
 	snap := p.snapshotLocked()
 	p.mu.Unlock()
@@ -298,13 +300,22 @@ func (p *protector) ban(ip netip.Addr, now time.Time, base time.Duration) (time.
 	b.Offences++
 	b.LastOffen, b.Until = now, now.Add(d)
 	e.rec = b
+	firstEviction := false
 	for len(p.bans) > p.maxBans {
 		p.dropBanLocked(p.banAge.Front().Value.(*banEntry))
+		if !p.full {
+			firstEviction, p.full = true, true
+		}
 	}
 	for el := p.banAge.Front(); el != nil && forgotten(el.Value.(*banEntry).rec, now); el = p.banAge.Front() {
 		p.dropBanLocked(el.Value.(*banEntry))
 	}
+	maxBans := p.maxBans
 	p.mu.Unlock()
+	if firstEviction {
+		p.log.Warn("the ban table is full: each new ban evicts the oldest; raise protector.max_bans if this is no attack",
+			"max_bans", maxBans)
+	}
 	if p.store != nil {
 		// Evicted and forgotten bans need no line: reading the state applies the same rules.
 		lines, snapSize := p.store.appendLocked(storedBan{k, b})

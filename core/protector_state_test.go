@@ -274,7 +274,8 @@ func TestProtectorEvictsOldestBan(t *testing.T) {
 	now := time.Now()
 	ctx := context.Background()
 	capped := func(p *config.Protector) { p.MaxBans = 3 }
-	site := stateSite(t, dir, &now, nil, capped)
+	var logs bytes.Buffer
+	site := stateSite(t, dir, &now, slog.New(slog.NewTextHandler(&logs, nil)), capped)
 	for i := range 5 {
 		site.Ban(ctx, addr(i), 0, nil)
 		now = now.Add(time.Second)
@@ -288,6 +289,9 @@ func TestProtectorEvictsOldestBan(t *testing.T) {
 		}
 	}
 	check(site, "live")
+	if n := strings.Count(logs.String(), "ban table is full"); n != 1 {
+		t.Errorf("the full table is logged %d times, want once:\n%s", n, logs.String())
+	}
 	check(stateSite(t, dir, &now, nil, capped), "after a restart")
 }
 
@@ -298,3 +302,33 @@ type netAddr struct{ ip string }
 
 func (a *netAddr) Network() string { return "tcp" }
 func (a *netAddr) String() string  { return "[" + a.ip + "]:4000" }
+
+// TestProtectorReloadResizes: a reload that lowers max_bans evicts the oldest bans, and one
+// that widens ipv6_prefix bans the wider prefix, also after a restart.
+func TestProtectorReloadResizes(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ctx := context.Background()
+	site := stateSite(t, dir, &now, nil)
+	for i := range 5 {
+		site.Ban(ctx, addr(i), 0, nil)
+		now = now.Add(time.Second)
+	}
+	site.Ban(ctx, netip.MustParseAddr("2001:db8:1:2::1"), 0, nil)
+	c := *site.Config()
+	c.Protector.MaxBans, c.Protector.IPv6Prefix = 4, 48
+	if err := site.Reload(&c); err != nil {
+		t.Fatal(err)
+	}
+	restarted := stateSite(t, dir, &now, nil, func(p *config.Protector) { p.MaxBans, p.IPv6Prefix = 4, 48 })
+	for _, s := range []*core.Site{site, restarted} {
+		for i := range 5 {
+			if got, want := s.Banned(addr(i)), i >= 2; got != want {
+				t.Errorf("%s banned %v, want %v", addr(i), got, want)
+			}
+		}
+		if !s.Banned(netip.MustParseAddr("2001:db8:1:ffff::1")) {
+			t.Error("the /64's ban does not cover its /48 after ipv6_prefix: 48")
+		}
+	}
+}
