@@ -334,11 +334,21 @@ func (p *protector) dropBanLocked(e *banEntry) {
 	delete(p.bans, e.key)
 }
 
-// close writes what is pending (at shutdown).
+// close folds the journal into the snapshot (at shutdown), so that a server stopped cleanly
+// leaves one state file.
 func (p *protector) close() {
-	if p.store != nil {
-		p.store.close()
+	if p.store == nil {
+		return
 	}
+	p.store.mu.Lock()
+	if p.store.lines > 0 {
+		p.mu.Lock()
+		snap := p.snapshotLocked()
+		p.mu.Unlock()
+		p.store.compactLocked(snap)
+	}
+	p.store.mu.Unlock()
+	p.store.close()
 }
 
 // Strike records abuse from ip (reason is logged). When the strikes within the protector's
