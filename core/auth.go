@@ -20,19 +20,24 @@ var sshProtocols = []string{ProtoSFTP, ProtoSCP}
 // and an error of kind ErrAuth otherwise (the same for an unknown user, a wrong password and a
 // refused protocol, so users cannot be enumerated).
 func (s *Session) AuthPassword(ctx context.Context, name, password string) error {
-	return s.authenticate(ctx, name, MethodPassword, OnAuthPassword, func(u *User) (bool, bool) {
+	return s.authenticate(ctx, name, MethodPassword, OnAuthPassword, passwordCheck(password))
+}
+
+// passwordCheck is AuthPassword's check.
+func passwordCheck(password string) func(*User, *hashWork) bool {
+	return func(u *User, w *hashWork) bool {
 		if u == nil {
-			_, memoryHard := checkPassword(s.site.cfg.Load().dummy, password) // same cost as a real check
-			return false, memoryHard
+			w.password = password // padded like a wrong password
+			return false
 		}
-		return checkPassword(u.passwordHash, password)
-	})
+		return w.check(u.passwordHash, password)
+	}
 }
 
 // AuthPublicKey checks a public key whose signature the adapter verified.
 func (s *Session) AuthPublicKey(ctx context.Context, name string, key ssh.PublicKey) error {
-	return s.authenticate(ctx, name, MethodPublicKey, OnAuthPKI, func(u *User) (bool, bool) {
-		return u != nil && userHasKey(u, key), false
+	return s.authenticate(ctx, name, MethodPublicKey, OnAuthPKI, func(u *User, _ *hashWork) bool {
+		return u != nil && userHasKey(u, key)
 	})
 }
 
@@ -42,7 +47,7 @@ func (s *Session) AcceptsKey(name string, key ssh.PublicKey) bool {
 	if u, ok := s.site.LookupUser(name); ok && userHasKey(u, key) {
 		return true
 	}
-	return s.site.events.Handles(OnAuthPKI, nil)
+	return s.site.events.Handles(OnAuthPKI, s.site.namedUser(name))
 }
 
 // InteractiveQuestions returns the keyboard-interactive prompts for a user: those that
@@ -69,36 +74,39 @@ func (s *Session) AuthInteractive(ctx context.Context, name string, answers []st
 	qs := s.questions
 	s.questions = nil
 	s.mu.Unlock()
-	return s.authenticate(ctx, name, MethodInteractive, OnAuthInteractive, func(u *User) (bool, bool) {
+	return s.authenticate(ctx, name, MethodInteractive, OnAuthInteractive, s.answersCheck(qs, answers))
+}
+
+// answersCheck is AuthInteractive's check.
+func (s *Session) answersCheck(qs []Question, answers []string) func(*User, *hashWork) bool {
+	return func(u *User, w *hashWork) bool {
 		if u == nil || len(qs) == 0 || len(answers) != len(qs) {
-			_, memoryHard := checkPassword(s.site.cfg.Load().dummy, "")
-			return false, memoryHard
+			return false // padded like a wrong password
 		}
-		ok, memoryHard := true, false
+		ok := true
 		for i, q := range qs {
 			// Check every answer even after a failure so timing does not tell which one was wrong.
-			good, hard := s.checkAnswer(u, q, answers[i])
-			ok, memoryHard = ok && good, memoryHard || hard
+			ok = s.checkAnswer(u, q, answers[i], w) && ok
 		}
 		if ok {
 			s.consumeTOTP(qs, answers)
 		}
-		return ok, memoryHard
-	})
+		return ok
+	}
 }
 
-// checkAnswer checks one keyboard-interactive answer; memoryHard as for checkPassword.
-func (s *Session) checkAnswer(u *User, q Question, answer string) (ok, memoryHard bool) {
+// checkAnswer checks one keyboard-interactive answer, recording password hashing in w.
+func (s *Session) checkAnswer(u *User, q Question, answer string, w *hashWork) bool {
 	switch q.kind {
 	case questionPassword:
-		return checkPassword(u.passwordHash, answer)
+		return w.check(u.passwordHash, answer)
 	case questionTOTP:
 		s.mu.Lock()
 		used := s.totpUsed[answer]
 		s.mu.Unlock()
-		return checkTOTP(u.TOTPSecret, answer, s.site.now()) && !used, false
+		return checkTOTP(u.TOTPSecret, answer, s.site.now()) && !used
 	default:
-		return answer == q.answer, false
+		return answer == q.answer
 	}
 }
 
@@ -157,8 +165,10 @@ func (s *Session) authRequest(ctx context.Context, name string) error {
 // authenticate is the pipeline every method shares: request event, built-in check, the
 // method's event (which may block or accept), subsystem and address rules, multi-step chains,
 // session limits, then OnAuthSuccess or OnAuthFail. check returns whether the credentials
-// match and whether it ran a memory-hard hash (see checkPassword).
-func (s *Session) authenticate(ctx context.Context, name, method string, ev EventName, check func(*User) (ok, memoryHard bool)) error {
+// match, checking passwords through w. Every failure after the check is padded to the same
+// hashing work (see hashWork), also one refused for another reason after a right password:
+// its time must not say that the password was right.
+func (s *Session) authenticate(ctx context.Context, name, method string, ev EventName, check func(u *User, w *hashWork) bool) error {
 	if err := s.authRequest(ctx, name); err != nil {
 		return err
 	}
@@ -176,33 +186,44 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	if err := s.site.acquireHashSlot(ctx); err != nil {
 		return s.authFailed(ctx, name, method, err)
 	}
-	ok, memoryHard := check(candidate)
-	s.site.releaseHashSlot(memoryHard)
+	// A public key's check hashes no password, and its time tells nothing about one.
+	w := &hashWork{padded: method == MethodPublicKey}
+	ok := check(candidate, w)
+	if !ok && !w.padded {
+		w.pad(sc.dummies)
+	}
+	s.site.releaseHashSlot(w.memoryHard)
+	fail := func(why error) error {
+		if !w.padded {
+			s.site.padHashes(ctx, w, sc.dummies)
+		}
+		return s.authFailed(ctx, name, method, why)
+	}
 	blocked := s.gate(ctx, ev, "", "")
 	byScript := s.takeScriptAuth()
 	switch {
 	case blocked:
-		return s.authFailed(ctx, name, method, errors.New("blocked by "+string(ev)+" script"))
+		return fail(errors.New("blocked by " + string(ev) + " script"))
 	case byScript && !known:
 		if sc.catchAll == nil {
-			return s.authFailed(ctx, name, method, errors.New("script accepted an unknown user but the site has no catch-all user"))
+			return fail(errors.New("script accepted an unknown user but the site has no catch-all user"))
 		}
 		// The id becomes part of host paths ({user} in vfs roots): it must be a plain name.
 		if err := config.ValidUserID(name); err != nil || name == "*" {
-			return s.authFailed(ctx, name, method, fmt.Errorf("script accepted an invalid user id: %v", err))
+			return fail(fmt.Errorf("script accepted an invalid user id: %v", err))
 		}
 		u, known, ok = sc.catchAll.withID(name), true, true
 	case byScript:
 		ok = true
 	}
 	if !known || !ok {
-		return s.authFailed(ctx, name, method, errors.New("invalid credentials"))
+		return fail(errors.New("invalid credentials"))
 	}
 	if !u.allowedFrom(s.ip) {
-		return s.authFailed(ctx, name, method, errors.New("address not in the user's allow_from"))
+		return fail(errors.New("address not in the user's allow_from"))
 	}
 	if !s.protocolAllowed(u) {
-		return s.authFailed(ctx, name, method, fmt.Errorf("protocol %s not in the user's subsystems", s.Protocol()))
+		return fail(fmt.Errorf("protocol %s not in the user's subsystems", s.Protocol()))
 	}
 	// Multi-step chains: the method must continue one of the user's chains.
 	s.mu.Lock()
@@ -210,7 +231,7 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	s.mu.Unlock()
 	next, complete := chainProgress(u.chains, steps)
 	if !complete && len(next) == 0 {
-		return s.authFailed(ctx, name, method, fmt.Errorf("method %s not allowed for this user", method))
+		return fail(fmt.Errorf("method %s not allowed for this user", method))
 	}
 	if !complete {
 		s.mu.Lock()

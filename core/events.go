@@ -85,10 +85,12 @@ type Event struct {
 // Dispatcher runs the handlers of events. The scripting engine implements it; core only knows
 // this interface (dependency inversion, see architecture.md).
 type Dispatcher interface {
-	// Handles reports whether any handler is attached to the event for this site (or for user,
-	// when user is non-nil). The core skips building events nobody listens to.
+	// Handles reports whether any handler is attached to the event for this site or for user,
+	// the user the event names (Session.NamedUser: during authentication the user the client
+	// named), when non-nil. The core skips building events nobody listens to.
 	Handles(name EventName, user *User) bool
-	// Fire runs the handlers synchronously, each bounded by its timeout. A failing handler whose
+	// Fire runs the handlers synchronously, each bounded by its timeout; those of the user the
+	// event names (ev.Session.NamedUser()) before the site's. A failing handler whose
 	// on_error is "block" refuses a gate event by calling Session.BlockOperation (or Conn.Reject).
 	Fire(ctx context.Context, ev *Event)
 }

@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -260,8 +262,8 @@ func TestSiteReleasesMemoryAfterArgon2Logins(t *testing.T) {
 	_ = memTestLogin(t, site, "plain", "pw", true)
 	l.waitFor(t, 0, testQuiet)
 
-	// An unknown user is checked against a user's argon2id hash (the site's first hashed user;
-	// argon2id and bcrypt are tied), so it costs what a wrong password costs.
+	// A failed attempt, here an unknown user, runs every hash class of the site, argon2id
+	// among them, so that it costs what any wrong password costs.
 	if err := memTestLogin(t, site, "nobody", "pw", false); err == nil {
 		t.Fatal("unknown user logged in")
 	}
@@ -304,25 +306,126 @@ func TestSiteShutdownCancelsMemoryRelease(t *testing.T) {
 	l.waitFor(t, 0, quiet)
 }
 
-// An unknown user's password is checked against a hash of the algorithm most users have, with
-// their cost parameters: the same time as a wrong password.
-func TestDummyHashFor(t *testing.T) {
+// A failed check is padded with one configured hash of each class (algorithm and cost) that
+// the check did not run.
+func TestHashClassesAndPadding(t *testing.T) {
 	argonA, argonB := "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5", "$argon2id$v=19$m=65536,t=3,p=2$c2FsdA$a2V5"
 	bcA, bcB := "$2a$10$gk67jnghsP2FbV59AMbg/eE8udJECZWuxdBik48JDnyS4.IDEyZeC", "$2a$12$gk67jnghsP2FbV59AMbg/eE8udJECZWuxdBik48JDnyS4.IDEyZeC"
+	classes := func(ds []dummy) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.class)
+		}
+		return out
+	}
 	for _, tc := range []struct {
 		hashes []string
-		want   string
+		want   []string
 	}{
-		{nil, dummyHash},
-		{[]string{"", "plain:pw"}, dummyHash},
-		{[]string{argonA}, argonA},
-		{[]string{"plain:x", bcB, argonA, argonB}, argonA},
-		{[]string{bcB, bcA, argonA}, bcB},
-		{[]string{bcA, argonB}, bcA}, // a tie: the algorithm met first
-		{[]string{argonB, bcA}, argonB},
+		{nil, nil},
+		{[]string{"", "plain:pw"}, nil},
+		{[]string{argonA, argonA}, []string{"argon2id/m=19456,t=2,p=1"}},
+		{[]string{"plain:x", bcB, argonA, bcA, argonB}, []string{"bcrypt/12", "argon2id/m=19456,t=2,p=1", "bcrypt/10", "argon2id/m=65536,t=3,p=2"}},
 	} {
-		if got := dummyHashFor(tc.hashes); got != tc.want {
-			t.Errorf("dummyHashFor(%q) = %q, want %q", tc.hashes, got, tc.want)
+		if got := classes(dummiesFor(tc.hashes)); !slices.Equal(got, tc.want) {
+			t.Errorf("dummiesFor(%q) classes %q, want %q", tc.hashes, got, tc.want)
+		}
+	}
+	bc, err := HashPasswordBcrypt("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	argon, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := dummiesFor([]string{bc, argon})
+	for _, tc := range []struct {
+		name, hash string
+	}{{"bcrypt user", bc}, {"argon2id user", argon}, {"plain user", "plain:pw"}, {"no password", ""}} {
+		w := &hashWork{}
+		if w.check(tc.hash, "wrong") {
+			t.Fatalf("%s: wrong password matched", tc.name)
+		}
+		w.pad(ds)
+		slices.Sort(w.ran)
+		if want := []string{"argon2id/m=19456,t=2,p=1", "bcrypt/10"}; !slices.Equal(w.ran, want) || !w.memoryHard {
+			t.Errorf("%s: padded work %q (memory-hard %v), want %q", tc.name, w.ran, w.memoryHard, want)
+		}
+	}
+}
+
+// TestFailedAttemptsRunEveryHashClass: every way an attempt fails runs each configured hash
+// class once (the timing itself is TestFailedLoginTimeDoesNotTellUsersApart), and a success
+// runs only the user's own.
+func TestFailedAttemptsRunEveryHashClass(t *testing.T) {
+	argon, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := HashPasswordBcrypt("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	home := config.Mount{VFS: "mem", Permissions: []string{"all"}}
+	site, err := NewSite(&config.Site{Name: "t", Protector: config.Protector{Enabled: &no},
+		VFS: []config.VFS{{Name: "mem", Type: "memory"}},
+		Users: []config.User{
+			{ID: "argon", Password: argon, Home: home},
+			{ID: "bc", Password: bc, Home: home},
+			{ID: "plain", Password: "plain:pw", Home: home},
+			{ID: "keyonly", Home: home},
+			{ID: "fenced", Password: bc, Home: home, AllowFrom: []config.Prefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}},
+		}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"argon2id/m=19456,t=2,p=1", "bcrypt/10"}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, user, answer string
+		interactive, ok    bool
+		want               []string
+	}{
+		{"unknown user", "nobody", "pw", false, false, all},
+		{"argon2id user", "argon", "wrong", false, false, all},
+		{"bcrypt user", "bc", "wrong", false, false, all},
+		{"plain user", "plain", "wrong", false, false, all},
+		{"user without password", "keyonly", "pw", false, false, all},
+		{"right password, refused by allow_from", "fenced", "pw", false, false, all},
+		{"interactive, unknown user", "nobody", "pw", true, false, all},
+		{"interactive, bcrypt user", "bc", "wrong", true, false, all},
+		{"interactive, plain user", "plain", "wrong", true, false, all},
+		{"success, bcrypt user", "bc", "pw", false, true, []string{"bcrypt/10"}},
+		{"success, interactive argon2id user", "argon", "pw", true, true, []string{"argon2id/m=19456,t=2,p=1"}},
+		{"success, plain user", "plain", "pw", false, true, nil},
+	} {
+		sess, err := site.Connect(ctx, ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, Protocol: ProtoFTP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var work *hashWork
+		check := passwordCheck(tc.answer)
+		method, ev := MethodPassword, OnAuthPassword
+		if tc.interactive {
+			qs, err := sess.InteractiveQuestions(ctx, tc.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check, method, ev = sess.answersCheck(qs, []string{tc.answer}), MethodInteractive, OnAuthInteractive
+		}
+		err = sess.authenticate(ctx, tc.user, method, ev, func(u *User, w *hashWork) bool {
+			work = w
+			return check(u, w)
+		})
+		sess.Close()
+		if (err == nil) != tc.ok {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		slices.Sort(work.ran)
+		if !slices.Equal(work.ran, tc.want) {
+			t.Errorf("%s: hashed %q, want %q", tc.name, work.ran, tc.want)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package core
 
 import (
 	"crypto/subtle"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,45 +13,79 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// dummyHash is compared against when the user does not exist and the site has no user with a
-// hashed password (see dummyHashFor).
-const dummyHash = "$2a$10$gk67jnghsP2FbV59AMbg/eE8udJECZWuxdBik48JDnyS4.IDEyZeC"
+// A failed password check must take the same time whatever the user's hash, or a client
+// could tell an unknown name from a user, and a bcrypt user from an argon2id one, by the time
+// a wrong guess takes. So a failed attempt runs every hash class the site's users have once
+// (an algorithm with its cost parameters): the user's own check, then one configured hash of
+// each other class, whose results are discarded. Every failure thus costs the sum of the
+// classes, whatever the name; a site whose users all share one class (the usual case) pays
+// no more than before. Success is not padded: the client learns that anyway.
 
-// dummyHashFor picks the hash an unknown user's password is checked against, so that an
-// unknown user costs the same time as a wrong password (no user enumeration by timing): a
-// configured user's hash of the algorithm most users have (the first in config order; ties go
-// to the algorithm met first), hence the same algorithm and cost parameters. The result of that
-// check is always discarded. Without hashed passwords, the bcrypt dummyHash.
-func dummyHashFor(hashes []string) string {
-	first := map[string]string{}
-	count := map[string]int{}
-	var order []string
+// dummy is one configured hash of a class, checked to pad a failed attempt.
+type dummy struct {
+	class string
+	hash  string
+}
+
+// hashClass names a hash's algorithm and cost parameters ("bcrypt/10",
+// "argon2id/m=19456,t=2,p=1"); "" for a check that does no hashing (plain, empty).
+func hashClass(hash string) string {
+	switch {
+	case memoryHardHash(hash):
+		// $argon2id$v=19$m=19456,t=2,p=1$salt$key
+		if parts := strings.Split(hash, "$"); len(parts) == 6 {
+			return "argon2id/" + parts[3]
+		}
+		return "argon2id"
+	case strings.HasPrefix(hash, "$2"):
+		if cost, err := bcrypt.Cost([]byte(hash)); err == nil {
+			return "bcrypt/" + strconv.Itoa(cost)
+		}
+		return "bcrypt"
+	}
+	return ""
+}
+
+// dummiesFor returns one hash of each class among hashes, the first in config order.
+func dummiesFor(hashes []string) []dummy {
+	var out []dummy
 	for _, h := range hashes {
-		var alg string
-		switch {
-		case memoryHardHash(h):
-			alg = "argon2id"
-		case strings.HasPrefix(h, "$2"):
-			alg = "bcrypt"
-		default:
-			continue
-		}
-		if count[alg] == 0 {
-			first[alg] = h
-			order = append(order, alg)
-		}
-		count[alg]++
-	}
-	best := ""
-	for _, alg := range order {
-		if best == "" || count[alg] > count[best] {
-			best = alg
+		c := hashClass(h)
+		if c != "" && !slices.ContainsFunc(out, func(d dummy) bool { return d.class == c }) {
+			out = append(out, dummy{class: c, hash: h})
 		}
 	}
-	if best == "" {
-		return dummyHash
+	return out
+}
+
+// hashWork is the password hashing one authentication attempt did.
+type hashWork struct {
+	ran        []string // classes checked
+	memoryHard bool     // an argon2id hash ran (see checkPassword)
+	password   string   // the last password checked, to pad with
+	padded     bool
+}
+
+// check compares password with hash and records the work.
+func (w *hashWork) check(hash, password string) bool {
+	ok, hard := checkPassword(hash, password)
+	w.memoryHard = w.memoryHard || hard
+	w.password = password
+	if c := hashClass(hash); c != "" && !slices.Contains(w.ran, c) {
+		w.ran = append(w.ran, c)
 	}
-	return first[best]
+	return ok
+}
+
+// pad checks the password against each class of dummies not run yet, so that the attempt
+// has cost what every other failed attempt costs. Results are discarded.
+func (w *hashWork) pad(dummies []dummy) {
+	w.padded = true
+	for _, d := range dummies {
+		if !slices.Contains(w.ran, d.class) {
+			w.check(d.hash, w.password)
+		}
+	}
 }
 
 // HashPassword returns an argon2id hash of password (the default of `wharf hash-password`).
@@ -67,13 +103,13 @@ func HashPasswordBcrypt(password string) (string, error) {
 }
 
 // checkPassword compares password with a stored hash in constant time. An empty hash never
-// matches. memoryHard reports whether the check ran a memory-hard hash (argon2id, 19 MiB at
-// the default cost), after which the site returns the freed memory to the OS.
+// matches (and costs nothing: a failed attempt is padded, see hashWork). memoryHard reports
+// whether the check ran a memory-hard hash (argon2id, 19 MiB at the default cost), after
+// which the site returns the freed memory to the OS.
 func checkPassword(hash, password string) (ok, memoryHard bool) {
 	switch {
 	case hash == "":
-		_, memoryHard = checkPassword(dummyHash, password)
-		return false, memoryHard
+		return false, false
 	case strings.HasPrefix(hash, "plain:"):
 		want := strings.TrimPrefix(hash, "plain:")
 		return subtle.ConstantTimeCompare([]byte(want), []byte(password)) == 1, false

@@ -38,6 +38,7 @@ type Session struct {
 	mu            sync.Mutex
 	user          *User
 	countedUser   string
+	preAuth       bool // counted as waiting to log in (guarded by site.mu, not mu)
 	protocol      string
 	clientVersion string
 	lastCmd       string
@@ -120,6 +121,21 @@ func (s *Session) User() *User {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.user
+}
+
+// NamedUser returns the user this session's events are about, whose own event handlers run
+// before the site's: the authenticated user; before that, from the first authentication
+// request on, the configured user the client named, or the site's catch-all profile ("*")
+// for a name that is not configured; nil before any name and for an unknown name on a site
+// without a catch-all. Unlike User it does not mean the client is that user.
+func (s *Session) NamedUser() *User {
+	s.mu.Lock()
+	u, name := s.user, s.authName
+	s.mu.Unlock()
+	if u != nil {
+		return u
+	}
+	return s.site.namedUser(name)
 }
 
 // UserID returns the authenticated user's id, "" before authentication.
@@ -360,29 +376,32 @@ func (s *Session) Close() {
 	d := s.site.now().Sub(s.start)
 	s.Logger().Info("session closed", "duration", d.Round(time.Millisecond).String())
 	s.site.observe(&Fact{Kind: FactSessionEnd, Session: s, Duration: d})
-	if s.User() == nil && !s.judged.Load() && !s.site.shuttingDown() {
-		// Scanners connect and leave without trying to log in (a failed login struck already).
+	if s.User() == nil && !s.judged.Load() && !s.site.shuttingDown() && !s.site.healthCheck(s.ip) {
+		// Scanners connect and leave without trying to log in (a failed login struck already);
+		// so do load balancers' health checks, which are not counted.
 		s.site.Strike(context.Background(), s.ip, "connection closed without authenticating", s)
 	}
 }
 
-// Logger returns a logger carrying site, session id, user, protocol and IP.
+// Logger returns a logger carrying site, session id, protocol, IP and, once authenticated,
+// the user. Before that a record names the user it is about itself ("user" for a configured
+// user, "login" for the name a client sent), so no record carries a key twice.
 func (s *Session) Logger() *slog.Logger {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.log == nil {
-		uid := ""
 		if s.user != nil {
-			uid = s.user.ID
+			s.log = s.site.log.With("session", s.id, "protocol", s.protocol, "ip", s.conn.RemoteIP, "user", s.user.ID)
+		} else {
+			s.log = s.site.log.With("session", s.id, "protocol", s.protocol, "ip", s.conn.RemoteIP)
 		}
-		s.log = s.site.log.With("session", s.id, "protocol", s.protocol, "ip", s.conn.RemoteIP, "user", uid)
 	}
 	return s.log
 }
 
 // fire runs an event's handlers with the session, serialised per session.
 func (s *Session) fire(ctx context.Context, name EventName, rel, target string) {
-	if !s.site.events.Handles(name, s.User()) {
+	if !s.site.events.Handles(name, s.NamedUser()) {
 		return
 	}
 	s.eventMu.Lock()
@@ -392,7 +411,7 @@ func (s *Session) fire(ctx context.Context, name EventName, rel, target string) 
 
 // gate fires a gate event and reports whether a script blocked the action.
 func (s *Session) gate(ctx context.Context, name EventName, rel, target string) bool {
-	if !s.site.events.Handles(name, s.User()) {
+	if !s.site.events.Handles(name, s.NamedUser()) {
 		return false
 	}
 	s.eventMu.Lock()

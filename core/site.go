@@ -52,6 +52,10 @@ type Site struct {
 	limits   map[string]*bandwidth
 	prot     *protector
 	closed   bool
+	// connections that have not logged in yet, in all and by address (Session.preAuth);
+	// guarded by mu
+	unauth      int
+	unauthPerIP map[netip.Addr]int
 
 	uploads   inflight      // atomic uploads in flight, by backend and name
 	transfers atomic.Int64  // open read and write handles
@@ -79,6 +83,16 @@ func (s *Site) releaseHashSlot(memoryHard bool) {
 	s.mem.end(memoryHard)
 }
 
+// padHashes pads a failed attempt whose password check succeeded (a refusal for another
+// reason) to the hashing work of any failed attempt, in a hash slot of its own.
+func (s *Site) padHashes(ctx context.Context, w *hashWork, dummies []dummy) {
+	if err := s.acquireHashSlot(ctx); err != nil {
+		return
+	}
+	w.pad(dummies)
+	s.releaseHashSlot(w.memoryHard)
+}
+
 // ActiveTransfers returns the number of uploads and downloads in progress.
 func (s *Site) ActiveTransfers() int64 { return s.transfers.Load() }
 
@@ -88,18 +102,19 @@ type siteConfig struct {
 	raw      *config.Site
 	users    map[string]*User
 	catchAll *User
-	dummy    string // the hash an unknown user's password is checked against: dummyHashFor
+	dummies  []dummy // one hash of each class the users have, to pad failed checks (hashWork)
 	vfs      map[string]config.VFS
 	safe     []netip.Prefix
 	allow    []netip.Prefix
 	block    []netip.Prefix
+	health   []netip.Prefix // protector.health_check_sources
 }
 
 // NewSite builds a site from its configuration.
 func NewSite(c *config.Site, opts Options) (*Site, error) {
 	s := &Site{
 		name: c.Name, log: opts.Logger, events: opts.Events, observer: opts.Observer, now: opts.Now,
-		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{},
+		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{}, unauthPerIP: map[netip.Addr]int{},
 		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		mem:       memReleaser{quiet: memReleaseQuiet, release: debug.FreeOSMemory},
@@ -118,7 +133,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 	if opts.StateDir != "" {
 		stateFile = filepath.Join(opts.StateDir, "bans-"+safeFileName(c.Name)+".json")
 	}
-	prot, err := newProtector(stateFile)
+	prot, err := newProtector(stateFile, c.Protector, s.now(), s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +148,8 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 // operations; live sessions keep their user and mounts.
 func (s *Site) Reload(c *config.Site) error {
 	sc := &siteConfig{raw: c, users: map[string]*User{}, vfs: map[string]config.VFS{},
-		safe: prefixes(c.Protector.Safe), allow: prefixes(c.Protector.Allow), block: prefixes(c.Protector.Block)}
+		safe: prefixes(c.Protector.Safe), allow: prefixes(c.Protector.Allow), block: prefixes(c.Protector.Block),
+		health: prefixes(c.Protector.HealthCheckSources)}
 	for _, v := range c.VFS {
 		sc.vfs[v.Name] = v
 	}
@@ -157,8 +173,9 @@ func (s *Site) Reload(c *config.Site) error {
 	for i := range c.Users {
 		hashes = append(hashes, c.Users[i].Password)
 	}
-	sc.dummy = dummyHashFor(hashes)
+	sc.dummies = dummiesFor(hashes)
 	s.cfg.Store(sc)
+	s.prot.configure(c.Protector, s.now())
 	return nil
 }
 
@@ -178,6 +195,19 @@ func (s *Site) Events() Dispatcher { return s.events }
 func (s *Site) LookupUser(id string) (*User, bool) {
 	u, ok := s.cfg.Load().users[id]
 	return u, ok
+}
+
+// namedUser returns the user whose handlers run for a client that named name: the configured
+// user, else the catch-all profile (nil without one, and for "").
+func (s *Site) namedUser(name string) *User {
+	if name == "" {
+		return nil
+	}
+	sc := s.cfg.Load()
+	if u, ok := sc.users[name]; ok {
+		return u
+	}
+	return sc.catchAll
 }
 
 // ConnInfo describes an accepted connection.
@@ -216,10 +246,22 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	case lim.MaxConnectionsPerIP > 0 && s.perIP[ip] >= lim.MaxConnectionsPerIP:
 		s.mu.Unlock()
 		return nil, s.refuse(conn, "too many connections from your address", ErrLimit)
+	// Connections that have not logged in are bounded apart (OpenSSH's MaxStartups and
+	// PerSourceMaxStartups): a flood of them is refused, while logged-in clients keep
+	// their room and one client may still hold many sessions.
+	case lim.MaxUnauthenticated > 0 && s.unauth >= lim.MaxUnauthenticated:
+		s.mu.Unlock()
+		return nil, s.refuse(conn, "too many connections waiting to log in", ErrLimit)
+	case lim.MaxUnauthenticatedPerIP > 0 && s.unauthPerIP[ip] >= lim.MaxUnauthenticatedPerIP:
+		s.mu.Unlock()
+		return nil, s.refuse(conn, "too many connections from your address waiting to log in", ErrLimit)
 	}
 	sess := newSession(s, conn, ip, info.Protocol)
 	s.sessions[sess.id] = sess
 	s.perIP[ip]++
+	sess.preAuth = true
+	s.unauth++
+	s.unauthPerIP[ip]++
 	s.mu.Unlock()
 
 	if s.events.Handles(OnNewConnection, nil) {
@@ -258,11 +300,16 @@ func (s *Site) refusal(ip netip.Addr) string {
 	if len(sc.allow) > 0 && !containsIP(sc.allow, ip) {
 		return "address is not on the allow list"
 	}
-	if s.Banned(ip) {
+	// A safe address is never banned, also when it lies in a banned IPv6 prefix.
+	if s.Banned(ip) && !containsIP(sc.safe, ip) {
 		return "address is banned"
 	}
 	return ""
 }
+
+// healthCheck reports whether ip is a health-check source, whose connections that end
+// without a login attempt are no strike.
+func (s *Site) healthCheck(ip netip.Addr) bool { return containsIP(s.cfg.Load().health, ip) }
 
 func (s *Site) shuttingDown() bool {
 	s.mu.Lock()
@@ -319,6 +366,7 @@ func (s *Site) Shutdown(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	s.mem.stop()
+	defer s.prot.close() // after the sessions, whose ends may still strike
 	for _, x := range s.Sessions() {
 		x.Terminate(false)
 	}
@@ -359,6 +407,7 @@ func (s *Site) unregister(sess *Session) {
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
 		delete(s.perIP, sess.ip)
 	}
+	s.loggedInLocked(sess)
 	if sess.countedUser != "" {
 		if s.perUser[sess.countedUser]--; s.perUser[sess.countedUser] <= 0 {
 			delete(s.perUser, sess.countedUser)
@@ -379,7 +428,21 @@ func (s *Site) claimUserSlot(sess *Session, u *User) error {
 	}
 	s.perUser[u.ID]++
 	sess.countedUser = u.ID
+	s.loggedInLocked(sess)
 	return nil
+}
+
+// loggedInLocked stops counting sess as a connection waiting to log in (it logged in or
+// ended). s.mu is held.
+func (s *Site) loggedInLocked(sess *Session) {
+	if !sess.preAuth {
+		return
+	}
+	sess.preAuth = false
+	s.unauth--
+	if s.unauthPerIP[sess.ip]--; s.unauthPerIP[sess.ip] <= 0 {
+		delete(s.unauthPerIP, sess.ip)
+	}
 }
 
 // backend returns the (shared, cached) backend for a vfs definition and user.

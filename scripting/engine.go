@@ -108,7 +108,7 @@ func (e *Engine) Close() error {
 }
 
 // Handles implements core.Dispatcher. The core calls it for every operation, so it is a few
-// map lookups.
+// map lookups. user is the one the event names (core.Session.NamedUser).
 func (e *Engine) Handles(name core.EventName, user *core.User) bool {
 	set := e.set.Load()
 	if len(set.site[name]) > 0 {
@@ -120,13 +120,15 @@ func (e *Engine) Handles(name core.EventName, user *core.User) bool {
 	return len(set.forUser(user, e.log)[name]) > 0
 }
 
-// Fire implements core.Dispatcher: it runs the user's handlers of the event, then the site's,
-// each list in ascending priority, on one pooled Lua state.
+// Fire implements core.Dispatcher: it runs the handlers of the user the event names, then
+// the site's, each list in ascending priority, on one pooled Lua state. The user is the
+// session's NamedUser: during authentication the user the client named (whose handlers may
+// add questions or refuse), although Session.GetUser() stays nil until the login succeeds.
 func (e *Engine) Fire(ctx context.Context, ev *core.Event) {
 	set := e.set.Load()
 	var hs []*handler
 	if ev.Session != nil {
-		if u := ev.Session.User(); u != nil && len(u.Handlers) > 0 {
+		if u := ev.Session.NamedUser(); u != nil && len(u.Handlers) > 0 {
 			hs = set.forUser(u, e.log)[ev.Name]
 		}
 	}

@@ -65,7 +65,7 @@ sites:
       - { protocol: sftp, address: "127.0.0.1:0" }
       - { protocol: ftp, address: "127.0.0.1:0" }
       - { protocol: ftps, address: "127.0.0.1:0" }
-    limits: { max_connections: 0, max_connections_per_ip: 0 }
+    limits: { max_connections: 0, max_connections_per_ip: 0, max_unauthenticated: 0, max_unauthenticated_per_ip: 0 }
     vfs:
       - { name: mem, type: memory }
     users:

@@ -137,13 +137,18 @@ type TLS struct {
 // Limits bounds resource use per site. A count of 0 means unlimited.
 type Limits struct {
 	MaxConnections      int      `yaml:"max_connections"`        // default 500
-	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"` // default 20
-	MaxSessionsPerUser  int      `yaml:"max_sessions_per_user"`  // default 10
+	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"` // default 64
+	MaxSessionsPerUser  int      `yaml:"max_sessions_per_user"`  // default 0 (unlimited)
 	IdleTimeout         Duration `yaml:"idle_timeout"`           // default 15m
 	LoginTimeout        Duration `yaml:"login_timeout"`          // default 30s
 	// MaxHandlesPerSession caps the files and directories an SFTP session holds open at once
 	// (OpenSSH's sftp-server: 512). Default 512; 0 = unlimited.
 	MaxHandlesPerSession int `yaml:"max_handles_per_session"`
+	// MaxUnauthenticated and MaxUnauthenticatedPerIP bound the connections that have not
+	// logged in yet (OpenSSH's MaxStartups and PerSourceMaxStartups): a flood of
+	// connections that never log in is refused while logged-in clients keep their room.
+	MaxUnauthenticated      int `yaml:"max_unauthenticated"`        // default 100
+	MaxUnauthenticatedPerIP int `yaml:"max_unauthenticated_per_ip"` // default 32
 }
 
 // Protector bans clients that collect too many strikes (failed logins and the like).
@@ -155,6 +160,14 @@ type Protector struct {
 	Allow     []Prefix `yaml:"allow"`     // non-empty = only these may connect
 	Safe      []Prefix `yaml:"safe"`      // never banned; default [127.0.0.1/32] when absent
 	Block     []Prefix `yaml:"block"`     // always refused
+	// IPv6Prefix is the prefix length IPv6 clients are counted and banned by (default 64):
+	// one host usually holds a whole /64, and rotating addresses in it must not help.
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// MaxBans caps the ban table (default 100000); a new ban beyond it evicts the oldest.
+	MaxBans int `yaml:"max_bans"`
+	// HealthCheckSources are load balancers and monitors whose connections that close without
+	// logging in (a TCP health check) are no strike.
+	HealthCheckSources []Prefix `yaml:"health_check_sources"`
 }
 
 // IsEnabled reports whether the protector is on (default true).

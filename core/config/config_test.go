@@ -106,6 +106,10 @@ func TestBrokenConfigs(t *testing.T) {
 		{"bad duration", head + "    limits:\n      idle_timeout: 5\n", "sites[0].limits.idle_timeout", 8, `invalid duration "5"`, ""},
 		{"zero timeout", head + "    limits:\n      login_timeout: 0s\n", "sites[0].limits.login_timeout", 8, "must be a positive duration, got 0s", ""},
 		{"threshold zero", head + "    protector: {threshold: 0}\n", "sites[0].protector.threshold", 7, "must be at least 1", ""},
+		{"ipv6 prefix too long", head + "    protector: {ipv6_prefix: 129}\n", "sites[0].protector.ipv6_prefix", 7, "must be a prefix length from 1 to 128, got 129", ""},
+		{"max bans zero", head + "    protector: {max_bans: 0}\n", "sites[0].protector.max_bans", 7, "must be at least 1, got 0", ""},
+		{"negative pre-auth limit", head + "    limits: {max_unauthenticated: -1}\n", "sites[0].limits.max_unauthenticated", 7, "must be 0 or more, got -1", ""},
+		{"bad health check CIDR", head + "    protector:\n      health_check_sources: [10.0.0.0/33]\n", "sites[0].protector.health_check_sources[0]", 8, `invalid CIDR "10.0.0.0/33"`, ""},
 		{"bad protector CIDR", head + "    protector:\n      block: [300.1.1.1]\n", "sites[0].protector.block[0]", 8, `invalid CIDR "300.1.1.1"`, ""},
 		{"duplicate vfs", head + "      - {name: home, type: memory}\n", "sites[0].vfs[1].name", 7, `duplicate vfs name "home" (first at line 6)`, ""},
 		{"bad vfs type", head + "      - {name: s3, type: s3}\n", "sites[0].vfs[1].type", 7, `invalid value "s3" (allowed: disk, memory)`, ""},
@@ -329,13 +333,16 @@ func TestDefaultsApplied(t *testing.T) {
 	if s.TLS != (TLS{}) {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	wantLimits := Limits{500, 20, 10, Duration{15 * time.Minute}, Duration{30 * time.Second}, 512}
+	wantLimits := Limits{MaxConnections: 500, MaxConnectionsPerIP: 64, MaxSessionsPerUser: 0,
+		IdleTimeout: Duration{15 * time.Minute}, LoginTimeout: Duration{30 * time.Second},
+		MaxUnauthenticated: 100, MaxUnauthenticatedPerIP: 32, MaxHandlesPerSession: 512}
 	if s.Limits != wantLimits {
 		t.Errorf("limits = %+v, want %+v", s.Limits, wantLimits)
 	}
 	p := s.Protector
 	if !p.IsEnabled() || p.Window.Duration != 10*time.Minute || p.Threshold != 10 || p.BanFor.Duration != 30*time.Minute ||
-		len(p.Allow) != 0 || len(p.Block) != 0 || len(p.Safe) != 1 || p.Safe[0].Prefix != netip.MustParsePrefix("127.0.0.1/32") {
+		len(p.Allow) != 0 || len(p.Block) != 0 || len(p.Safe) != 1 || p.Safe[0].Prefix != netip.MustParsePrefix("127.0.0.1/32") ||
+		p.IPv6Prefix != 64 || p.MaxBans != 100_000 || len(p.HealthCheckSources) != 0 {
 		t.Errorf("protector = %+v", p)
 	}
 	if !s.VFS[0].Atomic() || s.VFS[1].Atomic() || s.VFS[1].AtomicUploads == nil {
@@ -367,7 +374,7 @@ func TestDefaultsApplied(t *testing.T) {
 
 func TestExplicitValuesOverrideDefaults(t *testing.T) {
 	// Present keys are kept as written, even when they equal the zero value.
-	cfg := mustParse(t, "log: {flush_interval: 0s}\n"+head+`    limits: {max_connections: 0, max_sessions_per_user: 0}
+	cfg := mustParse(t, "log: {flush_interval: 0s}\n"+head+`    limits: {max_connections: 0, max_unauthenticated_per_ip: 0}
     protector: {enabled: false, threshold: 0, safe: []}
     ssh: {scp: false}
 `, testDir)
@@ -375,7 +382,7 @@ func TestExplicitValuesOverrideDefaults(t *testing.T) {
 		t.Errorf("log.flush_interval: 0 became %s", cfg.Log.FlushInterval)
 	}
 	s := cfg.Sites[0]
-	if s.Limits.MaxConnections != 0 || s.Limits.MaxSessionsPerUser != 0 || s.Limits.MaxConnectionsPerIP != 20 {
+	if s.Limits.MaxConnections != 0 || s.Limits.MaxUnauthenticatedPerIP != 0 || s.Limits.MaxConnectionsPerIP != 64 {
 		t.Errorf("limits = %+v", s.Limits)
 	}
 	if s.Protector.IsEnabled() || s.Protector.Threshold != 0 || len(s.Protector.Safe) != 0 {
@@ -540,7 +547,9 @@ func TestFullExample(t *testing.T) {
 	if s.TLS != (TLS{Cert: at("keys", "tls.crt"), Key: at("keys", "tls.key")}) {
 		t.Errorf("tls = %+v", s.TLS)
 	}
-	if s.Limits != (Limits{100, 5, 3, Duration{5 * time.Minute}, Duration{10 * time.Second}, 512}) {
+	if s.Limits != (Limits{MaxConnections: 100, MaxConnectionsPerIP: 5, MaxSessionsPerUser: 3,
+		IdleTimeout: Duration{5 * time.Minute}, LoginTimeout: Duration{10 * time.Second},
+		MaxUnauthenticated: 100, MaxUnauthenticatedPerIP: 32, MaxHandlesPerSession: 512}) {
 		t.Errorf("limits = %+v", s.Limits)
 	}
 	p := s.Protector

@@ -333,8 +333,8 @@ func (c *checker) checkSite(key string, s *Site) {
 	// Limits
 	lk := key + ".limits"
 	c.defaultInt(lk+".max_connections", &s.Limits.MaxConnections, 500)
-	c.defaultInt(lk+".max_connections_per_ip", &s.Limits.MaxConnectionsPerIP, 20)
-	c.defaultInt(lk+".max_sessions_per_user", &s.Limits.MaxSessionsPerUser, 10)
+	c.defaultInt(lk+".max_connections_per_ip", &s.Limits.MaxConnectionsPerIP, 64)
+	c.defaultInt(lk+".max_sessions_per_user", &s.Limits.MaxSessionsPerUser, 0)
 	c.defaultDuration(lk+".idle_timeout", &s.Limits.IdleTimeout, 15*time.Minute)
 	c.defaultDuration(lk+".login_timeout", &s.Limits.LoginTimeout, 30*time.Second)
 	c.nonNegative(lk+".max_connections", int64(s.Limits.MaxConnections))
@@ -344,6 +344,10 @@ func (c *checker) checkSite(key string, s *Site) {
 	c.positive(lk+".login_timeout", s.Limits.LoginTimeout)
 	c.defaultInt(lk+".max_handles_per_session", &s.Limits.MaxHandlesPerSession, 512)
 	c.nonNegative(lk+".max_handles_per_session", int64(s.Limits.MaxHandlesPerSession))
+	c.defaultInt(lk+".max_unauthenticated", &s.Limits.MaxUnauthenticated, 100)
+	c.defaultInt(lk+".max_unauthenticated_per_ip", &s.Limits.MaxUnauthenticatedPerIP, 32)
+	c.nonNegative(lk+".max_unauthenticated", int64(s.Limits.MaxUnauthenticated))
+	c.nonNegative(lk+".max_unauthenticated_per_ip", int64(s.Limits.MaxUnauthenticatedPerIP))
 
 	// Protector
 	pk := key + ".protector"
@@ -361,6 +365,14 @@ func (c *checker) checkSite(key string, s *Site) {
 	c.positive(pk+".ban_for", p.BanFor)
 	if *p.Enabled && p.Threshold < 1 {
 		c.errorf(pk+".threshold", "must be at least 1 while the protector is enabled, got %d", p.Threshold)
+	}
+	c.defaultInt(pk+".ipv6_prefix", &p.IPv6Prefix, 64)
+	if p.IPv6Prefix < 1 || p.IPv6Prefix > 128 {
+		c.errorf(pk+".ipv6_prefix", "must be a prefix length from 1 to 128, got %d", p.IPv6Prefix)
+	}
+	c.defaultInt(pk+".max_bans", &p.MaxBans, 100_000)
+	if p.MaxBans < 1 {
+		c.errorf(pk+".max_bans", "must be at least 1, got %d", p.MaxBans)
 	}
 
 	// VFS
