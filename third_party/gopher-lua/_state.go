@@ -1128,6 +1128,9 @@ func (ls *LState) setField(obj LValue, key LValue, value LValue) {
 		tb, istable := curobj.(*LTable)
 		if istable {
 			if tb.RawGet(key) != LNil {
+				if tb.readOnly {
+					ls.RaiseError("attempt to modify a read-only table")
+				}
 				ls.RawSet(tb, key, value)
 				return
 			}
@@ -1136,6 +1139,9 @@ func (ls *LState) setField(obj LValue, key LValue, value LValue) {
 		if metaindex == LNil {
 			if !istable {
 				ls.RaiseError("attempt to index a non-table object(%v) with key '%s'", curobj.Type().String(), key.String())
+			}
+			if tb.readOnly {
+				ls.RaiseError("attempt to modify a read-only table")
 			}
 			ls.RawSet(tb, key, value)
 			return
@@ -1160,6 +1166,9 @@ func (ls *LState) setFieldString(obj LValue, key string, value LValue) {
 		tb, istable := curobj.(*LTable)
 		if istable {
 			if tb.RawGetString(key) != LNil {
+				if tb.readOnly {
+					ls.RaiseError("attempt to modify a read-only table")
+				}
 				tb.RawSetString(key, value)
 				return
 			}
@@ -1168,6 +1177,9 @@ func (ls *LState) setFieldString(obj LValue, key string, value LValue) {
 		if metaindex == LNil {
 			if !istable {
 				ls.RaiseError("attempt to index a non-table object(%v) with key '%s'", curobj.Type().String(), key)
+			}
+			if tb.readOnly {
+				ls.RaiseError("attempt to modify a read-only table")
 			}
 			tb.RawSetString(key, value)
 			return

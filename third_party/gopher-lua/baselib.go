@@ -312,7 +312,11 @@ func baseRawGet(L *LState) int {
 }
 
 func baseRawSet(L *LState) int {
-	L.RawSet(L.CheckTable(1), L.CheckAny(2), L.CheckAny(3))
+	tb := L.CheckTable(1)
+	if tb.readOnly {
+		L.RaiseError("rawset: attempt to modify a read-only table")
+	}
+	L.RawSet(tb, L.CheckAny(2), L.CheckAny(3))
 	return 0
 }
 
@@ -391,6 +395,9 @@ func baseSetMetatable(L *LState) int {
 		L.RaiseError("cannot set metatable to a nil object.")
 	}
 	mt := L.Get(2)
+	if tb, ok := obj.(*LTable); ok && tb.readOnly {
+		L.RaiseError("setmetatable: attempt to modify a read-only table")
+	}
 	if m := L.metatable(obj, true); m != LNil {
 		if tb, ok := m.(*LTable); ok && tb.RawGetString("__metatable") != LNil {
 			L.RaiseError("cannot change a protected metatable")

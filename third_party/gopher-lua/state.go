@@ -1341,6 +1341,9 @@ func (ls *LState) setField(obj LValue, key LValue, value LValue) {
 		tb, istable := curobj.(*LTable)
 		if istable {
 			if tb.RawGet(key) != LNil {
+				if tb.readOnly {
+					ls.RaiseError("attempt to modify a read-only table")
+				}
 				ls.RawSet(tb, key, value)
 				return
 			}
@@ -1349,6 +1352,9 @@ func (ls *LState) setField(obj LValue, key LValue, value LValue) {
 		if metaindex == LNil {
 			if !istable {
 				ls.RaiseError("attempt to index a non-table object(%v) with key '%s'", curobj.Type().String(), key.String())
+			}
+			if tb.readOnly {
+				ls.RaiseError("attempt to modify a read-only table")
 			}
 			ls.RawSet(tb, key, value)
 			return
@@ -1373,6 +1379,9 @@ func (ls *LState) setFieldString(obj LValue, key string, value LValue) {
 		tb, istable := curobj.(*LTable)
 		if istable {
 			if tb.RawGetString(key) != LNil {
+				if tb.readOnly {
+					ls.RaiseError("attempt to modify a read-only table")
+				}
 				tb.RawSetString(key, value)
 				return
 			}
@@ -1381,6 +1390,9 @@ func (ls *LState) setFieldString(obj LValue, key string, value LValue) {
 		if metaindex == LNil {
 			if !istable {
 				ls.RaiseError("attempt to index a non-table object(%v) with key '%s'", curobj.Type().String(), key)
+			}
+			if tb.readOnly {
+				ls.RaiseError("attempt to modify a read-only table")
 			}
 			tb.RawSetString(key, value)
 			return

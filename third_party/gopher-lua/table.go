@@ -46,6 +46,17 @@ func newLTable(acap int, hcap int) *LTable {
 	return tb
 }
 
+// SetReadOnly marks the table read-only (or writable again). Lua code cannot change a
+// read-only table: an assignment that would store into it (rather than call a __newindex
+// metamethod), rawset, setmetatable, and table.insert, table.remove and table.sort raise
+// "attempt to modify a read-only table". Go code is not checked: RawSet, Append and
+// LState.SetMetatable still work, so a host can build a table and then hand it to scripts
+// read-only. (wharf)
+func (tb *LTable) SetReadOnly(readOnly bool) { tb.readOnly = readOnly }
+
+// IsReadOnly reports whether SetReadOnly marked the table read-only. (wharf)
+func (tb *LTable) IsReadOnly() bool { return tb.readOnly }
+
 // Len returns length of this LTable without using __len.
 func (tb *LTable) Len() int {
 	if tb.array == nil {

@@ -19,8 +19,17 @@ var tableFuncs = map[string]LGFunction{
 	"sort":   tableSort,
 }
 
-func tableSort(L *LState) int {
+// checkWritableTable is CheckTable for the functions that change the table. (wharf)
+func checkWritableTable(L *LState, fn string) *LTable {
 	tbl := L.CheckTable(1)
+	if tbl.readOnly {
+		L.RaiseError("table.%s: attempt to modify a read-only table", fn)
+	}
+	return tbl
+}
+
+func tableSort(L *LState) int {
+	tbl := checkWritableTable(L, "sort")
 	sorter := lValueArraySorter{L, nil, tbl.array}
 	if L.GetTop() != 1 {
 		sorter.Fn = L.CheckFunction(2)
@@ -40,7 +49,7 @@ func tableMaxN(L *LState) int {
 }
 
 func tableRemove(L *LState) int {
-	tbl := L.CheckTable(1)
+	tbl := checkWritableTable(L, "remove")
 	if L.GetTop() == 1 {
 		L.Push(tbl.Remove(-1))
 	} else {
@@ -83,7 +92,7 @@ func tableConcat(L *LState) int {
 }
 
 func tableInsert(L *LState) int {
-	tbl := L.CheckTable(1)
+	tbl := checkWritableTable(L, "insert")
 	nargs := L.GetTop()
 	if nargs == 1 {
 		L.RaiseError("wrong number of arguments")
