@@ -114,6 +114,10 @@ func callGFunction(L *LState, tailcall bool) bool {
 		return true
 	}
 
+	if gfnret > 0 {
+		L.chargeResults(gfnret)
+	}
+
 	wantret := frame.NRet
 	if wantret == MultRet {
 		wantret = gfnret
@@ -338,6 +342,7 @@ func init() {
 			RA := lbase + A
 			B := int(inst & 0x1ff)    //GETB
 			C := int(inst>>9) & 0x1ff //GETC
+			L.ChargeMemory(tableMemory(B, C))
 			v := newLTable(B, C)
 			// +inline-call reg.Set RA v
 			return 0
@@ -767,6 +772,7 @@ func init() {
 			if B == 0 {
 				nelem = reg.Top() - RA - 1
 			}
+			L.ChargeMemory(int64(nelem) * memSlot)
 			for i := 1; i <= nelem; i++ {
 				table.RawSetInt(offset+i, reg.Get(RA+i))
 			}
@@ -788,6 +794,7 @@ func init() {
 			RA := lbase + A
 			Bx := int(inst & 0x3ffff) //GETBX
 			proto := cf.Fn.Proto.FunctionPrototypes[Bx]
+			L.ChargeMemory(memFunction + int64(proto.NumUpvalues)*memUpvalue)
 			closure := newLFunctionL(proto, cf.Fn.Env, int(proto.NumUpvalues))
 			// +inline-call reg.Set RA closure
 			for i := 0; i < int(proto.NumUpvalues); i++ {
@@ -958,6 +965,11 @@ func stringConcat(L *LState, total, last int) LValue {
 				i--
 				total--
 			}
+			n := int64(memString)
+			for _, s := range buf {
+				n += int64(len(s))
+			}
+			L.ChargeMemory(n) // before the string is made
 			rhs = LString(strings.Join(buf, ""))
 		}
 	}

@@ -678,6 +678,7 @@ func newLState(options Options) *LState {
 		hasErrorFunc: false,
 		mainLoop:     mainLoop,
 		ctx:          nil,
+		memLimit:     math.MaxInt64,
 	}
 	if options.MinimizeStackMemory {
 		ls.stack = newAutoGrowingCallFrameStack(options.CallStackSize)
@@ -1356,6 +1357,7 @@ func (ls *LState) setField(obj LValue, key LValue, value LValue) {
 			if tb.readOnly {
 				ls.RaiseError("attempt to modify a read-only table")
 			}
+			ls.ChargeMemory(keyMemory(key))
 			ls.RawSet(tb, key, value)
 			return
 		}
@@ -1394,6 +1396,7 @@ func (ls *LState) setFieldString(obj LValue, key string, value LValue) {
 			if tb.readOnly {
 				ls.RaiseError("attempt to modify a read-only table")
 			}
+			ls.ChargeMemory(memKey)
 			tb.RawSetString(key, value)
 			return
 		}
@@ -1614,10 +1617,12 @@ func (ls *LState) Remove(index int) {
 /* object allocation {{{ */
 
 func (ls *LState) NewTable() *LTable {
+	ls.ChargeMemory(tableMemory(defaultArrayCap, defaultHashCap))
 	return newLTable(defaultArrayCap, defaultHashCap)
 }
 
 func (ls *LState) CreateTable(acap, hcap int) *LTable {
+	ls.ChargeMemory(tableMemory(acap, hcap))
 	return newLTable(acap, hcap)
 }
 
@@ -1637,10 +1642,12 @@ func (ls *LState) NewThread() (*LState, context.CancelFunc) {
 }
 
 func (ls *LState) NewFunctionFromProto(proto *FunctionProto) *LFunction {
+	ls.ChargeMemory(memFunction + int64(proto.NumUpvalues)*memUpvalue)
 	return newLFunctionL(proto, ls.Env, int(proto.NumUpvalues))
 }
 
 func (ls *LState) NewUserData() *LUserData {
+	ls.ChargeMemory(memUserData)
 	return &LUserData{
 		Env:       ls.currentEnv(),
 		Metatable: LNil,
@@ -1648,10 +1655,12 @@ func (ls *LState) NewUserData() *LUserData {
 }
 
 func (ls *LState) NewFunction(fn LGFunction) *LFunction {
+	ls.ChargeMemory(memFunction)
 	return newLFunctionG(fn, ls.currentEnv(), 0)
 }
 
 func (ls *LState) NewClosure(fn LGFunction, upvalues ...LValue) *LFunction {
+	ls.ChargeMemory(memFunction + int64(len(upvalues))*memUpvalue)
 	cl := newLFunctionG(fn, ls.currentEnv(), len(upvalues))
 	for i, lv := range upvalues {
 		cl.Upvalues[i] = &Upvalue{}

@@ -197,6 +197,11 @@ type LState struct {
 	mainLoop     func(*LState, *callFrame)
 	ctx          context.Context
 	ctxCancelFn  context.CancelFunc
+
+	// The memory meter (wharf_memory.go): bytes charged, the count at which memOver runs.
+	memUsed  int64
+	memLimit int64
+	memOver  func(L *LState, used, n int64) int64
 }
 
 func (ls *LState) String() string   { return fmt.Sprintf("thread: %p", ls) }
