@@ -65,6 +65,9 @@ func strByte(L *LState) int {
 	if end < 0 || end <= start || start >= l {
 		return 0
 	}
+	if end-start > maxResults {
+		L.RaiseError("string slice too long")
+	}
 
 	for i := start; i < end; i++ {
 		L.Push(LNumber(str[i]))
@@ -112,10 +115,7 @@ func strFind(L *LState) int {
 		return 2
 	}
 
-	mds, err := pm.Find(pattern, unsafeFastStringToReadOnlyBytes(str), init, 1)
-	if err != nil {
-		L.RaiseError(err.Error())
-	}
+	mds := findMatches(L, pattern, str, init, 1)
 	if len(mds) == 0 {
 		L.Push(LNil)
 		return 1
@@ -127,7 +127,7 @@ func strFind(L *LState) int {
 		if md.IsPosCapture(i) {
 			L.Push(LNumber(md.Capture(i)))
 		} else {
-			L.Push(LString(str[md.Capture(i):md.Capture(i+1)]))
+			L.Push(subString(str, md.Capture(i), md.Capture(i+1)))
 		}
 	}
 	return md.CaptureLength()/2 + 1
@@ -152,10 +152,7 @@ func strGsub(L *LState) int {
 	repl := L.CheckAny(3)
 	limit := L.OptInt(4, -1)
 
-	mds, err := pm.Find(pat, unsafeFastStringToReadOnlyBytes(str), 0, limit)
-	if err != nil {
-		L.RaiseError(err.Error())
-	}
+	mds := findMatches(L, pat, str, 0, limit)
 	if len(mds) == 0 {
 		L.SetTop(1)
 		L.Push(LNumber(0))
@@ -195,7 +192,7 @@ func capturedString(L *LState, m *pm.MatchData, str string, idx int) string {
 	if m.IsPosCapture(idx) {
 		return fmt.Sprint(m.Capture(idx))
 	} else {
-		return str[m.Capture(idx):m.Capture(idx+1)]
+		return string(subString(str, m.Capture(idx), m.Capture(idx+1)))
 	}
 
 }
@@ -292,25 +289,36 @@ func strGsubFunc(L *LState, str string, repl *LFunction, matches []*pm.MatchData
 	return strGsubDoReplace(str, infoList)
 }
 
+// strMatchData is the state of a gmatch loop: the next match is searched for when the loop
+// asks for it (wharf: upstream found every match first, which for a long string took memory
+// in proportion, and time that the run's context could not interrupt).
 type strMatchData struct {
-	str     string
-	pos     int
-	matches []*pm.MatchData
+	str  string
+	pat  *pm.Pattern
+	pos  int // where the next search starts; past the end when done
+	done bool
 }
 
 func strGmatchIter(L *LState) int {
 	md := L.CheckUserData(1).Value.(*strMatchData)
 	str := md.str
-	matches := md.matches
-	idx := md.pos
-	md.pos += 1
-	if idx == len(matches) {
+	if md.done || md.pos > len(str) {
 		return 0
 	}
-	L.Push(L.Get(1))
-	match := matches[idx]
+	mds, err := md.pat.FindContext(L.ctx, unsafeFastStringToReadOnlyBytes(str), md.pos, 1)
+	if err != nil {
+		L.RaiseError(err.Error())
+	}
+	// An anchored pattern is tried once, at the start, as upstream did.
+	md.done = md.pat.Anchored()
+	if len(mds) == 0 {
+		md.done = true
+		return 0
+	}
+	match := mds[0]
+	md.pos = max(match.Capture(0)+1, match.Capture(1))
 	if match.CaptureLength() == 2 {
-		L.Push(LString(str[match.Capture(0):match.Capture(1)]))
+		L.Push(subString(str, match.Capture(0), match.Capture(1)))
 		return 1
 	}
 
@@ -318,7 +326,7 @@ func strGmatchIter(L *LState) int {
 		if match.IsPosCapture(i) {
 			L.Push(LNumber(match.Capture(i)))
 		} else {
-			L.Push(LString(str[match.Capture(i):match.Capture(i+1)]))
+			L.Push(subString(str, match.Capture(i), match.Capture(i+1)))
 		}
 	}
 	return match.CaptureLength()/2 - 1
@@ -327,13 +335,13 @@ func strGmatchIter(L *LState) int {
 func strGmatch(L *LState) int {
 	str := L.CheckString(1)
 	pattern := L.CheckString(2)
-	mds, err := pm.Find(pattern, []byte(str), 0, -1)
+	pat, err := pm.Compile(pattern)
 	if err != nil {
 		L.RaiseError(err.Error())
 	}
 	L.Push(L.Get(UpvalueIndex(1)))
 	ud := L.NewUserData()
-	ud.Value = &strMatchData{str, 0, mds}
+	ud.Value = &strMatchData{str: str, pat: pat}
 	L.Push(ud)
 	return 2
 }
@@ -363,10 +371,7 @@ func strMatch(L *LState) int {
 		offset = 0
 	}
 
-	mds, err := pm.Find(pattern, unsafeFastStringToReadOnlyBytes(str), offset, 1)
-	if err != nil {
-		L.RaiseError(err.Error())
-	}
+	mds := findMatches(L, pattern, str, offset, 1)
 	if len(mds) == 0 {
 		L.Push(LNil)
 		return 0
@@ -375,14 +380,14 @@ func strMatch(L *LState) int {
 	nsubs := md.CaptureLength() / 2
 	switch nsubs {
 	case 1:
-		L.Push(LString(str[md.Capture(0):md.Capture(1)]))
+		L.Push(subString(str, md.Capture(0), md.Capture(1)))
 		return 1
 	default:
 		for i := 2; i < md.CaptureLength(); i += 2 {
 			if md.IsPosCapture(i) {
 				L.Push(LNumber(md.Capture(i)))
 			} else {
-				L.Push(LString(str[md.Capture(i):md.Capture(i+1)]))
+				L.Push(subString(str, md.Capture(i), md.Capture(i+1)))
 			}
 		}
 		return nsubs - 1
@@ -419,7 +424,7 @@ func strSub(L *LState) int {
 	if start >= l || end < start {
 		L.Push(emptyLString)
 	} else {
-		L.Push(LString(str[start:end]))
+		L.Push(subString(str, start, end))
 	}
 	return 1
 }

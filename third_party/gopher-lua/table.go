@@ -7,6 +7,7 @@ type lValueArraySorter struct {
 	L      *LState
 	Fn     *LFunction
 	Values []LValue
+	steps  *int // comparisons made, to look at the context now and then (wharf)
 }
 
 func (lv lValueArraySorter) Len() int {
@@ -18,6 +19,13 @@ func (lv lValueArraySorter) Swap(i, j int) {
 }
 
 func (lv lValueArraySorter) Less(i, j int) bool {
+	// Sorting a long table is one Go call: the VM's check of the context before each
+	// instruction does not see it. (wharf)
+	if *lv.steps++; *lv.steps%4096 == 0 && lv.L.ctx != nil {
+		if err := lv.L.ctx.Err(); err != nil {
+			lv.L.RaiseError(err.Error())
+		}
+	}
 	if lv.Fn != nil {
 		lv.L.Push(lv.Fn)
 		lv.L.Push(lv.Values[i])

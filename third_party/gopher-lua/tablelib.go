@@ -30,7 +30,7 @@ func checkWritableTable(L *LState, fn string) *LTable {
 
 func tableSort(L *LState) int {
 	tbl := checkWritableTable(L, "sort")
-	sorter := lValueArraySorter{L, nil, tbl.array}
+	sorter := lValueArraySorter{L, nil, tbl.array, new(int)}
 	if L.GetTop() != 1 {
 		sorter.Fn = L.CheckFunction(2)
 	}
@@ -98,6 +98,7 @@ func tableInsert(L *LState) int {
 		L.RaiseError("wrong number of arguments")
 	}
 
+	L.ChargeMemory(memSlot)
 	if L.GetTop() == 2 {
 		tbl.Append(L.Get(2))
 		return 0

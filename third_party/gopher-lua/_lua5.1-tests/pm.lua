@@ -204,8 +204,9 @@ assert(not pcall(string.gsub, "alo", "(.)", "%2"))
 assert(not pcall(string.gsub, "alo", "(%1)", "a"))
 assert(not pcall(string.gsub, "alo", "(%0)", "a"))
 
--- big strings
-local a = string.rep('a', 300000)
+-- big strings (wharf: 150000, was 300000: the matcher's recursion, one level per character
+-- that a* consumes, is bounded at 200000 levels)
+local a = string.rep('a', 150000)
 assert(string.find(a, '^a*.?$'))
 assert(not string.find(a, '^a*.?b$'))
 assert(string.find(a, '^a-.?$'))

@@ -2,13 +2,19 @@
 package pm
 
 import (
+	"context"
 	"fmt"
 )
 
 const (
-	EOS               = -1
-	_UNKNOWN          = -2
-	maxRecursionLevel = 1000000
+	EOS      = -1
+	_UNKNOWN = -2
+	// maxRecursionLevel bounds the matcher's recursion, which is one level per character
+	// that a repetition such as ".*" consumes: each level is a Go stack frame of about 200
+	// bytes, and a million of them took 200 MB of stack. (wharf: was 1000000)
+	maxRecursionLevel = 200000
+	// checkEvery is how many matcher steps pass between two looks at the context. (wharf)
+	checkEvery = 1 << 12
 )
 
 /* Error {{{ */
@@ -527,7 +533,7 @@ func compilePattern(p pattern, ps ...*iptr) []inst {
 
 // Simple recursive virtual machine based on the
 // "Regular Expression Matching: the Virtual Machine Approach" (https://swtch.com/~rsc/regexp/regexp2.html)
-func recursiveVM(src []byte, insts []inst, pc, sp, recLevel int, ms ...*MatchData) (bool, int, *MatchData) {
+func recursiveVM(st *matchState, src []byte, insts []inst, pc, sp, recLevel int, ms ...*MatchData) (bool, int, *MatchData) {
 	recLevel++
 	if recLevel > maxRecursionLevel {
 		panic(newError(_UNKNOWN, "pattern/input too complex"))
@@ -539,6 +545,7 @@ func recursiveVM(src []byte, insts []inst, pc, sp, recLevel int, ms ...*MatchDat
 		m = ms[0]
 	}
 redo:
+	st.step()
 	inst := insts[pc]
 	switch inst.OpCode {
 	case opChar:
@@ -556,14 +563,14 @@ redo:
 		pc = inst.Operand1
 		goto redo
 	case opSplit:
-		if ok, nsp, _ := recursiveVM(src, insts, inst.Operand1, sp, recLevel, m); ok {
+		if ok, nsp, _ := recursiveVM(st, src, insts, inst.Operand1, sp, recLevel, m); ok {
 			return true, nsp, m
 		}
 		pc = inst.Operand2
 		goto redo
 	case opSave:
 		s := m.setCapture(inst.Operand1, sp)
-		if ok, nsp, _ := recursiveVM(src, insts, pc+1, sp, recLevel, m); ok {
+		if ok, nsp, _ := recursiveVM(st, src, insts, pc+1, sp, recLevel, m); ok {
 			return true, nsp, m
 		}
 		m.restoreCapture(inst.Operand1, s)
@@ -578,6 +585,7 @@ redo:
 		}
 		count := 1
 		for sp = sp + 1; sp < len(src); sp++ {
+			st.step()
 			if int(src[sp]) == inst.Operand2 {
 				count--
 			}
@@ -614,6 +622,17 @@ redo:
 /* API {{{ */
 
 func Find(p string, src []byte, offset, limit int) (matches []*MatchData, err error) {
+	return FindContext(nil, p, src, offset, limit)
+}
+
+// Pattern is a compiled pattern. (wharf)
+type Pattern struct {
+	pat   *seqPattern
+	insts []inst
+}
+
+// Compile compiles a pattern, for several searches. (wharf)
+func Compile(p string) (pat *Pattern, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if perr, ok := v.(*Error); ok {
@@ -623,11 +642,58 @@ func Find(p string, src []byte, offset, limit int) (matches []*MatchData, err er
 			}
 		}
 	}()
-	pat := parsePattern(newScanner([]byte(p)), true)
-	insts := compilePattern(pat)
+	sp := parsePattern(newScanner([]byte(p)), true)
+	return &Pattern{pat: sp, insts: compilePattern(sp)}, nil
+}
+
+// FindContext is Find that gives up when ctx is done, with ctx's error: a pattern can take
+// time exponential in its length, in one call. A nil ctx is never done. (wharf)
+func FindContext(ctx context.Context, p string, src []byte, offset, limit int) ([]*MatchData, error) {
+	pat, err := Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	return pat.FindContext(ctx, src, offset, limit)
+}
+
+// matchState is what one search shares across the matcher's recursion. (wharf)
+type matchState struct {
+	ctx   context.Context
+	steps int
+}
+
+// cancelled is the panic that unwinds the matcher when the context is done.
+type cancelled struct{ err error }
+
+func (st *matchState) step() {
+	st.steps++
+	if st.steps%checkEvery == 0 && st.ctx != nil {
+		if err := st.ctx.Err(); err != nil {
+			panic(cancelled{err})
+		}
+	}
+}
+
+// FindContext returns up to limit matches (all when limit is negative) from offset on, or
+// ctx's error when ctx is done first. (wharf)
+func (pat *Pattern) FindContext(ctx context.Context, src []byte, offset, limit int) (matches []*MatchData, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			switch e := v.(type) {
+			case *Error:
+				err = e
+			case cancelled:
+				matches, err = nil, e.err
+			default:
+				panic(v)
+			}
+		}
+	}()
+	insts := pat.insts
+	st := &matchState{ctx: ctx}
 	matches = []*MatchData{}
 	for sp := offset; sp <= len(src); {
-		ok, nsp, ms := recursiveVM(src, insts, 0, sp, 0)
+		ok, nsp, ms := recursiveVM(st, src, insts, 0, sp, 0)
 		sp++
 		if ok {
 			if sp < nsp {
@@ -635,7 +701,7 @@ func Find(p string, src []byte, offset, limit int) (matches []*MatchData, err er
 			}
 			matches = append(matches, ms)
 		}
-		if len(matches) == limit || pat.MustHead {
+		if len(matches) == limit || pat.pat.MustHead {
 			break
 		}
 	}
@@ -643,3 +709,7 @@ func Find(p string, src []byte, offset, limit int) (matches []*MatchData, err er
 }
 
 /* }}} */
+
+// Anchored reports whether the pattern starts with '^' (it matches only at the offset it is
+// searched from). (wharf)
+func (pat *Pattern) Anchored() bool { return pat.pat.MustHead }
