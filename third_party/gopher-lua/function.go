@@ -50,6 +50,7 @@ type Upvalue struct {
 	index  int
 	value  LValue
 	closed bool
+	walked uint32 // the last ReachableMemory walk that counted it
 }
 
 func (uv *Upvalue) Value() LValue {

@@ -1357,7 +1357,7 @@ func (ls *LState) setField(obj LValue, key LValue, value LValue) {
 			if tb.readOnly {
 				ls.RaiseError("attempt to modify a read-only table")
 			}
-			ls.ChargeMemory(keyMemory(key))
+			ls.ChargeMemory(newKeyMemory(tb, key))
 			ls.RawSet(tb, key, value)
 			return
 		}
@@ -1396,7 +1396,7 @@ func (ls *LState) setFieldString(obj LValue, key string, value LValue) {
 			if tb.readOnly {
 				ls.RaiseError("attempt to modify a read-only table")
 			}
-			ls.ChargeMemory(memKey)
+			ls.ChargeMemory(hashKeyMemory(tb))
 			tb.RawSetString(key, value)
 			return
 		}

@@ -98,12 +98,14 @@ func tableInsert(L *LState) int {
 		L.RaiseError("wrong number of arguments")
 	}
 
-	L.ChargeMemory(memSlot)
 	if L.GetTop() == 2 {
+		L.ChargeMemory(newKeyMemory(tbl, LNumber(len(tbl.array)+1)))
 		tbl.Append(L.Get(2))
 		return 0
 	}
-	tbl.Insert(int(L.CheckInt(2)), L.CheckAny(3))
+	pos := L.CheckInt(2)
+	L.ChargeMemory(newKeyMemory(tbl, LNumber(max(pos, len(tbl.array)+1))))
+	tbl.Insert(pos, L.CheckAny(3))
 	return 0
 }
 

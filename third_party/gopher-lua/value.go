@@ -149,7 +149,8 @@ type LTable struct {
 	keys    []LValue
 	k2i     map[LValue]int
 
-	readOnly bool // see SetReadOnly
+	readOnly bool   // see SetReadOnly
+	walked   uint32 // the last ReachableMemory walk that counted it
 }
 
 func (tb *LTable) String() string   { return fmt.Sprintf("table: %p", tb) }
@@ -157,6 +158,7 @@ func (tb *LTable) Type() LValueType { return LTTable }
 
 type LFunction struct {
 	IsG       bool
+	walked    uint32 // the last ReachableMemory walk that counted it
 	Env       *LTable
 	Proto     *FunctionProto
 	GFunction LGFunction
@@ -211,6 +213,7 @@ type LUserData struct {
 	Value     interface{}
 	Env       *LTable
 	Metatable LValue
+	walked    uint32 // the last ReachableMemory walk that counted it
 }
 
 func (ud *LUserData) String() string   { return fmt.Sprintf("userdata: %p", ud) }

@@ -10,6 +10,7 @@ package lua
 
 import (
 	"math"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -17,9 +18,12 @@ import (
 // machine, allocation overhead included.
 const (
 	memString   = 16  // a string's header, besides its bytes
-	memTable    = 96  // an LTable without contents
-	memSlot     = 16  // an element of a table's array part (an interface)
-	memKey      = 96  // a hashed key: the map entry, its place in keys and in k2i
+	memNumber   = 8   // a number stored in an interface (gopher-lua boxes them in blocks)
+	memTable    = 112 // an LTable without contents
+	memSlot     = 16  // an element of a table's array part or key list (an interface)
+	memEntry    = 64  // an entry of a table's hash part (a Go map: key, value, control, load)
+	memIndex    = 48  // an entry of k2i, the position of a key in the key list (a Go map)
+	memKey      = memEntry + memIndex + memSlot
 	memFunction = 80  // an LFunction
 	memUpvalue  = 56  // an Upvalue and the pointer to it
 	memUserData = 64  // an LUserData (its Go value is not counted)
@@ -61,7 +65,8 @@ func (ls *LState) memOverflow(n int64) {
 
 // chargeResults charges the strings a Go function returned: the function made them, or
 // returns a string that already exists (then the charge only brings the next measure
-// earlier).
+// earlier). They exist and are on the stack, so the host's measure counts them: it is told
+// that nothing more is about to be made.
 func (ls *LState) chargeResults(n int) {
 	top := ls.reg.Top()
 	var size int64
@@ -71,19 +76,54 @@ func (ls *LState) chargeResults(n int) {
 		}
 	}
 	if size > 0 {
-		ls.ChargeMemory(size)
+		ls.memUsed += size
+		if ls.memUsed > ls.memLimit {
+			ls.memOverflow(0)
+		}
 	}
 }
 
 func tableMemory(acap, hcap int) int64 {
-	return memTable + int64(max(acap, 0))*memSlot + int64(max(hcap, 0))*memKey
+	return memTable + int64(max(acap, 0))*memSlot + int64(max(hcap, 0))*memEntry
 }
 
-func keyMemory(key LValue) int64 {
-	if _, ok := key.(LNumber); ok {
-		return 2 * memSlot // an array part grows by doubling
+// sliceGrowth is what a full slice of n interfaces is about to allocate (Go doubles a
+// short slice and grows a long one by a quarter, and copies it: the old one is garbage
+// once the new one exists).
+func sliceGrowth(n int) int64 {
+	if n < 256 {
+		return int64(max(2*n, 8)) * memSlot
 	}
-	return memKey
+	return int64(n+(n+3*256)/4) * memSlot
+}
+
+// newKeyMemory is the charge for storing a new key into tb: its slot or entry, what the
+// array part or key list allocates when it is full, and the nils an array part is padded
+// with up to a far index (t[6e7] = 1 on an empty table fills sixty million slots).
+func newKeyMemory(tb *LTable, key LValue) int64 {
+	if n, ok := key.(LNumber); ok && isArrayKey(n) {
+		i, l, c := int(n), len(tb.array), cap(tb.array)
+		switch {
+		case i <= l:
+			return memSlot + memNumber
+		case i == l+1 && l < c:
+			return memSlot + memNumber
+		case i == l+1:
+			return memSlot + memNumber + sliceGrowth(c)
+		default:
+			return memNumber + sliceGrowth(i)
+		}
+	}
+	return hashKeyMemory(tb)
+}
+
+// hashKeyMemory is the charge for storing a new key into tb's hash part.
+func hashKeyMemory(tb *LTable) int64 {
+	n := int64(memKey)
+	if len(tb.keys) == cap(tb.keys) {
+		n += sliceGrowth(cap(tb.keys))
+	}
+	return n
 }
 
 // ReachableMemory estimates the bytes held by the values reachable from the state: its
@@ -95,7 +135,10 @@ func keyMemory(key LValue) int64 {
 // however often it is referenced; compiled code and the Go values of userdata are not
 // counted. The walk takes time proportional to the number of values reachable.
 func (ls *LState) ReachableMemory() int64 {
-	w := memWalker{seen: map[unsafe.Pointer]struct{}{}, strs: map[*byte]struct{}{}}
+	w := memWalker{walk: walks.Add(1), strs: map[*byte]struct{}{}}
+	if w.walk == 0 { // 0 is what nothing walked carries
+		w.walk = walks.Add(1)
+	}
 	w.push(ls.G.Registry)
 	w.push(ls.G.Global)
 	if ls.Env != nil {
@@ -119,20 +162,15 @@ func (ls *LState) ReachableMemory() int64 {
 	return w.total
 }
 
+// walks numbers the walks: a table, function, userdata or upvalue that a walk counted
+// carries its number, so that no walk counts it twice (and no walk needs a set of them).
+var walks atomic.Uint32
+
 type memWalker struct {
-	seen  map[unsafe.Pointer]struct{} // tables, functions, userdata, upvalues
-	strs  map[*byte]struct{}          // long strings, by their bytes
+	walk  uint32
+	strs  map[*byte]struct{} // long strings, by their bytes
 	total int64
 	todo  []LValue
-}
-
-// first reports whether p is seen for the first time.
-func (w *memWalker) first(p unsafe.Pointer) bool {
-	if _, ok := w.seen[p]; ok {
-		return false
-	}
-	w.seen[p] = struct{}{}
-	return true
 }
 
 // push counts a string at once and queues anything that holds other values.
@@ -140,6 +178,8 @@ func (w *memWalker) push(v LValue) {
 	switch x := v.(type) {
 	case LString:
 		w.str(string(x))
+	case LNumber:
+		w.total += memNumber
 	case *LTable, *LFunction, *LUserData:
 		w.todo = append(w.todo, v)
 	}
@@ -164,11 +204,12 @@ func (w *memWalker) run() {
 		w.todo = w.todo[:len(w.todo)-1]
 		switch x := v.(type) {
 		case *LTable:
-			if !w.first(unsafe.Pointer(x)) {
+			if x.walked == w.walk {
 				continue
 			}
+			x.walked = w.walk
 			w.total += memTable + int64(cap(x.array))*memSlot + int64(cap(x.keys))*memSlot +
-				int64(len(x.strdict)+len(x.dict)+len(x.k2i))*(memKey/3)
+				int64(len(x.strdict)+len(x.dict))*memEntry + int64(len(x.k2i))*memIndex
 			w.push(x.Metatable)
 			for _, e := range x.array {
 				w.push(e)
@@ -183,23 +224,26 @@ func (w *memWalker) run() {
 				w.push(e)
 			}
 		case *LFunction:
-			if !w.first(unsafe.Pointer(x)) {
+			if x.walked == w.walk {
 				continue
 			}
+			x.walked = w.walk
 			w.total += memFunction + int64(len(x.Upvalues))*8
 			if x.Env != nil {
 				w.push(x.Env)
 			}
 			for _, uv := range x.Upvalues {
-				if uv != nil && w.first(unsafe.Pointer(uv)) {
+				if uv != nil && uv.walked != w.walk {
+					uv.walked = w.walk
 					w.total += memUpvalue - 8
 					w.push(uv.Value())
 				}
 			}
 		case *LUserData:
-			if !w.first(unsafe.Pointer(x)) {
+			if x.walked == w.walk {
 				continue
 			}
+			x.walked = w.walk
 			w.total += memUserData
 			w.push(x.Metatable)
 			if x.Env != nil {

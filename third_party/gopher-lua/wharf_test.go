@@ -96,6 +96,8 @@ func TestMemoryMeter(t *testing.T) {
 		{"closures", "local t = {} for i = 1, 1e8 do t[i] = function() return i end end"},
 		{"varargs", "local function f(...) return {...} end local t = {} for i = 1, 1e8 do t[i] = f(1, 2, 3, 4, 5, 6, 7, 8) end"},
 		{"go tables", "local t = {} for i = 1, 1e8 do t[i] = gotable() end"},
+		{"far index", "local t = {} t[6e7] = 1"},
+		{"table.insert at a far index", "local t = {} table.insert(t, 6e7, 1)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			calls := 0
