@@ -622,7 +622,7 @@ redo:
 /* API {{{ */
 
 func Find(p string, src []byte, offset, limit int) (matches []*MatchData, err error) {
-	return FindContext(nil, p, src, offset, limit)
+	return FindContext(context.Background(), p, src, offset, limit)
 }
 
 // Pattern is a compiled pattern. (wharf)
