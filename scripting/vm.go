@@ -73,6 +73,13 @@ type vm struct {
 
 	// chunks holds each handler's main chunk, made once per state: see chunk.
 	chunks map[*handler]*lua.LFunction
+	// idleEnv is the environment of the chunks between runs, so that none keeps the last
+	// run's globals alive.
+	idleEnv *lua.LTable
+	// baseline is what the state holds before any run (ReachableMemory), the part of the
+	// measure that is not the run's.
+	baseline int64
+	overFn   func(*lua.LState, int64, int64) int64 // overBudget, made once
 
 	// The run in progress; the methods of the objects above act on it.
 	ev         *core.Event
@@ -149,6 +156,10 @@ func (e *Engine) newVM() *vm {
 		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD} {
 		setReadOnly(root, map[lua.LValue]bool{})
 	}
+	v.idleEnv = L.CreateTable(0, 0)
+	v.idleEnv.SetReadOnly(true)
+	v.baseline = L.ReachableMemory()
+	v.overFn = v.overBudget
 	return v
 }
 
@@ -313,13 +324,16 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 
 	v.arm(h.timeout)
 	L.SetContext(v.ctx)
+	v.startMeter(h)
 	L.Push(fn)
 	err := L.PCall(0, 0, nil)
+	v.stopMeter()
 	L.RemoveContext()
 	v.tmu.Lock()
 	v.armed = false
 	v.tmu.Unlock()
 	L.SetTop(0)
+	fn.Env = v.idleEnv
 	if err == nil || v.ended {
 		return v.term
 	}
