@@ -240,7 +240,7 @@ func (w *memWalker) run() {
 				}
 			}
 		case *LUserData:
-			if x.walked == w.walk {
+			if x.walked == w.walk || x == loopdetection { // require's marker is shared by all states
 				continue
 			}
 			x.walked = w.walk
