@@ -34,6 +34,22 @@ func (v *vm) overBudget(L *lua.LState, _, n int64) int64 {
 	return held + n
 }
 
+// measureShared measures what a run reaches besides its own values: the state's globals
+// and registry, and what its environment's metatable and the objects lead to. They are put
+// on the stack for the measure, so that it sees them as it will during a run.
+func (v *vm) measureShared() int64 {
+	L := v.L
+	shared := L.CreateTable(9, 0)
+	for _, o := range []lua.LValue{v.metaSession, v.metaConn, v.metaSessionConn, v.metaNone, v.dateMeta, v.sessUD,
+		v.connUD, v.userUD, v.idleEnv} {
+		shared.Append(o)
+	}
+	L.Push(shared)
+	n := L.ReachableMemory()
+	L.Pop(1)
+	return n
+}
+
 // sessionBytes is the size of the session's custom data.
 func (v *vm) sessionBytes() int64 {
 	if v.ev == nil || v.ev.Session == nil {

@@ -69,3 +69,20 @@ if EventHandler() == 'AfterFileUpload' then error('fail with ' .. #s) end
 		}
 	}
 }
+
+// BenchmarkBaselineWalk measures one measure of a state that holds nothing of a run: the
+// least a run pays each time its charges reach its budget.
+func BenchmarkBaselineWalk(b *testing.B) {
+	eng, err := New(&config.Site{Name: "s", ScriptsDir: b.TempDir()}, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	v := eng.newVM()
+	defer v.close()
+	b.ReportAllocs()
+	for b.Loop() {
+		v.measureShared()
+	}
+	b.ReportMetric(float64(v.baseline), "bytes")
+}

@@ -158,7 +158,7 @@ func (e *Engine) newVM() *vm {
 	}
 	v.idleEnv = L.CreateTable(0, 0)
 	v.idleEnv.SetReadOnly(true)
-	v.baseline = L.ReachableMemory()
+	v.baseline = v.measureShared()
 	v.overFn = v.overBudget
 	return v
 }
