@@ -127,8 +127,9 @@ func hashKeyMemory(tb *LTable) int64 {
 }
 
 // ReachableMemory estimates the bytes held by the values reachable from the state: its
-// globals, registry, environment and value stack (all of it: slots above the top may still
-// hold values that the garbage collector cannot free), the functions on the call stack, and
+// globals, registry, environment and value stack (the slots in use, and the values of all
+// of it: slots above the top may still hold values that the garbage collector cannot free),
+// the functions on the call stack, and
 // everything reachable from these through tables (keys, values and metatables, including
 // keys deleted but still remembered for next()), functions (environments and upvalues) and
 // userdata (metatables and environments). A string of at least 128 bytes is counted once
@@ -147,7 +148,9 @@ func (ls *LState) ReachableMemory() int64 {
 	for _, mt := range ls.G.builtinMts {
 		w.push(mt)
 	}
-	w.total += int64(cap(ls.reg.array)) * memSlot
+	// The slots in use: the stack's capacity is the high-water mark of every run so far,
+	// bounded by Options.RegistryMaxSize rather than by any one run.
+	w.total += int64(ls.reg.Top()) * memSlot
 	for _, v := range ls.reg.array {
 		if v != nil {
 			w.push(v)
