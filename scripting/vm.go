@@ -76,8 +76,8 @@ type vm struct {
 	// idleEnv is the environment of the chunks between runs, so that none keeps the last
 	// run's globals alive.
 	idleEnv *lua.LTable
-	// baseline is what the state holds before any run (ReachableMemory), the part of the
-	// measure that is not the run's.
+	// baseline is what a run reaches that is not its own (measureShared): the part of
+	// the memory measure that does not count against the run's budget.
 	baseline int64
 	overFn   func(*lua.LState, int64, int64) int64 // overBudget, made once
 
