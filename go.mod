@@ -41,3 +41,5 @@ replace github.com/pkg/sftp => ./third_party/sftp
 replace github.com/wharf-project/wharf/third_party/ssh => ./third_party/ssh
 
 replace github.com/fclairamb/ftpserverlib => ./third_party/ftpserverlib
+
+replace github.com/yuin/gopher-lua => ./third_party/gopher-lua

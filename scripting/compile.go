@@ -80,7 +80,8 @@ type handler struct {
 	proto    *lua.FunctionProto
 	priority int
 	timeout  time.Duration
-	block    bool // on_error: block
+	block    bool  // on_error: block
+	memory   int64 // max_memory, bytes
 }
 
 type eventHandlers map[core.EventName][]*handler
@@ -135,9 +136,12 @@ func (s *handlerSet) build(list []config.EventHandler, where string) (out eventH
 			file = filepath.Join(s.dir, filepath.FromSlash(c.Script))
 		}
 		h := &handler{event: core.EventName(c.Event), script: c.Script, file: file, priority: c.Priority,
-			timeout: c.Timeout.Duration, block: c.OnError != "continue"}
+			timeout: c.Timeout.Duration, block: c.OnError != "continue", memory: int64(c.MaxMemory)}
 		if h.timeout <= 0 {
 			h.timeout = DefaultTimeout
+		}
+		if h.memory <= 0 {
+			h.memory = int64(config.DefaultMaxMemory)
 		}
 		if !slices.Contains(config.Events, c.Event) {
 			errs = append(errs, &ScriptError{File: file, Msg: fmt.Sprintf("unknown event %q", c.Event), Where: where})

@@ -184,8 +184,15 @@ func newConfig(t *testing.T, scripts map[string]string, handlers []config.EventH
 
 func buildEnv(t *testing.T, cfg *config.Site, root string) *env {
 	t.Helper()
+	return buildEnvPool(t, cfg, root, 4)
+}
+
+// buildEnvPool is buildEnv with an engine of poolSize Lua states (1: every run reuses the
+// same state).
+func buildEnvPool(t *testing.T, cfg *config.Site, root string, poolSize int) *env {
+	t.Helper()
 	e := &env{t: t, dir: cfg.ScriptsDir, root: root, cfg: cfg, logs: &logSink{}}
-	eng, err := scripting.New(cfg, scripting.Options{Logger: e.logs.logger(), PoolSize: 4, Observe: func(a scripting.Action) {
+	eng, err := scripting.New(cfg, scripting.Options{Logger: e.logs.logger(), PoolSize: poolSize, Observe: func(a scripting.Action) {
 		e.mu.Lock()
 		e.acts = append(e.acts, a)
 		e.mu.Unlock()

@@ -87,7 +87,9 @@ func (v *vm) installGlobals(base *lua.LTable) {
 		return 1
 	})
 	fn("ExtractExt", func(L *lua.LState) int {
-		L.Push(lua.LString(path.Ext(L.CheckString(1))))
+		// A short extension of a long string is a copy (see cut).
+		s := L.CheckString(1)
+		L.Push(cut(s, len(s)-len(path.Ext(s)), len(s)))
 		return 1
 	})
 	fn("Exit", func(L *lua.LState) int {

@@ -52,6 +52,7 @@ var sessionMethods = map[string]method{
 	},
 	"AddCustomData": func(v *vm, L *lua.LState, a int) int {
 		s := L.CheckString(a)
+		L.ChargeMemory(stringOverhead + int64(len(s))) // the session keeps it: see sessionBytes
 		v.ev.Session.AddCustomData(s)
 		v.notify("AddCustomData", s)
 		return 0

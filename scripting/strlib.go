@@ -3,44 +3,129 @@ package scripting
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/pm"
 )
 
-// maxString bounds the result of one call of a library function that can make a string much
-// longer than its inputs (string.rep, string.gsub, table.concat's separator). The run's
-// timeout cannot stop a single Go call, so these are bounded by size instead.
+// maxString bounds the result of one call of a library function that makes a string
+// (string.rep, format, gsub, upper, lower, reverse, table.concat). The run's memory budget
+// refuses what would take the run past it, but a single Go call makes its result before the
+// budget sees it, and the run's timeout cannot stop a single Go call.
 const maxString = 1 << 20
 
 // maxDateFormat bounds os.date's format: each directive can expand about twentyfold.
 const maxDateFormat = 256
 
-// capStringLib replaces the string functions that amplify their input with bounded ones and
-// removes string.dump.
+// capStringLib replaces the string functions that can make a long string with bounded ones
+// and removes string.dump.
 func capStringLib(L *lua.LState, str *lua.LTable) {
 	str.RawSetString("rep", L.NewFunction(strRep))
 	str.RawSetString("gsub", L.NewFunction(strGsub))
 	format := str.RawGetString("format").(*lua.LFunction).GFunction
 	str.RawSetString("format", L.NewFunction(func(L *lua.LState) int {
-		checkFormat(L, L.CheckString(1))
+		f := L.CheckString(1)
+		checkFormat(L, f)
+		if formatBound(L, f) > maxString {
+			L.RaiseError("string.format: result longer than %d bytes", maxString)
+		}
 		return format(L)
 	}))
+	for _, name := range []string{"upper", "lower", "reverse"} {
+		fn := str.RawGetString(name).(*lua.LFunction).GFunction
+		str.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			if len(L.CheckString(1)) > maxString {
+				L.RaiseError("string.%s: result longer than %d bytes", name, maxString)
+			}
+			return fn(L)
+		}))
+	}
 	str.RawSetString("dump", lua.LNil)
 }
 
-// capTableLib bounds table.concat's separator repetition.
+// capTableLib replaces table.concat with one whose result is bounded.
 func capTableLib(L *lua.LState, tab *lua.LTable) {
-	concat := tab.RawGetString("concat").(*lua.LFunction).GFunction
-	tab.RawSetString("concat", L.NewFunction(func(L *lua.LState) int {
-		t := L.CheckTable(1)
-		sep := L.OptString(2, "")
-		i, j := L.OptInt(3, 1), L.OptInt(4, t.Len())
-		if n := min(j, t.Len()) - max(i, 1); n > 0 && len(sep) > 0 && n > maxString/len(sep) {
+	tab.RawSetString("concat", L.NewFunction(tableConcat))
+}
+
+// tableConcat is table.concat (with gopher-lua's reading of the bounds: i and j are clamped
+// to the table's length) that measures its result before making it, and that does not
+// push the elements on the Lua stack as gopher-lua's does (a long table overflowed it).
+func tableConcat(L *lua.LState) int {
+	t := L.CheckTable(1)
+	sep := L.OptString(2, "")
+	n := t.Len()
+	i, j := L.OptInt(3, 1), L.OptInt(4, n)
+	if L.GetTop() == 3 && (i > n || i < 1) {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	i, j = max(min(i, n), 1), min(j, n)
+	if i > j {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	size := 0
+	for k := i; k <= j; k++ {
+		switch v := t.RawGetInt(k).(type) {
+		case lua.LString:
+			size += len(v)
+		case lua.LNumber:
+			size += len(v.String())
+		default:
+			L.RaiseError("invalid value (%s) at index %d in table for concat", v.Type().String(), k)
+		}
+		if k < j {
+			size += len(sep)
+		}
+		if size > maxString {
 			L.RaiseError("table.concat: result longer than %d bytes", maxString)
 		}
-		return concat(L)
-	}))
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for k := i; k <= j; k++ {
+		b.WriteString(lua.LVAsString(t.RawGetInt(k)))
+		if k < j {
+			b.WriteString(sep)
+		}
+	}
+	L.Push(lua.LString(b.String()))
+	return 1
+}
+
+// formatBound is at least the length of string.format's result, from the format (already
+// checked by checkFormat: widths and precisions of at most two digits) and the arguments
+// that gopher-lua formats with Go's fmt.
+func formatBound(L *lua.LState, f string) int {
+	n, arg := len(f), 2
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			continue
+		}
+		i++
+		if i < len(f) && f[i] == '%' {
+			continue
+		}
+		for i < len(f) && strings.IndexByte("-+ #0123456789.", f[i]) >= 0 {
+			i++
+		}
+		if i >= len(f) {
+			break
+		}
+		const pad = 100 // a width of at most 99
+		switch v := L.Get(arg); f[i] {
+		case 's':
+			n += pad + len(v.String())
+		case 'q': // Go's quoting: at most \xNN for a byte
+			n += pad + 2 + 4*len(v.String())
+		default: // a number: %99.99f of 1e308 is about 410 bytes
+			n += 512
+		}
+		arg++
+	}
+	return n
 }
 
 // cappedDate bounds os.date's format string.
@@ -122,8 +207,12 @@ func strGsub(L *lua.LState) int {
 	L.CheckTypes(3, lua.LTString, lua.LTTable, lua.LTFunction)
 	repl := L.Get(3)
 	limit := L.OptInt(4, -1)
-	src := []byte(str)
-	anchored := strings.HasPrefix(pat, "^")
+	src := unsafe.Slice(unsafe.StringData(str), len(str)) // read only
+	p, err := pm.Compile(pat)
+	if err != nil {
+		L.RaiseError("%s", err.Error())
+	}
+	anchored := p.Anchored()
 
 	var b strings.Builder
 	last, n, off := 0, 0, 0
@@ -132,7 +221,7 @@ func strGsub(L *lua.LState) int {
 		if limit >= 0 {
 			want = min(want, limit-n)
 		}
-		mds, err := pm.Find(pat, src, off, want)
+		mds, err := p.FindContext(L.Context(), src, off, want)
 		if err != nil {
 			L.RaiseError("%s", err.Error())
 		}
@@ -216,7 +305,7 @@ func replValue(L *lua.LState, v lua.LValue) (string, bool) {
 func captureValue(L *lua.LState, str string, m *pm.MatchData, i int) lua.LValue {
 	ncap := m.CaptureLength()/2 - 1
 	if ncap == 0 && i == 1 {
-		return lua.LString(str[m.Capture(0):m.Capture(1)])
+		return cut(str, m.Capture(0), m.Capture(1))
 	}
 	if i < 1 || i > ncap {
 		L.RaiseError("invalid capture index")
@@ -224,7 +313,18 @@ func captureValue(L *lua.LState, str string, m *pm.MatchData, i int) lua.LValue 
 	if m.IsPosCapture(2 * i) {
 		return lua.LNumber(m.Capture(2 * i)) // pm stores positions 1-based
 	}
-	return lua.LString(str[m.Capture(2*i):m.Capture(2*i+1)])
+	return cut(str, m.Capture(2*i), m.Capture(2*i+1))
+}
+
+// cut returns str[i:j], copied when it is less than half of a string longer than 64 bytes:
+// a Go substring keeps its whole source alive, which the run's memory budget, counting
+// string lengths, would not see (as gopher-lua's string.sub does, patch 3).
+func cut(str string, i, j int) lua.LString {
+	s := str[i:j]
+	if len(str) > 64 && 2*len(s) < len(str) {
+		s = strings.Clone(s)
+	}
+	return lua.LString(s)
 }
 
 // expandRepl expands %0-%9 and %% in a replacement string.

@@ -73,6 +73,13 @@ type vm struct {
 
 	// chunks holds each handler's main chunk, made once per state: see chunk.
 	chunks map[*handler]*lua.LFunction
+	// idleEnv is the environment of the chunks between runs, so that none keeps the last
+	// run's globals alive.
+	idleEnv *lua.LTable
+	// baseline is what a run reaches that is not its own (measureShared): the part of
+	// the memory measure that does not count against the run's budget.
+	baseline int64
+	overFn   func(*lua.LState, int64, int64) int64 // overBudget, made once
 
 	// The run in progress; the methods of the objects above act on it.
 	ev         *core.Event
@@ -140,7 +147,61 @@ func (e *Engine) newVM() *vm {
 	v.metaConn = v.envMetatable(base, map[string]lua.LValue{"Conn": v.connUD})
 	v.metaSessionConn = v.envMetatable(base, map[string]lua.LValue{"Session": v.sessUD, "Conn": v.connUD})
 	v.metaNone = v.envMetatable(base, nil)
+
+	// Everything built so far is shared by every run of the state: make it read-only, so
+	// that no run can leave anything in it for the next (the proxies' __newindex stops
+	// assignments; this also stops the table library, rawset and setmetatable, which write
+	// without metamethods).
+	for _, root := range []lua.LValue{L.G.Registry, L.G.Global, base, v.metaSession, v.metaConn, v.metaSessionConn,
+		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD} {
+		setReadOnly(root, map[lua.LValue]bool{})
+	}
+	v.idleEnv = L.CreateTable(0, 0)
+	v.idleEnv.SetReadOnly(true)
+	v.baseline = v.measureShared()
+	v.overFn = v.overBudget
 	return v
+}
+
+// setReadOnly marks every table reachable from lv read-only: through tables' keys, values
+// and metatables, functions' environments and upvalues, and userdata's metatables and
+// environments.
+func setReadOnly(lv lua.LValue, seen map[lua.LValue]bool) {
+	switch x := lv.(type) {
+	case *lua.LTable:
+		if seen[x] {
+			return
+		}
+		seen[x] = true
+		x.SetReadOnly(true)
+		setReadOnly(x.Metatable, seen)
+		x.ForEach(func(k, val lua.LValue) {
+			setReadOnly(k, seen)
+			setReadOnly(val, seen)
+		})
+	case *lua.LFunction:
+		if seen[x] {
+			return
+		}
+		seen[x] = true
+		if x.Env != nil {
+			setReadOnly(x.Env, seen)
+		}
+		for _, uv := range x.Upvalues {
+			if uv != nil {
+				setReadOnly(uv.Value(), seen)
+			}
+		}
+	case *lua.LUserData:
+		if seen[x] {
+			return
+		}
+		seen[x] = true
+		setReadOnly(x.Metatable, seen)
+		if x.Env != nil {
+			setReadOnly(x.Env, seen)
+		}
+	}
 }
 
 // envMetatable returns a metatable whose reads fall back to a copy of base plus extra.
@@ -263,13 +324,16 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 
 	v.arm(h.timeout)
 	L.SetContext(v.ctx)
+	v.startMeter(h)
 	L.Push(fn)
 	err := L.PCall(0, 0, nil)
+	v.stopMeter()
 	L.RemoveContext()
 	v.tmu.Lock()
 	v.armed = false
 	v.tmu.Unlock()
 	L.SetTop(0)
+	fn.Env = v.idleEnv
 	if err == nil || v.ended {
 		return v.term
 	}

@@ -25,7 +25,7 @@ func TestScriptTranslate(t *testing.T) {
 		stderr    string
 	}{
 		{name: "deny", args: []string{"../../testdata/config/scripts/deny-exe.js"}, code: 0,
-			stdout: "\nif (ExtractExt((CtxRelPath())) == \".exe\") then\n  Session.BlockOperation() end\n"},
+			stdout: "\nif (EventHandler() == \"BeforeFileRename\") then\n"},
 		{name: "class", src: "var a = 1;\n    class A {}\n", code: 1, stderr: "class.js:2:5: unsupported: class declaration"},
 		{name: "syntax", src: "if (x {\n", code: 1, stderr: "syntax.js:1:7: "},
 		{name: "lua", args: []string{"x.lua"}, code: 2, stderr: "not a .js script"},

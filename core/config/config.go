@@ -256,10 +256,19 @@ type EventHandler struct {
 	Priority int      `yaml:"priority"` // ascending
 	Timeout  Duration `yaml:"timeout"`  // default 5s
 	OnError  string   `yaml:"on_error"` // block (default) | continue
+	// MaxMemory bounds what one run of the script holds (default DefaultMaxMemory).
+	MaxMemory ByteSize `yaml:"max_memory"`
 
 	Path string `yaml:"-"` // absolute path of the script file
 	Line int    `yaml:"-"` // line of the handler entry
 }
+
+// DefaultMaxMemory is event_handlers[].max_memory when the config does not set it, and
+// MinMaxMemory the least it may be: a script's run needs some memory for its own values.
+const (
+	DefaultMaxMemory ByteSize = 64 << 20
+	MinMaxMemory     ByteSize = 1 << 20
+)
 
 // Events are the event names of scripting.md, in the order of its table.
 var Events = []string{

@@ -104,6 +104,10 @@ func TestBrokenConfigs(t *testing.T) {
 		{"missing cert", head + "    tls: {cert: nope.crt, key: keys/tls.key}\n", "sites[0].tls.cert", 7, "file not found", ""},
 		{"negative limit", head + "    limits: {max_connections_per_ip: -1}\n", "sites[0].limits.max_connections_per_ip", 7, "must be 0 or more, got -1", ""},
 		{"bad duration", head + "    limits:\n      idle_timeout: 5\n", "sites[0].limits.idle_timeout", 8, `invalid duration "5"`, ""},
+		{"bad size", head + "    event_handlers:\n      - {event: OnAuthSuccess, script: log-session.lua, max_memory: 64 megs}\n",
+			"sites[0].event_handlers[0].max_memory", 8, `invalid size "64 megs"`, ""},
+		{"small max_memory", head + "    event_handlers:\n      - event: OnAuthSuccess\n        script: log-session.lua\n        max_memory: 4096\n",
+			"sites[0].event_handlers[0].max_memory", 10, "must be at least 1MiB, got 4KiB", ""},
 		{"zero timeout", head + "    limits:\n      login_timeout: 0s\n", "sites[0].limits.login_timeout", 8, "must be a positive duration, got 0s", ""},
 		{"threshold zero", head + "    protector: {threshold: 0}\n", "sites[0].protector.threshold", 7, "must be at least 1", ""},
 		{"ipv6 prefix too long", head + "    protector: {ipv6_prefix: 129}\n", "sites[0].protector.ipv6_prefix", 7, "must be a prefix length from 1 to 128, got 129", ""},
@@ -360,7 +364,7 @@ func TestDefaultsApplied(t *testing.T) {
 		t.Errorf("user = %+v", u)
 	}
 	h := s.EventHandlers[0]
-	if h.Timeout.Duration != 5*time.Second || h.OnError != "block" || h.Priority != 0 ||
+	if h.Timeout.Duration != 5*time.Second || h.OnError != "block" || h.Priority != 0 || h.MaxMemory != 64<<20 ||
 		h.Path != filepath.Join(dir, "scripts", "log-session.lua") || h.Line != 13 {
 		t.Errorf("handler = %+v", h)
 	}
@@ -586,7 +590,7 @@ func TestFullExample(t *testing.T) {
 		t.Errorf("scripts_dir = %q", s.ScriptsDir)
 	}
 	wantSiteH := EventHandler{Event: "OnAuthSuccess", Script: "log-session.lua", Priority: 10, Timeout: Duration{5 * time.Second},
-		OnError: "block", Path: at("scripts", "log-session.lua"), Line: 104}
+		OnError: "block", MaxMemory: 16 << 20, Path: at("scripts", "log-session.lua"), Line: 104}
 	if !slices.Equal(s.EventHandlers, []EventHandler{wantSiteH}) {
 		t.Errorf("site handlers = %+v", s.EventHandlers)
 	}
@@ -621,7 +625,7 @@ func TestFullExample(t *testing.T) {
 		{"bandwidth", a.Bandwidth == Bandwidth{Upload: 1024, Download: 2048}},
 		{"quota", a.Quota == Quota{Bytes: 1 << 30, Files: 1000}},
 		{"event_handlers", slices.Equal(a.EventHandlers, []EventHandler{{Event: "BeforeFileUpload", Script: "deny-exe.js", Priority: 1,
-			Timeout: Duration{2 * time.Second}, OnError: "continue", Path: at("scripts", "deny-exe.js"), Line: 90}})},
+			Timeout: Duration{2 * time.Second}, OnError: "continue", MaxMemory: DefaultMaxMemory, Path: at("scripts", "deny-exe.js"), Line: 90}})},
 		{"line", a.Line == 66},
 	}
 	for _, c := range checks {
@@ -715,6 +719,20 @@ func TestScalarTypes(t *testing.T) {
 		{"fe80::1%eth0", prefixOut, "", "invalid CIDR"},
 		{"10.0.0.0/33", prefixOut, "", `invalid CIDR "10.0.0.0/33"`},
 		{"{a: b}", prefixOut, "", "expected a CIDR"},
+		{"67108864", sizeOut, "64MiB", ""},
+		{"64MiB", sizeOut, "64MiB", ""},
+		{"1.5 GiB", sizeOut, "1536MiB", ""},
+		{"512KiB", sizeOut, "512KiB", ""},
+		{"2MB", sizeOut, "2000000", ""},
+		{"10kB", sizeOut, "10000", ""},
+		{"1000", sizeOut, "1000", ""},
+		{"100B", sizeOut, "100", ""},
+		{"0.5B", sizeOut, "", "not a whole number of bytes"},
+		{"-1MiB", sizeOut, "", `invalid size "-1MiB"`},
+		{"1e6", sizeOut, "", `invalid size "1e6"`},
+		{"64 megs", sizeOut, "", `invalid size "64 megs"`},
+		{"MiB", sizeOut, "", `invalid size "MiB"`},
+		{"[1]", sizeOut, "", "expected a size"},
 	}
 	for _, tt := range tests {
 		v, str := tt.into()
@@ -741,6 +759,16 @@ func TestScalarTypes(t *testing.T) {
 func durationOut() (any, func() string) {
 	var d Duration
 	return &d, func() string { return d.String() }
+}
+
+func sizeOut() (any, func() string) {
+	var b ByteSize
+	return &b, func() string {
+		if s := b.String(); !strings.HasSuffix(s, " bytes") {
+			return s
+		}
+		return strconv.FormatInt(int64(b), 10)
+	}
 }
 
 func rangeOut() (any, func() string) {

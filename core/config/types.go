@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -146,4 +147,74 @@ func truncate(s string) string {
 		return s
 	}
 	return string(r[:limit]) + "…"
+}
+
+// ByteSize is a size in bytes, written as an integer of bytes (67108864) or as a number with
+// a unit: B, KiB, MiB, GiB, TiB (powers of 1024) or kB, MB, GB, TB (powers of 1000), with or
+// without a space ("64MiB", "1.5 GiB"). The result must be a whole number of bytes.
+type ByteSize int64
+
+var byteUnits = []struct {
+	name string
+	size float64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// ParseByteSize parses a size as the config writes it.
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	num, mult := s, 1.0
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.name) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(s, u.name)), u.size
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" || strings.ContainsAny(num, "eExXpP_") || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("invalid size %q: use a number of bytes or a number with a unit such as \"64MiB\" or \"512KiB\"", truncate(s))
+	}
+	b := f * mult
+	if b != math.Trunc(b) || b >= math.MaxInt64 {
+		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", truncate(s))
+	}
+	return ByteSize(b), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a size such as \"64MiB\", got %s", describe(n))
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler: a whole number of KiB, MiB, GiB or TiB is written
+// with its unit, anything else as bytes.
+func (b ByteSize) MarshalYAML() (any, error) {
+	if s := b.String(); !strings.HasSuffix(s, " bytes") {
+		return s, nil
+	}
+	return int64(b), nil
+}
+
+// String gives the size in the largest binary unit that divides it ("64MiB"), or in bytes
+// ("1000 bytes").
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		name string
+		size ByteSize
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && b%u.size == 0 {
+			return strconv.FormatInt(int64(b/u.size), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + " bytes"
 }

@@ -713,5 +713,10 @@ func (c *checker) checkHandlers(key string, hs []EventHandler, scriptsDir string
 		c.positive(hk+".timeout", h.Timeout)
 		defaultString(&h.OnError, "block")
 		c.oneOf(hk+".on_error", h.OnError, "block", "continue")
+		if !c.has(hk + ".max_memory") {
+			h.MaxMemory = DefaultMaxMemory
+		} else if h.MaxMemory < MinMaxMemory {
+			c.errorf(hk+".max_memory", "must be at least %s, got %s", MinMaxMemory, h.MaxMemory)
+		}
 	}
 }

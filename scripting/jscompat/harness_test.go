@@ -27,6 +27,10 @@ func stubState(t testing.TB, out *strings.Builder) *lua.LState {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The engine hands the runtime to scripts read-only (every table reachable from it, so
+	// that no run can change what the next one sees); the programs run against it the same
+	// way. The globals stay writable: here they are the scripts' own.
+	setReadOnly(rt, map[lua.LValue]bool{L.G.Global: true})
 	L.SetGlobal(RuntimeGlobal, rt)
 	logf := func(L *lua.LState, first int) int {
 		var parts []string
@@ -79,6 +83,33 @@ func stubState(t testing.TB, out *strings.Builder) *lua.LState {
 	L.SetGlobal("Date", stubDate(L))
 	L.SetGlobal("CtxRelPath", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LString("/in/report.PDF")); return 1 }))
 	return L
+}
+
+// setReadOnly marks every table reachable from lv read-only, as the engine does.
+func setReadOnly(lv lua.LValue, seen map[lua.LValue]bool) {
+	if seen[lv] {
+		return
+	}
+	switch x := lv.(type) {
+	case *lua.LTable:
+		seen[x] = true
+		x.SetReadOnly(true)
+		setReadOnly(x.Metatable, seen)
+		x.ForEach(func(k, v lua.LValue) { setReadOnly(k, seen); setReadOnly(v, seen) })
+	case *lua.LFunction:
+		seen[x] = true
+		if x.Env != nil {
+			setReadOnly(x.Env, seen)
+		}
+		for _, uv := range x.Upvalues {
+			if uv != nil {
+				setReadOnly(uv.Value(), seen)
+			}
+		}
+	case *lua.LUserData:
+		seen[x] = true
+		setReadOnly(x.Metatable, seen)
+	}
 }
 
 // runJS translates and runs src in a stub state and returns what it logged, and the error

@@ -130,7 +130,11 @@ func goHelpers(L *lua.LState) *lua.LTable {
 		return 1
 	}))
 	t.RawSetString("quote", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LString(quoteJSON(L.CheckString(1))))
+		q, ok := quoteJSON(L.CheckString(1), maxResult)
+		if !ok {
+			L.RaiseError("JSON.stringify: result longer than %d bytes", maxResult)
+		}
+		L.Push(lua.LString(q))
 		return 1
 	}))
 	t.RawSetString("jsonParse", L.NewFunction(jsonParse))
@@ -510,11 +514,22 @@ func toUint32(f float64) uint32 {
 
 func toInt32(f float64) int32 { return int32(toUint32(f)) }
 
-// quoteJSON is JSON.stringify of a string.
-func quoteJSON(s string) string {
+// maxResult bounds what one call of a helper makes (the engine's bound on one library
+// call's result): a JSON text to parse, a quoted string.
+const maxResult = 1 << 20
+
+// maxJSONDepth bounds the nesting of a JSON text to parse (each level is a Go call).
+const maxJSONDepth = 512
+
+// quoteJSON is JSON.stringify of a string; ok is false when the result would be longer than
+// limit bytes.
+func quoteJSON(s string, limit int) (string, bool) {
 	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(s); {
+		if b.Len() > limit {
+			return "", false
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == '"':
@@ -539,49 +554,76 @@ func quoteJSON(s string) string {
 		i += size
 	}
 	b.WriteByte('"')
-	return b.String()
+	if b.Len() > limit {
+		return "", false
+	}
+	return b.String(), true
 }
 
 // jsonParse(text, newarr, newobj, null) builds JS values from JSON; on bad input it returns
-// nil and the error message.
+// nil and the error message. The text is at most maxResult bytes and maxJSONDepth levels
+// deep. What it builds is charged to the run's memory meter as it goes, and every array and
+// object being filled stays on the Lua stack until it is done, so that the run's memory
+// budget, which measures what is reachable, sees all of it.
 func jsonParse(L *lua.LState) int {
 	text := L.CheckString(1)
 	newArr, newObj := L.CheckFunction(2), L.CheckFunction(3)
 	null := L.Get(4)
+	if len(text) > maxResult {
+		L.RaiseError("JSON.parse: text longer than %d bytes", maxResult)
+	}
+	const entry = 48 // a table slot or entry, about
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
-	var value func() (lua.LValue, error)
-	value = func() (lua.LValue, error) {
+	str := func(s string) lua.LString {
+		L.ChargeMemory(16 + int64(len(s)))
+		return lua.LString(s)
+	}
+	// done hands a filled container to newarr or newobj, which return it ready, and takes
+	// it (and its keys) off the stack.
+	done := func(fn *lua.LFunction, a, b lua.LValue, pushed int) (lua.LValue, error) {
+		err := L.CallByParam(lua.P{Fn: fn, NRet: 1, Protect: true}, a, b)
+		if err != nil {
+			return nil, err
+		}
+		r := L.Get(-1)
+		L.Pop(1 + pushed)
+		return r, nil
+	}
+	var value func(depth int) (lua.LValue, error)
+	value = func(depth int) (lua.LValue, error) {
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, err
+		}
+		if d, ok := tok.(json.Delim); ok && depth >= maxJSONDepth && (d == '[' || d == '{') {
+			return nil, fmt.Errorf("nesting deeper than %d levels", maxJSONDepth)
 		}
 		switch v := tok.(type) {
 		case json.Delim:
 			switch v {
 			case '[':
-				t := L.NewTable()
+				t := L.CreateTable(2, 0)
+				L.Push(t)
 				t.RawSetInt(1, lua.LNumber(0)) // the length, set by newarr
 				n := 0
 				for dec.More() {
-					x, err := value()
+					x, err := value(depth + 1)
 					if err != nil {
 						return nil, err
 					}
-					t.RawSetInt(n+2, x)
+					t.RawSetInt(n+2, x) // x is reachable before anything more is charged
+					L.ChargeMemory(entry)
 					n++
 				}
 				if _, err := dec.Token(); err != nil {
 					return nil, err
 				}
-				if err := L.CallByParam(lua.P{Fn: newArr, NRet: 1, Protect: true}, t, lua.LNumber(n)); err != nil {
-					return nil, err
-				}
-				r := L.Get(-1)
-				L.Pop(1)
-				return r, nil
+				return done(newArr, t, lua.LNumber(n), 1)
 			case '{':
-				keys, t := L.NewTable(), L.NewTable()
+				keys, t := L.CreateTable(4, 0), L.CreateTable(0, 4)
+				L.Push(keys)
+				L.Push(t)
 				seen := map[string]bool{}
 				for dec.More() {
 					kt, err := dec.Token()
@@ -589,28 +631,24 @@ func jsonParse(L *lua.LState) int {
 						return nil, err
 					}
 					k, _ := kt.(string)
-					x, err := value()
+					x, err := value(depth + 1)
 					if err != nil {
 						return nil, err
 					}
+					t.RawSetString(k, x) // x is reachable before anything more is charged
 					if !seen[k] {
 						seen[k] = true
-						keys.Append(lua.LString(k))
+						keys.Append(str(k))
 					}
-					t.RawSetString(k, x)
+					L.ChargeMemory(3 * entry)
 				}
 				if _, err := dec.Token(); err != nil {
 					return nil, err
 				}
-				if err := L.CallByParam(lua.P{Fn: newObj, NRet: 1, Protect: true}, keys, t); err != nil {
-					return nil, err
-				}
-				r := L.Get(-1)
-				L.Pop(1)
-				return r, nil
+				return done(newObj, keys, t, 2)
 			}
 		case string:
-			return lua.LString(v), nil
+			return str(v), nil
 		case json.Number:
 			f, err := strconv.ParseFloat(string(v), 64)
 			if err != nil {
@@ -624,7 +662,9 @@ func jsonParse(L *lua.LState) int {
 		}
 		return nil, errors.New("unexpected token")
 	}
-	v, err := value()
+	top := L.GetTop()
+	v, err := value(0)
+	L.SetTop(top) // containers left by an error
 	if err == nil {
 		if _, err2 := dec.Token(); err2 != io.EOF {
 			err = errors.New("unexpected non-whitespace character after JSON")
