@@ -23,3 +23,9 @@ func HomeFS(s *Session) afero.Fs {
 	}
 	return r.Mount.FS
 }
+
+// HiddenCount returns how many hidden entries a session keeps.
+func HiddenCount(s *Session) int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.hidden) }
+
+// QuestionCount returns how many interactive questions a session holds.
+func QuestionCount(s *Session) int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.questions) }

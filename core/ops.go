@@ -649,6 +649,9 @@ func (s *Session) Symlink(ctx context.Context, targetPath, link string) (err err
 	if !ok {
 		return s.fail(opErr(op, l.virtual, ErrUnsupported, nil))
 	}
+	if s.gateNewName(ctx, l, t) {
+		return s.fail(opErr(op, l.virtual, ErrDenied, errors.New("blocked by BeforeFileUpload script")))
+	}
 	// Under the namespace lock: a link that appears between another session's check of a
 	// name and its create would make that create open an existing file.
 	unlock := s.homeQuota(l).lockNS()
@@ -695,6 +698,9 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 	if fi.IsDir() {
 		return s.fail(opErr(op, o.virtual, ErrIsDir, nil))
 	}
+	if s.gateNewName(ctx, n, o) {
+		return s.fail(opErr(op, n.virtual, ErrDenied, errors.New("blocked by BeforeFileUpload script")))
+	}
 	// A new name for a file adds nothing to the quota: files count once, however many names
 	// they have. It is made under the namespace lock all the same, since what other changes
 	// count depends on how many names a file has.
@@ -705,6 +711,14 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 		return s.fail(backendErr(op, n.virtual, err))
 	}
 	return nil
+}
+
+// gateNewName fires BeforeFileUpload for a link about to be created: a link is a new file
+// name, and scripts that refuse names (deny-executables) must see it as they see an upload.
+// The link's path is the event's path, what it leads to the target path.
+func (s *Session) gateNewName(ctx context.Context, link, to target) bool {
+	s.setPaths(link, &to)
+	return s.gate(ctx, BeforeFileUpload, link.virtual, to.virtual)
 }
 
 // Readlink returns a symbolic link's target as a virtual path.

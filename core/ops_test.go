@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -418,4 +419,29 @@ func TestOpenReadRefusals(t *testing.T) {
 		t.Fatalf("size %d, want 4", h.Size())
 	}
 	_ = h.Close()
+}
+
+// What scripts hand to a session outlives their runs (and their memory budget): hidden
+// patterns and interactive questions are bounded, and hiding the same pattern at every
+// listing keeps one entry.
+func TestSessionListsFromScriptsAreBounded(t *testing.T) {
+	site := testSite(t, []config.User{user("u")}, nil)
+	s := login(t, site, "u")
+	for range 5000 {
+		s.RemoveFromListDir("*.tmp")
+	}
+	for i := range 5000 {
+		s.RemoveFromListDir(fmt.Sprintf("f%d", i))
+	}
+	s.RemoveFromListDir(strings.Repeat("x", 10000))
+	if n := core.HiddenCount(s); n != 1024 {
+		t.Fatalf("%d hidden entries kept, want the limit of 1024", n)
+	}
+	for i := range 500 {
+		s.AddQuestion(i, "q", "a", true)
+	}
+	s.AddQuestion(0, strings.Repeat("q", 10000), "a", true)
+	if n := core.QuestionCount(s); n != 64 {
+		t.Fatalf("%d questions kept, want the limit of 64", n)
+	}
 }

@@ -249,11 +249,21 @@ func (s *Session) AddQuestionTOTP(pos int, prompt string) {
 }
 
 func (s *Session) addQuestion(q Question) {
+	if len(q.Prompt) > maxScriptText || len(q.answer) > maxScriptText {
+		s.Logger().Warn("AddQuestion: question ignored, longer than the limit", "limit", maxScriptText)
+		return
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	q.seq = len(s.questions)
-	s.questions = append(s.questions, q)
-	sort.SliceStable(s.questions, func(i, j int) bool { return s.questions[i].Pos < s.questions[j].Pos })
+	full := len(s.questions) >= maxQuestions
+	if !full {
+		q.seq = len(s.questions)
+		s.questions = append(s.questions, q)
+		sort.SliceStable(s.questions, func(i, j int) bool { return s.questions[i].Pos < s.questions[j].Pos })
+	}
+	s.mu.Unlock()
+	if full {
+		s.Logger().Warn("AddQuestion: question ignored, too many questions", "limit", maxQuestions)
+	}
 }
 
 // AuthenticateFromScript accepts the authentication attempt being handled.
@@ -290,14 +300,39 @@ func (s *Session) RemoveFromListDir(pattern string) {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return
 	}
+	if len(pattern) > maxScriptText {
+		s.Logger().Warn("RemoveFromListDir: pattern ignored, longer than the limit", "limit", maxScriptText)
+		return
+	}
 	s.mu.Lock()
 	dir := s.relPath
+	// Scripts hide the same pattern at every listing: one entry is enough, and the list is
+	// scanned for every operation.
+	for _, h := range s.hidden {
+		if h.dir == dir && h.pattern == pattern {
+			s.mu.Unlock()
+			return
+		}
+	}
+	full := len(s.hidden) >= maxHiddenEntries
 	s.mu.Unlock()
+	if full {
+		s.Logger().Warn("RemoveFromListDir: pattern ignored, the session hides too many", "limit", maxHiddenEntries)
+		return
+	}
 	h := s.hiddenEntryFor(dir, pattern)
 	s.mu.Lock()
 	s.hidden = append(s.hidden, h)
 	s.mu.Unlock()
 }
+
+// Bounds on what scripts make a session keep: their runs have a memory budget, but what they
+// hand to the session outlives them.
+const (
+	maxHiddenEntries = 1024 // RemoveFromListDir patterns per session
+	maxQuestions     = 64   // keyboard-interactive prompts per round
+	maxScriptText    = 4096 // bytes of one pattern, prompt or expected answer
+)
 
 // LastCommand returns the last protocol command as text.
 func (s *Session) LastCommand() string { s.mu.Lock(); defer s.mu.Unlock(); return s.lastCmd }

@@ -62,6 +62,11 @@ func TestExampleDenyExecutablesUploadsAndRenames(t *testing.T) {
 					t.Errorf("%q after the refused rename: %v", p, err)
 				}
 			}
+			// A hard link is a new name: an executable name is refused, an ordinary one not.
+			if err := s.Link(ctx, "/x.txt", "/sub/link.EXE."); !errors.Is(err, core.ErrDenied) {
+				t.Errorf("hard link to an executable name: %v, want denied", err)
+			}
+			must(t, s.Link(ctx, "/x.txt", "/sub/link.txt"))
 			// Renames between ordinary names, and away from an executable name, still work.
 			must(t, s.Rename(ctx, "/x.txt", "/y.txt", false))
 			must(t, os.WriteFile(filepath.Join(e.root, "alice", "old.exe"), []byte("MZ"), 0o600))

@@ -19,9 +19,8 @@
 -- are setup.exe), and a colon starts a stream of the file ("setup.exe::$DATA",
 -- "notes.txt:setup.exe"): every part between colons is checked.
 --
--- wharf fires no event when a client creates a symbolic or hard link, so a link named
--- "setup.exe" cannot be refused here; give users no permission to make links where that
--- matters (links need the upload permission in the link's folder).
+-- A symbolic or hard link is a new name too: wharf fires BeforeFileUpload before it creates
+-- one, with the link's name in CtxRelPath(), so "setup.exe -> notes.txt" is refused as well.
 local denied = {
   ['.exe'] = true, ['.com'] = true, ['.bat'] = true, ['.cmd'] = true,
   ['.msi'] = true, ['.scr'] = true, ['.ps1'] = true, ['.vbs'] = true,
