@@ -35,6 +35,16 @@ func (c *clientHandler) handlePORT(param string) error {
 		return nil
 	}
 
+	// A privileged port is a service (SSH, SMTP, ...), never a client's data port: refusing
+	// it keeps the server from being used to send bytes to it (FTP bounce), as vsftpd does.
+	// (wharf patch, see WHARF.md)
+	if raddr.Port < minActivePort {
+		c.logger.Warn("Refused an active data connection to a privileged port", "command", command, "port", raddr.Port)
+		c.writeMessage(StatusSyntaxErrorNotRecognised, "Illegal "+command+" command: the port must be 1024 or above")
+
+		return nil
+	}
+
 	err = c.checkDataConnectionRequirement(raddr.IP, DataChannelActive)
 	if err != nil {
 		// we don't want to expose the full error to the client, we just log it
@@ -71,6 +81,9 @@ func (c *clientHandler) handlePORT(param string) error {
 
 	return nil
 }
+
+// minActivePort is the lowest port PORT and EPRT may name (1024, IPPORT_RESERVED).
+const minActivePort = 1024
 
 // activeTransferHandler implements the transferHandler interface
 var _ transferHandler = (*activeTransferHandler)(nil)

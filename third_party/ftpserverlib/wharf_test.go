@@ -175,3 +175,23 @@ func TestWharfPassiveOnlyForeignConnection(t *testing.T) {
 	require.Equal(t, StatusCannotOpenDataConnection, code, msg)
 	require.Contains(t, msg, "data connection security requirements not met")
 }
+
+// TestWharfActivePrivilegedPort (patch 2): PORT and EPRT to a port below 1024 are refused.
+func TestWharfActivePrivilegedPort(t *testing.T) {
+	server := NewTestServerWithTestDriver(t, &TestServerDriver{Settings: &Settings{ActiveTransferPortNon20: true}})
+	c := dialWharf(t, server)
+	c.login()
+
+	for _, cmd := range []string{
+		"PORT 127,0,0,1,0,22", "PORT 127,0,0,1,3,255", "PORT 127,0,0,1,0,0",
+		"EPRT |1|127.0.0.1|25|", "EPRT |1|127.0.0.1|1023|",
+	} {
+		code, msg := c.send("%s", cmd)
+		require.Equal(t, StatusSyntaxErrorNotRecognised, code, cmd)
+		require.Contains(t, msg, "Illegal", cmd)
+	}
+
+	c.cmd(StatusOK, "PORT 127,0,0,1,4,0")
+	c.cmd(StatusOK, "EPRT |1|127.0.0.1|1024|")
+	c.cmd(StatusOK, "EPRT |1|127.0.0.1|65535|")
+}
