@@ -3,7 +3,11 @@ package ftpserver
 // Tests of wharf's patches (see WHARF.md).
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/textproto"
 	"os"
@@ -194,4 +198,192 @@ func TestWharfActivePrivilegedPort(t *testing.T) {
 	c.cmd(StatusOK, "PORT 127,0,0,1,4,0")
 	c.cmd(StatusOK, "EPRT |1|127.0.0.1|1024|")
 	c.cmd(StatusOK, "EPRT |1|127.0.0.1|65535|")
+}
+
+func TestWharfEscapeReplyText(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":               "plain",
+		"":                    "",
+		"a\rb":                "a\r\x00b",
+		"a\nb":                "a\x00b",
+		"a\r\nb":              "a\r\x00\x00b",
+		"end\r":               "end\r\x00",
+		"already\r\x00done":   "already\r\x00done",
+		"\r\r":                "\r\x00\r\x00",
+		"x\r227 Entering (1)": "x\r\x00227 Entering (1)",
+	} {
+		got := escapeReplyText(in)
+		require.Equal(t, want, got, "%q", in)
+		require.Equal(t, got, escapeReplyText(got), "escaping %q twice", in)
+	}
+}
+
+// writtenReplies runs fn on a client handler that writes to a buffer.
+func writtenReplies(fn func(c *clientHandler)) string {
+	var buf bytes.Buffer
+
+	c := &clientHandler{
+		writer: bufio.NewWriter(&buf),
+		logger: slog.New(slog.NewTextHandler(io.Discard, nil)), //nolint:sloglint // as the upstream tests
+	}
+	fn(c)
+
+	return buf.String()
+}
+
+// TestWharfWriteMessage (patch 3): one-line replies stay one line whatever they quote;
+// the library's own multi-line replies still have several.
+func TestWharfWriteMessage(t *testing.T) {
+	forged := "227 Entering Passive Mode (6,6,6,6,1,1)"
+	out := writtenReplies(func(c *clientHandler) {
+		c.writeMessage(StatusActionNotTaken, "Couldn't access /x\r\n"+forged+": not found")
+	})
+	require.Equal(t, "550 Couldn't access /x\r\x00\x00"+forged+": not found\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		c.writeMessage(StatusActionNotTaken, "/y\n"+forged)
+	})
+	require.Equal(t, "550 /y\x00"+forged+"\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		c.writeMessageLines(StatusFileStatus, "Computing SHA-256 digest", "SHA-256 0-1 abc n\r\n"+forged)
+	})
+	require.Equal(t, "213-Computing SHA-256 digest\r\n213 SHA-256 0-1 abc n\r\x00\x00"+forged+"\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		c.writeMessageText(StatusServiceReady, "Welcome\nto the server\r\n")
+	})
+	require.Equal(t, "220-Welcome\r\n220 to the server\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		defer c.multilineAnswer(StatusFileStatus, "STAT a\rb")()
+		c.writeLine(" line\nwith LF")
+	})
+	require.Equal(t, "213-STAT a\r\x00b\r\n line\x00with LF\r\n213 End\r\n", out)
+}
+
+// lfErrorDriver fails Stat with an error whose text holds an LF and a forged reply, like
+// an error that quotes a name with an LF in it.
+type lfErrorDriver struct {
+	*TestClientDriver
+}
+
+func (d lfErrorDriver) Stat(name string) (os.FileInfo, error) {
+	if strings.Contains(name, "lf-error") {
+		return nil, errors.New("stat " + name + "\n227 Entering Passive Mode (6,6,6,6,1,1)\nsecond: not found")
+	}
+
+	return d.TestClientDriver.Stat(name) //nolint:wrapcheck // the test driver's error
+}
+
+// replyLines reads one reply byte-exactly and fails on a bare CR or LF, or on a line inside
+// a multi-line reply that looks like the end of another reply.
+func replyLines(t *testing.T, br *bufio.Reader) (int, []string) {
+	t.Helper()
+
+	var lines []string
+
+	code := ""
+
+	for {
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		require.True(t, strings.HasSuffix(line, "\r\n"), "bare LF in %q", line)
+
+		body := strings.TrimSuffix(line, "\r\n")
+		for i := range len(body) {
+			if body[i] == '\r' {
+				require.True(t, i+1 < len(body) && body[i+1] == 0, "bare CR in %q", body)
+			}
+		}
+
+		lines = append(lines, body)
+
+		if code == "" {
+			require.Regexp(t, `^\d{3}[ -]`, body)
+			code = body[:3]
+
+			if body[3] == ' ' {
+				break
+			}
+
+			continue
+		}
+
+		if strings.HasPrefix(body, code+" ") {
+			break
+		}
+
+		require.NotRegexp(t, `^\d{3} `, body, "a line inside the %s reply looks like another reply", code)
+	}
+
+	n, _ := strconv.Atoi(code)
+
+	return n, lines
+}
+
+// TestWharfReplyInjection (patch 3): names holding CR or LF never split a reply; the reply
+// after each command is the one to the NOOP that follows it.
+func TestWharfReplyInjection(t *testing.T) {
+	forged := "227 Entering Passive Mode (6,6,6,6,1,1)"
+	driver := &TestServerDriver{Settings: &Settings{EnableHASH: true}}
+	driver.AuthProvider = func(user, pass string) (ClientDriver, error) {
+		if user != authUser || pass != authPass {
+			return nil, errBadUserNameOrPassword
+		}
+
+		return lfErrorDriver{NewTestClientDriver(driver)}, nil
+	}
+	server := NewTestServerWithTestDriver(t, driver)
+	crName := "x\r" + forged
+	require.NoError(t, os.WriteFile(filepath.Join(driver.serverDir, crName), []byte("data"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(driver.serverDir, "d\r"+forged), 0o750))
+
+	conn, err := net.DialTimeout("tcp", server.Addr(), 5*time.Second)
+	require.NoError(t, err)
+
+	defer func() { _ = conn.Close() }()
+
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+	br := bufio.NewReader(conn)
+	send := func(line string) (int, []string) {
+		_, err := conn.Write([]byte(line + "\r\n"))
+		require.NoError(t, err)
+
+		return replyLines(t, br)
+	}
+
+	code, _ := replyLines(t, br)
+	require.Equal(t, StatusServiceReady, code)
+	send("USER " + authUser)
+	code, _ = send("PASS " + authPass)
+	require.Equal(t, StatusUserLoggedIn, code)
+	send("TYPE I")
+
+	for _, cmd := range []string{
+		"SIZE lf-error", "MDTM lf-error", "MLST lf-error", "CWD lf-error", "RNFR lf-error",
+		"STAT lf-error", "HASH lf-error", "AVBL lf-error",
+		"CWD d\r" + forged, "PWD", "CDUP", "SIZE d\r" + forged, "MLST " + crName, "STAT " + crName,
+		"XSHA256 " + crName, "MKD n\r" + forged, "RMD n\r" + forged, "DELE missing\r" + forged,
+		"RNFR " + crName, "RNTO y\r" + forged, "RETR missing\r" + forged,
+	} {
+		code, lines := send(cmd)
+		t.Logf("%q -> %d %q", cmd, code, lines)
+
+		if strings.Contains(cmd, "lf-error") {
+			require.Len(t, lines, 1, "the error's LF split the reply to %q", cmd)
+		}
+
+		code, lines = send("NOOP")
+		require.Equal(t, StatusOK, code, "after %q: %q", cmd, lines)
+	}
+
+	// FEAT and the server STAT, multi-line replies of the library's own, are intact.
+	code, lines := send("FEAT")
+	require.Equal(t, StatusSystemStatus, code)
+	require.Contains(t, lines, " UTF8")
+	require.Greater(t, len(lines), 5)
+	code, lines = send("STAT")
+	require.Equal(t, StatusSystemStatus, code)
+	require.Greater(t, len(lines), 3)
 }
