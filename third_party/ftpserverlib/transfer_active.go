@@ -58,7 +58,7 @@ func (c *clientHandler) handlePORT(param string) error {
 	var tlsConfig *tls.Config
 
 	if c.HasTLSForTransfers() || c.server.settings.TLSRequired == ImplicitEncryption {
-		tlsConfig, err = c.server.driver.GetTLSConfig()
+		tlsConfig, err = c.getDataTLSConfig()
 		if err != nil {
 			c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Cannot get a TLS config for active connection: %v", err))
 
@@ -80,6 +80,17 @@ func (c *clientHandler) handlePORT(param string) error {
 	c.writeMessage(StatusOK, command+" command successful")
 
 	return nil
+}
+
+// getDataTLSConfig returns the TLS configuration of the client's data connections: the
+// driver's per-client one when it offers MainDriverExtensionDataTLSConfig, else the
+// server's. (wharf patch, see WHARF.md)
+func (c *clientHandler) getDataTLSConfig() (*tls.Config, error) {
+	if d, ok := c.server.driver.(MainDriverExtensionDataTLSConfig); ok {
+		return d.GetDataTLSConfig(c) //nolint:wrapcheck // the driver's own error
+	}
+
+	return c.server.driver.GetTLSConfig() //nolint:wrapcheck // the driver's own error
 }
 
 // minActivePort is the lowest port PORT and EPRT may name (1024, IPPORT_RESERVED).

@@ -158,20 +158,27 @@ func (c *clientHandler) handlePASV(_ string) error {
 		return nil
 	}
 
-	if wrapper, ok := c.server.driver.(MainDriverExtensionPassiveWrapper); ok {
+	if wrapper, ok := c.server.driver.(MainDriverExtensionClientPassiveWrapper); ok {
+		listener, err = wrapper.WrapClientPassiveListener(c, listener)
+	} else if wrapper, ok := c.server.driver.(MainDriverExtensionPassiveWrapper); ok {
 		listener, err = wrapper.WrapPassiveListener(listener)
-		if err != nil {
-			c.logger.Error("Could not wrap passive connection", "err", err)
-			c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Could not listen for passive connection: %v", err))
+	}
 
-			return nil
-		}
+	if err != nil {
+		c.logger.Error("Could not wrap passive connection", "err", err)
+		c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Could not listen for passive connection: %v", err))
+
+		return nil
 	}
 
 	if c.HasTLSForTransfers() || c.server.settings.TLSRequired == ImplicitEncryption {
-		if tlsConfig, err := c.server.driver.GetTLSConfig(); err == nil {
+		if tlsConfig, err := c.getDataTLSConfig(); err == nil {
 			listener = tls.NewListener(listener, tlsConfig)
 		} else {
+			if errClose := listener.Close(); errClose != nil {
+				c.logger.Warn("Problem closing passive listener", "err", errClose)
+			}
+
 			c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Cannot get a TLS config: %v", err))
 
 			return nil

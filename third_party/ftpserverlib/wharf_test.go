@@ -5,6 +5,7 @@ package ftpserver
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,9 +16,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
 
@@ -82,6 +86,15 @@ func (c *wharfClient) login() {
 	c.cmd(StatusUserOK, "USER %s", authUser)
 	c.cmd(StatusUserLoggedIn, "PASS %s", authPass)
 	c.cmd(StatusOK, "TYPE I")
+}
+
+// startTLS upgrades the control connection (AUTH TLS) and protects data connections.
+func (c *wharfClient) startTLS(cfg *tls.Config) {
+	c.t.Helper()
+	c.cmd(StatusAuthAccepted, "AUTH TLS")
+	tc := tls.Client(c.conn, cfg)
+	require.NoError(c.t, tc.Handshake())
+	c.conn, c.tp = tc, textproto.NewConn(tc)
 }
 
 var pasvReply = regexp.MustCompile(`\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)`)
@@ -386,4 +399,116 @@ func TestWharfReplyInjection(t *testing.T) {
 	code, lines = send("STAT")
 	require.Equal(t, StatusSystemStatus, code)
 	require.Greater(t, len(lines), 3)
+}
+
+// hookDriver records the per-client hooks of patch 4.
+type hookDriver struct {
+	TestServerDriver
+	wrapped, tlsConfigs atomic.Int32
+	handshakes          atomic.Int32
+	plainWrapperCalled  atomic.Bool
+	mu                  sync.Mutex
+	clients             []uint32
+}
+
+func (d *hookDriver) WrapClientPassiveListener(cc ClientContext, l net.Listener) (net.Listener, error) {
+	d.wrapped.Add(1)
+	d.mu.Lock()
+	d.clients = append(d.clients, cc.ID())
+	d.mu.Unlock()
+
+	return l, nil
+}
+
+func (d *hookDriver) WrapPassiveListener(l net.Listener) (net.Listener, error) {
+	d.plainWrapperCalled.Store(true)
+
+	return l, nil
+}
+
+func (d *hookDriver) GetDataTLSConfig(cc ClientContext) (*tls.Config, error) {
+	d.tlsConfigs.Add(1)
+	d.mu.Lock()
+	d.clients = append(d.clients, cc.ID())
+	d.mu.Unlock()
+
+	cfg, err := d.GetTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+
+	base := cfg.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		d.handshakes.Add(1)
+
+		return base, nil
+	}
+
+	return cfg, nil
+}
+
+// TestWharfClientHooks (patch 4): the per-client passive wrapper replaces the plain one, and
+// data connections get the per-client TLS configuration, in passive and active mode.
+func TestWharfClientHooks(t *testing.T) {
+	driver := &hookDriver{TestServerDriver: TestServerDriver{TLS: true, Settings: &Settings{ActiveTransferPortNon20: true}}}
+	driver.Init()
+	server := NewTestServerWithDriverAndLogger(t, driver, nil)
+	require.NoError(t, afero.WriteFile(driver.fs, "/file.txt", []byte("payload"), 0o600))
+
+	tlsc := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the test certificate
+	c := dialWharf(t, server)
+	c.startTLS(tlsc)
+	c.login()
+	c.cmd(StatusOK, "PBSZ 0")
+	c.cmd(StatusOK, "PROT P")
+
+	// Passive.
+	addr := c.pasv()
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, raw.SetDeadline(time.Now().Add(20*time.Second)))
+	c.cmd(StatusFileStatusOK, "RETR file.txt")
+	data, err := io.ReadAll(tls.Client(raw, tlsc))
+	require.NoError(t, err)
+	require.Equal(t, "payload", string(data))
+	c.expect(StatusClosingDataConn)
+	require.Equal(t, int32(1), driver.wrapped.Load())
+	require.False(t, driver.plainWrapperCalled.Load())
+
+	// Active.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+
+	defer func() { _ = l.Close() }()
+
+	port := l.Addr().(*net.TCPAddr).Port //nolint:forcetypeassert // a TCP listener
+	c.cmd(StatusOK, "PORT 127,0,0,1,%d,%d", port/256, port%256)
+
+	got := make(chan []byte, 1)
+
+	go func() {
+		conn, errAccept := l.Accept()
+		if errAccept != nil {
+			got <- nil
+
+			return
+		}
+
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		b, _ := io.ReadAll(tls.Client(conn, tlsc))
+		got <- b
+	}()
+
+	c.cmd(StatusFileStatusOK, "RETR file.txt")
+	require.Equal(t, "payload", string(<-got))
+	c.expect(StatusClosingDataConn)
+
+	require.Equal(t, int32(2), driver.tlsConfigs.Load())
+	require.Equal(t, int32(2), driver.handshakes.Load())
+	driver.mu.Lock()
+	defer driver.mu.Unlock()
+
+	for _, id := range driver.clients {
+		require.Equal(t, driver.Clients[0].ID(), id)
+	}
 }
