@@ -464,3 +464,47 @@ func TestPassiveListenerChecksAddress(t *testing.T) {
 		t.Fatalf("Accept error %q, want it to say a connection from another address was refused", err)
 	}
 }
+
+// TestActiveModeTLS: active-mode data connections get the client's own TLS configuration
+// too (GetDataTLSConfig): resuming the control connection's session works, a fresh session
+// is refused.
+func TestActiveModeTLS(t *testing.T) {
+	site, root := newSite(t, nil, func(c *config.Site) { c.FTP.ActiveMode = true })
+	writeSecret(t, root)
+	ts := serve(t, site, modeExplicit)
+	r := dialRaw(t, ts, modeExplicit)
+	r.login(coretest.UserAlice, coretest.Password)
+	r.cmd(200, "NOOP")
+
+	retr := func(tlsc *tls.Config) (int, string, []byte) {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		defer l.Close()
+		p := l.Addr().(*net.TCPAddr).Port
+		r.cmd(200, "PORT 127,0,0,1,%d,%d", p/256, p%256)
+		got := make(chan []byte, 1)
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				got <- nil
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			data, _ := io.ReadAll(tls.Client(c, tlsc))
+			_ = c.Close()
+			got <- data
+		}()
+		r.cmd(150, "RETR secret.txt")
+		code, msg := r.read()
+		return code, msg, <-got
+	}
+	if code, msg, data := retr(r.tlsc); code != 226 || string(data) != secret {
+		t.Fatalf("active RETR resuming the control session: %d %q, data %q", code, msg, data)
+	}
+	fresh := ts.clientTLS()
+	fresh.ClientSessionCache = nil
+	if code, msg, data := retr(fresh); code < 400 || len(data) > 0 || !strings.Contains(msg, "not resumed") {
+		t.Fatalf("active RETR over a fresh session: %d %q, data %q", code, msg, data)
+	}
+}
