@@ -3,11 +3,15 @@ package ftp
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
 
 	"github.com/wharf-project/wharf/core"
 )
@@ -29,7 +33,8 @@ func (l *ctrlListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &ctrlConn{Conn: raw, srv: l.srv, remote: raw.RemoteAddr().String(), local: raw.LocalAddr().String()}
+	c := &ctrlConn{Conn: raw, srv: l.srv, remote: raw.RemoteAddr().String(), local: raw.LocalAddr().String(),
+		settled: make(chan struct{})}
 	if _, err := rand.Read(c.token[:]); err != nil {
 		_ = raw.Close()
 		return nil, err
@@ -51,7 +56,9 @@ type ctrlConn struct {
 	front         net.Conn // what the library reads and writes (the TLS conn for implicit FTPS)
 	sess          atomic.Pointer[core.Session]
 	bytesRead     atomic.Int64
-	expired       atomic.Bool // the login timeout passed: every read deadline is in the past
+	expired       atomic.Bool   // the login timeout passed: every read deadline is in the past
+	settled       chan struct{} // closed by settle: the connection logged in or ended
+	settleOnce    sync.Once
 }
 
 // Read counts client traffic as session activity (NOOP and friends never reach the core).
@@ -97,6 +104,38 @@ func (c *ctrlConn) refuse(line string) {
 	_ = c.front.Close()
 }
 
+// user returns the id of the user logged in on the connection, "" before login and after
+// the session closed.
+func (c *ctrlConn) user() string {
+	s := c.sess.Load()
+	if s == nil || s.Closed() {
+		return ""
+	}
+	return s.UserID()
+}
+
+// settle marks that the connection has logged in or ended: awaitUser stops waiting.
+func (c *ctrlConn) settle() {
+	c.settleOnce.Do(func() { close(c.settled) })
+}
+
+// awaitUser returns the id of the user logged in on the connection. A connection still
+// logging in is waited for, at most for wait: clients that share one TLS session cache
+// across their connections (rclone) resume the session of a sibling that has just done AUTH
+// TLS while its USER and PASS are still on their way.
+func (c *ctrlConn) awaitUser(wait time.Duration) string {
+	if u := c.user(); u != "" || c.settled == nil {
+		return u
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.settled:
+	case <-t.C:
+	}
+	return c.user()
+}
+
 // terminate ends the connection at shutdown: through the core when a session exists (its
 // closer closes the socket), else by closing the socket.
 func (c *ctrlConn) terminate() {
@@ -123,6 +162,59 @@ func (l *dataListener) Accept() (net.Conn, error) {
 	d := &dataConn{Conn: c, srv: l.srv, idle: l.idle}
 	l.srv.addData(d)
 	return d, nil
+}
+
+var _ ftpserver.MainDriverExtensionClientPassiveWrapper = (*mainDriver)(nil)
+
+// WrapClientPassiveListener binds a client's passive listener to its control connection
+// (the library calls it instead of WrapPassiveListener): the listener only hands on
+// connections from the control connection's address, and the TLS layer (GetDataTLSConfig)
+// checks each data connection's session against that control connection.
+func (d *mainDriver) WrapClientPassiveListener(cc ftpserver.ClientContext, l net.Listener) (net.Listener, error) {
+	st := stateOf(cc)
+	if st == nil || st.ctrl == nil {
+		return nil, errors.New("no control connection for this client")
+	}
+	wl, err := d.WrapPassiveListener(l)
+	if err != nil {
+		return nil, err
+	}
+	return &boundListener{Listener: wl, srv: d.srv, ctrl: st.ctrl}, nil
+}
+
+// boundListener is a passive listener that belongs to one control connection.
+type boundListener struct {
+	net.Listener
+	srv  *Server
+	ctrl *ctrlConn
+}
+
+// errForeignAddress is added to the accept error when connections from another address
+// were refused before the deadline, so the client's reply says why no data connection came.
+var errForeignAddress = errors.New("refused a data connection from another address than the control connection")
+
+// Accept returns the next connection from the control connection's address. Another host
+// racing to the port (it is announced in clear on plain FTP) gets its connection closed, and
+// the wait goes on until the library's accept deadline: the client's own connection, queued
+// behind it, is still accepted.
+func (l *boundListener) Accept() (net.Conn, error) {
+	refused := false
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if refused {
+				return nil, fmt.Errorf("%w (%w)", err, errForeignAddress)
+			}
+			return nil, err
+		}
+		if sameHost(c.RemoteAddr().String(), l.ctrl.remote) {
+			return c, nil
+		}
+		refused = true
+		l.srv.log.Warn("data connection refused: not from the control connection's address",
+			"remote", c.RemoteAddr().String(), "control", l.ctrl.remote)
+		_ = c.Close()
+	}
 }
 
 // dataConn is a passive data connection whose every read and write must make progress within

@@ -10,6 +10,8 @@
 // Beyond the library the adapter adds: per-connection sessions with login and idle timeouts,
 // a SITE command limited to CHMOD, a self-signed certificate kept in the state directory, and
 // enforced TLS session resumption on data connections (ftp.tls_session_reuse: required), where
-// a protected data connection must resume a TLS session that was issued on its own client's
-// control connection.
+// a protected data connection must resume a TLS session issued on a control connection that is
+// logged in as the same user as the data connection's own, from the same address. Each
+// client's passive listener is bound to its control connection: it hands on only connections
+// from that connection's address, and closes others.
 package ftp

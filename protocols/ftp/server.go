@@ -60,6 +60,10 @@ type Server struct {
 	clients   map[uint32]*connState  // by the library's client id, for libHook
 
 	passiveLog *accept.Reporter // failed accepts of passive data listeners, rate-limited
+	// issuerWait bounds the wait of a data connection's handshake for the login of the
+	// control connection whose TLS session it resumed, in nanoseconds (issuerLoginWait;
+	// tests shorten it).
+	issuerWait atomic.Int64
 }
 
 // New builds a server for site. The TLS certificate is loaded (or generated) here, so a bad
@@ -86,6 +90,7 @@ func New(site *core.Site, opts Options) (*Server, error) {
 		clients:   map[uint32]*connState{},
 	}
 	s.passiveLog = accept.NewReporter(log, 0)
+	s.issuerWait.Store(int64(issuerLoginWait))
 	// The library logs every command line (PASS included) at Debug: never let Debug through.
 	s.libLog = slog.New(&libHook{srv: s, next: minLevel{h: log.Handler(), min: slog.LevelInfo}}).
 		With("component", "ftpserverlib")
@@ -218,6 +223,7 @@ func (s *Server) forget(c *ctrlConn) {
 	delete(s.conns, c)
 	delete(s.tokens, c.token)
 	s.mu.Unlock()
+	c.settle()
 }
 
 func (s *Server) addData(d *dataConn) {
@@ -486,6 +492,7 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 	}
 	st.authed.Store(true)
 	st.loginTimer.Stop()
+	st.ctrl.settle() // data connections waiting to resume this connection's TLS session
 	cc.SetPath("/")
 	return &clientDriver{st: st}, nil
 }

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	ftpserver "github.com/fclairamb/ftpserverlib"
+
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
 )
@@ -35,19 +37,25 @@ var tokenTag = []byte("wharf-ftp-ctrl:")
 var (
 	errNotResumed = errors.New("TLS session of data connection not resumed: " +
 		"the data connection must reuse the control connection's TLS session")
-	errForeignSession = errors.New("TLS session of data connection does not belong to this client's control connection")
+	errForeignSession = errors.New("TLS session of data connection does not belong to this client: " +
+		"it must be a session of a logged-in control connection of the same user from the same address")
 )
 
 // tlsSetup holds the TLS configurations of a Server.
 //
 // Session reuse is enforced like this: every session ticket issued on a control connection
 // carries that connection's random token (WrapSession adds it to SessionState.Extra; the ticket
-// is encrypted with the server's ticket key, so a client cannot forge or alter it). A data
-// connection's handshake decrypts the ticket it presents (UnwrapSession), finds the live
-// control connection of that token, and VerifyConnection refuses the data connection unless
-// the handshake resumed and that control connection is alive and comes from the same client
-// address. GetConfigForClient tells the two kinds of handshake apart by the connection type:
-// control connections are *ctrlConn, anything else is a data connection.
+// is encrypted with the server's ticket key, so a client cannot forge or alter it). Each
+// client's data connections get a TLS configuration bound to that client's control
+// connection (GetDataTLSConfig, which the library calls for PASV/EPSV and PORT/EPRT). A data
+// connection's handshake decrypts the ticket it presents (UnwrapSession) and finds the live
+// control connection it was issued on; VerifyConnection refuses the data connection unless
+// the handshake resumed and that control connection is logged in now, as the same user as
+// the data connection's own control connection, from the data connection's address
+// (sessionRefusal). So a session of a sibling connection of the same user qualifies (rclone
+// shares one session cache across its connections), one of a connection that never logged
+// in, or of another user, never does. GetConfigForClient tells the two kinds of handshake
+// apart: control connections are *ctrlConn, anything else is a data connection.
 type tlsSetup struct {
 	srv   *Server
 	leaf  *tls.Config // certificate, versions, ticket key; no callbacks
@@ -102,10 +110,33 @@ func (t *tlsSetup) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, err
 	if c, ok := hello.Conn.(*ctrlConn); ok {
 		return t.controlConfig(c), nil
 	}
-	if t.srv.site.Config().FTP.TLSSessionReuse == "optional" {
-		return t.base(), nil
+	// A data connection reaches front only if the library did not ask for the client's own
+	// configuration (dataFront): with no control connection to check against, it is refused.
+	return t.dataConfig(nil, hello.Conn), nil
+}
+
+// dataFront is the TLS configuration of owner's data connections.
+func (t *tlsSetup) dataFront(owner *ctrlConn) *tls.Config {
+	cfg := t.leaf.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		return t.dataConfig(owner, hello.Conn), nil
 	}
-	return t.dataConfig(hello.Conn), nil
+	return cfg
+}
+
+var _ ftpserver.MainDriverExtensionDataTLSConfig = (*mainDriver)(nil)
+
+// GetDataTLSConfig returns the TLS configuration of cc's data connections, bound to its
+// control connection.
+func (d *mainDriver) GetDataTLSConfig(cc ftpserver.ClientContext) (*tls.Config, error) {
+	if d.srv.tls == nil {
+		return nil, errors.New("TLS is not enabled on this server")
+	}
+	st := stateOf(cc)
+	if st == nil || st.ctrl == nil {
+		return nil, errors.New("no control connection for this client")
+	}
+	return d.srv.tls.dataFront(st.ctrl), nil
 }
 
 // base returns a copy of leaf with the current certificate.
@@ -134,10 +165,14 @@ func (t *tlsSetup) controlConfig(c *ctrlConn) *tls.Config {
 	return cfg
 }
 
-// dataConfig requires a data connection to resume a session of its own control connection.
-// The returned config belongs to one handshake, so its callbacks may share state unlocked.
-func (t *tlsSetup) dataConfig(conn net.Conn) *tls.Config {
-	var owner *ctrlConn
+// dataConfig is the configuration of one handshake of a data connection of owner's (nil:
+// unknown, always refused): with ftp.tls_session_reuse required, it must resume a session
+// that sessionRefusal accepts. The callbacks of one handshake may share state unlocked.
+func (t *tlsSetup) dataConfig(owner *ctrlConn, conn net.Conn) *tls.Config {
+	if t.srv.site.Config().FTP.TLSSessionReuse == "optional" {
+		return t.base()
+	}
+	var issuer *ctrlConn
 	var token ticketToken
 	cfg := t.base()
 	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
@@ -145,16 +180,17 @@ func (t *tlsSetup) dataConfig(conn net.Conn) *tls.Config {
 		if err != nil || ss == nil {
 			return nil, nil // not ours or expired: full handshake, refused below
 		}
-		owner = nil
+		issuer = nil
 		if tok, ok := getToken(ss); ok {
-			token, owner = tok, t.srv.owner(tok)
+			token, issuer = tok, t.srv.owner(tok)
 		}
 		return ss, nil
 	}
 	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 		// Tickets issued on a data connection (TLS 1.3 sends them after every handshake) stay
-		// bound to the same control connection, so a client may resume from either.
-		if owner != nil {
+		// bound to the control connection of the session it resumed, so a client may resume
+		// from either.
+		if issuer != nil {
 			setToken(ss, token)
 		}
 		return cfg.EncryptTicket(cs, ss)
@@ -165,16 +201,47 @@ func (t *tlsSetup) dataConfig(conn net.Conn) *tls.Config {
 			t.srv.log.Warn("data connection refused: TLS session not resumed", "remote", remote)
 			return errNotResumed
 		}
-		if owner == nil || !sameHost(owner.remote, remote) {
-			t.srv.log.Warn("data connection refused: resumed TLS session of another connection", "remote", remote)
+		if why := sessionRefusal(owner, issuer, remote, time.Duration(t.srv.issuerWait.Load())); why != "" {
+			t.srv.log.Warn("data connection refused: "+why, "remote", remote)
 			return errForeignSession
 		}
 		if s := owner.sess.Load(); s != nil {
-			s.Logger().Debug("data connection resumed the control TLS session", "tls", tls.VersionName(cs.Version))
+			s.Logger().Debug("data connection resumed a TLS session of this user",
+				"tls", tls.VersionName(cs.Version), "sibling", issuer != owner)
 		}
 		return nil
 	}
 	return cfg
+}
+
+// issuerLoginWait bounds how long a data connection's handshake waits for the control
+// connection whose session it resumed to finish logging in.
+const issuerLoginWait = 10 * time.Second
+
+// sessionRefusal says why a data connection of owner's, from remote, may not resume a TLS
+// session issued on the control connection issuer ("" when it may): the issuer must be
+// logged in (tickets are issued at AUTH TLS, before login, so it is its login by now that
+// counts, waited for up to wait), as owner's user, and both connections must come from
+// remote's address.
+func sessionRefusal(owner, issuer *ctrlConn, remote string, wait time.Duration) string {
+	switch {
+	case owner == nil:
+		return "no control connection to check the TLS session against"
+	case issuer == nil:
+		return "TLS session not issued to a live control connection"
+	case !sameHost(owner.remote, remote):
+		return "not from the control connection's address"
+	case !sameHost(issuer.remote, remote):
+		return "TLS session issued to a connection from another address"
+	}
+	user := issuer.awaitUser(wait)
+	switch {
+	case user == "":
+		return "TLS session issued to a connection that is not logged in"
+	case user != owner.user():
+		return "TLS session issued to a connection of another user"
+	}
+	return ""
 }
 
 func setToken(ss *tls.SessionState, tok ticketToken) {

@@ -424,9 +424,9 @@ func (c *clientHandler) HandleCommands() {
 	defer c.end()
 
 	if msg, err := c.server.driver.ClientConnected(c); err == nil {
-		c.writeMessage(StatusServiceReady, msg)
+		c.writeMessageText(StatusServiceReady, msg)
 	} else {
-		c.writeMessage(StatusSyntaxErrorNotRecognised, msg)
+		c.writeMessageText(StatusSyntaxErrorNotRecognised, msg)
 
 		return
 	}
@@ -659,7 +659,13 @@ func (c *clientHandler) executeCommandFn(cmdDesc *CommandDescription, command, p
 	}
 }
 
+// writeLine writes one line of a reply. Whatever the line holds is text of that one line:
+// a CR or LF in it (a file name can hold both) is escaped by escapeReplyText, so it can
+// neither end the line nor start a forged reply. Every reply goes through here.
+// (wharf patch, see WHARF.md)
 func (c *clientHandler) writeLine(line string) {
+	line = escapeReplyText(line)
+
 	if c.debug {
 		c.logger.Debug("Sending answer", "line", line)
 	}
@@ -680,8 +686,51 @@ func (c *clientHandler) writeLine(line string) {
 	}
 }
 
+// escapeReplyText makes s safe inside one reply line. A CR becomes CR NUL, the Telnet
+// encoding of a CR that does not end a line, which RFC 959 (the control connection is a
+// Telnet connection) and RFC 2640 section 3.1 prescribe for a CR in a path name; a CR already
+// followed by NUL is left as it is, so escaping twice changes nothing. An LF, which has no
+// such encoding, becomes NUL, as vsftpd does. (wharf patch, see WHARF.md)
+func escapeReplyText(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+
+	var b strings.Builder
+
+	b.Grow(len(s) + 4)
+
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\r':
+			b.WriteString("\r\x00")
+
+			if i+1 < len(s) && s[i+1] == 0 {
+				i++
+			}
+		case '\n':
+			b.WriteByte(0)
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+
+	return b.String()
+}
+
+// writeMessage writes a one-line reply. A line break in message (from a file name or an
+// error that quotes one) is escaped, never sent: replies that interpolate client or file
+// system text cannot be split. Replies of several lines use writeMessageLines or
+// writeMessageText. (wharf patch, see WHARF.md)
 func (c *clientHandler) writeMessage(code int, message string) {
-	lines := getMessageLines(message)
+	c.writeLine(fmt.Sprintf("%d %s", code, message))
+}
+
+// writeMessageLines writes a reply of the given lines; each line is escaped on its own.
+func (c *clientHandler) writeMessageLines(code int, lines ...string) {
+	if len(lines) == 0 {
+		lines = []string{""}
+	}
 
 	for idx, line := range lines {
 		if idx < len(lines)-1 {
@@ -690,6 +739,12 @@ func (c *clientHandler) writeMessage(code int, message string) {
 			c.writeLine(fmt.Sprintf("%d %s", code, line))
 		}
 	}
+}
+
+// writeMessageText writes the driver's own text (a greeting, a login or quit message) as a
+// reply of one line per line of text, so multi-line banners keep working.
+func (c *clientHandler) writeMessageText(code int, text string) {
+	c.writeMessageLines(code, getMessageLines(text)...)
 }
 
 func (c *clientHandler) GetTranferInfo() string {

@@ -52,6 +52,28 @@ type MainDriverExtensionPassiveWrapper interface {
 	WrapPassiveListener(listener net.Listener) (net.Listener, error)
 }
 
+// MainDriverExtensionClientPassiveWrapper is MainDriverExtensionPassiveWrapper that also
+// learns which client the passive listener is for, so the driver can bind the listener to
+// that client's control connection (check the source of each connection it accepts, for
+// example). When a driver implements it, it is called instead of WrapPassiveListener.
+// (wharf patch, see WHARF.md)
+type MainDriverExtensionClientPassiveWrapper interface {
+	// WrapClientPassiveListener is called after creating the listener for cc's passive data
+	// connections, before TLS is added to it. Returning an error fails the PASV or EPSV.
+	WrapClientPassiveListener(cc ClientContext, listener net.Listener) (net.Listener, error)
+}
+
+// MainDriverExtensionDataTLSConfig lets the driver give each client's data connections a TLS
+// configuration of their own, bound to that client's control connection (to check which
+// TLS session a data connection resumes, for example). When a driver implements it, the
+// passive listener and the active connection of a client use GetDataTLSConfig(cc) instead
+// of GetTLSConfig. (wharf patch, see WHARF.md)
+type MainDriverExtensionDataTLSConfig interface {
+	// GetDataTLSConfig returns the TLS configuration of cc's next data connection. An error
+	// fails the PASV, EPSV, PORT or EPRT command.
+	GetDataTLSConfig(cc ClientContext) (*tls.Config, error)
+}
+
 // MainDriverExtensionUserVerifier is an extension that allows to control user access
 // once username is known, before the authentication
 type MainDriverExtensionUserVerifier interface {

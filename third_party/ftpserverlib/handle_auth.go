@@ -85,17 +85,18 @@ func (c *clientHandler) handlePASS(param string) error {
 		_ = c.disconnect()
 	case err != nil:
 		if msg == "" {
-			msg = fmt.Sprintf("Authentication error: %v", err)
+			c.writeMessage(StatusNotLoggedIn, fmt.Sprintf("Authentication error: %v", err))
+		} else {
+			c.writeMessageText(StatusNotLoggedIn, msg)
 		}
 
-		c.writeMessage(StatusNotLoggedIn, msg)
 		_ = c.disconnect()
 	default: // err == nil && c.driver != nil
 		if msg == "" {
 			msg = "Password ok, continue"
 		}
 
-		c.writeMessage(StatusUserLoggedIn, msg)
+		c.writeMessageText(StatusUserLoggedIn, msg)
 	}
 
 	return nil

@@ -553,19 +553,27 @@ func (c *clientHandler) handleMLST(param string) error {
 	path := c.absPath(param)
 
 	info, err := c.driver.Stat(path)
-	if err == nil {
-		defer c.multilineAnswer(StatusFileOK, "File details")()
-
-		// Each MLSx entry must start with a space when returned in a multiline answer
-		if err = c.writer.WriteByte(' '); err == nil {
-			err = c.writeMLSxEntry(c.writer, info)
-		}
-	} else {
+	if err != nil {
 		c.writeMessage(StatusActionNotTaken, fmt.Sprintf("Could not list: %v", err))
-		err = nil
+
+		return nil
 	}
 
-	return err
+	// The fact line is a line of the control reply: it goes through writeLine, which escapes
+	// line breaks in the name, instead of straight to the socket. (wharf patch, see WHARF.md)
+	var entry strings.Builder
+	if err := c.writeMLSxEntry(&entry, info); err != nil {
+		c.writeMessage(StatusActionNotTaken, fmt.Sprintf("Could not list: %v", err))
+
+		return nil
+	}
+
+	defer c.multilineAnswer(StatusFileOK, "File details")()
+
+	// Each MLSx entry must start with a space when returned in a multiline answer
+	c.writeLine(" " + strings.TrimSuffix(entry.String(), "\r\n"))
+
+	return nil
 }
 
 func (c *clientHandler) handleALLO(param string) error {
@@ -740,13 +748,12 @@ func (c *clientHandler) handleGenericHash(param string, algo HASHAlgo, isCustomM
 	firstLine := fmt.Sprintf("Computing %v digest", hashName)
 
 	if isCustomMode {
-		c.writeMessage(StatusFileOK, fmt.Sprintf("%v\r\n%v", firstLine, result))
+		c.writeMessageLines(StatusFileOK, firstLine, result)
 
 		return nil
 	}
 
-	response := fmt.Sprintf("%v\r\n%v %v-%v %v %v", firstLine, hashName, start, end, result, args[0])
-	c.writeMessage(StatusFileStatus, response)
+	c.writeMessageLines(StatusFileStatus, firstLine, fmt.Sprintf("%v %v-%v %v %v", hashName, start, end, result, args[0]))
 
 	return nil
 }

@@ -328,7 +328,7 @@ func (c *clientHandler) handleQUIT(_ string) error {
 		msg = "Goodbye"
 	}
 
-	c.writeMessage(StatusClosingControlConn, msg)
+	c.writeMessageText(StatusClosingControlConn, msg)
 	_ = c.disconnect()
 	c.reader = nil
 

@@ -35,6 +35,16 @@ func (c *clientHandler) handlePORT(param string) error {
 		return nil
 	}
 
+	// A privileged port is a service (SSH, SMTP, ...), never a client's data port: refusing
+	// it keeps the server from being used to send bytes to it (FTP bounce), as vsftpd does.
+	// (wharf patch, see WHARF.md)
+	if raddr.Port < minActivePort {
+		c.logger.Warn("Refused an active data connection to a privileged port", "command", command, "port", raddr.Port)
+		c.writeMessage(StatusSyntaxErrorNotRecognised, "Illegal "+command+" command: the port must be 1024 or above")
+
+		return nil
+	}
+
 	err = c.checkDataConnectionRequirement(raddr.IP, DataChannelActive)
 	if err != nil {
 		// we don't want to expose the full error to the client, we just log it
@@ -48,7 +58,7 @@ func (c *clientHandler) handlePORT(param string) error {
 	var tlsConfig *tls.Config
 
 	if c.HasTLSForTransfers() || c.server.settings.TLSRequired == ImplicitEncryption {
-		tlsConfig, err = c.server.driver.GetTLSConfig()
+		tlsConfig, err = c.getDataTLSConfig()
 		if err != nil {
 			c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Cannot get a TLS config for active connection: %v", err))
 
@@ -71,6 +81,20 @@ func (c *clientHandler) handlePORT(param string) error {
 
 	return nil
 }
+
+// getDataTLSConfig returns the TLS configuration of the client's data connections: the
+// driver's per-client one when it offers MainDriverExtensionDataTLSConfig, else the
+// server's. (wharf patch, see WHARF.md)
+func (c *clientHandler) getDataTLSConfig() (*tls.Config, error) {
+	if d, ok := c.server.driver.(MainDriverExtensionDataTLSConfig); ok {
+		return d.GetDataTLSConfig(c) //nolint:wrapcheck // the driver's own error
+	}
+
+	return c.server.driver.GetTLSConfig() //nolint:wrapcheck // the driver's own error
+}
+
+// minActivePort is the lowest port PORT and EPRT may name (1024, IPPORT_RESERVED).
+const minActivePort = 1024
 
 // activeTransferHandler implements the transferHandler interface
 var _ transferHandler = (*activeTransferHandler)(nil)

@@ -158,20 +158,27 @@ func (c *clientHandler) handlePASV(_ string) error {
 		return nil
 	}
 
-	if wrapper, ok := c.server.driver.(MainDriverExtensionPassiveWrapper); ok {
+	if wrapper, ok := c.server.driver.(MainDriverExtensionClientPassiveWrapper); ok {
+		listener, err = wrapper.WrapClientPassiveListener(c, listener)
+	} else if wrapper, ok := c.server.driver.(MainDriverExtensionPassiveWrapper); ok {
 		listener, err = wrapper.WrapPassiveListener(listener)
-		if err != nil {
-			c.logger.Error("Could not wrap passive connection", "err", err)
-			c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Could not listen for passive connection: %v", err))
+	}
 
-			return nil
-		}
+	if err != nil {
+		c.logger.Error("Could not wrap passive connection", "err", err)
+		c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Could not listen for passive connection: %v", err))
+
+		return nil
 	}
 
 	if c.HasTLSForTransfers() || c.server.settings.TLSRequired == ImplicitEncryption {
-		if tlsConfig, err := c.server.driver.GetTLSConfig(); err == nil {
+		if tlsConfig, err := c.getDataTLSConfig(); err == nil {
 			listener = tls.NewListener(listener, tlsConfig)
 		} else {
+			if errClose := listener.Close(); errClose != nil {
+				c.logger.Warn("Problem closing passive listener", "err", errClose)
+			}
+
 			c.writeMessage(StatusServiceNotAvailable, fmt.Sprintf("Cannot get a TLS config: %v", err))
 
 			return nil
@@ -266,39 +273,65 @@ func (c *clientHandler) handlePassivePASV(transferHandler *passiveTransferHandle
 	return false
 }
 
+// errDataConnRefused is the reply when only connections that failed the data connection
+// checks reached the passive port before the deadline.
+var errDataConnRefused = &ipValidationError{error: "data connection security requirements not met"}
+
+// ConnectionWait accepts the data connection. A connection that fails the data connection
+// requirement (another client racing to the port) is closed and forgotten, and the wait goes
+// on until the deadline: keeping it would hand it to the next transfer command, and failing
+// the transfer would let any host break it. (wharf patch, see WHARF.md)
 func (p *passiveTransferHandler) ConnectionWait(wait time.Duration) (net.Conn, error) {
 	if p.connection != nil {
 		return p.connection, nil
 	}
 
-	var err error
+	deadline := time.Now().Add(wait)
 	if p.deadlineSetter != nil {
-		err = p.deadlineSetter.SetDeadline(time.Now().Add(wait))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to set deadline: %w", err)
-	}
-
-	p.connection, err = p.listener.Accept()
-	if err != nil {
-		return nil, fmt.Errorf("failed to accept passive transfer connection: %w", err)
+		if err := p.deadlineSetter.SetDeadline(deadline); err != nil {
+			return nil, fmt.Errorf("failed to set deadline: %w", err)
+		}
 	}
 
-	ipAddress, err := getIPFromRemoteAddr(p.connection.RemoteAddr())
-	if err != nil {
-		p.logger.Warn("Could get remote passive IP address", "err", err)
+	refused := false
 
-		return nil, err
+	for {
+		conn, err := p.listener.Accept()
+		if err != nil {
+			if refused {
+				p.logger.Warn("No acceptable passive data connection before the deadline", "err", err)
+
+				return nil, errDataConnRefused
+			}
+
+			return nil, fmt.Errorf("failed to accept passive transfer connection: %w", err)
+		}
+
+		ipAddress, err := getIPFromRemoteAddr(conn.RemoteAddr())
+		if err != nil {
+			p.logger.Warn("Could get remote passive IP address", "err", err)
+			_ = conn.Close()
+
+			return nil, err
+		}
+
+		if err := p.checkDataConn(ipAddress, DataChannelPassive); err != nil {
+			// we don't want to expose the full error to the client, we just log it
+			p.logger.Warn("Refused a passive data connection", "remoteAddr", conn.RemoteAddr().String(), "err", err)
+			_ = conn.Close()
+			refused = true
+
+			if !time.Now().Before(deadline) {
+				return nil, errDataConnRefused
+			}
+
+			continue
+		}
+
+		p.connection = conn
+
+		return conn, nil
 	}
-
-	if err := p.checkDataConn(ipAddress, DataChannelPassive); err != nil {
-		// we don't want to expose the full error to the client, we just log it
-		p.logger.Warn("Could not validate passive data connection requirement", "err", err)
-
-		return nil, &ipValidationError{error: "data connection security requirements not met"}
-	}
-
-	return p.connection, nil
 }
 
 func (p *passiveTransferHandler) GetInfo() string {

@@ -1,326 +1,514 @@
 package ftpserver
 
-// Tests of wharf's changes (WHARF.md).
+// Tests of wharf's patches (see WHARF.md).
 
 import (
-	"context"
+	"bufio"
+	"bytes"
+	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/textproto"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/secsy/goftp"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
 
-// pagingDriver implements ClientDriverExtensionDirLister over the test file system and
-// records how it is used.
-type pagingDriver struct {
-	*TestClientDriver
-
-	mu        sync.Mutex
-	maxLimit  int // the largest batch asked for
-	batches   int
-	opened    int
-	closed    int
-	failAfter int // > 0: Next fails once this many entries were handed out
+// wharfClient is a raw control connection, reading replies with textproto.
+type wharfClient struct {
+	t    *testing.T
+	conn net.Conn
+	tp   *textproto.Conn
 }
 
-var errListingFailed = errors.New("listing failed midway")
+func dialWharf(t *testing.T, server *FtpServer) *wharfClient {
+	t.Helper()
 
-func (d *pagingDriver) ListDir(name string) (DirLister, error) {
-	f, err := d.Open(name)
+	conn, err := net.DialTimeout("tcp", server.Addr(), 5*time.Second)
+	require.NoError(t, err)
+
+	c := &wharfClient{t: t, conn: conn, tp: textproto.NewConn(conn)}
+	t.Cleanup(func() { _ = c.tp.Close() })
+	c.expect(StatusServiceReady)
+
+	return c
+}
+
+func (c *wharfClient) send(format string, args ...any) (int, string) {
+	c.t.Helper()
+	require.NoError(c.t, c.conn.SetDeadline(time.Now().Add(20*time.Second)))
+	_, err := c.tp.Cmd(format, args...)
+	require.NoError(c.t, err)
+
+	return c.read()
+}
+
+func (c *wharfClient) read() (int, string) {
+	c.t.Helper()
+	code, msg, err := c.tp.ReadResponse(0)
+
+	if code == 0 {
+		require.NoError(c.t, err)
+	}
+
+	return code, msg
+}
+
+func (c *wharfClient) expect(code int) string {
+	c.t.Helper()
+	got, msg := c.read()
+	require.Equal(c.t, code, got, msg)
+
+	return msg
+}
+
+func (c *wharfClient) cmd(code int, format string, args ...any) string {
+	c.t.Helper()
+	got, msg := c.send(format, args...)
+	require.Equal(c.t, code, got, msg)
+
+	return msg
+}
+
+func (c *wharfClient) login() {
+	c.t.Helper()
+	c.cmd(StatusUserOK, "USER %s", authUser)
+	c.cmd(StatusUserLoggedIn, "PASS %s", authPass)
+	c.cmd(StatusOK, "TYPE I")
+}
+
+// startTLS upgrades the control connection (AUTH TLS) and protects data connections.
+func (c *wharfClient) startTLS(cfg *tls.Config) {
+	c.t.Helper()
+	c.cmd(StatusAuthAccepted, "AUTH TLS")
+	tc := tls.Client(c.conn, cfg)
+	require.NoError(c.t, tc.Handshake())
+	c.conn, c.tp = tc, textproto.NewConn(tc)
+}
+
+var pasvReply = regexp.MustCompile(`\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)`)
+
+func (c *wharfClient) pasv() string {
+	c.t.Helper()
+	m := pasvReply.FindStringSubmatch(c.cmd(StatusEnteringPASV, "PASV"))
+	require.NotNil(c.t, m)
+	hi, _ := strconv.Atoi(m[5])
+	lo, _ := strconv.Atoi(m[6])
+
+	return net.JoinHostPort(strings.Join(m[1:5], "."), strconv.Itoa(hi*256+lo))
+}
+
+// foreignDialer dials from another loopback address than the control connection's.
+func foreignDialer(t *testing.T) *net.Dialer {
+	t.Helper()
+
+	probe, err := net.Listen("tcp", "127.0.1.1:0")
+	if err != nil {
+		t.Skip("127.0.1.1 not available. Run 'sudo ifconfig lo0 alias 127.0.1.1 up' to enable this test.")
+	}
+
+	require.NoError(t, probe.Close())
+
+	return &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.1.1")}}
+}
+
+// TestWharfPassiveRefusedConnectionForgotten (patch 1): a data connection from another
+// address that reaches the passive port first is closed; the client's own connection is
+// accepted next, and no later transfer without a new PASV goes to the refused one.
+func TestWharfPassiveRefusedConnectionForgotten(t *testing.T) {
+	driver := &TestServerDriver{Settings: &Settings{PasvConnectionsCheck: IPMatchRequired}}
+	server := NewTestServerWithTestDriver(t, driver)
+	payload := []byte("secret payload")
+	require.NoError(t, os.WriteFile(filepath.Join(driver.serverDir, "secret.txt"), payload, 0o600))
+
+	c := dialWharf(t, server)
+	c.login()
+	addr := c.pasv()
+
+	foreign, err := foreignDialer(t).Dial("tcp", addr)
+	require.NoError(t, err)
+
+	defer func() { _ = foreign.Close() }()
+
+	_, err = c.tp.Cmd("RETR secret.txt")
+	require.NoError(t, err)
+
+	own, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+
+	defer func() { _ = own.Close() }()
+
+	if code, msg := c.read(); code != StatusFileStatusOK {
+		// Upstream: 425, and the refused connection stays the transfer connection.
+		code2, msg2 := c.send("RETR secret.txt")
+		require.NoError(t, foreign.SetReadDeadline(time.Now().Add(5*time.Second)))
+		stolen, _ := io.ReadAll(foreign)
+		t.Fatalf("RETR: %d %q; a retried RETR: %d %q; the foreign connection received %q", code, msg, code2, msg2, stolen)
+	}
+
+	require.NoError(t, own.SetReadDeadline(time.Now().Add(10*time.Second)))
+	data, err := io.ReadAll(own)
+	require.NoError(t, err)
+	require.Equal(t, payload, data)
+	c.expect(StatusClosingDataConn)
+
+	require.NoError(t, foreign.SetReadDeadline(time.Now().Add(10*time.Second)))
+	stolen, err := io.ReadAll(foreign)
+	require.NoError(t, err, "the refused connection must be closed")
+	require.Empty(t, stolen)
+
+	code, msg := c.send("RETR secret.txt")
+	require.GreaterOrEqual(t, code, 400, msg)
+}
+
+// TestWharfPassiveOnlyForeignConnection (patch 1): when only refused connections arrive
+// before the deadline, the reply says why.
+func TestWharfPassiveOnlyForeignConnection(t *testing.T) {
+	driver := &TestServerDriver{Settings: &Settings{PasvConnectionsCheck: IPMatchRequired, ConnectionTimeout: 1}}
+	server := NewTestServerWithTestDriver(t, driver)
+	require.NoError(t, os.WriteFile(filepath.Join(driver.serverDir, "file.txt"), []byte("x"), 0o600))
+
+	c := dialWharf(t, server)
+	c.login()
+	addr := c.pasv()
+
+	foreign, err := foreignDialer(t).Dial("tcp", addr)
+	require.NoError(t, err)
+
+	defer func() { _ = foreign.Close() }()
+
+	code, msg := c.send("RETR file.txt")
+	require.Equal(t, StatusCannotOpenDataConnection, code, msg)
+	require.Contains(t, msg, "data connection security requirements not met")
+}
+
+// TestWharfActivePrivilegedPort (patch 2): PORT and EPRT to a port below 1024 are refused.
+func TestWharfActivePrivilegedPort(t *testing.T) {
+	server := NewTestServerWithTestDriver(t, &TestServerDriver{Settings: &Settings{ActiveTransferPortNon20: true}})
+	c := dialWharf(t, server)
+	c.login()
+
+	for _, cmd := range []string{
+		"PORT 127,0,0,1,0,22", "PORT 127,0,0,1,3,255", "PORT 127,0,0,1,0,0",
+		"EPRT |1|127.0.0.1|25|", "EPRT |1|127.0.0.1|1023|",
+	} {
+		code, msg := c.send("%s", cmd)
+		require.Equal(t, StatusSyntaxErrorNotRecognised, code, cmd)
+		require.Contains(t, msg, "Illegal", cmd)
+	}
+
+	c.cmd(StatusOK, "PORT 127,0,0,1,4,0")
+	c.cmd(StatusOK, "EPRT |1|127.0.0.1|1024|")
+	c.cmd(StatusOK, "EPRT |1|127.0.0.1|65535|")
+}
+
+func TestWharfEscapeReplyText(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":               "plain",
+		"":                    "",
+		"a\rb":                "a\r\x00b",
+		"a\nb":                "a\x00b",
+		"a\r\nb":              "a\r\x00\x00b",
+		"end\r":               "end\r\x00",
+		"already\r\x00done":   "already\r\x00done",
+		"\r\r":                "\r\x00\r\x00",
+		"x\r227 Entering (1)": "x\r\x00227 Entering (1)",
+	} {
+		got := escapeReplyText(in)
+		require.Equal(t, want, got, "%q", in)
+		require.Equal(t, got, escapeReplyText(got), "escaping %q twice", in)
+	}
+}
+
+// writtenReplies runs fn on a client handler that writes to a buffer.
+func writtenReplies(fn func(c *clientHandler)) string {
+	var buf bytes.Buffer
+
+	c := &clientHandler{
+		writer: bufio.NewWriter(&buf),
+		logger: slog.New(slog.NewTextHandler(io.Discard, nil)), //nolint:sloglint // as the upstream tests
+	}
+	fn(c)
+
+	return buf.String()
+}
+
+// TestWharfWriteMessage (patch 3): one-line replies stay one line whatever they quote;
+// the library's own multi-line replies still have several.
+func TestWharfWriteMessage(t *testing.T) {
+	forged := "227 Entering Passive Mode (6,6,6,6,1,1)"
+	out := writtenReplies(func(c *clientHandler) {
+		c.writeMessage(StatusActionNotTaken, "Couldn't access /x\r\n"+forged+": not found")
+	})
+	require.Equal(t, "550 Couldn't access /x\r\x00\x00"+forged+": not found\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		c.writeMessage(StatusActionNotTaken, "/y\n"+forged)
+	})
+	require.Equal(t, "550 /y\x00"+forged+"\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		c.writeMessageLines(StatusFileStatus, "Computing SHA-256 digest", "SHA-256 0-1 abc n\r\n"+forged)
+	})
+	require.Equal(t, "213-Computing SHA-256 digest\r\n213 SHA-256 0-1 abc n\r\x00\x00"+forged+"\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		c.writeMessageText(StatusServiceReady, "Welcome\nto the server\r\n")
+	})
+	require.Equal(t, "220-Welcome\r\n220 to the server\r\n", out)
+
+	out = writtenReplies(func(c *clientHandler) {
+		defer c.multilineAnswer(StatusFileStatus, "STAT a\rb")()
+		c.writeLine(" line\nwith LF")
+	})
+	require.Equal(t, "213-STAT a\r\x00b\r\n line\x00with LF\r\n213 End\r\n", out)
+}
+
+// lfErrorDriver fails Stat with an error whose text holds an LF and a forged reply, like
+// an error that quotes a name with an LF in it.
+type lfErrorDriver struct {
+	*TestClientDriver
+}
+
+func (d lfErrorDriver) Stat(name string) (os.FileInfo, error) {
+	if strings.Contains(name, "lf-error") {
+		return nil, errors.New("stat " + name + "\n227 Entering Passive Mode (6,6,6,6,1,1)\nsecond: not found")
+	}
+
+	return d.TestClientDriver.Stat(name) //nolint:wrapcheck // the test driver's error
+}
+
+// replyLines reads one reply byte-exactly and fails on a bare CR or LF, or on a line inside
+// a multi-line reply that looks like the end of another reply.
+func replyLines(t *testing.T, br *bufio.Reader) (int, []string) {
+	t.Helper()
+
+	var lines []string
+
+	code := ""
+
+	for {
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		require.True(t, strings.HasSuffix(line, "\r\n"), "bare LF in %q", line)
+
+		body := strings.TrimSuffix(line, "\r\n")
+		for i := range len(body) {
+			if body[i] == '\r' {
+				require.True(t, i+1 < len(body) && body[i+1] == 0, "bare CR in %q", body)
+			}
+		}
+
+		lines = append(lines, body)
+
+		if code == "" {
+			require.Regexp(t, `^\d{3}[ -]`, body)
+			code = body[:3]
+
+			if body[3] == ' ' {
+				break
+			}
+
+			continue
+		}
+
+		if strings.HasPrefix(body, code+" ") {
+			break
+		}
+
+		require.NotRegexp(t, `^\d{3} `, body, "a line inside the %s reply looks like another reply", code)
+	}
+
+	n, _ := strconv.Atoi(code)
+
+	return n, lines
+}
+
+// TestWharfReplyInjection (patch 3): names holding CR or LF never split a reply; the reply
+// after each command is the one to the NOOP that follows it.
+func TestWharfReplyInjection(t *testing.T) {
+	forged := "227 Entering Passive Mode (6,6,6,6,1,1)"
+	driver := &TestServerDriver{Settings: &Settings{EnableHASH: true}}
+	driver.AuthProvider = func(user, pass string) (ClientDriver, error) {
+		if user != authUser || pass != authPass {
+			return nil, errBadUserNameOrPassword
+		}
+
+		return lfErrorDriver{NewTestClientDriver(driver)}, nil
+	}
+	server := NewTestServerWithTestDriver(t, driver)
+	crName := "x\r" + forged
+	require.NoError(t, os.WriteFile(filepath.Join(driver.serverDir, crName), []byte("data"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(driver.serverDir, "d\r"+forged), 0o750))
+
+	conn, err := net.DialTimeout("tcp", server.Addr(), 5*time.Second)
+	require.NoError(t, err)
+
+	defer func() { _ = conn.Close() }()
+
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+	br := bufio.NewReader(conn)
+	send := func(line string) (int, []string) {
+		_, err := conn.Write([]byte(line + "\r\n"))
+		require.NoError(t, err)
+
+		return replyLines(t, br)
+	}
+
+	code, _ := replyLines(t, br)
+	require.Equal(t, StatusServiceReady, code)
+	send("USER " + authUser)
+	code, _ = send("PASS " + authPass)
+	require.Equal(t, StatusUserLoggedIn, code)
+	send("TYPE I")
+
+	for _, cmd := range []string{
+		"SIZE lf-error", "MDTM lf-error", "MLST lf-error", "CWD lf-error", "RNFR lf-error",
+		"STAT lf-error", "HASH lf-error", "AVBL lf-error",
+		"CWD d\r" + forged, "PWD", "CDUP", "SIZE d\r" + forged, "MLST " + crName, "STAT " + crName,
+		"XSHA256 " + crName, "MKD n\r" + forged, "RMD n\r" + forged, "DELE missing\r" + forged,
+		"RNFR " + crName, "RNTO y\r" + forged, "RETR missing\r" + forged,
+	} {
+		code, lines := send(cmd)
+		t.Logf("%q -> %d %q", cmd, code, lines)
+
+		if strings.Contains(cmd, "lf-error") {
+			require.Len(t, lines, 1, "the error's LF split the reply to %q", cmd)
+		}
+
+		code, lines = send("NOOP")
+		require.Equal(t, StatusOK, code, "after %q: %q", cmd, lines)
+	}
+
+	// FEAT and the server STAT, multi-line replies of the library's own, are intact.
+	code, lines := send("FEAT")
+	require.Equal(t, StatusSystemStatus, code)
+	require.Contains(t, lines, " UTF8")
+	require.Greater(t, len(lines), 5)
+	code, lines = send("STAT")
+	require.Equal(t, StatusSystemStatus, code)
+	require.Greater(t, len(lines), 3)
+}
+
+// hookDriver records the per-client hooks of patch 4.
+type hookDriver struct {
+	TestServerDriver
+	wrapped, tlsConfigs atomic.Int32
+	handshakes          atomic.Int32
+	plainWrapperCalled  atomic.Bool
+	mu                  sync.Mutex
+	clients             []uint32
+}
+
+func (d *hookDriver) WrapClientPassiveListener(cc ClientContext, l net.Listener) (net.Listener, error) {
+	d.wrapped.Add(1)
+	d.mu.Lock()
+	d.clients = append(d.clients, cc.ID())
+	d.mu.Unlock()
+
+	return l, nil
+}
+
+func (d *hookDriver) WrapPassiveListener(l net.Listener) (net.Listener, error) {
+	d.plainWrapperCalled.Store(true)
+
+	return l, nil
+}
+
+func (d *hookDriver) GetDataTLSConfig(cc ClientContext) (*tls.Config, error) {
+	d.tlsConfigs.Add(1)
+	d.mu.Lock()
+	d.clients = append(d.clients, cc.ID())
+	d.mu.Unlock()
+
+	cfg, err := d.GetTLSConfig()
 	if err != nil {
 		return nil, err
 	}
 
-	d.mu.Lock()
-	d.opened++
-	d.mu.Unlock()
+	base := cfg.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		d.handshakes.Add(1)
 
-	return &pagingLister{d: d, f: f}, nil
-}
-
-type pagingLister struct {
-	d      *pagingDriver
-	f      afero.File
-	handed int
-}
-
-func (l *pagingLister) Next(limit int) ([]os.FileInfo, error) {
-	l.d.mu.Lock()
-	l.d.maxLimit = max(l.d.maxLimit, limit)
-	l.d.batches++
-	failAfter := l.d.failAfter
-	l.d.mu.Unlock()
-
-	if failAfter > 0 && l.handed >= failAfter {
-		return nil, errListingFailed
+		return base, nil
 	}
 
-	fis, err := l.f.Readdir(limit)
-	l.handed += len(fis)
-
-	return fis, err //nolint:wrapcheck
+	return cfg, nil
 }
 
-func (l *pagingLister) Close() error {
-	l.d.mu.Lock()
-	l.d.closed++
-	l.d.mu.Unlock()
-
-	return l.f.Close() //nolint:wrapcheck
-}
-
-func (d *pagingDriver) counts() (maxLimit, batches, opened, closed int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-
-	return d.maxLimit, d.batches, d.opened, d.closed
-}
-
-// recordingHandler keeps the messages of log records.
-type recordingHandler struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-
-		return true
-	})
-	h.mu.Lock()
-	h.msgs = append(h.msgs, b.String())
-	h.mu.Unlock()
-
-	return nil
-}
-
-func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
-
-func (h *recordingHandler) count(sub string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-
-	n := 0
-
-	for _, m := range h.msgs {
-		if strings.Contains(m, sub) {
-			n++
-		}
-	}
-
-	return n
-}
-
-// listingServer serves the test file system; with paging, through a pagingDriver.
-func listingServer(t *testing.T, paging bool) (*FtpServer, *TestServerDriver, *pagingDriver, *recordingHandler) {
-	t.Helper()
-
-	driver := &TestServerDriver{}
+// TestWharfClientHooks (patch 4): the per-client passive wrapper replaces the plain one, and
+// data connections get the per-client TLS configuration, in passive and active mode.
+func TestWharfClientHooks(t *testing.T) {
+	driver := &hookDriver{TestServerDriver: TestServerDriver{TLS: true, Settings: &Settings{ActiveTransferPortNon20: true}}}
 	driver.Init()
-	t.Cleanup(func() { _ = os.RemoveAll(driver.serverDir) })
+	server := NewTestServerWithDriverAndLogger(t, driver, nil)
+	require.NoError(t, afero.WriteFile(driver.fs, "/file.txt", []byte("payload"), 0o600))
 
-	pd := &pagingDriver{TestClientDriver: NewTestClientDriver(driver)}
-	if paging {
-		driver.AuthProvider = func(user, pass string) (ClientDriver, error) {
-			if user != authUser || pass != authPass {
-				return nil, errBadUserNameOrPassword
-			}
+	tlsc := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the test certificate
+	c := dialWharf(t, server)
+	c.startTLS(tlsc)
+	c.login()
+	c.cmd(StatusOK, "PBSZ 0")
+	c.cmd(StatusOK, "PROT P")
 
-			return pd, nil
+	// Passive.
+	addr := c.pasv()
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, raw.SetDeadline(time.Now().Add(20*time.Second)))
+	c.cmd(StatusFileStatusOK, "RETR file.txt")
+	data, err := io.ReadAll(tls.Client(raw, tlsc))
+	require.NoError(t, err)
+	require.Equal(t, "payload", string(data))
+	c.expect(StatusClosingDataConn)
+	require.Equal(t, int32(1), driver.wrapped.Load())
+	require.False(t, driver.plainWrapperCalled.Load())
+
+	// Active.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+
+	defer func() { _ = l.Close() }()
+
+	port := l.Addr().(*net.TCPAddr).Port //nolint:forcetypeassert // a TCP listener
+	c.cmd(StatusOK, "PORT 127,0,0,1,%d,%d", port/256, port%256)
+
+	got := make(chan []byte, 1)
+
+	go func() {
+		conn, errAccept := l.Accept()
+		if errAccept != nil {
+			got <- nil
+
+			return
 		}
+
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		b, _ := io.ReadAll(tls.Client(conn, tlsc))
+		got <- b
+	}()
+
+	c.cmd(StatusFileStatusOK, "RETR file.txt")
+	require.Equal(t, "payload", string(<-got))
+	c.expect(StatusClosingDataConn)
+
+	require.Equal(t, int32(2), driver.tlsConfigs.Load())
+	require.Equal(t, int32(2), driver.handshakes.Load())
+	driver.mu.Lock()
+	defer driver.mu.Unlock()
+
+	for _, id := range driver.clients {
+		require.Equal(t, driver.Clients[0].ID(), id)
 	}
-
-	rec := &recordingHandler{}
-	server := NewTestServerWithDriverAndLogger(t, driver, slog.New(rec))
-
-	return server, driver, pd, rec
-}
-
-// rawListing runs a listing command and returns the data and the final reply.
-func rawListing(t *testing.T, raw goftp.RawConn, command string) (string, int, string) {
-	t.Helper()
-
-	dcGetter, err := raw.PrepareDataConn()
-	require.NoError(t, err)
-
-	code, msg, err := raw.SendCommand(command)
-	require.NoError(t, err)
-	require.Equal(t, StatusFileStatusOK, code, msg)
-
-	dc, err := dcGetter()
-	require.NoError(t, err)
-
-	data, err := io.ReadAll(dc)
-	require.NoError(t, err)
-	require.NoError(t, dc.Close())
-
-	code, msg, err = raw.ReadResponse()
-	require.NoError(t, err)
-
-	return string(data), code, msg
-}
-
-func dialListing(t *testing.T, server *FtpServer) (*goftp.Client, goftp.RawConn) {
-	t.Helper()
-
-	client, err := goftp.DialConfig(goftp.Config{User: authUser, Password: authPass}, server.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-
-	raw, err := client.OpenRawConn()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = raw.Close() })
-
-	return client, raw
-}
-
-// TestWharfListingPaged: with ClientDriverExtensionDirLister, LIST, NLST, MLSD and
-// STAT <dir> read the directory in batches of at most listingBatch entries, list every entry
-// once, and always close the lister.
-func TestWharfListingPaged(t *testing.T) {
-	const files = 1000
-
-	server, driver, pd, _ := listingServer(t, true)
-	dir := filepath.Join(driver.serverDir, "big")
-	require.NoError(t, os.MkdirAll(dir, 0o750))
-
-	for i := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), nil, 0o600))
-	}
-
-	client, raw := dialListing(t, server)
-
-	entries, err := client.ReadDir("/big") // MLSD
-	require.NoError(t, err)
-	require.Len(t, entries, files)
-
-	for _, command := range []string{"LIST /big", "NLST /big"} {
-		data, code, msg := rawListing(t, raw, command)
-		require.Equal(t, StatusClosingDataConn, code, msg)
-		require.Equal(t, files, strings.Count(data, "\r\n"), command)
-	}
-
-	code, msg, err := raw.SendCommand("STAT /big")
-	require.NoError(t, err)
-	require.Equal(t, StatusDirectoryStatus, code)
-	require.Equal(t, files+2, strings.Count(msg, "\n")+1, "STAT lines")
-	require.NotContains(t, msg, "%s")
-
-	maxLimit, batches, opened, closed := pd.counts()
-	require.Equal(t, listingBatch, maxLimit)
-	require.GreaterOrEqual(t, batches, 4*(files/listingBatch+1))
-	require.GreaterOrEqual(t, opened, 4)
-	require.Equal(t, opened, closed)
-
-	// A listing whose data connection cannot be opened still closes its lister (after its
-	// reply: the listing runs on the transfer goroutine).
-	code, _, err = raw.SendCommand("LIST /big")
-	require.NoError(t, err)
-	require.NotEqual(t, StatusFileStatusOK, code)
-	require.Eventually(t, func() bool {
-		_, _, opened, closed = pd.counts()
-
-		return opened == 5 && closed == 5
-	}, 10*time.Second, 10*time.Millisecond)
-}
-
-// TestWharfListingControlCharacters: names holding control characters are left out of LIST,
-// NLST and MLSD and logged once per listing; STAT escapes a CR as CR NUL and leaves out
-// other control characters; its multi-line reply ends where the server ends it. With and
-// without the paging extension.
-func TestWharfListingControlCharacters(t *testing.T) {
-	for _, paging := range []bool{false, true} {
-		t.Run(fmt.Sprintf("paging=%v", paging), func(t *testing.T) {
-			server, driver, _, rec := listingServer(t, paging)
-			dir := filepath.Join(driver.serverDir, "evil")
-			require.NoError(t, os.MkdirAll(dir, 0o750))
-
-			for _, name := range []string{
-				"a\r\n-rw-r--r-- 1 ftp ftp 1 Jan 01 00:00 forged.txt",
-				"b\r\n212 End\r\n530 forged",
-				"lf\nonly", "tab\there", "bare\rcr", "good",
-			} {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600))
-			}
-
-			_, raw := dialListing(t, server)
-
-			for _, command := range []string{"LIST /evil", "NLST /evil", "MLSD /evil"} {
-				data, code, msg := rawListing(t, raw, command)
-				require.Equal(t, StatusClosingDataConn, code, msg)
-				require.Equal(t, 1, strings.Count(data, "\n"), "%s: %q", command, data)
-				require.True(t, strings.HasSuffix(data, "good\r\n"), "%s: %q", command, data)
-			}
-
-			require.Equal(t, 3, rec.count("Listing entries omitted"), "one log line per listing")
-			require.Equal(t, 3, rec.count("omitted=5"))
-
-			code, msg, err := raw.SendCommand("STAT /evil")
-			require.NoError(t, err)
-			require.Equal(t, StatusDirectoryStatus, code)
-			require.NotContains(t, msg, "%s")
-			require.NotContains(t, msg, "forged")
-			require.Contains(t, msg, " good")
-			require.Contains(t, msg, "bare\r\x00cr")
-
-			code, _, err = raw.SendCommand("NOOP")
-			require.NoError(t, err)
-			require.Equal(t, StatusOK, code, "a reply was left queued behind STAT")
-
-			// The argument echoed by STAT <file> is escaped too.
-			code, msg, err = raw.SendCommand("STAT /evil/bare\rcr")
-			require.NoError(t, err)
-			require.Equal(t, StatusFileStatus, code)
-			require.Contains(t, msg, "STAT /evil/bare\r\x00cr")
-		})
-	}
-}
-
-// TestWharfListingErrorMidway: an error from Next after entries were sent ends LIST with an
-// error reply, and STAT <dir> with a last line that says the listing is incomplete.
-func TestWharfListingErrorMidway(t *testing.T) {
-	server, driver, pd, _ := listingServer(t, true)
-	pd.failAfter = 300
-	dir := filepath.Join(driver.serverDir, "big")
-	require.NoError(t, os.MkdirAll(dir, 0o750))
-
-	for i := range 1000 {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), nil, 0o600))
-	}
-
-	_, raw := dialListing(t, server)
-
-	data, code, msg := rawListing(t, raw, "LIST /big")
-	require.Equal(t, StatusActionNotTaken, code, msg)
-	require.Contains(t, msg, errListingFailed.Error())
-	require.GreaterOrEqual(t, strings.Count(data, "\r\n"), 300)
-
-	code, msg, err := raw.SendCommand("STAT /big")
-	require.NoError(t, err)
-	require.Equal(t, StatusDirectoryStatus, code)
-	require.Contains(t, msg, "End of an incomplete listing: "+errListingFailed.Error())
-
-	code, _, err = raw.SendCommand("NOOP")
-	require.NoError(t, err)
-	require.Equal(t, StatusOK, code)
-
-	_, _, opened, closed := pd.counts()
-	require.Equal(t, opened, closed)
 }
