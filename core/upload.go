@@ -275,12 +275,7 @@ func (h *WriteHandle) writeTemp(p []byte, off int64) (int, error) {
 	if err := h.throttle(len(p)); err != nil {
 		return 0, err
 	}
-	n, err := h.f.WriteAt(p, off)
-	if err != nil {
-		err = backendErr("write", h.t.virtual, err)
-		h.Abort(err)
-	}
-	return n, err
+	return h.writeFile(p, off)
 }
 
 // chargeFor is what an atomic upload of size bytes is charged while in flight.
@@ -300,9 +295,7 @@ func (h *WriteHandle) writeCounted(p []byte, off int64) (int, error) {
 	}
 	fi, err := h.f.Stat()
 	if err != nil {
-		err = backendErr("write", h.t.virtual, err)
-		h.Abort(err)
-		return 0, err
+		return 0, h.failWrite(err)
 	}
 	cur := fi.Size()
 	if h.mode.Append {
@@ -315,13 +308,9 @@ func (h *WriteHandle) writeCounted(p []byte, off int64) (int, error) {
 		h.mu.Unlock()
 		return 0, h.refuse(opErr("write", h.t.virtual, ErrQuota, nil))
 	}
-	n, err := h.f.WriteAt(p, off)
+	n, err := h.writeFile(p, off)
 	if got := max(0, off+int64(n)-cur); got < grow {
 		q.release(grow-got, 0)
-	}
-	if err != nil {
-		err = backendErr("write", h.t.virtual, err)
-		h.Abort(err)
 	}
 	return n, err
 }
@@ -334,21 +323,30 @@ func (h *WriteHandle) writePlain(p []byte, off int64) (int, error) {
 		defer h.mu.Unlock()
 		fi, err := h.f.Stat()
 		if err != nil {
-			err = backendErr("write", h.t.virtual, err)
-			h.Abort(err)
-			return 0, err
+			return 0, h.failWrite(err)
 		}
 		off = fi.Size()
 	}
 	if err := h.throttle(len(p)); err != nil {
 		return 0, err
 	}
+	return h.writeFile(p, off)
+}
+
+// writeFile writes to the backend file; an error there fails the transfer.
+func (h *WriteHandle) writeFile(p []byte, off int64) (int, error) {
 	n, err := h.f.WriteAt(p, off)
 	if err != nil {
-		err = backendErr("write", h.t.virtual, err)
-		h.Abort(err)
+		return n, h.failWrite(err)
 	}
-	return n, err
+	return n, nil
+}
+
+// failWrite fails the transfer with a backend error met while writing.
+func (h *WriteHandle) failWrite(err error) error {
+	err = backendErr("write", h.t.virtual, err)
+	h.Abort(err)
+	return err
 }
 
 // Write writes sequentially from the open offset.

@@ -8,68 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/wharf-project/wharf/internal/hostlinks"
 )
-
-// hostResolve resolves p the way a backup tool or indexer on the host does (realpath -m): it
-// follows every symbolic link, relative or absolute, with no jail, and a missing component
-// ends the resolution lexically.
-func hostResolve(t *testing.T, p string) string {
-	t.Helper()
-	rest := strings.Split(strings.Trim(p, "/"), "/")
-	cur := "/"
-	for links := 0; len(rest) > 0; {
-		part := rest[0]
-		rest = rest[1:]
-		switch part {
-		case "", ".":
-			continue
-		case "..":
-			cur = filepath.Dir(cur)
-			continue
-		}
-		next := filepath.Join(cur, part)
-		fi, err := os.Lstat(next)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if links++; links > 40 {
-			t.Fatalf("link loop resolving %s", p)
-		}
-		text, err := os.Readlink(next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if filepath.IsAbs(text) {
-			cur = "/"
-		}
-		rest = append(strings.Split(text, "/"), rest...)
-	}
-	return cur
-}
-
-// noHostEscapes fails if any symbolic link under root resolves, on the host, outside root.
-func noHostEscapes(t *testing.T, root, step string) {
-	t.Helper()
-	real, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.Type()&fs.ModeSymlink == 0 {
-			return err
-		}
-		if r := hostResolve(t, p); r != real && !strings.HasPrefix(r, real+"/") {
-			text, _ := os.Readlink(p)
-			t.Errorf("after %s: link %s -> %q resolves on the host to %s, outside the root", step,
-				strings.TrimPrefix(p, real), text, r)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestDiskLinksStayInsideThroughRenames moves links, and the folders holding them, closer to
 // the root, under links, and by hard link; after every step no link on the host may resolve
@@ -85,14 +26,14 @@ func TestDiskLinksStayInsideThroughRenames(t *testing.T) {
 	refuse := func(what string, err error) {
 		t.Helper()
 		j.mustFail(t, what, err, fs.ErrPermission)
-		noHostEscapes(t, j.root, what)
+		hostlinks.NoEscapes(t, j.root, what)
 	}
 	allow := func(what string, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		noHostEscapes(t, j.root, what)
+		hostlinks.NoEscapes(t, j.root, what)
 	}
 
 	allow("symlink /a/b/l -> ../../x", j.d.SymlinkIfPossible("../../x", "/a/b/l"))
@@ -135,7 +76,7 @@ func TestDiskLinksStayInsideThroughRenames(t *testing.T) {
 	}
 	j.plant(t, "../../../x", "h1/h2/h3/planted")
 	j.plant(t, "s/../../x", "h1/h2/crooked")
-	noHostEscapes(t, j.root, "planting")
+	hostlinks.NoEscapes(t, j.root, "planting")
 	refuse("rename /h1/h2/h3 to /h3", j.d.Rename("/h1/h2/h3", "/h3"))
 	refuse("rename a planted link to the root", j.d.Rename("/h1/h2/h3/planted", "/planted"))
 	refuse("rename a link that climbs after a name", j.d.Rename("/h1/h2/crooked", "/h1/crooked"))
@@ -279,7 +220,7 @@ func TestDiskLinkChecksAreSerialised(t *testing.T) {
 	}()
 	for range rounds {
 		if j.d.Rename("/a/b", "/b") == nil {
-			noHostEscapes(t, j.root, "moving /a/b to /b")
+			hostlinks.NoEscapes(t, j.root, "moving /a/b to /b")
 			if err := j.d.Rename("/b", "/a/b"); err != nil {
 				t.Fatal(err)
 			}
