@@ -192,7 +192,9 @@ func TestUserCertificates(t *testing.T) {
 		{"wrong principal", trusted.cert(key, nil), "bob", "192.0.2.1", `principal \"bob\" not in the set of valid principals`},
 		{"unknown user", trusted.cert(key, func(c *ssh.Certificate) { c.ValidPrincipals = []string{"mallory"} }), "mallory", "192.0.2.1", "login=mallory"},
 		{"other CA", other.cert(key, nil), "alice", "192.0.2.1", "certificate not signed by an authority in ssh.trusted_user_ca_keys"},
-		{"source-address match", trusted.cert(key, func(c *ssh.Certificate) { c.CriticalOptions = map[string]string{"source-address": "10.0.0.1,192.0.2.0/24"} }), "alice", "192.0.2.1", ""},
+		{"source-address match", trusted.cert(key, func(c *ssh.Certificate) {
+			c.CriticalOptions = map[string]string{"source-address": "10.0.0.1,192.0.2.0/24"}
+		}), "alice", "192.0.2.1", ""},
 		{"source-address mismatch", trusted.cert(key, func(c *ssh.Certificate) { c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8"} }), "alice", "192.0.2.1", `source-address \"10.0.0.0/8\" does not allow 192.0.2.1`},
 		{"force-command", trusted.cert(key, func(c *ssh.Certificate) { c.CriticalOptions = map[string]string{"force-command": "internal-sftp"} }), "alice", "192.0.2.1", `unsupported critical option \"force-command\"`},
 		{"host certificate", trusted.cert(key, func(c *ssh.Certificate) { c.CertType = ssh.HostCert }), "alice", "192.0.2.1", "not a user certificate"},
