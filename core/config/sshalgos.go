@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -147,10 +149,15 @@ func (c *checker) checkKeysFile(key, name string, ca bool) {
 		_, errs = authkeys.ReadFile(name)
 	}
 	for _, e := range errs {
-		if le, ok := e.(*authkeys.LineError); ok {
+		var le *authkeys.LineError
+		var pe *fs.PathError
+		switch {
+		case errors.As(e, &le):
 			c.errorf(key, "%s:%d: %v", name, le.Line, le.Err)
-		} else {
-			c.errorf(key, "cannot read %v", e)
+		case errors.As(e, &pe):
+			c.errorf(key, "cannot read %s: %v", pe.Path, pe.Err)
+		default:
+			c.errorf(key, "%v", e)
 		}
 	}
 	if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o022 != 0 {
