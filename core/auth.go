@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/wharf-project/wharf/third_party/ssh"
@@ -59,8 +60,13 @@ func (s *Session) AcceptsKey(name string, key ssh.PublicKey) bool {
 		if err == nil {
 			return true
 		}
-		if _, isCert := key.(*ssh.Certificate); isCert && !errors.Is(err, errUntrustedCert) {
-			s.Logger().Info("certificate refused", "login", name, "reason", err.Error())
+		if _, isCert := key.(*ssh.Certificate); isCert {
+			// Anyone can make a certificate; only a trusted authority's is worth a line.
+			level := slog.LevelInfo
+			if errors.Is(err, errUntrustedCert) {
+				level = slog.LevelDebug
+			}
+			s.Logger().Log(context.Background(), level, "certificate refused", "login", name, "reason", err.Error())
 		}
 	}
 	return s.site.events.Handles(OnAuthPKI, s.site.namedUser(name))
