@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/wharf-project/wharf/third_party/ssh"
@@ -34,20 +35,66 @@ func passwordCheck(password string) func(*User, *hashWork) bool {
 	}
 }
 
-// AuthPublicKey checks a public key whose signature the adapter verified.
+// AuthPublicKey checks a public key (or a certificate) whose signature the adapter verified.
 func (s *Session) AuthPublicKey(ctx context.Context, name string, key ssh.PublicKey) error {
 	return s.authenticate(ctx, name, MethodPublicKey, OnAuthPKI, func(u *User, _ *hashWork) bool {
-		return u != nil && userHasKey(u, key)
+		if u == nil {
+			return false
+		}
+		if err := s.keyAllowed(u, key); err != nil {
+			s.Logger().Info("public key refused", "login", name, "key", ssh.FingerprintSHA256(key), "reason", err.Error())
+			return false
+		}
+		return true
 	})
 }
 
 // AcceptsKey reports whether a public-key query (before any signature) should be answered
-// "go ahead": the key is the user's, or a script may authenticate keys.
+// "go ahead": the key is the user's, a trusted authority's certificate for the user, or a
+// script may authenticate keys. A refused certificate from a trusted authority is logged
+// with why (expired, wrong principal, …): clients ask before they sign, so the login itself
+// never gets to say it.
 func (s *Session) AcceptsKey(name string, key ssh.PublicKey) bool {
-	if u, ok := s.site.LookupUser(name); ok && userHasKey(u, key) {
-		return true
+	if u, ok := s.site.LookupUser(name); ok {
+		err := s.keyAllowed(u, key)
+		if err == nil {
+			return true
+		}
+		if _, isCert := key.(*ssh.Certificate); isCert {
+			// Anyone can make a certificate; only a trusted authority's is worth a line.
+			level := slog.LevelInfo
+			if errors.Is(err, errUntrustedCert) {
+				level = slog.LevelDebug
+			}
+			s.Logger().Log(context.Background(), level, "certificate refused", "login", name, "reason", err.Error())
+		}
 	}
 	return s.site.events.Handles(OnAuthPKI, s.site.namedUser(name))
+}
+
+// keyAllowed says whether key logs in as u from the session's address: one of the user's keys
+// whose from= allows the address, or a certificate that a trusted authority issued for u.
+func (s *Session) keyAllowed(u *User, key ssh.PublicKey) error {
+	if cert, ok := key.(*ssh.Certificate); ok {
+		cas := s.site.cfg.Load().userCAs
+		if cas == nil {
+			return errors.New("certificates are not accepted (ssh.trusted_user_ca_keys is not set)")
+		}
+		return cas.check(cert, u.ID, s.ip, s.site.now())
+	}
+	want := key.Marshal()
+	refused := errors.New("not one of the user's keys")
+	for _, k := range u.keys(s.Logger()) {
+		if !bytes.Equal(k.Key.Marshal(), want) {
+			continue
+		}
+		if k.Allows(s.ip) {
+			return nil
+		}
+		// As sshd, go on: the key may be listed again with other options.
+		refused = fmt.Errorf("from=%q does not allow %s", k.From, s.ip)
+	}
+	return refused
 }
 
 // InteractiveQuestions returns the keyboard-interactive prompts for a user: those that
@@ -310,16 +357,6 @@ func (s *Session) authFailed(ctx context.Context, name, method string, why error
 	s.judged.Store(true)
 	s.site.Strike(ctx, s.ip, "failed login", s)
 	return err
-}
-
-func userHasKey(u *User, key ssh.PublicKey) bool {
-	want := key.Marshal()
-	for _, k := range u.publicKeys {
-		if bytes.Equal(k.Marshal(), want) {
-			return true
-		}
-	}
-	return false
 }
 
 func joinSteps(steps []string) string {

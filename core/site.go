@@ -108,6 +108,7 @@ type siteConfig struct {
 	allow    []netip.Prefix
 	block    []netip.Prefix
 	health   []netip.Prefix // protector.health_check_sources
+	userCAs  *userCAs       // ssh.trusted_user_ca_keys; nil: no certificates
 }
 
 // NewSite builds a site from its configuration.
@@ -153,8 +154,13 @@ func (s *Site) Reload(c *config.Site) error {
 	for _, v := range c.VFS {
 		sc.vfs[v.Name] = v
 	}
+	cas, err := loadUserCAs(c.SSH.TrustedUserCAKeys)
+	if err != nil {
+		return fmt.Errorf("site %q: %w", c.Name, err)
+	}
+	sc.userCAs = cas
 	for i := range c.Users {
-		u, err := newUser(&c.Users[i])
+		u, err := newUser(&c.Users[i], cas != nil)
 		if err != nil {
 			return fmt.Errorf("site %q: %w", c.Name, err)
 		}

@@ -2,13 +2,13 @@ package core
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
 
-	"github.com/wharf-project/wharf/third_party/ssh"
-
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/internal/authkeys"
 )
 
 // Perm is a set of permissions on a mount.
@@ -86,7 +86,8 @@ type User struct {
 	Subsystems  []string // protocols the user may use
 
 	passwordHash string
-	publicKeys   []ssh.PublicKey
+	publicKeys   []authkeys.Key
+	keyFile      *authkeys.File // authorized_keys_file, read again when it changes; nil if none
 	TOTPSecret   string
 	chains       [][]string // auth_methods: each chain is a sequence of methods
 	Mounts       []MountSpec
@@ -100,7 +101,9 @@ type User struct {
 	catchAll     bool
 }
 
-func newUser(c *config.User) (*User, error) {
+// newUser builds a user; certs tells whether the site trusts certificate authorities, with
+// which the user may log in by public key without keys of its own.
+func newUser(c *config.User, certs bool) (*User, error) {
 	u := &User{
 		ID: c.ID, Email: c.Email, Type: c.Type, Description: c.Description,
 		passwordHash: c.Password, TOTPSecret: c.TOTPSecret, AllowFrom: prefixes(c.AllowFrom),
@@ -116,11 +119,18 @@ func newUser(c *config.User) (*User, error) {
 		u.Subsystems = []string{ProtoSFTP, ProtoSCP, ProtoFTP, ProtoFTPES, ProtoFTPS}
 	}
 	for i, k := range c.PublicKeys {
-		pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
+		pk, err := authkeys.ParseLine(k)
 		if err != nil {
 			return nil, fmt.Errorf("user %q: public_keys[%d]: %w", c.ID, i, err)
 		}
 		u.publicKeys = append(u.publicKeys, pk)
+	}
+	if c.AuthorizedKeysFile != "" {
+		f, err := authkeys.NewFile(c.AuthorizedKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: authorized_keys_file: %w", c.ID, err)
+		}
+		u.keyFile = f
 	}
 	for _, m := range c.AuthMethods {
 		u.chains = append(u.chains, strings.Split(strings.ToLower(m), "+"))
@@ -131,7 +141,7 @@ func newUser(c *config.User) (*User, error) {
 		if u.passwordHash != "" || u.catchAll {
 			u.chains = append(u.chains, []string{MethodPassword}, []string{MethodInteractive})
 		}
-		if len(u.publicKeys) > 0 || u.catchAll {
+		if len(u.publicKeys) > 0 || u.keyFile != nil || certs || u.catchAll {
 			u.chains = append(u.chains, []string{MethodPublicKey})
 		}
 		if len(u.chains) == 0 {
@@ -155,6 +165,23 @@ func newUser(c *config.User) (*User, error) {
 	}
 	slices.SortFunc(u.Mounts, func(a, b MountSpec) int { return strings.Compare(a.Path, b.Path) })
 	return u, nil
+}
+
+// keys returns the user's public keys: public_keys and the current authorized_keys_file.
+// A problem with the file (it changed and is now bad, or is gone) is logged once per change;
+// the file then gives no keys until it is fixed.
+func (u *User) keys(log *slog.Logger) []authkeys.Key {
+	if u.keyFile == nil {
+		return u.publicKeys
+	}
+	fileKeys, fresh, err := u.keyFile.Keys()
+	if err != nil && fresh {
+		log.Error("authorized_keys_file unusable: its keys are refused until it is fixed", "user", u.ID, "err", err)
+	}
+	if len(fileKeys) == 0 {
+		return u.publicKeys
+	}
+	return append(slices.Clip(u.publicKeys), fileKeys...)
 }
 
 // withID returns a copy of the catch-all profile for a script-authenticated user id.

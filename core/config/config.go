@@ -113,6 +113,19 @@ type SSH struct {
 	// MaxSessions caps the session channels open at once on one connection (OpenSSH's
 	// MaxSessions): each runs an SFTP subsystem or an SCP command. Default 10; at least 1.
 	MaxSessions int `yaml:"max_sessions"`
+	// The algorithms offered, in order of preference (OpenSSH's KexAlgorithms, Ciphers, MACs,
+	// HostKeyAlgorithms and PubkeyAcceptedAlgorithms). Absent: wharf's defaults, which the
+	// sftp adapter holds. Legacy algorithms (SHA-1, CBC, RC4, 1024-bit DH) need AllowLegacy.
+	Kex                 []string `yaml:"kex"`
+	Ciphers             []string `yaml:"ciphers"`
+	MACs                []string `yaml:"macs"`
+	HostKeyAlgorithms   []string `yaml:"host_key_algorithms"`
+	PublicKeyAlgorithms []string `yaml:"public_key_algorithms"`
+	AllowLegacy         bool     `yaml:"allow_legacy"`
+	// TrustedUserCAKeys is a file of certificate authority keys (OpenSSH's TrustedUserCAKeys):
+	// a user certificate signed by one of them, naming the user id as a principal, logs in.
+	// Absolute after loading; "" = no certificates.
+	TrustedUserCAKeys string `yaml:"trusted_user_ca_keys"`
 }
 
 // SCPEnabled reports whether the legacy SCP protocol is served (default true).
@@ -222,6 +235,10 @@ type User struct {
 	Quota       Quota            `yaml:"quota"`
 	// EventHandlers run before the site's handlers; scripts are in the site's scripts_dir.
 	EventHandlers []EventHandler `yaml:"event_handlers"`
+	// AuthorizedKeysFile is an OpenSSH authorized_keys file with more of the user's keys
+	// (from= is the one option allowed); absolute after loading. It is read again when it
+	// changes.
+	AuthorizedKeysFile string `yaml:"authorized_keys_file"`
 
 	Line int `yaml:"-"` // line of the user entry, for later messages
 }

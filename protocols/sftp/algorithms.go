@@ -1,11 +1,19 @@
 package sftp
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/wharf-project/wharf/third_party/ssh"
 	"golang.org/x/sys/cpu"
+
+	"github.com/wharf-project/wharf/core/config"
 )
 
-// Modern algorithms only: no SHA-1 anywhere, no CBC, no finite-field Diffie-Hellman.
+// The defaults are modern algorithms only: no SHA-1 anywhere, no CBC, no finite-field
+// Diffie-Hellman. A site's ssh section may list others (core/config checks the names and
+// refuses legacy ones without allow_legacy); each list then replaces its default.
 
 // keyExchanges: post-quantum hybrid first. x/crypto also offers the
 // curve25519-sha256@libssh.org alias that older libssh2 and paramiko need.
@@ -37,4 +45,69 @@ func ciphers() []string {
 		return append(append(gcm, chacha...), ctr...)
 	}
 	return append(append(chacha, gcm...), ctr...)
+}
+
+// defaultHostKeyAlgorithms are the signature algorithms host keys sign with by default: every
+// one the library implements except ssh-rsa (SHA-1) and host certificates (wharf has none).
+func defaultHostKeyAlgorithms() []string {
+	return slices.DeleteFunc(ssh.SupportedAlgorithms().HostKeys, func(a string) bool { return strings.Contains(a, "-cert-") })
+}
+
+// sshAlgorithms returns the site's algorithm lists, defaults filled in.
+func sshAlgorithms(c config.SSH) ssh.Config {
+	or := func(list, def []string) []string {
+		if len(list) > 0 {
+			return list
+		}
+		return def
+	}
+	return ssh.Config{KeyExchanges: or(c.Kex, keyExchanges), Ciphers: or(c.Ciphers, ciphers()), MACs: or(c.MACs, macs)}
+}
+
+// publicKeyAlgorithms returns the signature algorithms accepted from clients.
+func publicKeyAlgorithms(c config.SSH) []string {
+	if len(c.PublicKeyAlgorithms) > 0 {
+		return c.PublicKeyAlgorithms
+	}
+	return publicKeyAuthAlgorithms
+}
+
+// hostKeySigners limits each host key to the configured signature algorithms (an RSA key signs
+// with rsa-sha2-512, rsa-sha2-256 and, only if listed, ssh-rsa). A key that none of them
+// fits is left out and reported in skipped; no key left is an error.
+func hostKeySigners(keys []ssh.Signer, algorithms []string) (signers []ssh.Signer, skipped []string, err error) {
+	if len(algorithms) == 0 {
+		algorithms = defaultHostKeyAlgorithms()
+	}
+	for _, k := range keys {
+		format := k.PublicKey().Type()
+		candidates := []string{format}
+		if format == ssh.KeyAlgoRSA {
+			candidates = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+		}
+		var allowed []string
+		for _, a := range algorithms {
+			if slices.Contains(candidates, a) {
+				allowed = append(allowed, a)
+			}
+		}
+		if len(allowed) == 0 {
+			skipped = append(skipped, format+" "+ssh.FingerprintSHA256(k.PublicKey()))
+			continue
+		}
+		as, ok := k.(ssh.AlgorithmSigner)
+		if !ok {
+			return nil, nil, fmt.Errorf("host key %s: signer without algorithm selection", format)
+		}
+		s, err := ssh.NewSignerWithAlgorithms(as, allowed)
+		if err != nil {
+			return nil, nil, fmt.Errorf("host key %s: %w", format, err)
+		}
+		signers = append(signers, s)
+	}
+	if len(signers) == 0 {
+		return nil, skipped, fmt.Errorf("no host key can sign with any of ssh.host_key_algorithms (%s); the keys are %s",
+			strings.Join(algorithms, ", "), strings.Join(skipped, ", "))
+	}
+	return signers, skipped, nil
 }

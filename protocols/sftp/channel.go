@@ -24,7 +24,7 @@ const (
 // Messages for requests the gateway does not serve. They name no host detail.
 const (
 	msgNoShell   = "This service allows SFTP and SCP only; shell access is not available.\n"
-	msgNoCommand = "This service allows SFTP and SCP only; commands are not available.\n"
+	msgNoCommand = "This service allows SFTP and SCP only; commands are not available (except md5sum, sha1sum, sha256sum and sha512sum).\n"
 	msgNoSCP     = "SCP is disabled on this server; use SFTP.\n"
 )
 
@@ -170,8 +170,11 @@ func (c *conn) serveSFTP(ctx context.Context, ch ssh.Channel) uint32 {
 	return exitFailure
 }
 
-// exec runs a command request: only scp is served, never a shell.
+// exec runs a command request: scp and the checksum commands are served, never a shell.
 func (c *conn) exec(ctx context.Context, ch ssh.Channel, command string) uint32 {
+	if words, ok, err := checksumWords(command); ok {
+		return c.checksum(ctx, ch, command, words, err)
+	}
 	opts, err := parseSCPCommand(command)
 	if err != nil {
 		c.sess.RecordCommand("exec " + command)

@@ -23,10 +23,6 @@ const (
 	rsaKeyBits     = 3072
 )
 
-// rsaHostKeyAlgorithms are the signature algorithms an RSA host key may use: never ssh-rsa,
-// which signs with SHA-1.
-var rsaHostKeyAlgorithms = []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
-
 // loadHostKeys reads the configured host key files or, when there are none, the keys
 // generated once into stateDir (creating them on first use).
 func loadHostKeys(files []string, stateDir string, log *slog.Logger) ([]ssh.Signer, error) {
@@ -67,15 +63,8 @@ func readKey(file string, log *slog.Logger) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host key %s: %w", file, err)
 	}
-	if s.PublicKey().Type() == ssh.KeyAlgoRSA {
-		as, ok := s.(ssh.AlgorithmSigner)
-		if !ok {
-			return nil, fmt.Errorf("host key %s: RSA signer without algorithm selection", file)
-		}
-		if s, err = ssh.NewSignerWithAlgorithms(as, rsaHostKeyAlgorithms); err != nil {
-			return nil, fmt.Errorf("host key %s: %w", file, err)
-		}
-	}
+	// The signature algorithms it may use are chosen later (hostKeySigners): an RSA key
+	// never signs with ssh-rsa (SHA-1) unless ssh.host_key_algorithms says so.
 	return s, nil
 }
 

@@ -99,66 +99,7 @@ func parseSCPCommand(cmd string) (*scpOptions, error) {
 
 // splitWords splits a command line the way a POSIX shell would split words, with quotes
 // and backslashes, but without any expansion: nothing here is ever given to a shell.
-func splitWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch == ' ' || ch == '\t' || ch == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		case ch == '\\':
-			inWord = true
-			if i+1 < len(s) {
-				i++
-				if s[i] != '\n' {
-					cur.WriteByte(s[i])
-				}
-			}
-		case ch == '\'':
-			inWord = true
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("unterminated quote")
-			}
-			cur.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-		case ch == '"':
-			inWord = true
-			closed := false
-			for i++; i < len(s); i++ {
-				c := s[i]
-				if c == '"' {
-					closed = true
-					break
-				}
-				if c == '\\' && i+1 < len(s) && strings.IndexByte("$`\"\\\n", s[i+1]) >= 0 {
-					i++
-					c = s[i]
-					if c == '\n' {
-						continue
-					}
-				}
-				cur.WriteByte(c)
-			}
-			if !closed {
-				return nil, errors.New("unterminated quote")
-			}
-		default:
-			inWord = true
-			cur.WriteByte(ch)
-		}
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
-}
+func splitWords(s string) ([]string, error) { return shellWords(s, false) }
 
 // scpPath maps the home shorthand a shell would have expanded: the home is "/".
 func scpPath(p string) string {

@@ -65,9 +65,17 @@ func New(site *core.Site, opts Options) (*Server, error) {
 		log = site.Logger()
 	}
 	log = log.With("component", "sftp")
-	keys, err := loadHostKeys(site.Config().SSH.HostKeys, opts.StateDir, log)
+	sshCfg := site.Config().SSH
+	keys, err := loadHostKeys(sshCfg.HostKeys, opts.StateDir, log)
 	if err != nil {
 		return nil, fmt.Errorf("sftp: %w", err)
+	}
+	keys, skipped, err := hostKeySigners(keys, sshCfg.HostKeyAlgorithms)
+	if err != nil {
+		return nil, fmt.Errorf("sftp: %w", err)
+	}
+	for _, k := range skipped {
+		log.Warn("host key not offered: none of ssh.host_key_algorithms fits it", "key", k)
 	}
 	return &Server{
 		site: site, log: log, hostKeys: keys, acceptLog: accept.NewReporter(log, 0),
@@ -425,9 +433,10 @@ func limitLine(err error) string {
 // through this connection's session.
 func (c *conn) serverConfig(ctx context.Context) *ssh.ServerConfig {
 	a := &authenticator{sess: c.sess, ctx: ctx}
+	sshCfg := c.srv.site.Config().SSH
 	cfg := &ssh.ServerConfig{
-		Config:                      ssh.Config{KeyExchanges: keyExchanges, Ciphers: ciphers(), MACs: macs},
-		PublicKeyAuthAlgorithms:     publicKeyAuthAlgorithms,
+		Config:                      sshAlgorithms(sshCfg),
+		PublicKeyAuthAlgorithms:     publicKeyAlgorithms(sshCfg),
 		MaxAuthTries:                maxAuthTries,
 		PasswordCallback:            a.password,
 		PublicKeyCallback:           a.publicKeyQuery,
