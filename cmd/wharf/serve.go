@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,12 +33,15 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "wharf serve [-c FILE] [-grace DURATION]", stderr)
 	file := fs.String("c", "", "config file (default: the embedded default config)")
 	grace := fs.Duration("grace", shutdownGrace, "how long transfers may finish at shutdown")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q (the config file is given with -c FILE)", pos[0])
 	}
 	cfg, demoPassword, err := loadForServe(*file)
 	if err != nil {
@@ -83,7 +85,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			done = true
 		case <-hup:
 			// A refused config is logged by reload and changes nothing: keep serving.
-			_ = srv.reload(ctx, "SIGHUP")
+			_, _ = srv.reload(ctx, "SIGHUP")
 		}
 	}
 	stopWatch()
@@ -280,7 +282,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 		}
 		s.ops = admin.New(admin.Options{
 			Metrics: s.metrics.Handler(), Sites: s.siteList, Mode: cfg.Metrics.Admin, Token: token, Logger: log,
-			Reload: func(ctx context.Context) error { return s.reload(ctx, "admin API") },
+			Reload: func(ctx context.Context) ([]string, error) { return s.reload(ctx, "admin API") },
 		})
 	}
 	return s, nil
