@@ -603,12 +603,28 @@ func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, *logOutput, error)
 		dst, out.closeOut = f, func() { _ = f.Close() }
 	}
 	out.w = logbuf.New(dst, c.FlushInterval.Duration)
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: oneTypePerKey}
 	var h slog.Handler = slog.NewTextHandler(out.w, opts)
 	if c.Format == "json" {
 		h = slog.NewJSONHandler(out.w, opts)
 	}
 	return slog.New(logbuf.FlushOn(h, out.w, slog.LevelWarn)), out, nil
+}
+
+// oneTypePerKey writes addresses and durations as text on every line, so that a key of the
+// JSON log has one type: libraries log a net.Addr, which JSON encodes as an object
+// ({"IP":…,"Port":…}), where wharf logs "host:port"; and a time.Duration is a number of
+// nanoseconds in JSON where wharf logs "1m30s".
+func oneTypePerKey(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		return slog.String(a.Key, a.Value.Duration().String())
+	case slog.KindAny:
+		if addr, ok := a.Value.Any().(net.Addr); ok && addr != nil {
+			return slog.String(a.Key, addr.String())
+		}
+	}
+	return a
 }
 
 // logOutput is where the server log goes: lines are batched in front of stderr or the file.
