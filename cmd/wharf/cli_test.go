@@ -205,3 +205,50 @@ func TestReloadReportsWhatNeedsARestart(t *testing.T) {
 		t.Errorf("plain reload: exit %d %s %s", code, out, errOut)
 	}
 }
+
+// TestCheckFindsWhatServeWouldFailOn is issue #23 item 1 without another user: paths that
+// cannot be created (a regular file in the way) are reported by check, as serve would fail
+// on them, and check leaves nothing behind.
+func TestCheckFindsWhatServeWouldFailOn(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "blocker"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `state_dir: ./blocker/state
+log: {file: ./blocker/logs/wharf.log}
+audit: {file: ./logs/audit.log}
+sites:
+  - name: main
+    listeners:
+      - {protocol: sftp, address: "127.0.0.1:0"}
+    vfs:
+      - {name: home, type: disk, root: "./blocker/data/{user}"}
+      - {name: ok, type: disk, root: "./data/shared"}
+    users:
+      - id: alice
+        password: "plain:pw"
+        home: {vfs: home}
+`
+	file := filepath.Join(dir, "wharf.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "", "check", "-c", file)
+	if code != 1 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"state_dir: " + filepath.Join(dir, "blocker", "state"), "log.file: ", "sites[0].vfs[0].root: " + filepath.Join(dir, "blocker", "data"), "3 problem(s) found"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("check output lacks %q:\n%s", want, stderr)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "blocker" && e.Name() != "wharf.yaml" {
+			t.Errorf("check left %s behind", e.Name())
+		}
+	}
+	if code, _, errOut := runCmd(t, "", "serve", "-c", file); code != 1 || !strings.Contains(errOut, "not a directory") {
+		t.Errorf("serve on the same file: exit %d %s", code, errOut)
+	}
+}
