@@ -204,7 +204,7 @@ func (s *Session) authRequest(ctx context.Context, name string) error {
 	s.mu.Unlock()
 	if first && s.gate(ctx, OnAuthRequest, "", "") {
 		s.takeScriptAuth()
-		return s.authFailed(ctx, name, "", errors.New("refused by OnAuthRequest script"))
+		return s.authFailed(ctx, name, "", s.scriptRefusal(OnAuthRequest))
 	}
 	return nil
 }
@@ -250,7 +250,7 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	byScript := s.takeScriptAuth()
 	switch {
 	case blocked:
-		return fail(errors.New("blocked by " + string(ev) + " script"))
+		return fail(s.scriptRefusal(ev))
 	case byScript && !known:
 		if sc.catchAll == nil {
 			return fail(errors.New("script accepted an unknown user but the site has no catch-all user"))
@@ -267,10 +267,10 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 		return fail(errors.New("invalid credentials"))
 	}
 	if !u.allowedFrom(s.ip) {
-		return fail(errors.New("address not in the user's allow_from"))
+		return fail(refusal(ByAllowFrom, "address not in the user's allow_from"))
 	}
 	if !s.protocolAllowed(u) {
-		return fail(fmt.Errorf("protocol %s not in the user's subsystems", s.Protocol()))
+		return fail(refusal(BySubsystems, "protocol "+s.Protocol()+" not in the user's subsystems"))
 	}
 	// Multi-step chains: the method must continue one of the user's chains.
 	s.mu.Lock()
@@ -278,7 +278,7 @@ func (s *Session) authenticate(ctx context.Context, name, method string, ev Even
 	s.mu.Unlock()
 	next, complete := chainProgress(u.chains, steps)
 	if !complete && len(next) == 0 {
-		return fail(fmt.Errorf("method %s not allowed for this user", method))
+		return fail(refusal(ByMethods, "method "+method+" not allowed for this user"))
 	}
 	if !complete {
 		s.mu.Lock()
@@ -321,8 +321,10 @@ func (s *Session) authSucceeded(ctx context.Context, u *User, steps []string) er
 		s.judged.Store(true)
 		s.Logger().Warn("login refused", "user", u.ID, "reason", err.Error())
 		s.RecordError(err)
+		lerr := opErr("auth", "", ErrLimit, err)
+		s.site.observe(&Fact{Kind: FactLogin, Session: s, User: u.ID, Method: joinSteps(steps), Reason: err.Error(), Err: lerr})
 		s.fire(ctx, OnAuthFail, "", "")
-		return opErr("auth", "", ErrLimit, err)
+		return lerr
 	}
 	table, pol, err := s.site.mountTable(u)
 	if err != nil {

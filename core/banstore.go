@@ -48,12 +48,16 @@ const (
 type storedBan struct {
 	key netip.Prefix
 	rec banRecord
+	// removed marks a journal line that lifts the key's ban (rec.LastOffen is when): like a
+	// ban's line, the latest line of a key wins.
+	removed bool
 }
 
 // journalLine is one line of the journal.
 type journalLine struct {
 	Addr string `json:"addr"`
 	banRecord
+	Removed bool `json:"removed,omitempty"`
 }
 
 // banStore writes the bans of one site. Its mutex orders the journal: whoever changes the
@@ -170,7 +174,7 @@ func parseSnapshot(data []byte) ([]storedBan, error) {
 			bad = errors.Join(bad, err)
 			continue
 		}
-		out = append(out, storedBan{key, rec})
+		out = append(out, storedBan{key: key, rec: rec})
 	}
 	if _, err := dec.Token(); err != nil {
 		return out, fmt.Errorf("after %d bans: %w", len(out), err)
@@ -200,7 +204,7 @@ func parseJournal(data []byte) ([]storedBan, error) {
 			bad = errors.Join(bad, fmt.Errorf("line %d: %w", n+1, err))
 			continue
 		}
-		out = append(out, storedBan{key, l.banRecord})
+		out = append(out, storedBan{key: key, rec: l.banRecord, removed: l.Removed})
 	}
 	return out, bad
 }
@@ -233,10 +237,10 @@ func truncateKey(k string) string {
 	return k
 }
 
-// appendLocked appends a ban to the journal and returns how many lines the journal holds
+// appendLocked appends a ban (or a lifted ban) to the journal and returns how many lines the journal holds
 // and the size of the last snapshot (compact when the first reaches the second). s.mu is held.
 func (s *banStore) appendLocked(b storedBan) (lines, snapSize int) {
-	line, err := json.Marshal(journalLine{Addr: formatBanKey(b.key), banRecord: b.rec})
+	line, err := json.Marshal(journalLine{Addr: formatBanKey(b.key), banRecord: b.rec, Removed: b.removed})
 	if err != nil { // cannot happen: plain strings, numbers and times
 		s.writeFailed(err)
 		return s.lines, s.snapSize

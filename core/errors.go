@@ -37,7 +37,7 @@ type OpError struct {
 	Op   string
 	Path string // virtual path
 	Kind error  // one of the Err* kinds
-	Err  error  // the underlying cause, for logs only (may be nil)
+	Err  error  // the underlying cause, for logs only (may be nil); a *Refusal names who refused
 }
 
 func (e *OpError) Error() string {
@@ -126,6 +126,67 @@ func backendErr(op, vpath string, err error) error {
 		return err
 	}
 	return opErr(op, vpath, kindOf(err), err)
+}
+
+// What refused an operation, a login or a connection, as RefusedBy and the audit log's
+// refused_by name it. A script is "script:<file>" (several files joined by ",": the handlers
+// of the event that refused).
+const (
+	ByPermission = "permission"   // the mount's permissions
+	ByQuota      = "quota"        // the user's quota (or the disk's)
+	ByLimit      = "limit"        // a connection or session limit
+	ByProtector  = "protector"    // a ban, the block list or the allow list
+	ByName       = "name"         // a file name with control characters (names.allow_control_chars)
+	ByMount      = "mount"        // a mount point, or an operation across mounts
+	BySymlinks   = "symlinks"     // vfs allow_symlinks is off
+	ByAuth       = "auth"         // not logged in yet
+	BySubsystems = "subsystems"   // the protocol is not in the user's subsystems
+	ByAllowFrom  = "allow_from"   // the user's allow_from
+	ByMethods    = "auth_methods" // the method does not continue one of the user's auth_methods
+	ByCredential = "credentials"  // unknown user or wrong credentials
+	ByShutdown   = "shutdown"     // the server is shutting down
+	ByScript     = "script"       // a script (prefix of "script:<file>")
+)
+
+// Refusal is the cause of a refusal that names what refused: a script, a mount rule, the
+// user's allow_from... Its text is the reason for logs.
+type Refusal struct {
+	By  string
+	Why string
+}
+
+func (r *Refusal) Error() string { return r.Why }
+
+func refusal(by, why string) error { return &Refusal{By: by, Why: why} }
+
+// RefusedBy names what refused the operation, login or connection that failed with err
+// (one of the By* names, or "script:<file>"), or "" when err is no refusal (a missing file, a
+// failed disk).
+func RefusedBy(err error) string {
+	if err == nil {
+		return ""
+	}
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.By
+	}
+	var oe *OpError
+	if errors.As(err, &oe) && errors.As(oe.Err, &r) {
+		return r.By
+	}
+	switch Kind(err) {
+	case ErrDenied:
+		return ByPermission
+	case ErrQuota:
+		return ByQuota
+	case ErrLimit:
+		return ByLimit
+	case ErrBadName:
+		return ByName
+	case ErrAuth:
+		return ByCredential
+	}
+	return ""
 }
 
 // AuthError is returned by the authentication calls when more steps are needed

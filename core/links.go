@@ -13,9 +13,9 @@ func symlinkAllowed(l, t target) error {
 	case l.mount == nil || l.fixed():
 		return opErr(op, l.virtual, ErrDenied, errors.New("not a file in a folder"))
 	case t.mount != l.mount:
-		return opErr(op, l.virtual, ErrDenied, errors.New("symlink target outside the link's mount"))
+		return opErr(op, l.virtual, ErrDenied, refusal(ByMount, "symlink target outside the link's mount"))
 	case !l.symlinks:
-		return opErr(op, l.virtual, ErrDenied, errors.New("symbolic links are disabled for this folder (vfs allow_symlinks)"))
+		return opErr(op, l.virtual, ErrDenied, refusal(BySymlinks, "symbolic links are disabled for this folder (vfs allow_symlinks)"))
 	case !l.allows(PermUpload):
 		return opErr(op, l.virtual, ErrDenied, nil)
 	}

@@ -62,7 +62,7 @@ func (s *Session) OpenList(ctx context.Context, dir string) (_ *Lister, err erro
 		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
 	if s.gate(ctx, OnDirList, t.virtual, "") {
-		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by OnDirList script")))
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(OnDirList)))
 	}
 	l := &Lister{s: s, dir: t.virtual, arg: dir, start: start, hidden: s.hiddenInListing(t)}
 	if t.mount != nil {

@@ -2,8 +2,11 @@ package core
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/wharf-project/wharf/core/config"
 )
 
 // Observer receives a record of everything a site does: connections, logins, operations,
@@ -22,7 +25,8 @@ const (
 	FactOperation                  // a file operation ended: Op, Path, Target, Bytes, Duration, Err
 	FactSessionEnd                 // a session ended: Duration is its length
 	FactStrike                     // the protector counted a strike: Reason
-	FactBan                        // an address was banned: Duration is the ban's length
+	FactBan                        // an address was banned: IP (address or prefix), By, Reason, Until, Duration
+	FactUnban                      // a ban was lifted: IP (address or prefix), By, Reason
 )
 
 // Operation names in facts (FactOperation's Op).
@@ -60,6 +64,20 @@ type Fact struct {
 	Method   string
 	Reason   string
 	Err      error
+	// By is who banned or lifted a ban (FactBan, FactUnban: "protector", "admin@<ip>",
+	// "script"), or what refused a connection (FactConnect: "protector", "limit",
+	// "script:<file>", "shutdown"). For logins and operations RefusedBy(Err) says it.
+	By    string
+	Until time.Time // FactBan: when the ban ends
+}
+
+// RefusedBy names what refused the connection, login or operation, "" when it was not
+// refused (it succeeded, or failed for another reason).
+func (f *Fact) RefusedBy() string {
+	if f.By != "" && f.Kind != FactBan && f.Kind != FactUnban {
+		return f.By
+	}
+	return RefusedBy(f.Err)
 }
 
 // Result is the short outcome of a fact for labels and logs: "ok" or the error kind's name.
@@ -85,7 +103,9 @@ func (s *Site) observe(f *Fact) {
 	f.Site = s.name
 	if sess := f.Session; sess != nil {
 		f.Protocol = sess.Protocol()
-		f.IP = sess.conn.RemoteIP
+		if f.IP == "" {
+			f.IP = sess.conn.RemoteIP
+		}
 		if f.User == "" {
 			f.User = sess.UserID()
 		}
@@ -111,4 +131,25 @@ func (s *Session) observeOpen(op, p string, start time.Time, err *error) {
 	if *err != nil {
 		s.observeOp(op, p, "", start, 0, err)
 	}
+}
+
+// scriptsOf names the scripts attached to event name for user u (nil: the site's only), as
+// refused_by says it: "script:<file>", several joined by ",".
+func (s *Site) scriptsOf(name EventName, u *User) string {
+	var files []string
+	add := func(hs []config.EventHandler) {
+		for _, h := range hs {
+			if h.Event == string(name) && !slices.Contains(files, h.Script) {
+				files = append(files, h.Script)
+			}
+		}
+	}
+	if u != nil {
+		add(u.Handlers)
+	}
+	add(s.Config().EventHandlers)
+	if len(files) == 0 {
+		return ByScript
+	}
+	return ByScript + ":" + strings.Join(files, ",")
 }

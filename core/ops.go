@@ -61,9 +61,9 @@ func (s *Session) begin(ctx context.Context, op, vpath, cmd string) error {
 	case s.Closed():
 		return opErr(op, vpath, ErrClosed, nil)
 	case s.User() == nil:
-		return s.fail(opErr(op, vpath, ErrDenied, errors.New("not authenticated")))
+		return s.fail(opErr(op, vpath, ErrDenied, refusal(ByAuth, "not authenticated")))
 	case s.takeBlock():
-		return s.fail(opErr(op, vpath, ErrDenied, errors.New("blocked by a script")))
+		return s.fail(opErr(op, vpath, ErrDenied, refusal(ByScript, "blocked by a script in an earlier event")))
 	}
 	return nil
 }
@@ -234,7 +234,7 @@ func (s *Session) Mkdir(ctx context.Context, p string) (err error) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
 	if s.gate(ctx, BeforeDirCreate, t.virtual, "") {
-		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeDirCreate script")))
+		return s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(BeforeDirCreate)))
 	}
 	if err := t.mount.FS.Mkdir(t.path, 0o755); err != nil {
 		return s.fail(backendErr(op, t.virtual, err))
@@ -255,7 +255,7 @@ func (s *Session) Rmdir(ctx context.Context, p string) (err error) {
 		return s.fail(err)
 	}
 	if t.fixed() || t.virtual == "/" {
-		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("mount points cannot be removed")))
+		return s.fail(opErr(op, t.virtual, ErrDenied, refusal(ByMount, "mount points cannot be removed")))
 	}
 	if !t.allows(PermRmdir) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
@@ -273,7 +273,7 @@ func (s *Session) Rmdir(ctx context.Context, p string) (err error) {
 		return s.fail(opErr(op, t.virtual, ErrNotEmpty, nil))
 	}
 	if s.gate(ctx, BeforeDirDelete, t.virtual, "") {
-		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeDirDelete script")))
+		return s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(BeforeDirDelete)))
 	}
 	if err := t.mount.FS.Remove(t.path); err != nil {
 		return s.fail(backendErr(op, t.virtual, err))
@@ -309,7 +309,7 @@ func (s *Session) Remove(ctx context.Context, p string) (err error) {
 		return s.fail(err)
 	}
 	if t.fixed() {
-		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("mount points cannot be removed")))
+		return s.fail(opErr(op, t.virtual, ErrDenied, refusal(ByMount, "mount points cannot be removed")))
 	}
 	if !t.allows(PermDelete) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
@@ -324,7 +324,7 @@ func (s *Session) Remove(ctx context.Context, p string) (err error) {
 		return s.fail(opErr(op, t.virtual, ErrIsDir, nil))
 	}
 	if s.gate(ctx, BeforeFileDelete, t.virtual, "") {
-		return s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDelete script")))
+		return s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(BeforeFileDelete)))
 	}
 	if inFlightOnly {
 		if s.site.uploads.cancel(key, false) == 0 {
@@ -373,7 +373,7 @@ func (s *Session) Rename(ctx context.Context, from, to string, replace bool) (er
 	s.setPaths(src, &dst)
 	switch {
 	case src.fixed() || dst.fixed():
-		return s.fail(opErr(op, src.virtual, ErrDenied, errors.New("mount points cannot be renamed")))
+		return s.fail(opErr(op, src.virtual, ErrDenied, refusal(ByMount, "mount points cannot be renamed")))
 	case src.mount != dst.mount:
 		return s.fail(opErr(op, src.virtual, ErrCrossMount, nil))
 	case !src.allows(PermRename) || !dst.allows(PermRename):
@@ -399,7 +399,7 @@ func (s *Session) Rename(ctx context.Context, from, to string, replace bool) (er
 		}
 	}
 	if s.gate(ctx, BeforeFileRename, src.virtual, dst.virtual) {
-		return s.fail(opErr(op, src.virtual, ErrDenied, errors.New("blocked by BeforeFileRename script")))
+		return s.fail(opErr(op, src.virtual, ErrDenied, s.scriptRefusal(BeforeFileRename)))
 	}
 	if err := s.renameFile(src, dst); err != nil {
 		return s.fail(err)
@@ -650,7 +650,7 @@ func (s *Session) Symlink(ctx context.Context, targetPath, link string) (err err
 		return s.fail(opErr(op, l.virtual, ErrUnsupported, nil))
 	}
 	if s.gateNewName(ctx, l, t) {
-		return s.fail(opErr(op, l.virtual, ErrDenied, errors.New("blocked by BeforeFileUpload script")))
+		return s.fail(opErr(op, l.virtual, ErrDenied, s.scriptRefusal(BeforeFileUpload)))
 	}
 	// Under the namespace lock: a link that appears between another session's check of a
 	// name and its create would make that create open an existing file.
@@ -685,7 +685,7 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 	hl, ok := n.mount.FS.(vfs.HardLinker)
 	switch {
 	case o.mount != n.mount:
-		return s.fail(opErr(op, n.virtual, ErrDenied, errors.New("hard link across mounts")))
+		return s.fail(opErr(op, n.virtual, ErrDenied, refusal(ByMount, "hard link across mounts")))
 	case !n.allows(PermUpload) || !o.allows(PermDownload):
 		return s.fail(opErr(op, n.virtual, ErrDenied, nil))
 	case !ok:
@@ -699,7 +699,7 @@ func (s *Session) Link(ctx context.Context, oldPath, newPath string) (err error)
 		return s.fail(opErr(op, o.virtual, ErrIsDir, nil))
 	}
 	if s.gateNewName(ctx, n, o) {
-		return s.fail(opErr(op, n.virtual, ErrDenied, errors.New("blocked by BeforeFileUpload script")))
+		return s.fail(opErr(op, n.virtual, ErrDenied, s.scriptRefusal(BeforeFileUpload)))
 	}
 	// A new name for a file adds nothing to the quota: files count once, however many names
 	// they have. It is made under the namespace lock all the same, since what other changes

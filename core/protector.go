@@ -3,6 +3,7 @@ package core
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -109,7 +110,7 @@ func protectorSizes(p config.Protector) (bits6, maxBans int) {
 // (the latest record of a key wins), forgotten bans dropped, the newest max_bans kept, in
 // order of their last offence. It reports whether anything was dropped or merged.
 func (p *protector) fillLocked(bans []storedBan, now time.Time) (changed bool) {
-	latest := make(map[netip.Prefix]banRecord, len(bans))
+	latest := make(map[netip.Prefix]storedBan, len(bans))
 	for _, b := range bans {
 		k := b.key
 		if k.Addr().Is6() {
@@ -122,19 +123,19 @@ func (p *protector) fillLocked(bans []storedBan, now time.Time) (changed bool) {
 		}
 		if old, ok := latest[k]; ok {
 			changed = changed || k != b.key
-			if old.LastOffen.After(b.rec.LastOffen) {
+			if old.rec.LastOffen.After(b.rec.LastOffen) {
 				continue
 			}
 		}
-		latest[k] = b.rec
+		latest[k] = storedBan{key: k, rec: b.rec, removed: b.removed}
 	}
 	keep := make([]storedBan, 0, len(latest))
-	for k, rec := range latest {
-		if forgotten(rec, now) {
+	for k, b := range latest {
+		if b.removed || forgotten(b.rec, now) {
 			changed = true
 			continue
 		}
-		keep = append(keep, storedBan{k, rec})
+		keep = append(keep, storedBan{key: k, rec: b.rec})
 	}
 	slices.SortStableFunc(keep, func(a, b storedBan) int {
 		if c := a.rec.LastOffen.Compare(b.rec.LastOffen); c != 0 {
@@ -165,7 +166,7 @@ func (p *protector) snapshotLocked() []storedBan {
 	out := make([]storedBan, 0, len(p.bans))
 	for el := p.banAge.Front(); el != nil; el = el.Next() {
 		e := el.Value.(*banEntry)
-		out = append(out, storedBan{e.key, e.rec})
+		out = append(out, storedBan{key: e.key, rec: e.rec})
 	}
 	return out
 }
@@ -271,12 +272,51 @@ func (p *protector) dropStrikesLocked(e *strikeEntry) {
 // duration and the key. It costs the same whatever the size of the table: an update in
 // memory and a line in the journal.
 func (p *protector) ban(ip netip.Addr, now time.Time, base time.Duration) (time.Duration, netip.Prefix) {
+	var d time.Duration
+	k := p.update(func() netip.Prefix { return p.key(ip) }, func(b banRecord) banRecord {
+		if now.Sub(b.LastOffen) > offenceMemory {
+			b.Offences = 0
+		}
+		d = base
+		for range b.Offences {
+			if d >= maxBan/2 {
+				d = maxBan
+				break
+			}
+			d *= 2
+		}
+		b.Offences++
+		b.LastOffen, b.Until = now, now.Add(d)
+		return b
+	}, now)
+	return d, k
+}
+
+// set bans key k until now+d, as an operator asked: the duration is not doubled for a repeat
+// offender, and it replaces a longer ban in force.
+func (p *protector) set(k netip.Prefix, now time.Time, d time.Duration) banRecord {
+	var rec banRecord
+	p.update(func() netip.Prefix { return k }, func(b banRecord) banRecord {
+		if now.Sub(b.LastOffen) > offenceMemory {
+			b.Offences = 0
+		}
+		b.Offences++
+		b.LastOffen, b.Until = now, now.Add(d)
+		rec = b
+		return b
+	}, now)
+	return rec
+}
+
+// update changes the record of the key that keyOf returns (called under the table's lock)
+// with change, evicts beyond max_bans, and journals the new record.
+func (p *protector) update(keyOf func() netip.Prefix, change func(banRecord) banRecord, now time.Time) netip.Prefix {
 	if p.store != nil {
 		p.store.mu.Lock()
 		defer p.store.mu.Unlock()
 	}
 	p.mu.Lock()
-	k := p.key(ip)
+	k := keyOf()
 	e, ok := p.bans[k]
 	if ok {
 		p.banAge.MoveToBack(e.elem)
@@ -285,21 +325,8 @@ func (p *protector) ban(ip netip.Addr, now time.Time, base time.Duration) (time.
 		e.elem = p.banAge.PushBack(e)
 		p.bans[k] = e
 	}
+	e.rec = change(e.rec)
 	b := e.rec
-	if now.Sub(b.LastOffen) > offenceMemory {
-		b.Offences = 0
-	}
-	d := base
-	for range b.Offences {
-		if d >= maxBan/2 {
-			d = maxBan
-			break
-		}
-		d *= 2
-	}
-	b.Offences++
-	b.LastOffen, b.Until = now, now.Add(d)
-	e.rec = b
 	firstEviction := false
 	for len(p.bans) > p.maxBans {
 		p.dropBanLocked(p.banAge.Front().Value.(*banEntry))
@@ -316,17 +343,100 @@ func (p *protector) ban(ip netip.Addr, now time.Time, base time.Duration) (time.
 		p.log.Warn("the ban table is full: each new ban evicts the oldest; raise protector.max_bans if this is no attack",
 			"max_bans", maxBans)
 	}
+	// Evicted and forgotten bans need no line: reading the state applies the same rules.
+	p.journalLocked(storedBan{key: k, rec: b})
+	return k
+}
+
+// journalLocked appends a line to the journal and compacts it when it is long enough. The
+// store's mutex is held.
+func (p *protector) journalLocked(b storedBan) {
+	if p.store == nil {
+		return
+	}
+	lines, snapSize := p.store.appendLocked(b)
+	if lines >= max(journalMinLines, snapSize) {
+		p.mu.Lock()
+		snap := p.snapshotLocked()
+		p.mu.Unlock()
+		p.store.compactLocked(snap)
+	}
+}
+
+// lift removes the records of the keys that match (a lifted ban also forgets the key's past
+// offences) and journals each removal. It returns the bans that were in force at now.
+func (p *protector) lift(match func(netip.Prefix) bool, now time.Time) []storedBan {
 	if p.store != nil {
-		// Evicted and forgotten bans need no line: reading the state applies the same rules.
-		lines, snapSize := p.store.appendLocked(storedBan{k, b})
-		if lines >= max(journalMinLines, snapSize) {
-			p.mu.Lock()
-			snap := p.snapshotLocked()
-			p.mu.Unlock()
-			p.store.compactLocked(snap)
+		p.store.mu.Lock()
+		defer p.store.mu.Unlock()
+	}
+	p.mu.Lock()
+	var removed, active []storedBan
+	for el := p.banAge.Front(); el != nil; {
+		next := el.Next()
+		e := el.Value.(*banEntry)
+		if match(e.key) {
+			removed = append(removed, storedBan{key: e.key, rec: e.rec})
+			if now.Before(e.rec.Until) {
+				active = append(active, storedBan{key: e.key, rec: e.rec})
+			}
+			p.dropBanLocked(e)
+		}
+		el = next
+	}
+	p.full = p.full && len(p.bans) >= p.maxBans
+	p.mu.Unlock()
+	for _, b := range removed {
+		p.journalLocked(storedBan{key: b.key, rec: banRecord{LastOffen: now}, removed: true})
+	}
+	return active
+}
+
+// list returns the bans in force at now, oldest first.
+func (p *protector) list(now time.Time) []storedBan {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []storedBan
+	for el := p.banAge.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*banEntry); now.Before(e.rec.Until) {
+			out = append(out, storedBan{key: e.key, rec: e.rec})
 		}
 	}
-	return d, k
+	return out
+}
+
+// count returns how many bans are in force at now.
+func (p *protector) count(now time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, e := range p.bans {
+		if now.Before(e.rec.Until) {
+			n++
+		}
+	}
+	return n
+}
+
+// keyOf parses an address or prefix an operator gave into the key it is banned as: an IPv4
+// address, an IPv6 address's prefix, or an IPv6 prefix of exactly ipv6_prefix bits.
+func (p *protector) keyOf(addr string) (netip.Prefix, error) {
+	pfx, err := config.ParsePrefix(addr)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address: %w", truncateKey(addr), err)
+	}
+	p.mu.Lock()
+	bits6 := p.bits6
+	p.mu.Unlock()
+	switch {
+	case pfx.Addr().Is4() && pfx.Bits() != 32:
+		return netip.Prefix{}, fmt.Errorf("%s: IPv4 bans are single addresses (protector.block takes networks)", pfx)
+	case pfx.Addr().Is6() && pfx.Bits() != 128 && pfx.Bits() != bits6:
+		return netip.Prefix{}, fmt.Errorf("%s: IPv6 clients are banned by their /%d (protector.ipv6_prefix): give an address or a /%d", pfx, bits6, bits6)
+	case pfx.Addr().Is4():
+		return pfx, nil
+	}
+	return netip.PrefixFrom(pfx.Addr(), bits6).Masked(), nil
 }
 
 func (p *protector) dropBanLocked(e *banEntry) {
@@ -378,13 +488,19 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 		s.events.Fire(ctx, &Event{Name: OnProtectorStrike, Session: sess, Conn: conn})
 	}
 	if reached {
-		s.Ban(ctx, ip, cfg.BanFor.Duration, sess)
+		s.banBy(ctx, ip, cfg.BanFor.Duration, sess, "protector",
+			fmt.Sprintf("%d strikes within %s, the last: %s", n, window, reason))
 	}
 }
 
 // Ban refuses new connections from ip for d (longer for a repeat offender). Safe-listed
 // addresses are never banned. It reports whether a ban was added.
 func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Session) bool {
+	return s.banBy(ctx, ip, d, sess, "protector", "")
+}
+
+// banBy is Ban with who banned and why, for the log and the audit log.
+func (s *Site) banBy(ctx context.Context, ip netip.Addr, d time.Duration, sess *Session, by, reason string) bool {
 	sc := s.cfg.Load()
 	if !ip.IsValid() || containsIP(sc.safe, ip) {
 		return false
@@ -392,13 +508,24 @@ func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Se
 	if d <= 0 {
 		d = defaultBanFor
 	}
-	d, key := s.prot.ban(ip, s.now(), d)
-	if key.IsSingleIP() {
-		s.log.Warn("address banned", "ip", ip.String(), "for", d.String())
-	} else {
-		s.log.Warn("address banned", "ip", ip.String(), "prefix", key.String(), "for", d.String())
+	now := s.now()
+	d, key := s.prot.ban(ip, now, d)
+	s.banned(ctx, ip, key, now.Add(d), d, sess, by, reason)
+	return true
+}
+
+// banned logs, observes and fires OnBlocklistAdd for a ban just made.
+func (s *Site) banned(ctx context.Context, ip netip.Addr, key netip.Prefix, until time.Time, d time.Duration, sess *Session, by, reason string) {
+	attrs := []any{"ip", ip.String()}
+	if !key.IsSingleIP() {
+		attrs = append(attrs, "prefix", key.String())
 	}
-	s.observe(&Fact{Kind: FactBan, Session: sess, IP: ip.String(), Duration: d})
+	attrs = append(attrs, "for", d.String(), "until", until.UTC().Format(time.RFC3339), "by", by)
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	s.log.Warn("address banned", attrs...)
+	s.observe(&Fact{Kind: FactBan, Session: sess, IP: formatBanKey(key), Duration: d, By: by, Reason: reason, Until: until})
 	if s.events.Handles(OnBlocklistAdd, sessionUser(sess)) {
 		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
 		if sess != nil {
@@ -406,7 +533,74 @@ func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Se
 		}
 		s.events.Fire(ctx, &Event{Name: OnBlocklistAdd, Session: sess, Conn: conn})
 	}
-	return true
+}
+
+// BanInfo is a ban in force.
+type BanInfo struct {
+	Site        string
+	Addr        string // an address, or an IPv6 prefix ("2001:db8::/64")
+	Until       time.Time
+	Offences    int // bans of the address within the last 7 days, this one included
+	LastOffence time.Time
+}
+
+func (s *Site) banInfo(b storedBan) BanInfo {
+	return BanInfo{Site: s.name, Addr: formatBanKey(b.key), Until: b.rec.Until, Offences: b.rec.Offences, LastOffence: b.rec.LastOffen}
+}
+
+// Bans lists the bans in force, oldest first.
+func (s *Site) Bans() []BanInfo {
+	list := s.prot.list(s.now())
+	out := make([]BanInfo, len(list))
+	for i, b := range list {
+		out[i] = s.banInfo(b)
+	}
+	return out
+}
+
+// ActiveBans returns how many bans are in force.
+func (s *Site) ActiveBans() int { return s.prot.count(s.now()) }
+
+// AddBan bans addr (an address, or an IPv6 prefix of protector.ipv6_prefix bits) for exactly
+// d, as an operator asked; by and reason go to the log and the audit log. An address on the
+// safe list is refused: it would not be banned anyway.
+func (s *Site) AddBan(ctx context.Context, addr string, d time.Duration, by, reason string) (BanInfo, error) {
+	if d <= 0 {
+		return BanInfo{}, fmt.Errorf("a ban needs a positive duration, got %s", d)
+	}
+	key, err := s.prot.keyOf(addr)
+	if err != nil {
+		return BanInfo{}, err
+	}
+	if containsIP(s.cfg.Load().safe, key.Addr()) {
+		return BanInfo{}, fmt.Errorf("%s is on the site's protector.safe list: it is never banned", formatBanKey(key))
+	}
+	now := s.now()
+	rec := s.prot.set(key, now, d)
+	s.banned(ctx, key.Addr(), key, rec.Until, d, nil, by, reason)
+	return s.banInfo(storedBan{key: key, rec: rec}), nil
+}
+
+// RemoveBans lifts the ban of addr (an address, or an IPv6 prefix of protector.ipv6_prefix
+// bits), or every ban when addr is "all". The key's past offences are forgotten too. It
+// returns the bans that were in force.
+func (s *Site) RemoveBans(ctx context.Context, addr, by, reason string) ([]BanInfo, error) {
+	match := func(netip.Prefix) bool { return true }
+	if addr != "all" {
+		key, err := s.prot.keyOf(addr)
+		if err != nil {
+			return nil, err
+		}
+		match = func(k netip.Prefix) bool { return k == key }
+	}
+	lifted := s.prot.lift(match, s.now())
+	out := make([]BanInfo, len(lifted))
+	for i, b := range lifted {
+		out[i] = s.banInfo(b)
+		s.log.Warn("ban lifted", "ip", out[i].Addr, "by", by, "reason", reason)
+		s.observe(&Fact{Kind: FactUnban, IP: out[i].Addr, By: by, Reason: reason})
+	}
+	return out, nil
 }
 
 // sessionUser is sess.NamedUser(), nil without a session.

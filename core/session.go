@@ -385,7 +385,8 @@ func (s *Session) SetCloser(f func()) {
 // protector's ban_for.
 func (s *Session) Terminate(ban bool) {
 	if ban {
-		s.site.Ban(context.Background(), s.ip, s.site.Config().Protector.BanFor.Duration, s)
+		s.site.banBy(context.Background(), s.ip, s.site.Config().Protector.BanFor.Duration, s, ByScript,
+			"a script ended the session with a ban")
 	}
 	s.cancel()
 	s.mu.Lock()
@@ -442,6 +443,11 @@ func (s *Session) fire(ctx context.Context, name EventName, rel, target string) 
 	s.eventMu.Lock()
 	defer s.eventMu.Unlock()
 	s.site.events.Fire(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
+}
+
+// scriptRefusal is the cause of an action refused by the handlers of event name.
+func (s *Session) scriptRefusal(name EventName) error {
+	return refusal(s.site.scriptsOf(name, s.NamedUser()), "blocked by "+string(name)+" script")
 }
 
 // gate fires a gate event and reports whether a script blocked the action.

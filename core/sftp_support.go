@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -19,17 +17,17 @@ func (s *Session) OpenSubsystem(ctx context.Context, protocol, command string) e
 	}
 	u := s.User()
 	if u == nil {
-		return s.fail(opErr(op, "", ErrDenied, errors.New("not authenticated")))
+		return s.fail(opErr(op, "", ErrDenied, refusal(ByAuth, "not authenticated")))
 	}
 	if !u.MayUse(protocol) {
-		return s.fail(opErr(op, "", ErrDenied, fmt.Errorf("protocol %s not in the user's subsystems", protocol)))
+		return s.fail(opErr(op, "", ErrDenied, refusal(BySubsystems, "protocol "+protocol+" not in the user's subsystems")))
 	}
 	ev := BeforeOpenCmd
 	if protocol == ProtoSFTP {
 		ev = BeforeOpenSFTP
 	}
 	if s.gate(ctx, ev, "", "") {
-		return s.fail(opErr(op, "", ErrDenied, errors.New("blocked by "+string(ev)+" script")))
+		return s.fail(opErr(op, "", ErrDenied, s.scriptRefusal(ev)))
 	}
 	return nil
 }

@@ -234,7 +234,7 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	}
 	if why := s.refusal(ip); why != "" {
 		s.log.Info("connection refused", "ip", conn.RemoteIP, "protocol", info.Protocol, "reason", why)
-		s.observe(&Fact{Kind: FactConnect, IP: conn.RemoteIP, Protocol: info.Protocol, Reason: why, Err: ErrRefused})
+		s.observe(&Fact{Kind: FactConnect, IP: conn.RemoteIP, Protocol: info.Protocol, Reason: why, Err: ErrRefused, By: ByProtector})
 		if s.events.Handles(OnBlocklistHit, nil) {
 			s.events.Fire(ctx, &Event{Name: OnBlocklistHit, Conn: conn})
 		}
@@ -245,22 +245,22 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		return nil, s.refuse(conn, "server is shutting down", ErrRefused)
+		return nil, s.refuse(conn, "server is shutting down", ErrRefused, ByShutdown)
 	case lim.MaxConnections > 0 && len(s.sessions) >= lim.MaxConnections:
 		s.mu.Unlock()
-		return nil, s.refuse(conn, "server connection limit reached", ErrLimit)
+		return nil, s.refuse(conn, "server connection limit reached", ErrLimit, ByLimit)
 	case lim.MaxConnectionsPerIP > 0 && s.perIP[ip] >= lim.MaxConnectionsPerIP:
 		s.mu.Unlock()
-		return nil, s.refuse(conn, "too many connections from your address", ErrLimit)
+		return nil, s.refuse(conn, "too many connections from your address", ErrLimit, ByLimit)
 	// Connections that have not logged in are bounded apart (OpenSSH's MaxStartups and
 	// PerSourceMaxStartups): a flood of them is refused, while logged-in clients keep
 	// their room and one client may still hold many sessions.
 	case lim.MaxUnauthenticated > 0 && s.unauth >= lim.MaxUnauthenticated:
 		s.mu.Unlock()
-		return nil, s.refuse(conn, "too many connections waiting to log in", ErrLimit)
+		return nil, s.refuse(conn, "too many connections waiting to log in", ErrLimit, ByLimit)
 	case lim.MaxUnauthenticatedPerIP > 0 && s.unauthPerIP[ip] >= lim.MaxUnauthenticatedPerIP:
 		s.mu.Unlock()
-		return nil, s.refuse(conn, "too many connections from your address waiting to log in", ErrLimit)
+		return nil, s.refuse(conn, "too many connections from your address waiting to log in", ErrLimit, ByLimit)
 	}
 	sess := newSession(s, conn, ip, info.Protocol)
 	s.sessions[sess.id] = sess
@@ -274,16 +274,16 @@ func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 		s.events.Fire(ctx, &Event{Name: OnNewConnection, Conn: conn})
 		if conn.Rejected() {
 			s.unregister(sess)
-			return nil, s.refuse(conn, "rejected by script", ErrRefused)
+			return nil, s.refuse(conn, "rejected by script", ErrRefused, s.scriptsOf(OnNewConnection, nil))
 		}
 	}
 	s.observe(&Fact{Kind: FactConnect, Session: sess})
 	return sess, nil
 }
 
-func (s *Site) refuse(conn *Conn, why string, kind error) error {
+func (s *Site) refuse(conn *Conn, why string, kind error, by string) error {
 	s.log.Info("connection refused", "ip", conn.RemoteIP, "protocol", conn.Protocol, "reason", why)
-	s.observe(&Fact{Kind: FactConnect, IP: conn.RemoteIP, Protocol: conn.Protocol, Reason: why, Err: kind})
+	s.observe(&Fact{Kind: FactConnect, IP: conn.RemoteIP, Protocol: conn.Protocol, Reason: why, Err: kind, By: by})
 	return fmt.Errorf("%s: %w", why, kind)
 }
 

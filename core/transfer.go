@@ -79,7 +79,7 @@ func (s *Session) OpenRead(ctx context.Context, p string, offset int64) (_ *Read
 	}
 	if s.gate(ctx, BeforeFileDownload, t.virtual, "") {
 		_ = f.Close()
-		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileDownload script")))
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(BeforeFileDownload)))
 	}
 	s.site.transfers.Add(1)
 	return &ReadHandle{sess: s, f: f, vpath: t.virtual, size: fi.Size(), pos: offset, start: s.site.now()}, nil

@@ -113,7 +113,7 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 		return nil, s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
 	if s.gate(ctx, BeforeFileUpload, t.virtual, "") {
-		return nil, s.fail(opErr(op, t.virtual, ErrDenied, errors.New("blocked by BeforeFileUpload script")))
+		return nil, s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(BeforeFileUpload)))
 	}
 	h := &WriteHandle{sess: s, t: t, quota: s.homeQuota(t), mode: mode, pos: offset, start: s.site.now()}
 	// Atomic when the content starts empty; the temp file is opened read-write, so read+write
@@ -475,7 +475,7 @@ func (h *WriteHandle) finish() error {
 		s.setCurrent(v)
 		if s.gate(ctx, AfterFileUpload, v, "") {
 			h.discard()
-			return s.fail(opErr("upload", v, ErrDenied, errors.New("upload rejected by AfterFileUpload script")))
+			return s.fail(opErr("upload", v, ErrDenied, refusal(s.site.scriptsOf(AfterFileUpload, s.NamedUser()), "upload rejected by AfterFileUpload script")))
 		}
 		if err := h.publish(); err != nil {
 			e := backendErr("upload", v, err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,11 +16,17 @@ import (
 // cmdHashPassword reads a password (from stdin when it is not a terminal, else by prompting
 // twice without echo) and prints its hash.
 func cmdHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("hash-password", "wharf hash-password [--bcrypt]   (the password is read from stdin, or prompted for twice)", stderr)
 	useBcrypt := fs.Bool("bcrypt", false, "print a bcrypt hash instead of argon2id")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		// A password on the command line stays in the shell's history and is visible to
+		// every user in ps while the command runs: refuse it rather than ignore it.
+		return usageError("the password is not taken as an argument (it would stay in your shell history and show in ps); " +
+			"run `wharf hash-password` and type it, or pipe it in: `wharf hash-password < file`")
 	}
 	pw, err := readPassword(stdin, stderr)
 	if err != nil {

@@ -27,17 +27,25 @@ var version = "dev"
 const usage = `wharf — a multi-protocol file-transfer gateway (SFTP, SCP, FTP, FTPS)
 
 Usage:
-  wharf serve [-c FILE]            run the gateway (the embedded default config without -c)
-  wharf check -c FILE              validate a config and its scripts; exit 1 listing every problem
-  wharf script run FILE --event E  run an event script against a simulated session (--help for options)
-  wharf script translate FILE.js   print the Lua a JavaScript script is translated to
-  wharf sessions [-c FILE] [-json] list the live sessions of a running server (admin API)
-  wharf sessions kick [-c FILE] ID end a live session
-  wharf reload [-c FILE]           reload the running server's config (or send it SIGHUP)
-  wharf health [-c FILE]           exit 0 if the running server's /healthz answers ok
-  wharf hash-password [--bcrypt]   hash a password for the config (argon2id by default)
-  wharf config print-default       print the embedded default config
-  wharf version                    print the version
+  wharf serve [-c FILE]              run the gateway (the embedded default config without -c)
+  wharf check -c FILE                validate a config, its scripts and its folders; exit 1 listing every problem
+  wharf script run FILE --event E    run an event script against a simulated session (--help for options)
+  wharf script translate FILE.js     print the Lua a JavaScript script is translated to
+  wharf sessions [-c FILE] [-json]   list the live sessions of a running server (admin API)
+  wharf sessions kick ID [-c FILE]   end a live session
+  wharf bans [list] [-c FILE]        list the protector's bans in force
+  wharf bans add ADDR --for 1h       ban an address (or an IPv6 prefix) at run time
+  wharf bans remove ADDR|all         lift a ban, or every ban
+  wharf reload [-c FILE]             reload the running server's config (or send it SIGHUP)
+  wharf health [-c FILE]             exit 0 if the running server's /healthz answers ok
+  wharf hash-password [--bcrypt]     hash a password read from stdin or a prompt (argon2id by default)
+  wharf config print-default         print the embedded default config
+  wharf version                      print the version
+
+The commands that talk to a running server (sessions, bans, reload, health) read only
+metrics.address, metrics.admin_token_file and state_dir from the config, so an error
+elsewhere in the file does not stop them; --admin-address and --token-file replace the file.
+Flags may come before or after the arguments; every command takes -h or --help.
 `
 
 func main() {
@@ -46,7 +54,8 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes a subcommand and returns the exit status.
+// run executes a subcommand and returns the exit status: 0 on success and for -h/--help, 2
+// for a wrong command line, 1 (or the command's own status) on failure.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -62,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdScript(ctx, args[1:], stdout, stderr)
 	case "sessions":
 		err = cmdSessions(ctx, args[1:], stdout, stderr)
+	case "bans":
+		err = cmdBans(ctx, args[1:], stdout, stderr)
 	case "reload":
 		err = cmdReload(ctx, args[1:], stdout, stderr)
 	case "health":
@@ -69,7 +80,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "hash-password":
 		err = cmdHashPassword(args[1:], stdin, stdout, stderr)
 	case "config":
-		err = cmdConfig(args[1:], stdout)
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wharf %s (%s)\n", version, goVersion())
 	case "help", "-h", "--help":
@@ -78,13 +89,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "wharf %s: %v\n", args[0], err)
-		}
-		return 1
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "wharf %s: %v\n", args[0], err)
 	}
-	return 0
+	return exitCode(err)
 }
 
 func goVersion() string {
@@ -94,10 +102,15 @@ func goVersion() string {
 	return "unknown go"
 }
 
-func cmdConfig(args []string, stdout io.Writer) error {
-	if len(args) != 1 || args[0] != "print-default" {
-		return errors.New("usage: wharf config print-default")
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("config", "wharf config print-default", stderr)
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return err
 	}
-	_, err := stdout.Write(defaultConfig())
+	if len(pos) != 1 || pos[0] != "print-default" {
+		return usageError("usage: wharf config print-default")
+	}
+	_, err = stdout.Write(defaultConfig())
 	return err
 }

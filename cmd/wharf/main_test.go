@@ -296,7 +296,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if _, err := os.Stat("wharf-data/state"); err != nil {
 		t.Fatalf("state folder not created: %v", err)
 	}
-	// Without the variable a password is generated and printed once.
+	// Without the variable a password is generated (and kept in state_dir, see TestQuickStart).
 	t.Setenv("WHARF_DEMO_PASSWORD", "")
 	_, gen, err := loadForServe("")
 	if err != nil || len(gen) < 12 {

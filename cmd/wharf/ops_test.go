@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -710,7 +711,7 @@ func TestAdminCLIErrors(t *testing.T) {
 			t.Errorf("%v: exit %d %s", args, code, errOut)
 		}
 	}
-	if code, _, errOut := runCmd(t, "", "sessions", "kick", "-c", p); code != 1 || !strings.Contains(errOut, "usage") {
+	if code, _, errOut := runCmd(t, "", "sessions", "kick", "-c", p); code != 2 || !strings.Contains(errOut, "usage") {
 		t.Errorf("kick without id: exit %d %s", code, errOut)
 	}
 }
@@ -746,7 +747,8 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 	next.Sites = append(next.Sites, extra)
 	next.Log.Level = "debug"
 	srv.source = func() (*config.Config, error) { return next, nil }
-	if err := srv.reload(context.Background(), "test"); err != nil {
+	notApplied, err := srv.reload(context.Background(), "test")
+	if err != nil {
 		t.Fatal(err)
 	}
 	site := srv.sites[0].Config()
@@ -763,5 +765,10 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+	// The caller learns the same list (issue #23 item 6).
+	want := []string{"log", `changing the listeners of site "test"`, `the ftp settings of site "test"`, `adding site "other"`}
+	if !slices.Equal(notApplied, want) {
+		t.Errorf("not applied %q, want %q", notApplied, want)
 	}
 }

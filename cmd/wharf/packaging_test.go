@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 )
 
 // repoRoot is where the Dockerfile, docker-compose.yml and packaging/ live.
@@ -244,8 +245,9 @@ func TestSystemdUnit(t *testing.T) {
 		keys[m[1]] = m[2]
 	}
 	for k, v := range map[string]string{
-		"ExecReload": "/bin/kill -HUP $MAINPID", "DynamicUser": "yes", "NoNewPrivileges": "yes",
+		"ExecReload": "/bin/kill -HUP $MAINPID", "User": "wharf", "Group": "wharf", "NoNewPrivileges": "yes",
 		"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "StateDirectory": "wharf",
+		"LogsDirectory": "wharf", "WorkingDirectory": "/var/lib/wharf",
 	} {
 		if keys[k] != v {
 			t.Errorf("%s=%q, want %q", k, keys[k], v)
@@ -254,12 +256,9 @@ func TestSystemdUnit(t *testing.T) {
 	if !strings.Contains(keys["ExecStart"], "serve -c /etc/wharf/wharf.yaml") {
 		t.Errorf("ExecStart=%s", keys["ExecStart"])
 	}
-	// systemd's own checker, where it is installed (the binary path is replaced: it is not
-	// installed on a test machine).
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		return
-	}
+	// systemd's own checker (the binary path is replaced: it is not installed on a test
+	// machine). CI installs it; elsewhere the check is skipped when it is missing.
+	sa := coretest.NeedBinary(t, "systemd-analyze")
 	unit := filepath.Join(t.TempDir(), "wharf.service")
 	if err := os.WriteFile(unit, []byte(strings.ReplaceAll(string(data), "/usr/local/bin/wharf", "/bin/true")), 0o644); err != nil {
 		t.Fatal(err)

@@ -26,14 +26,16 @@ import (
 // Sites are matched by name. Adding or removing sites or listeners, and the settings bound at
 // start (log, state_dir, metrics, audit, ssh, ftp listener settings), need a restart: a
 // reload logs that and keeps the running ones.
-func (s *server) reload(ctx context.Context, trigger string) error {
+//
+// notApplied lists those changes, for the caller of `wharf reload`.
+func (s *server) reload(ctx context.Context, trigger string) (notApplied []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if s.source == nil {
-		return errors.New("reload: this server has no configuration source")
+		return nil, errors.New("reload: this server has no configuration source")
 	}
 	s.log.Info("reloading the configuration", "trigger", trigger, "file", s.cfg.File)
-	err := s.reloadLocked(ctx)
+	notApplied, err = s.reloadLocked(ctx)
 	if s.metrics != nil {
 		s.metrics.Reloaded(err)
 	}
@@ -45,21 +47,21 @@ func (s *server) reload(ctx context.Context, trigger string) error {
 			}
 		}
 		s.log.Error("config reload failed; the previous configuration stays in force", "trigger", trigger, "err", err)
-		return err
+		return nil, err
 	}
 	s.log.Info("configuration reloaded", "trigger", trigger)
-	return nil
+	return notApplied, nil
 }
 
-func (s *server) reloadLocked(ctx context.Context) error {
+func (s *server) reloadLocked(ctx context.Context) (notApplied []string, err error) {
 	next, err := s.source()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, w := range next.Warnings {
 		s.log.Warn("config: " + w.String())
 	}
-	s.restartOnly(next)
+	notApplied = s.restartOnly(next)
 	// What a reload cannot change is kept at its running value, also in the site configs the
 	// adapters read (so a changed ftp section is not half applied).
 	merged := keepRestartOnly(s.cfg, next)
@@ -76,14 +78,14 @@ func (s *server) reloadLocked(ctx context.Context) error {
 	var changes []change
 	for _, site := range s.sites {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		if siteByName(next, site.Name()) == nil {
 			continue // removed from the file: it keeps running as it is
 		}
 		sc := siteByName(merged, site.Name())
 		if _, err := core.NewSite(sc, core.Options{Logger: quiet}); err != nil {
-			return fmt.Errorf("site %s: %w", sc.Name, err)
+			return nil, fmt.Errorf("site %s: %w", sc.Name, err)
 		}
 		ch := change{site: site, sc: sc}
 		if r, ok := s.dispatchers[sc.Name].(scriptReloader); ok {
@@ -91,7 +93,7 @@ func (s *server) reloadLocked(ctx context.Context) error {
 			// once, and one site's scripts must not change when another's fail.
 			trial, err := dispatcherFor(sc, quiet, nil)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if c, ok := trial.(io.Closer); ok {
 				_ = c.Close()
@@ -107,7 +109,7 @@ func (s *server) reloadLocked(ctx context.Context) error {
 			if r, ok := b.srv.(tlsReloader); ok {
 				apply, err := r.PrepareTLSReload(sc.TLS)
 				if err != nil {
-					return fmt.Errorf("site %s, %s listener: %w", sc.Name, b.protocol, err)
+					return nil, fmt.Errorf("site %s, %s listener: %w", sc.Name, b.protocol, err)
 				}
 				ch.tls = append(ch.tls, apply)
 			}
@@ -120,11 +122,11 @@ func (s *server) reloadLocked(ctx context.Context) error {
 	for _, ch := range changes {
 		if ch.scripts != nil {
 			if err := ch.scripts.Reload(ch.sc); err != nil {
-				return fmt.Errorf("site %s: event scripts: %w", ch.sc.Name, err)
+				return nil, fmt.Errorf("site %s: event scripts: %w", ch.sc.Name, err)
 			}
 		}
 		if err := ch.site.Reload(ch.sc); err != nil {
-			return fmt.Errorf("site %s: %w", ch.sc.Name, err)
+			return nil, fmt.Errorf("site %s: %w", ch.sc.Name, err)
 		}
 		for _, apply := range ch.tls {
 			apply()
@@ -137,13 +139,14 @@ func (s *server) reloadLocked(ctx context.Context) error {
 		}
 	}
 	s.cfg = merged
-	return nil
+	return notApplied, nil
 }
 
-// restartOnly logs the changes a reload cannot apply.
-func (s *server) restartOnly(next *config.Config) {
+// restartOnly logs and returns the changes a reload cannot apply.
+func (s *server) restartOnly(next *config.Config) (notApplied []string) {
 	warn := func(what string) {
 		s.log.Warn("config reload: "+what+" takes effect only after a restart; the running value is kept", "file", next.File)
+		notApplied = append(notApplied, what)
 	}
 	if next.Log != s.cfg.Log {
 		warn("log")
@@ -170,10 +173,10 @@ func (s *server) restartOnly(next *config.Config) {
 			warn(fmt.Sprintf("changing the listeners of site %q", old.Name))
 		}
 		if !reflect.DeepEqual(sc.SSH, old.SSH) {
-			warn(fmt.Sprintf("sites %q ssh settings", old.Name))
+			warn(fmt.Sprintf("the ssh settings of site %q", old.Name))
 		}
 		if !reflect.DeepEqual(sc.FTP, old.FTP) {
-			warn(fmt.Sprintf("sites %q ftp settings", old.Name))
+			warn(fmt.Sprintf("the ftp settings of site %q", old.Name))
 		}
 	}
 	for _, sc := range next.Sites {
@@ -181,6 +184,7 @@ func (s *server) restartOnly(next *config.Config) {
 			warn(fmt.Sprintf("adding site %q", sc.Name))
 		}
 	}
+	return notApplied
 }
 
 // keepRestartOnly returns next with the parts that need a restart taken from running, so
@@ -239,7 +243,7 @@ func (s *server) watchScripts(ctx context.Context, interval time.Duration, last 
 		}
 		last = fp
 		// A refused reload is logged; the next change is tried again.
-		_ = s.reload(ctx, "script change")
+		_, _ = s.reload(ctx, "script change")
 	}
 }
 

@@ -48,6 +48,10 @@ func cmdScript(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if len(args) > 0 && args[0] == "translate" {
 		return cmdTranslate(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && isHelpArg(args[0]) {
+		fmt.Fprint(stdout, scriptUsage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "run" {
 		fmt.Fprint(stderr, scriptUsage)
 		return 2
@@ -55,6 +59,7 @@ func cmdScript(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	o, err := parseScriptRun(args[1:], stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			// The usage went to stderr with the flag package's own -h handling.
 			return 0
 		}
 		fmt.Fprintf(stderr, "wharf script run: %v\n", err)
@@ -69,6 +74,10 @@ func cmdScript(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // cmdTranslate prints the Lua a .js script runs as.
 func cmdTranslate(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && isHelpArg(args[0]) {
+		fmt.Fprint(stdout, scriptUsage)
+		return 0
+	}
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(stderr, scriptUsage)
 		return 2
@@ -635,3 +644,5 @@ func netipOf(ip string) netip.Addr {
 	a, _ := netip.ParseAddr(ip) // validated by parseScriptRun
 	return a.Unmap()
 }
+
+func isHelpArg(a string) bool { return a == "-h" || a == "--help" || a == "-help" || a == "help" }

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"github.com/wharf-project/wharf/ops/metrics"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
+	"github.com/wharf-project/wharf/third_party/ssh"
 )
 
 // shutdownGrace is how long transfers in flight may run after SIGINT/SIGTERM before every
@@ -34,12 +36,15 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "wharf serve [-c FILE] [-grace DURATION]", stderr)
 	file := fs.String("c", "", "config file (default: the embedded default config)")
 	grace := fs.Duration("grace", shutdownGrace, "how long transfers may finish at shutdown")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags(fs, args, stdout)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageError("unexpected argument %q (the config file is given with -c FILE)", pos[0])
 	}
 	cfg, demoPassword, err := loadForServe(*file)
 	if err != nil {
@@ -83,7 +88,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			done = true
 		case <-hup:
 			// A refused config is logged by reload and changes nothing: keep serving.
-			_ = srv.reload(ctx, "SIGHUP")
+			_, _ = srv.reload(ctx, "SIGHUP")
 		}
 	}
 	stopWatch()
@@ -126,7 +131,8 @@ func sourceFor(file string, running *config.Config) func() (*config.Config, erro
 }
 
 // loadForServe loads the config file, or the embedded default with the demo user's password
-// from WHARF_DEMO_PASSWORD or a generated one (returned so it can be printed once).
+// from WHARF_DEMO_PASSWORD or the one kept in state_dir (generated on the first start),
+// returned so that the banner can print it.
 func loadForServe(file string) (*config.Config, string, error) {
 	if file != "" {
 		cfg, err := config.Load(file)
@@ -142,7 +148,9 @@ func loadForServe(file string) (*config.Config, string, error) {
 	}
 	pw := os.Getenv("WHARF_DEMO_PASSWORD")
 	if pw == "" {
-		pw = rand.Text()[:16]
+		if pw, err = demoPassword(cfg.StateDir); err != nil {
+			return nil, "", err
+		}
 	}
 	h, err := core.HashPassword(pw)
 	if err != nil {
@@ -156,6 +164,47 @@ func loadForServe(file string) (*config.Config, string, error) {
 		}
 	}
 	return cfg, pw, nil
+}
+
+// demoPasswordFile in state_dir keeps the demo user's generated password, so that it stays
+// the same across restarts of the quick start (clients and scripts that saved it go on
+// working).
+const demoPasswordFile = "demo-password"
+
+// demoPassword returns the password kept in stateDir, generating it (0600) the first time.
+func demoPassword(stateDir string) (string, error) {
+	p := filepath.Join(stateDir, demoPasswordFile)
+	for range 2 {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			if pw := strings.TrimSpace(string(b)); pw != "" {
+				return pw, nil
+			}
+			return "", fmt.Errorf("demo password file %s is empty: remove it to generate a new password", p)
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("demo password: %w", err)
+		}
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return "", fmt.Errorf("state_dir: %w", err)
+		}
+		pw := rand.Text()[:16]
+		// O_EXCL: two first starts at once agree on the password of whichever wrote it.
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("demo password: %w", err)
+		}
+		_, werr := f.WriteString(pw + "\n")
+		if err := errors.Join(werr, f.Close()); err != nil {
+			_ = os.Remove(p)
+			return "", fmt.Errorf("demo password: %w", err)
+		}
+		return pw, nil
+	}
+	return "", fmt.Errorf("demo password: %s keeps changing", p)
 }
 
 func defaultConfig() []byte { return config.Default() }
@@ -280,7 +329,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 		}
 		s.ops = admin.New(admin.Options{
 			Metrics: s.metrics.Handler(), Sites: s.siteList, Mode: cfg.Metrics.Admin, Token: token, Logger: log,
-			Reload: func(ctx context.Context) error { return s.reload(ctx, "admin API") },
+			Reload: func(ctx context.Context) ([]string, error) { return s.reload(ctx, "admin API") },
 		})
 	}
 	return s, nil
@@ -415,8 +464,19 @@ func (s *server) activeTransfers() int64 {
 	return n
 }
 
-// printBanner tells a person where the gateway listens, where data lives and, for the
-// embedded default, how to log in.
+// hostKeyLister is implemented by the SSH adapter.
+type hostKeyLister interface {
+	HostKeys() []ssh.PublicKey
+}
+
+// certificateHolder is implemented by the FTP adapter.
+type certificateHolder interface {
+	Certificate() *tls.Certificate
+}
+
+// printBanner tells a person where the gateway listens, where data lives, the fingerprints
+// to compare with what a client shows on its first connection and, for the embedded
+// default, how to log in.
 func (s *server) printBanner(w io.Writer, demoPassword string) {
 	fmt.Fprintf(w, "wharf %s is running.\n", version)
 	for _, b := range s.listeners {
@@ -433,20 +493,95 @@ func (s *server) printBanner(w io.Writer, demoPassword string) {
 	if a := s.opsAddr(); a != "" {
 		fmt.Fprintf(w, "  metrics: http://%s/metrics\n", a)
 	}
+	certFiles := map[*core.Site]string{}
+	seen := map[string]bool{}
+	for _, b := range s.listeners {
+		var lines []string
+		if h, ok := b.srv.(hostKeyLister); ok {
+			for _, k := range h.HostKeys() {
+				lines = append(lines, fmt.Sprintf("  SSH host key (site %s): %s %s", b.site.Name(), ssh.FingerprintSHA256(k), k.Type()))
+			}
+		}
+		if c, ok := b.srv.(certificateHolder); ok {
+			if cert := c.Certificate(); cert != nil && len(cert.Certificate) > 0 {
+				lines = append(lines, fmt.Sprintf("  TLS certificate (site %s): SHA256 %s", b.site.Name(), certFingerprint(cert.Certificate[0])))
+				certFiles[b.site] = certFileOf(b.site.Config(), s.boot.StateDir)
+			}
+		}
+		for _, l := range lines {
+			if !seen[l] {
+				seen[l] = true
+				fmt.Fprintln(w, l)
+			}
+		}
+	}
 	if demoPassword == "" {
 		return
 	}
-	fmt.Fprintf(w, "\nUser \"demo\", password: %s\n", demoPassword)
+	fmt.Fprintf(w, "\nUser \"demo\", password: %s (kept in %s; WHARF_DEMO_PASSWORD overrides it)\n",
+		demoPassword, filepath.Join(s.boot.StateDir, demoPasswordFile))
 	for _, b := range s.listeners {
-		host, port, _ := net.SplitHostPort(b.ln.Addr().String())
-		switch b.protocol {
-		case "sftp":
-			fmt.Fprintf(w, "  sftp -P %s demo@%s\n", port, host)
-		case "ftp":
-			fmt.Fprintf(w, "  lftp -u demo -e 'set ssl:verify-certificate no' -p %s %s\n", port, host)
+		for _, c := range clientCommands(b.protocol, b.ln.Addr().String(), "demo", certFiles[b.site]) {
+			fmt.Fprintln(w, "  "+c)
 		}
 	}
 	fmt.Fprintln(w, "Stop with Ctrl-C.")
+}
+
+// clientCommands are the commands printed for logging in to a listener at addr. The FTP
+// ones trust the site's certificate file (the generated one is self-signed) rather than
+// turning certificate checks off.
+func clientCommands(protocol, addr, user, certFile string) []string {
+	host, port, _ := net.SplitHostPort(addr)
+	h := host
+	if strings.Contains(host, ":") {
+		h = "[" + host + "]"
+	}
+	switch protocol {
+	case "sftp":
+		return []string{fmt.Sprintf("sftp -P %s %s@%s", port, user, h)}
+	case "ftp":
+		if certFile == "" {
+			return []string{fmt.Sprintf("lftp -u %s -p %s %s", user, port, host)}
+		}
+		return []string{fmt.Sprintf("lftp -u %s -e 'set ssl:ca-file %s' -p %s %s", user, shellQuote(certFile), port, host)}
+	case "ftps":
+		return []string{fmt.Sprintf("curl --cacert %s -u %s ftps://%s:%s/", shellQuote(certFile), user, h, port)}
+	}
+	return nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@,=", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// certFingerprint is the certificate's SHA-256 fingerprint as openssl prints it
+// (`openssl x509 -noout -fingerprint -sha256`) and lftp shows it.
+func certFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	var b strings.Builder
+	for i, c := range sum {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		fmt.Fprintf(&b, "%02X", c)
+	}
+	return b.String()
+}
+
+// certFileOf is the PEM file of a site's certificate: tls.cert, or the self-signed one the
+// FTP adapter generates in state_dir.
+func certFileOf(sc *config.Site, stateDir string) string {
+	if sc.TLS.Cert != "" {
+		return sc.TLS.Cert
+	}
+	return filepath.Join(stateDir, ftp.SelfSignedCertFile)
 }
 
 // newLogger builds the server log from log: level, format, file and flush_interval.
@@ -468,12 +603,28 @@ func newLogger(c config.Log, stderr io.Writer) (*slog.Logger, *logOutput, error)
 		dst, out.closeOut = f, func() { _ = f.Close() }
 	}
 	out.w = logbuf.New(dst, c.FlushInterval.Duration)
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: oneTypePerKey}
 	var h slog.Handler = slog.NewTextHandler(out.w, opts)
 	if c.Format == "json" {
 		h = slog.NewJSONHandler(out.w, opts)
 	}
 	return slog.New(logbuf.FlushOn(h, out.w, slog.LevelWarn)), out, nil
+}
+
+// oneTypePerKey writes addresses and durations as text on every line, so that a key of the
+// JSON log has one type: libraries log a net.Addr, which JSON encodes as an object
+// ({"IP":…,"Port":…}), where wharf logs "host:port"; and a time.Duration is a number of
+// nanoseconds in JSON where wharf logs "1m30s".
+func oneTypePerKey(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		return slog.String(a.Key, a.Value.Duration().String())
+	case slog.KindAny:
+		if addr, ok := a.Value.Any().(net.Addr); ok && addr != nil {
+			return slog.String(a.Key, addr.String())
+		}
+	}
+	return a
 }
 
 // logOutput is where the server log goes: lines are batched in front of stderr or the file.

@@ -14,54 +14,122 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/ops/admin"
 )
 
-// adminFlags are the flags of the admin API clients: the config file tells where the
-// endpoint listens and where the token is.
+// adminFlags are the flags of the admin API clients: where the endpoint listens and where
+// the token is, from the config file (read leniently) or given directly.
 type adminFlags struct {
-	file    string
-	jsonOut bool
+	file      string
+	address   string
+	tokenFile string
+	jsonOut   bool
 }
 
-func (f *adminFlags) parse(name string, args []string, stderr io.Writer, withJSON bool) ([]string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.file, "c", f.file, "config file of the running server (default: the embedded default config)")
+// register adds -c, --admin-address, --token-file and, with withJSON, -json to fs.
+func (f *adminFlags) register(fs *flag.FlagSet, withJSON bool) {
+	fs.StringVar(&f.file, "c", "", "config file of the running server (default: the embedded default config)")
+	fs.StringVar(&f.address, "admin-address", "", "host:port of the running server's metrics listener (instead of metrics.address)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the admin token (instead of metrics.admin_token_file)")
 	if withJSON {
-		fs.BoolVar(&f.jsonOut, "json", f.jsonOut, "print JSON")
+		fs.BoolVar(&f.jsonOut, "json", false, "print JSON")
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	return fs.Args(), nil
 }
 
-// adminClient builds a client for the admin API of the server that runs config file; with
-// needToken it also reads the admin token.
-func adminClient(file string, needToken bool) (*admin.Client, error) {
-	var cfg *config.Config
-	var err error
+const adminFlagsUsage = "[-c FILE | --admin-address HOST:PORT --token-file FILE]"
+
+// adminSettings are the parts of a config the admin CLI needs.
+type adminSettings struct {
+	stateDir  string
+	address   string
+	mode      string
+	tokenFile string
+}
+
+// readAdminSettings reads metrics.address, metrics.admin, metrics.admin_token_file and
+// state_dir from a config file ("" = the embedded default) without validating the rest of
+// it: a typo elsewhere in a file being edited must not stop `wharf health` from checking a
+// healthy server. Relative paths and defaults are resolved as the loader does.
+func readAdminSettings(file string) (adminSettings, error) {
+	data, dir := config.Default(), ""
 	if file != "" {
-		cfg, err = config.Load(file)
-	} else {
-		var cwd string
-		if cwd, err = os.Getwd(); err == nil {
-			cfg, err = config.LoadDefault(cwd)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return adminSettings{}, fmt.Errorf("read config: %w", err)
+		}
+		data, dir = b, filepath.Dir(file)
+	}
+	if dir == "" {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return adminSettings{}, err
+		}
+		dir = cwd
+	}
+	var raw struct {
+		StateDir string `yaml:"state_dir"`
+		Metrics  struct {
+			Address        string `yaml:"address"`
+			Admin          string `yaml:"admin"`
+			AdminTokenFile string `yaml:"admin_token_file"`
+		} `yaml:"metrics"`
+	}
+	// Only these keys are decoded: unknown keys, and wrong values under other keys, are
+	// not looked at. A type error in these keys leaves them empty (reported below).
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return adminSettings{}, fmt.Errorf("%s: %w (--admin-address and --token-file reach the server without reading the file)",
+				configName(file), err)
 		}
 	}
-	if err != nil {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	st := adminSettings{stateDir: abs(raw.StateDir), address: raw.Metrics.Address, mode: raw.Metrics.Admin, tokenFile: abs(raw.Metrics.AdminTokenFile)}
+	if st.stateDir == "" {
+		st.stateDir = abs("./state")
+	}
+	if st.mode == "" {
+		st.mode = admin.ModeLocal
+	}
+	if st.tokenFile == "" {
+		st.tokenFile = filepath.Join(st.stateDir, "admin.token")
+	}
+	return st, nil
+}
+
+func configName(file string) string {
+	if file == "" {
+		return config.DefaultFile
+	}
+	return file
+}
+
+// adminClient builds a client for the admin API of the running server; with needToken it
+// also reads the admin token.
+func adminClient(f adminFlags, needToken bool) (*admin.Client, error) {
+	st, err := readAdminSettings(f.file)
+	if err != nil && (f.address == "" || (needToken && f.tokenFile == "")) {
 		return nil, err
 	}
-	if cfg.Metrics.Address == "" {
-		return nil, errors.New("metrics.address is not set in the config, so the server has no admin API " +
-			"(to reload without it, send SIGHUP to the wharf process, e.g. systemctl reload wharf)")
+	addr := st.address
+	if f.address != "" {
+		addr = f.address
 	}
-	addr := cfg.Metrics.Address
+	if addr == "" {
+		return nil, fmt.Errorf("metrics.address is not set in %s, so the server has no admin API "+
+			"(to reload without it, send SIGHUP to the wharf process, e.g. systemctl reload wharf)", configName(f.file))
+	}
 	if _, port, _ := net.SplitHostPort(addr); port == "0" {
 		// A free port was picked at start; the server recorded which.
-		b, err := os.ReadFile(filepath.Join(cfg.StateDir, adminAddrFile))
+		b, err := os.ReadFile(filepath.Join(st.stateDir, adminAddrFile))
 		if err != nil {
 			return nil, fmt.Errorf("metrics.address has port 0 and the running server's address is unknown: %w", err)
 		}
@@ -75,10 +143,13 @@ func adminClient(file string, needToken bool) (*admin.Client, error) {
 	if !needToken {
 		return c, nil
 	}
-	if cfg.Metrics.Admin == admin.ModeOff {
+	tokenFile := st.tokenFile
+	if f.tokenFile != "" {
+		tokenFile = f.tokenFile
+	} else if st.mode == admin.ModeOff {
 		return nil, errors.New("the admin API is off in the config (metrics.admin: off)")
 	}
-	c.Token, err = admin.ReadToken(cfg.Metrics.AdminTokenFile)
+	c.Token, err = admin.ReadToken(tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is the server running with this config, and may you read its state_dir?)", err)
 	}
@@ -88,35 +159,33 @@ func adminClient(file string, needToken bool) (*admin.Client, error) {
 // cmdSessions lists the live sessions, or with "kick ID" ends one.
 func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f adminFlags
-	rest, err := f.parse("sessions", args, stderr, true)
+	fs := newFlagSet("sessions", "wharf sessions "+adminFlagsUsage+" [-json]\n       wharf sessions kick ID "+adminFlagsUsage, stderr)
+	f.register(fs, true)
+	rest, err := parseFlags(fs, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 && rest[0] == "kick" {
-		// Flags may come before or after "kick".
-		if rest, err = f.parse("sessions kick", rest[1:], stderr, false); err != nil {
-			return err
+		if len(rest) != 2 {
+			return usageError("usage: wharf sessions kick ID %s", adminFlagsUsage)
 		}
-		if len(rest) != 1 {
-			return errors.New("usage: wharf sessions kick [-c FILE] ID")
-		}
-		c, err := adminClient(f.file, true)
+		c, err := adminClient(f, true)
 		if err != nil {
 			return err
 		}
-		if err := c.Kick(ctx, rest[0]); err != nil {
+		if err := c.Kick(ctx, rest[1]); err != nil {
 			if admin.IsNotFound(err) {
-				return fmt.Errorf("no live session %s", rest[0])
+				return fmt.Errorf("no live session %s", rest[1])
 			}
 			return err
 		}
-		fmt.Fprintf(stdout, "session %s ended\n", rest[0])
+		fmt.Fprintf(stdout, "session %s ended\n", rest[1])
 		return nil
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unknown argument %q (usage: wharf sessions [-c FILE] [-json] | wharf sessions kick [-c FILE] ID)", rest[0])
+		return usageError("unknown argument %q (usage: wharf sessions %s [-json] | wharf sessions kick ID)", rest[0], adminFlagsUsage)
 	}
-	c, err := adminClient(f.file, true)
+	c, err := adminClient(f, true)
 	if err != nil {
 		return err
 	}
@@ -125,12 +194,16 @@ func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if f.jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return printJSON(stdout, list)
 	}
 	printSessions(stdout, list, time.Now())
 	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // printSessions prints one line per session, like ps.
@@ -180,23 +253,34 @@ func age(d time.Duration) string {
 	return d.Round(time.Minute).String()
 }
 
-// cmdReload asks the running server to reload its configuration through the admin API and
-// reports the problems when the new configuration is refused.
+// cmdReload asks the running server to reload its configuration through the admin API. It
+// exits 1 with the problems when the new configuration is refused, and 3 with the list of
+// changes that need a restart when the rest was applied.
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f adminFlags
-	rest, err := f.parse("reload", args, stderr, false)
+	fs := newFlagSet("reload", "wharf reload "+adminFlagsUsage, stderr)
+	f.register(fs, false)
+	rest, err := parseFlags(fs, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 0 {
-		return errors.New("usage: wharf reload [-c FILE]")
+		return usageError("usage: wharf reload %s", adminFlagsUsage)
 	}
-	c, err := adminClient(f.file, true)
+	c, err := adminClient(f, true)
 	if err != nil {
 		return err
 	}
-	if err := c.Reload(ctx); err != nil {
+	notApplied, err := c.Reload(ctx)
+	if err != nil {
 		return fmt.Errorf("the server refused the new configuration and keeps the old one: %w", err)
+	}
+	if len(notApplied) > 0 {
+		fmt.Fprintln(stdout, "configuration reloaded, except these changes, which need a restart (the running values are kept):")
+		for _, what := range notApplied {
+			fmt.Fprintln(stdout, "  - "+what)
+		}
+		return &exitError{code: 3, err: fmt.Errorf("%d change(s) not applied; restart wharf to apply them", len(notApplied))}
 	}
 	fmt.Fprintln(stdout, "configuration reloaded")
 	return nil
@@ -206,14 +290,16 @@ func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // the container health check (the final image has no shell, curl or wget).
 func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f adminFlags
-	rest, err := f.parse("health", args, stderr, false)
+	fs := newFlagSet("health", "wharf health [-c FILE | --admin-address HOST:PORT]", stderr)
+	f.register(fs, false)
+	rest, err := parseFlags(fs, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 0 {
-		return errors.New("usage: wharf health [-c FILE]")
+		return usageError("usage: wharf health [-c FILE | --admin-address HOST:PORT]")
 	}
-	c, err := adminClient(f.file, false)
+	c, err := adminClient(f, false)
 	if err != nil {
 		return err
 	}

@@ -493,7 +493,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Fatalf("sites: %d", len(cfg.Sites))
 	}
 	s := cfg.Sites[0]
-	want := []Listener{{Protocol: "sftp", Address: "127.0.0.1:2022"}, {Protocol: "ftp", Address: "127.0.0.1:2121"}}
+	want := []Listener{{Protocol: "sftp", Address: "127.0.0.1:2022"}, {Protocol: "ftp", Address: "127.0.0.1:2121"}, {Protocol: "ftps", Address: "127.0.0.1:9990"}}
 	if s.Name != "default" || !slices.Equal(s.Listeners, want) || s.FTP.TLS != "optional" {
 		t.Errorf("site %q listeners %+v ftp.tls %q", s.Name, s.Listeners, s.FTP.TLS)
 	}

@@ -7,7 +7,11 @@
 //	GET  /admin/sessions               live sessions of every site, JSON
 //	GET  /admin/sessions/{id}          one session
 //	POST /admin/sessions/{id}/kick     end a session (OnConnectionClose fires)
-//	POST /admin/reload                 reload the configuration; 200, or 422 with the errors
+//	POST /admin/reload                 reload the configuration; 200 with the changes that
+//	                                   need a restart (not_applied), or 422 with the errors
+//	GET  /admin/bans                   the protector's bans in force, JSON
+//	POST /admin/bans                   ban an address: {"addr", "for", "reason", "site"}
+//	DELETE /admin/bans?addr=A          lift a ban (addr=all: every ban); &site=, &reason=
 //
 // Admin requests need "Authorization: Bearer <token>"; in mode "local" they are also refused
 // unless they come from a loopback address.
@@ -49,8 +53,9 @@ type Options struct {
 	Metrics http.Handler // serves /metrics; nil = 404
 	// Sites returns the live sites (session listing and kicking).
 	Sites func() []*core.Site
-	// Reload reloads the configuration; its error is returned to the caller.
-	Reload func(ctx context.Context) error
+	// Reload reloads the configuration. notApplied lists the changes it kept at their running
+	// value (they need a restart); err is a refused configuration. Both reach the caller.
+	Reload func(ctx context.Context) (notApplied []string, err error)
 	Mode   string // off | local | any
 	Token  string // required for /admin/ unless Mode is off
 	Logger *slog.Logger
@@ -149,6 +154,9 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /admin/sessions/{id}", s.guard(s.getSession))
 		mux.Handle("POST /admin/sessions/{id}/kick", s.guard(s.kick))
 		mux.Handle("POST /admin/reload", s.guard(s.reload))
+		mux.Handle("GET /admin/bans", s.guard(s.listBans))
+		mux.Handle("POST /admin/bans", s.guard(s.addBan))
+		mux.Handle("DELETE /admin/bans", s.guard(s.removeBans))
 	}
 	return mux
 }
@@ -307,11 +315,135 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.opts.Logger.Info("reload requested by the admin API", "remote", r.RemoteAddr)
-	if err := s.opts.Reload(r.Context()); err != nil {
+	notApplied, err := s.opts.Reload(r.Context())
+	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"reloaded": "ok"})
+	writeJSON(w, http.StatusOK, ReloadResult{Reloaded: "ok", NotApplied: notApplied})
+}
+
+// ReloadResult is the answer to a successful reload.
+type ReloadResult struct {
+	Reloaded string `json:"reloaded"`
+	// NotApplied lists the changes the reload kept at their running value because they
+	// need a restart (listeners, sites, the ssh and ftp sections, log, metrics...).
+	NotApplied []string `json:"not_applied,omitempty"`
+}
+
+// BanInfo is a ban in force, as the admin API reports it.
+type BanInfo struct {
+	Site        string    `json:"site"`
+	Addr        string    `json:"addr"` // an address, or an IPv6 prefix
+	Until       time.Time `json:"until"`
+	Offences    int       `json:"offences"`
+	LastOffence time.Time `json:"last_offence"`
+}
+
+func banInfo(b core.BanInfo) BanInfo {
+	return BanInfo{Site: b.Site, Addr: b.Addr, Until: b.Until, Offences: b.Offences, LastOffence: b.LastOffence}
+}
+
+// BanRequest asks for a ban (POST /admin/bans).
+type BanRequest struct {
+	Addr   string `json:"addr"`
+	For    string `json:"for"`    // a Go duration: "1h", "30m"
+	Reason string `json:"reason"` // for the log and the audit log
+	Site   string `json:"site"`   // "" = every site
+}
+
+// sitesNamed returns the site called name, or every site for "".
+func (s *Server) sitesNamed(name string) ([]*core.Site, bool) {
+	if s.opts.Sites == nil {
+		return nil, name == ""
+	}
+	all := s.opts.Sites()
+	if name == "" {
+		return all, true
+	}
+	for _, site := range all {
+		if site.Name() == name {
+			return []*core.Site{site}, true
+		}
+	}
+	return nil, false
+}
+
+// operator names the admin API's caller in the log and the audit log.
+func operator(r *http.Request) string {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return "admin@" + ap.Addr().Unmap().String()
+	}
+	return "admin@" + r.RemoteAddr
+}
+
+func (s *Server) listBans(w http.ResponseWriter, _ *http.Request) {
+	list := []BanInfo{}
+	sites, _ := s.sitesNamed("")
+	for _, site := range sites {
+		for _, b := range site.Bans() {
+			list = append(list, banInfo(b))
+		}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
+	var req BanRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return
+	}
+	d, err := time.ParseDuration(req.For)
+	if err != nil || d <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("for: %q is not a positive duration such as 30m or 24h", req.For))
+		return
+	}
+	sites, ok := s.sitesNamed(req.Site)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no site %q", req.Site))
+		return
+	}
+	by := operator(r)
+	added := []BanInfo{}
+	for _, site := range sites {
+		b, err := site.AddBan(r.Context(), req.Addr, d, by, req.Reason)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("site %s: %v", site.Name(), err))
+			return
+		}
+		added = append(added, banInfo(b))
+	}
+	writeJSON(w, http.StatusOK, added)
+}
+
+func (s *Server) removeBans(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	addr := q.Get("addr")
+	if addr == "" {
+		writeError(w, http.StatusBadRequest, "addr is required (an address, an IPv6 prefix, or all)")
+		return
+	}
+	sites, ok := s.sitesNamed(q.Get("site"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no site %q", q.Get("site")))
+		return
+	}
+	by := operator(r)
+	lifted := []BanInfo{}
+	for _, site := range sites {
+		list, err := site.RemoveBans(r.Context(), addr, by, q.Get("reason"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("site %s: %v", site.Name(), err))
+			return
+		}
+		for _, b := range list {
+			lifted = append(lifted, banInfo(b))
+		}
+	}
+	writeJSON(w, http.StatusOK, lifted)
 }
 
 type errorBody struct {

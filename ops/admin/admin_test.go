@@ -79,7 +79,7 @@ func TestSessionsKickReloadOverHTTP(t *testing.T) {
 	sess.SetCloser(func() { sess.Close(); close(closed) })
 	reloadErr := errors.New("sites[0].users[0].password: bad hash")
 	s := New(Options{Sites: func() []*core.Site { return []*core.Site{site} }, Mode: ModeLocal, Token: token,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Reload: func(context.Context) error { return reloadErr }})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Reload: func(context.Context) ([]string, error) { return nil, reloadErr }})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestSessionsKickReloadOverHTTP(t *testing.T) {
 		got.Authenticated || got.LastCommand != "USER alice" || got.LastCommandTime == nil {
 		t.Errorf("session info %+v", got)
 	}
-	if err := c.Reload(ctx); err == nil || !strings.Contains(err.Error(), "bad hash") {
+	if _, err := c.Reload(ctx); err == nil || !strings.Contains(err.Error(), "bad hash") {
 		t.Errorf("reload error %v", err)
 	}
 	if err := c.Kick(ctx, "01NOSUCHSESSION"); !IsNotFound(err) {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,16 +54,65 @@ func (c *Client) Health(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil)
 }
 
-// Reload asks the server to reload its configuration; the error carries the server's reasons
-// when the new configuration was refused.
-func (c *Client) Reload(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/admin/reload", nil)
+// Reload asks the server to reload its configuration. It returns the changes the server
+// could not apply without a restart; the error carries the server's reasons when the new
+// configuration was refused.
+func (c *Client) Reload(ctx context.Context) (notApplied []string, err error) {
+	var res ReloadResult
+	if err := c.do(ctx, http.MethodPost, "/admin/reload", &res); err != nil {
+		return nil, err
+	}
+	return res.NotApplied, nil
+}
+
+// Bans lists the bans in force.
+func (c *Client) Bans(ctx context.Context) ([]BanInfo, error) {
+	var out []BanInfo
+	err := c.do(ctx, http.MethodGet, "/admin/bans", &out)
+	return out, err
+}
+
+// Ban bans an address on every site (or req.Site) and returns the bans made.
+func (c *Client) Ban(ctx context.Context, req BanRequest) ([]BanInfo, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var out []BanInfo
+	err = c.doBody(ctx, http.MethodPost, "/admin/bans", body, &out)
+	return out, err
+}
+
+// Unban lifts the ban of addr ("all": every ban) on every site, or on site; it returns the
+// bans that were in force.
+func (c *Client) Unban(ctx context.Context, addr, site, reason string) ([]BanInfo, error) {
+	q := url.Values{"addr": {addr}}
+	if site != "" {
+		q.Set("site", site)
+	}
+	if reason != "" {
+		q.Set("reason", reason)
+	}
+	var out []BanInfo
+	err := c.do(ctx, http.MethodDelete, "/admin/bans?"+q.Encode(), &out)
+	return out, err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, nil)
+	return c.doBody(ctx, method, path, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -76,21 +126,21 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		return fmt.Errorf("admin API at %s: %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("admin API: read reply: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e errorBody
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		if json.Unmarshal(reply, &e) == nil && e.Error != "" {
 			return &APIError{Status: resp.StatusCode, Msg: e.Error}
 		}
-		return &APIError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(body))}
+		return &APIError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(reply))}
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal(reply, out); err != nil {
 		return fmt.Errorf("admin API: decode reply: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 // Package audit writes the audit log: one structured line per login attempt, per completed
-// file operation and per session end, with who (session, site, user, protocol, IP), what
-// (operation, virtual paths, bytes), how long and with what result. It implements
+// file operation, per session end, per refused connection and per ban and lifted ban, with
+// who (session, site, user, protocol, IP), what (operation, virtual paths, bytes), how long,
+// with what result and, for a refusal, what refused it (refused_by). It implements
 // core.Observer.
 //
 // Lines go to the server log (message "audit") or to a file of their own, as text or JSON
@@ -70,8 +71,8 @@ func (l *Log) Close() error {
 	return errors.Join(l.buf.Close(), l.file.Close())
 }
 
-// Observe implements core.Observer: logins, operations and session ends become lines;
-// connections, strikes and bans are in the server log already.
+// Observe implements core.Observer: logins, operations, session ends, refused connections,
+// bans and lifted bans become lines; accepted connections and strikes are in the server log.
 func (l *Log) Observe(f *core.Fact) {
 	var event string
 	switch f.Kind {
@@ -81,6 +82,15 @@ func (l *Log) Observe(f *core.Fact) {
 		event = "operation"
 	case core.FactSessionEnd:
 		event = "session_end"
+	case core.FactConnect:
+		if f.Err == nil {
+			return
+		}
+		event = "connection_refused"
+	case core.FactBan:
+		event = "ban"
+	case core.FactUnban:
+		event = "unban"
 	default:
 		return
 	}
@@ -89,6 +99,16 @@ func (l *Log) Observe(f *core.Fact) {
 		slog.String("event", event),
 		slog.String("site", f.Site),
 	)
+	if f.Kind == core.FactBan || f.Kind == core.FactUnban {
+		// Who, why and until when: by is "protector", "admin@<address>" or "script".
+		attrs = append(attrs, slog.String("ip", f.IP), slog.String("by", f.By), slog.String("reason", f.Reason))
+		if f.Kind == core.FactBan {
+			attrs = append(attrs, slog.String("until", f.Until.UTC().Format(time.RFC3339)),
+				slog.Int64("duration_ms", f.Duration.Milliseconds()))
+		}
+		l.log.LogAttrs(context.Background(), slog.LevelInfo, Message, attrs...)
+		return
+	}
 	if f.Session != nil {
 		attrs = append(attrs, slog.String("session", f.Session.ID()))
 	}
@@ -100,6 +120,9 @@ func (l *Log) Observe(f *core.Fact) {
 	switch f.Kind {
 	case core.FactLogin:
 		attrs = append(attrs, slog.String("method", f.Method))
+		if f.Err != nil && f.Reason != "" {
+			attrs = append(attrs, slog.String("reason", f.Reason))
+		}
 	case core.FactOperation:
 		attrs = append(attrs, slog.String("operation", f.Op), slog.String("path", f.Path))
 		if f.Target != "" {
@@ -107,12 +130,19 @@ func (l *Log) Observe(f *core.Fact) {
 		}
 		attrs = append(attrs, slog.Int64("bytes", f.Bytes))
 	}
-	if f.Kind != core.FactLogin {
+	if f.Kind == core.FactOperation || f.Kind == core.FactSessionEnd {
 		attrs = append(attrs, slog.Int64("duration_ms", f.Duration.Milliseconds()))
 	}
 	attrs = append(attrs, slog.String("result", f.Result()))
 	if f.Err != nil {
-		attrs = append(attrs, slog.String("error", f.Err.Error()))
+		if by := f.RefusedBy(); by != "" {
+			attrs = append(attrs, slog.String("refused_by", by))
+		}
+		msg := f.Err.Error()
+		if f.Kind == core.FactConnect && f.Reason != "" {
+			msg = f.Reason
+		}
+		attrs = append(attrs, slog.String("error", msg))
 	}
 	l.log.LogAttrs(context.Background(), slog.LevelInfo, Message, attrs...)
 }

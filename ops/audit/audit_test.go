@@ -112,3 +112,51 @@ func TestIntoServerLog(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalsAndBans: refused operations, logins and connections say what refused them, and
+// bans and lifted bans are lines with who, why and until (issue #23 items 7 and 8).
+func TestRefusalsAndBans(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "audit.log")
+	l, err := New(slog.Default(), p, "json", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	quota := &core.OpError{Op: "write", Path: "/big", Kind: core.ErrQuota}
+	script := &core.OpError{Op: "open", Path: "/a.exe", Kind: core.ErrDenied, Err: &core.Refusal{By: "script:deny.lua", Why: "blocked"}}
+	facts := []core.Fact{
+		{Kind: core.FactOperation, Site: "s", User: "alice", Op: core.OpUpload, Path: "/big", Err: quota},
+		{Kind: core.FactOperation, Site: "s", User: "alice", Op: core.OpUpload, Path: "/a.exe", Err: script},
+		{Kind: core.FactOperation, Site: "s", User: "alice", Op: core.OpDownload, Path: "/gone", Err: &core.OpError{Op: "open", Path: "/gone", Kind: core.ErrNotFound}},
+		{Kind: core.FactLogin, Site: "s", User: "bob", Method: "password", Reason: "invalid credentials", Err: &core.OpError{Op: "auth", Kind: core.ErrAuth}},
+		{Kind: core.FactConnect, Site: "s", IP: "192.0.2.9", Protocol: "FTP", Reason: "address is banned", Err: core.ErrRefused, By: core.ByProtector},
+		{Kind: core.FactBan, Site: "s", IP: "2001:db8::/64", By: "protector", Reason: "10 strikes", Until: until, Duration: time.Hour},
+		{Kind: core.FactUnban, Site: "s", IP: "2001:db8::/64", By: "admin@127.0.0.1", Reason: "false alarm"},
+	}
+	for i := range facts {
+		l.Observe(&facts[i])
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readJSON(t, p)
+	want := []map[string]any{
+		{"event": "operation", "path": "/big", "refused_by": "quota", "result": "quota_exceeded"},
+		{"event": "operation", "path": "/a.exe", "refused_by": "script:deny.lua", "result": "permission_denied"},
+		{"event": "operation", "path": "/gone", "refused_by": nil, "result": "no_such_file_or_directory"},
+		{"event": "login", "user": "bob", "refused_by": "credentials", "reason": "invalid credentials"},
+		{"event": "connection_refused", "ip": "192.0.2.9", "refused_by": "protector", "error": "address is banned"},
+		{"event": "ban", "ip": "2001:db8::/64", "by": "protector", "reason": "10 strikes", "until": "2030-01-02T03:04:05Z", "duration_ms": 3600000.0},
+		{"event": "unban", "ip": "2001:db8::/64", "by": "admin@127.0.0.1", "reason": "false alarm"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d: %v", len(lines), len(want), lines)
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if lines[i][k] != v {
+				t.Errorf("line %d: %s = %v, want %v (%v)", i, k, lines[i][k], v, lines[i])
+			}
+		}
+	}
+}

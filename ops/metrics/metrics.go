@@ -278,12 +278,22 @@ var (
 		"Live sessions that have logged in, by site.", []string{"site"}, nil)
 	transfersDesc = prometheus.NewDesc("wharf_transfers_active",
 		"Uploads and downloads in progress, by site.", []string{"site"}, nil)
+	bansDesc = prometheus.NewDesc("wharf_protector_bans_active",
+		"Bans in force (addresses and IPv6 prefixes), by site.", []string{"site"}, nil)
 )
+
+// listenerProtocols are the protocol labels the sessions of each listener protocol report.
+var listenerProtocols = map[string][]string{
+	"sftp": {core.ProtoSFTP, core.ProtoSCP},
+	"ftp":  {core.ProtoFTP, core.ProtoFTPES},
+	"ftps": {core.ProtoFTPS},
+}
 
 func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sessionsDesc
 	ch <- authDesc
 	ch <- transfersDesc
+	ch <- bansDesc
 }
 
 func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
@@ -291,7 +301,14 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, s := range c.sites() {
+		// Every protocol the site's listeners serve is reported, 0 when idle: a series that
+		// disappears reads as "no data" in dashboards and alerts, not as zero.
 		byProto := map[string]int{}
+		for _, l := range s.Config().Listeners {
+			for _, p := range listenerProtocols[l.Protocol] {
+				byProto[p] += 0
+			}
+		}
 		auth := 0
 		for _, sess := range s.Sessions() {
 			byProto[sess.Protocol()]++
@@ -304,5 +321,6 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(authDesc, prometheus.GaugeValue, float64(auth), s.Name())
 		ch <- prometheus.MustNewConstMetric(transfersDesc, prometheus.GaugeValue, float64(s.ActiveTransfers()), s.Name())
+		ch <- prometheus.MustNewConstMetric(bansDesc, prometheus.GaugeValue, float64(s.ActiveBans()), s.Name())
 	}
 }

@@ -30,6 +30,10 @@ const (
 	keyFile  = "ftps_key.pem"
 )
 
+// SelfSignedCertFile is the file in the state directory that holds the generated
+// certificate: clients can trust it (lftp's ssl:ca-file, curl's --cacert).
+const SelfSignedCertFile = certFile
+
 // tokenTag marks the entry of SessionState.Extra that carries a ticketToken.
 var tokenTag = []byte("wharf-ftp-ctrl:")
 
