@@ -306,16 +306,18 @@ func usersWhoCannotLogIn(cfg *config.Config) []string {
 	var out []string
 	for i, sc := range cfg.Sites {
 		siteScripts := hasAuthScript(sc.EventHandlers)
+		certificates := sc.SSH.TrustedUserCAKeys != "" // any user may log in with a certificate
 		for j, u := range sc.Users {
-			if u.ID == "*" || u.Password != "" || len(u.PublicKeys) > 0 || u.TOTPSecret != "" || siteScripts || hasAuthScript(u.EventHandlers) {
+			if u.ID == "*" || u.Password != "" || len(u.PublicKeys) > 0 || u.AuthorizedKeysFile != "" || u.TOTPSecret != "" ||
+				certificates || siteScripts || hasAuthScript(u.EventHandlers) {
 				continue
 			}
 			loc := cfg.File
 			if u.Line > 0 {
 				loc += ":" + strconv.Itoa(u.Line)
 			}
-			out = append(out, fmt.Sprintf("%s: sites[%d].users[%d]: user %q can never log in: it has no password, public_keys or "+
-				"totp_secret and no OnAuth* script may authenticate it (set password: to the output of `wharf hash-password`)",
+			out = append(out, fmt.Sprintf("%s: sites[%d].users[%d]: user %q can never log in: it has no password, public_keys, "+
+				"authorized_keys_file or totp_secret, the site trusts no certificate authority, and no OnAuth* script may authenticate it (set password: to the output of `wharf hash-password`)",
 				loc, i, j, u.ID))
 		}
 	}
