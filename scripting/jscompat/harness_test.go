@@ -23,7 +23,7 @@ func stubState(t testing.TB, out *strings.Builder) *lua.LState {
 		L.Push(lua.LString(lib.name))
 		L.Call(1, 0)
 	}
-	rt, err := Open(L)
+	rt, err := Open(L, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
