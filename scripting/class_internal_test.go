@@ -26,8 +26,11 @@ type counter struct {
 // counterSnap is the value of CounterSnap, which only Counter's Snapshot() makes.
 var counterSnap = &hostClass{name: "CounterSnap",
 	methods: map[string]classMethod{
-		"Ok":    func(_ *vm, L *lua.LState, _ *instance, _ int) int { L.Push(lua.LTrue); return 1 },
-		"Value": func(_ *vm, L *lua.LState, self *instance, _ int) int { L.Push(lua.LNumber(self.Value.(float64))); return 1 },
+		"Ok": func(_ *vm, L *lua.LState, _ *instance, _ int) int { L.Push(lua.LTrue); return 1 },
+		"Value": func(_ *vm, L *lua.LState, self *instance, _ int) int {
+			L.Push(lua.LNumber(self.Value.(float64)))
+			return 1
+		},
 	}}
 
 // counterClass is a host class of the tests' own: a constructor with arguments, a fluent

@@ -1386,7 +1386,8 @@ func (t *translator) literalRegexp(key string, args js.Args) (string, js.Args) {
 	}
 	pattern, flags := splitRegexpLiteral(lit.Data)
 	var text strings.Builder
-	ok := flags == "" || flags == "g"
+	// (replaceAll refuses an expression without g: the runtime raises that TypeError.)
+	ok := flags == "" && key != "replaceAll" || flags == "g"
 	for i := 0; ok && i < len(pattern); i++ {
 		c := pattern[i]
 		switch {
