@@ -460,6 +460,9 @@ func (t *translator) call(n *js.CallExpr) ex {
 			key, args = t.literalRegexp(key, args)
 		}
 		a := t.args([]*ex{&o}, args)
+		if (key == "test" || key == "exec") && o.t != tStr && o.t != tArr {
+			return ex{s: t.h(key) + "(" + joinEx(append([]ex{o}, a...)) + ")", call: true}
+		}
 		// Methods of values whose type is known are called directly.
 		if rt, ok := strMethods[key]; ok && o.t == tStr {
 			return ex{s: t.h("S") + luaField(key) + "(" + joinEx(append([]ex{o}, a...)) + ")", t: rt, call: true}

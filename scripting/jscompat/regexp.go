@@ -239,7 +239,7 @@ type regexps struct {
 	cache    map[[2]string]*compiledRegexp
 
 	reMT, arrMT, objMT *lua.LTable
-	rxKey, keysKey     lua.LValue
+	keysKey            lua.LValue
 	null               lua.LValue
 	str                *lua.LFunction // the runtime's ToString, for values other than primitives
 
@@ -274,7 +274,7 @@ func (rs *regexps) compile(L *lua.LState, pattern, flags string) (*compiledRegex
 func (rs *regexps) object(L *lua.LState, n int) (*lua.LTable, *compiledRegexp) {
 	t, ok := L.Get(n).(*lua.LTable)
 	if ok && t.Metatable == rs.reMT {
-		if ud, ok := t.RawGet(rs.rxKey).(*lua.LUserData); ok {
+		if ud, ok := t.RawGetInt(reHandle).(*lua.LUserData); ok {
 			if c, ok := ud.Value.(*compiledRegexp); ok {
 				return t, c
 			}
@@ -285,12 +285,23 @@ func (rs *regexps) object(L *lua.LState, n int) (*lua.LTable, *compiledRegexp) {
 }
 
 func (rs *regexps) newObject(L *lua.LState, c *compiledRegexp) *lua.LTable {
-	t := L.CreateTable(0, 2)
-	t.RawSet(rs.rxKey, c.handle)
-	t.RawSetString("lastIndex", lua.LNumber(0))
+	t := L.CreateTable(2, 0)
+	t.RawSetInt(reHandle, c.handle)
+	setLastIndex(t, 0)
 	t.Metatable = rs.reMT
 	return t
 }
+
+// A RegExp object is a table with the runtime's ReMT as its metatable, its compiled
+// expression at [reHandle] and its lastIndex at [reLastIndex] (the array part: a table
+// without a hash part is cheap to make, and each evaluation of a literal makes one). Other
+// properties a script sets on it are hash keys.
+const (
+	reHandle    = 1
+	reLastIndex = 2
+)
+
+func setLastIndex(t *lua.LTable, n int) { t.RawSetInt(reLastIndex, lua.LNumber(n)) }
 
 // subject decodes s into the scratch input.
 func (rs *regexps) subject(s string) *input {
@@ -406,7 +417,7 @@ func (rs *regexps) matchArray(L *lua.LState, c *compiledRegexp, in *input, caps 
 // lastIndex is ToLength(re.lastIndex), in bytes.
 func lastIndex(t *lua.LTable) int {
 	var f float64
-	switch v := t.RawGetString("lastIndex").(type) {
+	switch v := t.RawGetInt(reLastIndex).(type) {
 	case lua.LNumber:
 		f = float64(v)
 	case lua.LString:
@@ -432,19 +443,19 @@ func (rs *regexps) exec(L *lua.LState, t *lua.LTable, c *compiledRegexp, s strin
 	if c.global || c.sticky {
 		start = lastIndex(t)
 		if start > len(s) {
-			t.RawSetString("lastIndex", lua.LNumber(0))
+			setLastIndex(t, 0)
 			return nil, false
 		}
 	}
 	in := rs.subject(s)
 	if !rs.find(L, c, in, in.runeAt(start), c.sticky, caps) {
 		if c.global || c.sticky {
-			t.RawSetString("lastIndex", lua.LNumber(0))
+			setLastIndex(t, 0)
 		}
 		return in, false
 	}
 	if c.global || c.sticky {
-		t.RawSetString("lastIndex", lua.LNumber(in.byteAt(caps[1])))
+		setLastIndex(t, in.byteAt(caps[1]))
 	}
 	return in, true
 }
@@ -454,10 +465,10 @@ func capsFor(c *compiledRegexp) []int { return make([]int, 2*(c.groups+1)) }
 // open adds the regular expression functions to the runtime's Go helpers.
 func (rs *regexps) open(L *lua.LState, t *lua.LTable) {
 	fn := func(name string, f lua.LGFunction) { t.RawSetString(name, L.NewFunction(f)) }
-	// reinit(ReMT, RX, ArrMT, ObjMT, KEYS, null, str) hands over the runtime's tables.
+	// reinit(ReMT, ArrMT, ObjMT, KEYS, null, str) hands over the runtime's tables.
 	fn("reinit", func(L *lua.LState) int {
-		rs.reMT, rs.rxKey, rs.arrMT, rs.objMT = L.CheckTable(1), L.Get(2), L.CheckTable(3), L.CheckTable(4)
-		rs.keysKey, rs.null, rs.str = L.Get(5), L.Get(6), L.CheckFunction(7)
+		rs.reMT, rs.arrMT, rs.objMT = L.CheckTable(1), L.CheckTable(2), L.CheckTable(3)
+		rs.keysKey, rs.null, rs.str = L.Get(4), L.Get(5), L.CheckFunction(6)
 		return 0
 	})
 	// reNew(pattern or RegExp, flags or nil) returns a new RegExp, or nil and the error.
@@ -547,6 +558,53 @@ func (rs *regexps) open(L *lua.LState, t *lua.LTable) {
 		}
 		return 1
 	})
+	// remethods(call) returns test(o, s) and exec(o, s) for the translated code: the RegExp
+	// methods called directly from Go, and for anything else o.test(s) / o.exec(s) through
+	// call, the runtime's method call.
+	fn("remethods", func(L *lua.LState) int {
+		call := L.CheckFunction(1)
+		method := func(name string, f func(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int) *lua.LFunction {
+			return L.NewFunction(func(L *lua.LState) int {
+				if t, ok := L.Get(1).(*lua.LTable); ok && t.Metatable == rs.reMT {
+					_, c := rs.object(L, 1)
+					return f(L, t, c, rs.toString(L, L.Get(2)))
+				}
+				// Not a RegExp: call(o, name, args…).
+				n := L.GetTop()
+				L.Push(call)
+				L.Push(L.Get(1))
+				L.Push(lua.LString(name))
+				for i := 2; i <= n; i++ {
+					L.Push(L.Get(i))
+				}
+				L.Call(n+1, lua.MultRet)
+				return L.GetTop() - n
+			})
+		}
+		L.Push(method("test", func(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
+			var buf [8]int
+			caps := buf[:]
+			if n := 2 * (c.groups + 1); n <= len(buf) {
+				caps = buf[:n]
+			} else {
+				caps = capsFor(c)
+			}
+			_, ok := rs.exec(L, t, c, s, caps)
+			L.Push(lua.LBool(ok))
+			return 1
+		}))
+		L.Push(method("exec", func(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
+			caps := capsFor(c)
+			in, ok := rs.exec(L, t, c, s, caps)
+			if !ok {
+				L.Push(rs.null)
+				return 1
+			}
+			L.Push(rs.matchArray(L, c, in, caps))
+			return 1
+		}))
+		return 2
+	})
 	fn("reMatch", rs.match)
 	fn("reMatchAll", rs.matchAll)
 	fn("reReplace", rs.replace)
@@ -586,7 +644,7 @@ func (rs *regexps) match(L *lua.LState) int {
 		L.Push(rs.matchArray(L, c, in, caps))
 		return 1
 	}
-	t.RawSetString("lastIndex", lua.LNumber(0))
+	setLastIndex(t, 0)
 	in := rs.subject(s)
 	out := L.CreateTable(4, 0)
 	L.Push(out)
@@ -738,7 +796,7 @@ func (rs *regexps) replace(L *lua.LState) int {
 		return c.global
 	}
 	if c.global {
-		t.RawSetString("lastIndex", lua.LNumber(0))
+		setLastIndex(t, 0)
 		rs.each(L, c, in, 0, caps, one)
 	} else {
 		start := 0
@@ -747,14 +805,14 @@ func (rs *regexps) replace(L *lua.LState) int {
 		}
 		switch {
 		case start > len(s):
-			t.RawSetString("lastIndex", lua.LNumber(0))
+			setLastIndex(t, 0)
 		case rs.find(L, c, in, in.runeAt(start), c.sticky, caps):
 			if c.sticky {
-				t.RawSetString("lastIndex", lua.LNumber(in.byteAt(caps[1])))
+				setLastIndex(t, in.byteAt(caps[1]))
 			}
 			one()
 		case c.sticky:
-			t.RawSetString("lastIndex", lua.LNumber(0))
+			setLastIndex(t, 0)
 		}
 	}
 	write(s[pos:])

@@ -17,7 +17,7 @@ local NEGZERO = -zero
 
 -- Keys of the hidden fields of arrays and objects: tables, so no JS key (always a string or
 -- an array index) can collide with them.
-local KEYS, KI, ERR, RX = {}, {}, {}, {}
+local KEYS, KI, ERR = {}, {}, {}
 local ArrMT, ObjMT, ThrowMT, ReMT = {}, {}, {}, {}
 local null = setmetatable({}, {
   __tostring = function() return "null" end,
@@ -37,7 +37,7 @@ local str, num, keys, join, mkerr, throw
 
 local function isarr(v) return type(v) == "table" and getmetatable(v) == ArrMT end
 local function isobj(v) return type(v) == "table" and getmetatable(v) == ObjMT end
--- A RegExp is a table {[RX] = its compiled expression, lastIndex = n} (regexp.go).
+-- A RegExp is a table {its compiled expression, its lastIndex} (regexp.go).
 local function isre(v) return type(v) == "table" and getmetatable(v) == ReMT end
 
 -- newarr makes an array of n elements from a table holding element i at t[i + 2]. The
@@ -292,7 +292,7 @@ local function host(v)
 end
 -- Go versions of str and host for the translated code; the Lua ones serve the runtime itself.
 R.str, R.host = go.fast(str, ArrMT, null)
-go.reinit(ReMT, RX, ArrMT, ObjMT, KEYS, null, str)
+go.reinit(ReMT, ArrMT, ObjMT, KEYS, null, str)
 
 local SM, AM, NM, REM = {}, {}, {}, {}
 
@@ -310,6 +310,10 @@ local function get(o, k)
       if i then return o[i + 2] end
       return rawget(o, k)
     elseif mt == ObjMT then
+      if type(k) == "string" then return o[k] end
+      return o[str(k)]
+    elseif mt == ReMT then
+      -- (its own slots are integer keys: a script's keys are strings)
       if type(k) == "string" then return o[k] end
       return o[str(k)]
     elseif o == null then
@@ -373,6 +377,10 @@ local function set(o, k, v)
           ki[k] = #ks
         end
       end
+      o[k] = v
+      return v
+    elseif mt == ReMT then
+      if type(k) ~= "string" then k = str(k) end
       o[k] = v
       return v
     elseif o == null then
@@ -514,7 +522,7 @@ function R.call(o, k, ...)
     elseif mt == ReMT then
       local f = REM[k]
       if f then return f(o, ...) end
-      f = rawget(o, k)
+      if type(k) == "string" then f = rawget(o, k) end
       if f ~= nil then return f(...) end
     elseif o ~= null then
       local f = o[k]
@@ -534,6 +542,10 @@ function R.call(o, k, ...)
   end
   typeerror(str(k) .. " is not a function")
 end
+
+-- test and exec calls go straight to the RegExp methods in Go (a regular expression test is
+-- the usual filter of a file name), and through call for other values.
+R.test, R.exec = go.remethods(R.call)
 
 -- Strings. Indices count bytes: the same as JS for ASCII text.
 local function toint(n, def)
@@ -724,6 +736,7 @@ R.RegExp = RegExp
 -- re makes the RegExp of a literal, which the translator has compiled once already.
 R.re = reNew
 ReMT.__index = function(re, k)
+  if k == "lastIndex" then return rawget(re, 2) end
   local m = REM[k]
   if m then return m end
   if type(k) == "string" then return reProp(re, k) end
@@ -732,7 +745,10 @@ end
 -- The flags and source are read-only accessors: assigning them does nothing, as in JS.
 local reReadOnly = {source = true, flags = true, global = true, ignoreCase = true, multiline = true,
   dotAll = true, unicode = true, sticky = true, hasIndices = true, unicodeSets = true}
-ReMT.__newindex = function(re, k, v) if not reReadOnly[k] then rawset(re, k, v) end end
+ReMT.__newindex = function(re, k, v)
+  if k == "lastIndex" then rawset(re, 2, v)
+  elseif type(k) == "string" and not reReadOnly[k] then rawset(re, k, v) end
+end
 REM.test = function(re, s) return go.reTest(re, str(s)) end
 REM.exec = function(re, s) return go.reExec(re, str(s)) end
 REM.toString = function(re) return go.reString(re) end

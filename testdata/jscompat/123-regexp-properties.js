@@ -12,3 +12,8 @@ Log(r.lastIndex);
 r.source = "changed";
 Log(r.source);
 Log(JSON.stringify({re: /x/, n: 1}));
+var k = /k/g;
+k[0] = "zero";
+k[1] = "one";
+k.extra = 5;
+Log(k[0], k[1], k[2], k.extra, k.test("k"), k.lastIndex, k["lastIndex"]);
