@@ -26,7 +26,7 @@ const maxPattern = 32 << 10
 // maxCachedRegexps bounds a state's cache of compiled regular expressions; the cache is
 // emptied when full. Patterns longer than maxCachedPattern are not kept.
 const (
-	maxCachedRegexps = 256
+	maxCachedRegexps = 64
 	maxCachedPattern = 1 << 10
 )
 
