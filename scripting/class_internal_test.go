@@ -73,6 +73,10 @@ var counterClass = &hostClass{name: "Counter",
 		"Step": {
 			get: func(_ *vm, _ *lua.LState, self *instance) lua.LValue { return lua.LNumber(self.Value.(*counter).step) },
 			set: func(_ *vm, L *lua.LState, self *instance, val lua.LValue) {
+				if isNullish(val) {
+					self.Value.(*counter).step = 1 // nil, undefined or null: the default
+					return
+				}
 				n, ok := val.(lua.LNumber)
 				if !ok {
 					L.RaiseError("Counter.Step: a number, not %s", val.Type().String())
@@ -167,7 +171,8 @@ Log(c:Value(), Counter(10).Value(), Counter:new(7, 'seven').Name)
 c.Step = 10
 c.Add(1)
 Log(c.Value(), c.Step, c.Name, tostring(c), tostring(Counter))
-Log(c:Snapshot():Value(), #c:Items(), c.Nothing() == nil, c.Missing == nil)
+c.Step = nil
+Log(c:Snapshot():Value(), #c:Items(), c.Nothing() == nil, c.Missing == nil, c.Step)
 local ok, err = pcall(function() c.Name = 'x' end) Log(ok, err)
 ok, err = pcall(function() c.Nope = 1 end) Log(ok, err)
 ok, err = pcall(function() c.Step = 'x' end) Log(ok, err)
@@ -175,13 +180,13 @@ ok, err = pcall(function() Counter.new = nil end) Log(ok, err)
 ok, err = pcall(function() return Counter('x') end) Log(ok, err)
 Log(CounterSnap)
 `})
-	want := []string{"11 10 seven", "21 10 counter Counter Counter", "21 3 true true"}
+	want := []string{"11 10 seven", "21 10 counter Counter Counter", "21 3 true true 1"}
 	want = append(want,
-		"false c.lua:10: Counter.Name is read-only",
-		"false c.lua:11: Counter has no field Nope",
-		"false c.lua:12: Counter.Step: a number, not string",
-		"false c.lua:13: Counter is read-only",
-		"false c.lua:14: bad argument #2 to Counter (number expected, got string)",
+		"false c.lua:11: Counter.Name is read-only",
+		"false c.lua:12: Counter has no field Nope",
+		"false c.lua:13: Counter.Step: a number, not string",
+		"false c.lua:14: Counter is read-only",
+		"false c.lua:15: bad argument #2 to Counter (number expected, got string)",
 		"nil")
 	wantLines(t, got, want...)
 }
@@ -194,6 +199,8 @@ var c = new Counter(5).Add(1).Add(2);
 c.Step = 3;
 c.Add(1);
 Log(c.Value(), c.Step, c.Name, typeof Counter, typeof c, String(c));
+c.Step = null;
+Log(c.Step);
 var s = c.Snapshot();
 Log(s.Ok(), s.Value(), c.Items().length, c.Items().join('-'), c.Nothing() === null);
 Log(new Counter(1, 'one').Name, Counter(2).Value());
@@ -205,6 +212,7 @@ try { new Counter('x'); } catch (e) { Log(e.name); }
 `})
 	wantLines(t, got,
 		"11 3 counter function object Counter",
+		"1",
 		"true 11 3 12-13-14 true",
 		"one 2",
 		"Counter.Name is read-only",

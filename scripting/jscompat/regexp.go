@@ -494,27 +494,11 @@ func (rs *regexps) open(L *lua.LState, t *lua.LTable) {
 	})
 	fn("reExec", func(L *lua.LState) int {
 		t, c := rs.object(L, 1)
-		caps := capsFor(c)
-		in, ok := rs.exec(L, t, c, L.CheckString(2), caps)
-		if !ok {
-			L.Push(rs.null)
-			return 1
-		}
-		L.Push(rs.matchArray(L, c, in, caps))
-		return 1
+		return rs.execMethod(L, t, c, L.CheckString(2))
 	})
 	fn("reTest", func(L *lua.LState) int {
 		t, c := rs.object(L, 1)
-		var buf [8]int
-		caps := buf[:0]
-		if n := 2 * (c.groups + 1); n <= len(buf) {
-			caps = buf[:n]
-		} else {
-			caps = capsFor(c)
-		}
-		_, ok := rs.exec(L, t, c, L.CheckString(2), caps)
-		L.Push(lua.LBool(ok))
-		return 1
+		return rs.testMethod(L, t, c, L.CheckString(2))
 	})
 	fn("reProp", func(L *lua.LState) int {
 		_, c := rs.object(L, 1)
@@ -581,34 +565,40 @@ func (rs *regexps) open(L *lua.LState, t *lua.LTable) {
 				return L.GetTop() - n
 			})
 		}
-		L.Push(method("test", func(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
-			var buf [8]int
-			caps := buf[:]
-			if n := 2 * (c.groups + 1); n <= len(buf) {
-				caps = buf[:n]
-			} else {
-				caps = capsFor(c)
-			}
-			_, ok := rs.exec(L, t, c, s, caps)
-			L.Push(lua.LBool(ok))
-			return 1
-		}))
-		L.Push(method("exec", func(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
-			caps := capsFor(c)
-			in, ok := rs.exec(L, t, c, s, caps)
-			if !ok {
-				L.Push(rs.null)
-				return 1
-			}
-			L.Push(rs.matchArray(L, c, in, caps))
-			return 1
-		}))
+		L.Push(method("test", rs.testMethod))
+		L.Push(method("exec", rs.execMethod))
 		return 2
 	})
 	fn("reMatch", rs.match)
 	fn("reMatchAll", rs.matchAll)
 	fn("reReplace", rs.replace)
 	fn("reSplit", rs.split)
+}
+
+// testMethod is RegExp.prototype.test.
+func (rs *regexps) testMethod(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
+	var buf [8]int
+	var caps []int
+	if n := 2 * (c.groups + 1); n <= len(buf) {
+		caps = buf[:n]
+	} else {
+		caps = capsFor(c)
+	}
+	_, ok := rs.exec(L, t, c, s, caps)
+	L.Push(lua.LBool(ok))
+	return 1
+}
+
+// execMethod is RegExp.prototype.exec.
+func (rs *regexps) execMethod(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
+	caps := capsFor(c)
+	in, ok := rs.exec(L, t, c, s, caps)
+	if !ok {
+		L.Push(rs.null)
+		return 1
+	}
+	L.Push(rs.matchArray(L, c, in, caps))
+	return 1
 }
 
 // each calls f for the successive matches of c in the subject from rune index from, as a
