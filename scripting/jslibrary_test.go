@@ -1,6 +1,9 @@
 package scripting_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,9 +12,9 @@ import (
 )
 
 // A .js handler refuses uploads by a case-insensitive regular expression, over every
-// protocol, with real clients.
+// protocol, with the Go clients and OpenSSH sftp; refused files never reach the disk.
 func TestE2ERegexDenyJS(t *testing.T) {
-	e := newEnv(t, map[string]string{"deny.js": lines(
+	s := newStack(t, map[string]string{"deny.js": lines(
 		"var denied = /\\.(exe|bat|cmd|ps1)\\.*$/i;",
 		"var name = CtxRelPath().replace(/^.*\\//, '');",
 		"if (denied.test(name) || new RegExp('^~\\\\$').test(name)) {",
@@ -19,23 +22,40 @@ func TestE2ERegexDenyJS(t *testing.T) {
 		"  Session.BlockOperation();",
 		"}",
 	)}, []config.EventHandler{h("BeforeFileUpload", "deny.js")})
-	for _, p := range protocols {
-		t.Run(p.name, func(t *testing.T) {
-			c := p.dial(t, e, "alice", "pw")
+	home := s.home("alice")
+	refused := []string{"Setup.EXE", "run.bat", "x.Ps1", "y.cmd.", "~$lock.docx"}
+	accepted := []string{"exe", "notes.txt", "setup.exe.txt"} // (sorted, as onlyFiles lists them)
+	for _, gc := range s.goClients() {
+		t.Run(gc.name, func(t *testing.T) {
+			dir := "/" + strings.ToLower(gc.name)
+			must(t, os.MkdirAll(filepath.Join(home, dir), 0o755))
+			c := gc.dial(t)
 			defer c.close()
-			for _, name := range []string{"/Setup.EXE", "/run.bat", "/x.Ps1", "/~$lock.docx"} {
-				if err := c.upload(name, []byte("MZ")); err == nil {
-					t.Errorf("%s accepted", name)
+			for _, name := range refused {
+				if err := c.upload(dir+"/"+name, []byte("MZ")); !isDenied(err) {
+					t.Errorf("upload %s: %v, want permission denied", name, err)
 				}
 			}
-			for _, name := range []string{"/notes.txt", "/exe", "/setup.exe.txt"} {
-				must(t, c.upload(name, []byte("text")))
+			for _, name := range accepted {
+				must(t, c.upload(dir+"/"+name, []byte("text")))
 			}
+			onlyFiles(t, filepath.Join(home, dir), accepted...)
 		})
 	}
-	if n := len(e.logs.find("refused Setup.EXE by /\\.(exe|bat|cmd|ps1)\\.*$/i")); n != len(protocols) {
-		e.logs.dump(t)
-		t.Errorf("%d refusal lines for Setup.EXE, want %d", n, len(protocols))
+	t.Run("OpenSSH sftp", func(t *testing.T) {
+		must(t, os.MkdirAll(filepath.Join(home, "sftpbin"), 0o755))
+		out, err := s.sftpBatch(t, "put "+s.local(t, "Setup.EXE", []byte("MZ"))+" /sftpbin/Setup.EXE")
+		if err == nil || !strings.Contains(strings.ToLower(out), "permission denied") {
+			t.Errorf("sftp put Setup.EXE: %v, want permission denied\n%s", err, out)
+		}
+		if out, err := s.sftpBatch(t, "put "+s.local(t, "notes.txt", []byte("text"))+" /sftpbin/notes.txt"); err != nil {
+			t.Errorf("sftp put notes.txt: %v\n%s", err, out)
+		}
+		onlyFiles(t, filepath.Join(home, "sftpbin"), "notes.txt")
+	})
+	if n := len(s.logs.find("refused Setup.EXE by /\\.(exe|bat|cmd|ps1)\\.*$/i")); n != len(s.goClients())+1 {
+		s.logs.dump(t)
+		t.Errorf("%d refusal lines for Setup.EXE, want %d", n, len(s.goClients())+1)
 	}
 }
 
