@@ -303,11 +303,24 @@ const (
 
 func setLastIndex(t *lua.LTable, n int) { t.RawSetInt(reLastIndex, lua.LNumber(n)) }
 
-// subject decodes s into the scratch input.
+// subject decodes s into the scratch input. The operation calls rs.release when done.
 func (rs *regexps) subject(s string) *input {
 	rs.scratch.decode(s)
 	return &rs.scratch
 }
+
+// release lets go of the operation's subject, so that the state keeps no text of a run
+// (nor a large buffer) for the next.
+func (rs *regexps) release() {
+	in := &rs.scratch
+	in.s = ""
+	if cap(in.runes) > maxKeptRunes {
+		in.runes, in.offs = nil, nil
+	}
+}
+
+// maxKeptRunes bounds the scratch buffer a state keeps between operations.
+const maxKeptRunes = 4 << 10
 
 // find searches c in the subject from rune index from (only at from when sticky) and fills
 // caps with the rune positions of the match and its groups (-1 for a group that did not
@@ -534,6 +547,7 @@ func (rs *regexps) open(L *lua.LState, t *lua.LTable) {
 	fn("reSearch", func(L *lua.LState) int {
 		_, c := rs.object(L, 1)
 		caps := capsFor(c)
+		defer rs.release()
 		in := rs.subject(L.CheckString(2))
 		if rs.find(L, c, in, 0, c.sticky, caps) {
 			L.Push(lua.LNumber(in.byteAt(caps[0])))
@@ -577,6 +591,7 @@ func (rs *regexps) open(L *lua.LState, t *lua.LTable) {
 
 // testMethod is RegExp.prototype.test.
 func (rs *regexps) testMethod(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
+	defer rs.release()
 	var buf [8]int
 	var caps []int
 	if n := 2 * (c.groups + 1); n <= len(buf) {
@@ -591,6 +606,7 @@ func (rs *regexps) testMethod(L *lua.LState, t *lua.LTable, c *compiledRegexp, s
 
 // execMethod is RegExp.prototype.exec.
 func (rs *regexps) execMethod(L *lua.LState, t *lua.LTable, c *compiledRegexp, s string) int {
+	defer rs.release()
 	caps := capsFor(c)
 	in, ok := rs.exec(L, t, c, s, caps)
 	if !ok {
@@ -622,6 +638,7 @@ func (rs *regexps) each(L *lua.LState, c *compiledRegexp, in *input, from int, c
 // match is String.prototype.match with a RegExp: exec's result, or for a global expression
 // the array of every match's text (null when none).
 func (rs *regexps) match(L *lua.LState) int {
+	defer rs.release()
 	t, c := rs.object(L, 1)
 	s := L.CheckString(2)
 	caps := capsFor(c)
@@ -660,6 +677,7 @@ func (rs *regexps) match(L *lua.LState) int {
 // expression's lastIndex (which it leaves alone). wharf returns an array rather than an
 // iterator: for…of, Array.from and indexing work on it.
 func (rs *regexps) matchAll(L *lua.LState) int {
+	defer rs.release()
 	t, c := rs.object(L, 1)
 	s := L.CheckString(2)
 	caps := capsFor(c)
@@ -685,6 +703,7 @@ func (rs *regexps) matchAll(L *lua.LState) int {
 // split is String.prototype.split with a RegExp separator (its @@split): the pieces
 // between matches, with each match's groups between them, at most limit items.
 func (rs *regexps) split(L *lua.LState) int {
+	defer rs.release()
 	_, c := rs.object(L, 1)
 	s := L.CheckString(2)
 	limit := int64(L.CheckNumber(3))
@@ -748,6 +767,7 @@ func (rs *regexps) split(L *lua.LState) int {
 // of a replacement string or by what a function returns for it. The result is at most
 // maxResult bytes.
 func (rs *regexps) replace(L *lua.LState) int {
+	defer rs.release()
 	t, c := rs.object(L, 1)
 	s := L.CheckString(2)
 	rep, repFn := "", (*lua.LFunction)(nil)
