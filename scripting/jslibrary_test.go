@@ -1,12 +1,14 @@
 package scripting_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/scripting/jscompat"
 )
@@ -83,4 +85,40 @@ func TestDateStrings(t *testing.T) {
 		"RangeError",
 		"Wed, 01 May 2024 13:05:09 GMT Wed, 01 May 2024 13:05:09 GMT 5/1/2024, 1:05:09 PM "+jscompat.DateLocaleString(local, jscompat.LocaleTime),
 	)
+}
+
+// The arrays that regular expressions build (split, match, matchAll) count against the
+// run's max_memory as they are filled: each attack ends with the budget's error, and the
+// heap stays within a small multiple of the budget. (A budget of 8 MiB keeps the attacks
+// short; TestMemoryBudget runs the others at the default 64 MiB.)
+func TestRegexpMemoryBudget(t *testing.T) {
+	const budget = 8 * mib
+	for _, c := range []struct{ name, src string }{
+		{"split by an empty regexp", "var s = 'x'.repeat(262144);\nvar all = [];\nfor (var i = 0; i < 100; i++) { all.push(s.split(/(?:)/)); }\n"},
+		{"match of every character", "var s = 'ab'.repeat(131072);\nvar all = [];\nfor (var i = 0; i < 100; i++) { all.push(s.match(/./g)); }\n"},
+		{"matchAll with groups", "var s = 'ab'.repeat(131072);\nvar all = [];\nfor (var i = 0; i < 100; i++) { all.push(s.matchAll(/(a)(b)/g)); }\n"},
+		{"replace callbacks keeping matches", "var s = 'ab'.repeat(131072);\nvar all = [];\nfor (var i = 0; i < 100; i++) { s.replace(/(a)(b)/g, function (m, a, b) { all.push([m, a, b]); return ''; }); }\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, map[string]string{"bomb.js": c.src},
+				[]config.EventHandler{h("BeforeFileUpload", "bomb.js", timeout(20*time.Second), maxMemory(budget))})
+			s := e.login("alice")
+			var err error
+			allocated, peak := heapUse(func() { err = upload(s, "/f.txt", "x") })
+			t.Logf("%s: allocated %d MiB, peak heap growth %d MiB", c.name, allocated/mib, peak/mib)
+			if !errors.Is(err, core.ErrDenied) {
+				t.Fatalf("upload: %v, want denied by the failing script", err)
+			}
+			fails := e.logs.find("event script failed")
+			if len(fails) != 1 || !strings.Contains(fails[0].Attrs["err"], "memory budget exceeded (max_memory 8MiB)") {
+				e.logs.dump(t)
+				t.Fatal("want one failure log with the budget's error")
+			}
+			// As in TestMemoryBudget, with room for what does not scale with the budget (the
+			// decoded subject, the site), which weighs more against 8 MiB than against 64.
+			if peak > 4*budget {
+				t.Errorf("the heap grew by %d MiB, more than four times the budget", peak/mib)
+			}
+		})
+	}
 }
