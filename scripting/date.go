@@ -1,9 +1,12 @@
 package scripting
 
 import (
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/wharf-project/wharf/scripting/jscompat"
 )
 
 // isoLayout is JavaScript's Date.prototype.toISOString format.
@@ -17,22 +20,50 @@ type date struct {
 }
 
 // dateMethods are the JS-shaped methods of Date; fields read local time, like JavaScript's.
+// A method has get, or call when it takes arguments (from index a, whether it was called with
+// self or not).
 var dateMethods = [...]struct {
 	name string
 	get  func(t time.Time) lua.LValue
+	call func(L *lua.LState, t time.Time, a int) lua.LValue
 }{
-	{"getTime", func(t time.Time) lua.LValue { return lua.LNumber(t.UnixMilli()) }},
-	{"valueOf", func(t time.Time) lua.LValue { return lua.LNumber(t.UnixMilli()) }},
-	{"toISOString", func(t time.Time) lua.LValue { return lua.LString(isoString(t)) }},
-	{"toString", func(t time.Time) lua.LValue { return lua.LString(isoString(t)) }},
-	{"getFullYear", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Year()) }},
-	{"getMonth", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Month() - 1) }},
-	{"getDate", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Day()) }},
-	{"getDay", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Weekday()) }},
-	{"getHours", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Hour()) }},
-	{"getMinutes", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Minute()) }},
-	{"getSeconds", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Second()) }},
-	{"getMilliseconds", func(t time.Time) lua.LValue { return lua.LNumber(t.Nanosecond() / 1e6) }},
+	{"getTime", func(t time.Time) lua.LValue { return lua.LNumber(t.UnixMilli()) }, nil},
+	{"valueOf", func(t time.Time) lua.LValue { return lua.LNumber(t.UnixMilli()) }, nil},
+	{"toISOString", func(t time.Time) lua.LValue { return lua.LString(isoString(t)) }, nil},
+	{"toString", func(t time.Time) lua.LValue { return lua.LString(isoString(t)) }, nil},
+	{"getFullYear", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Year()) }, nil},
+	{"getMonth", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Month() - 1) }, nil},
+	{"getDate", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Day()) }, nil},
+	{"getDay", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Weekday()) }, nil},
+	{"getHours", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Hour()) }, nil},
+	{"getMinutes", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Minute()) }, nil},
+	{"getSeconds", func(t time.Time) lua.LValue { return lua.LNumber(t.Local().Second()) }, nil},
+	{"getMilliseconds", func(t time.Time) lua.LValue { return lua.LNumber(t.Nanosecond() / 1e6) }, nil},
+	{"toUTCString", func(t time.Time) lua.LValue { return lua.LString(jscompat.DateUTCString(t)) }, nil},
+	{"toGMTString", func(t time.Time) lua.LValue { return lua.LString(jscompat.DateUTCString(t)) }, nil},
+	{"toLocaleString", nil, localeMethod(jscompat.LocaleBoth)},
+	{"toLocaleDateString", nil, localeMethod(jscompat.LocaleDate)},
+	{"toLocaleTimeString", nil, localeMethod(jscompat.LocaleTime)},
+}
+
+// localeMethod is toLocaleString(locale, options) and its date and time variants: always in
+// en-US (the locale argument is not read), in local time or in options.timeZone.
+func localeMethod(parts int) func(L *lua.LState, t time.Time, a int) lua.LValue {
+	return func(L *lua.LState, t time.Time, a int) lua.LValue {
+		loc := time.Local
+		if opts, ok := L.Get(a + 1).(*lua.LTable); ok {
+			if tz, ok := opts.RawGetString("timeZone").(lua.LString); ok {
+				if strings.EqualFold(string(tz), "UTC") || strings.EqualFold(string(tz), "GMT") {
+					loc = time.UTC
+				} else if l, err := time.LoadLocation(string(tz)); err == nil && tz != "" && tz != "Local" {
+					loc = l
+				} else {
+					L.RaiseError("RangeError: Invalid time zone specified: %s", string(tz))
+				}
+			}
+		}
+		return lua.LString(jscompat.DateLocaleString(t.In(loc), parts))
+	}
 }
 
 func isoString(t time.Time) string { return t.UTC().Format(isoLayout) }
@@ -82,9 +113,17 @@ func (v *vm) newDateMeta() *lua.LTable {
 			return 1
 		}
 		if d.fns[i] == nil {
-			get := dateMethods[i].get
+			m := &dateMethods[i]
 			d.fns[i] = L.NewFunction(func(L *lua.LState) int {
-				L.Push(get(d.t))
+				if m.call != nil {
+					a := 1
+					if L.GetTop() >= 1 && L.Get(1) == lua.LValue(ud) {
+						a = 2 // d:toLocaleString(…)
+					}
+					L.Push(m.call(L, d.t, a))
+					return 1
+				}
+				L.Push(m.get(d.t))
 				return 1
 			})
 		}

@@ -53,6 +53,9 @@ type Engine struct {
 	observe func(Action)
 	set     atomic.Pointer[handlerSet]
 	pool    *pool
+	// classes are host classes installed in every state besides wharf's own (tests); set
+	// before the first event.
+	classes []*hostClass
 }
 
 var _ core.Dispatcher = (*Engine)(nil)

@@ -2,6 +2,7 @@ package scripting_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/wharf-project/wharf/core"
@@ -44,6 +45,55 @@ for i = 1, #items do
   Log('item ' .. (i - 1) .. ': ' .. items[i])
 end
 `},
+	{"regex-check", "BeforeFileUpload", `
+if (/\.(exe|bat|cmd|scr)$/i.test(CtxRelPath())) {
+  Log.Warn('blocked upload of ' + CtxRelPath());
+  Session.BlockOperation();
+}
+`, `
+local p = string.lower(CtxRelPath())
+for _, ext in ipairs({"%.exe$", "%.bat$", "%.cmd$", "%.scr$"}) do
+  if p:find(ext) then
+    Log.Warn('blocked upload of ' .. CtxRelPath())
+    Session.BlockOperation()
+    break
+  end
+end
+`},
+}
+
+// regexCalls is how many regular expression tests BenchmarkRegexTest's script makes per event.
+const regexCalls = 1000
+
+// BenchmarkRegexTest measures one /\.exe$/i.test(name) from a script: an event whose
+// handler makes regexCalls of them (each evaluation of the literal makes a new RegExp, as in
+// JavaScript), less an event whose handler runs the same loop without the test. It reports
+// ns/test.
+func BenchmarkRegexTest(b *testing.B) {
+	loop := func(body string) string {
+		return "var name = CtxRelPath(), n = 0;\nfor (var i = 0; i < " + strconv.Itoa(regexCalls) + "; i++) { " + body + " }\n" +
+			"if (n < 0) Log(n);\n"
+	}
+	var base float64
+	for _, c := range []struct{ name, body string }{
+		{"loop-only", "if (name.length > 0) n++;"},
+		{"literal", "if (/\\.exe$/i.test(name)) n++;"},
+		{"compiled-once", "if (re.test(name)) n++;"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			src := loop(c.body)
+			if c.name == "compiled-once" {
+				src = "var re = /\\.exe$/i;\n" + src
+			}
+			benchHandler(b, "BeforeFileUpload", "r.js", src)
+			perEvent := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if c.name == "loop-only" {
+				base = perEvent
+				return
+			}
+			b.ReportMetric((perEvent-base)/regexCalls, "ns/test")
+		})
+	}
 }
 
 // BenchmarkJSvsLua fires an event whose only handler is a typical script, translated from JS

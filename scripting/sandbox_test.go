@@ -93,6 +93,8 @@ func TestMemoryBudget(t *testing.T) {
 			"JSON.stringify: result longer than 1048576 bytes"},
 		{"js join", "js:var a = [];\nvar s = 'x'.repeat(1048576);\nfor (var i = 0; i < 400; i++) { a.push(s); }\na.join('');\n",
 			"table.concat: result longer than 1048576 bytes"},
+		// (Regular expressions' arrays: TestRegexpMemoryBudget.)
+		{"js regexp replace", "js:var s = 'x'.repeat(1048576);\ns.replace(/[x]/g, 'yy');\n", "replace: result longer than 1048576 bytes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			script, src := "bomb.lua", "local mib = 1048576\n"+c.src
@@ -165,9 +167,15 @@ func TestLongLibraryCallsHonourTimeout(t *testing.T) {
 		{"nested .-", "local s = string.rep('a', 20000)\nstring.find(s, '.-.-.-b')\n", "timed out after 1s"},
 		{"gmatch", "local s = string.rep('a', 4000)\nfor m in s:gmatch('.-.-b') do end\n", "timed out after 1s"},
 		{"gsub", "local s = string.rep('a', 20000)\nstring.gsub(s, '.-.-b', '')\n", "timed out after 1s"},
+		{"js regexp", "js:/(a+)+$/.test('a'.repeat(40) + 'b');\n", "regular expression: timed out"},
+		{"js regexp caught", "js:try { /(a+)+$/.test('a'.repeat(40) + 'b'); } catch (e) { Log('caught'); }\nwhile (true) {}\n", "timed out after 1s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, map[string]string{"long.lua": c.src}, []config.EventHandler{h("BeforeFileUpload", "long.lua", timeout(time.Second))})
+			script, src := "long.lua", c.src
+			if js, ok := strings.CutPrefix(c.src, "js:"); ok {
+				script, src = "long.js", js
+			}
+			e := newEnv(t, map[string]string{script: src}, []config.EventHandler{h("BeforeFileUpload", script, timeout(time.Second))})
 			s := e.login("alice")
 			start := time.Now()
 			err := upload(s, "/f.txt", "x")

@@ -87,6 +87,8 @@ type vm struct {
 	ended      bool  // Exit() or Terminate() was called: the run's end is not an error
 	term       *bool // Terminate(ban) was called
 	subsystems *lua.LTable
+
+	classes map[*hostClass]*classState // the host classes installed in the state (class.go)
 }
 
 // newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
@@ -130,10 +132,15 @@ func (e *Engine) newVM() *vm {
 	base.RawSetString(lua.OsLibName, v.readOnly(safeOS, "os"))
 
 	v.installGlobals(base)
+	for _, c := range e.classes {
+		v.defineClass(base, c)
+	}
 	// The runtime of translated JavaScript scripts: it keeps references to the full globals
 	// (rawget, getmetatable), so it is built before the sandbox is in place, from the capped
 	// string library, and handed to scripts read-only.
-	if rt, err := jscompat.Open(L); err == nil {
+	// Regular expression searches stop at the deadline of the run in progress (set by arm, on
+	// this state's goroutine).
+	if rt, err := jscompat.Open(L, jscompat.Options{Deadline: func() time.Time { return v.deadline }}); err == nil {
 		base.RawSetString(jscompat.RuntimeGlobal, rt)
 	} else {
 		e.log.Error("cannot build the JavaScript runtime; .js handlers will fail", "err", err.Error())

@@ -26,6 +26,9 @@ var Session = {
 };
 function ExtractExt(p) { var i = p.lastIndexOf("."), j = p.lastIndexOf("/"); return i > j ? p.slice(i) : ""; }
 function CtxRelPath() { return "/in/report.PDF"; }
+function Greeter(name) { this.name = name; this.Punct = "!"; this.Count = 0; }
+Greeter.prototype.Name = function (n) { this.name = n; return this; };
+Greeter.prototype.Greet = function () { this.Count++; return "Hello, " + this.name + this.Punct; };
 `
 
 // nodeRunner runs each program of a list in a fresh context of one Node.js process (a

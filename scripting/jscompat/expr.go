@@ -35,7 +35,7 @@ var namespaces = map[string]string{"Math": "Math", "JSON": "JSON", "Object": "Ob
 // refused are globals whose use is outside the subset.
 var refused = map[string]string{"eval": "eval", "arguments": "arguments object", "Function": "Function constructor",
 	"globalThis": "globalThis", "Symbol": "Symbol", "Promise": "Promise", "Proxy": "Proxy", "Reflect": "Reflect",
-	"RegExp": "regular expression", "Map": "Map", "Set": "Set", "WeakMap": "WeakMap", "WeakSet": "WeakSet",
+	"Map": "Map", "Set": "Set", "WeakMap": "WeakMap", "WeakSet": "WeakSet",
 	"require": "require", "setTimeout": "setTimeout", "setInterval": "setInterval"}
 
 func isGlobal(v *js.Var) bool {
@@ -153,7 +153,7 @@ func (t *translator) ident(v *js.Var) ex {
 		return ex{s: "(0/0)", t: tNum, pure: true}
 	case "Infinity":
 		return ex{s: "(1/0)", t: tNum, pure: true}
-	case "parseInt", "parseFloat", "isNaN", "isFinite", "String", "Number", "Boolean":
+	case "parseInt", "parseFloat", "isNaN", "isFinite", "String", "Number", "Boolean", "RegExp":
 		return ex{s: t.h(name), pure: true}
 	}
 	if ns, ok := namespaces[name]; ok {
@@ -199,7 +199,18 @@ func (t *translator) literal(n *js.LiteralExpr) ex {
 	case js.ThisToken:
 		t.unsupportedAt(n.Data, "this")
 	case js.RegExpToken:
-		t.unsupportedAt(n.Data, "regular expression literal")
+		// A literal is compiled here once, so that a bad one is refused when the script is
+		// loaded, as JavaScript does; each evaluation makes a new RegExp (its lastIndex is
+		// its own) from the state's compiled copy.
+		pattern, flags := splitRegexpLiteral(n.Data)
+		if err := CheckRegexp(pattern, flags); err != nil {
+			l, c, ok := t.pos.at(n.Data)
+			if !ok {
+				l, c = t.pos.here()
+			}
+			t.fail(l, c, "invalid regular expression: /%s/%s: %v", pattern, flags, err)
+		}
+		return ex{s: t.h("re") + "(" + luaString(pattern) + ", " + luaString(flags) + ")", call: true}
 	case js.SuperToken:
 		t.unsupportedAt(n.Data, "super")
 	}
@@ -449,6 +460,9 @@ func (t *translator) call(n *js.CallExpr) ex {
 			key, args = t.literalRegexp(key, args)
 		}
 		a := t.args([]*ex{&o}, args)
+		if (key == "test" || key == "exec") && o.t != tStr && o.t != tArr {
+			return ex{s: t.h(key) + "(" + joinEx(append([]ex{o}, a...)) + ")", call: true}
+		}
 		// Methods of values whose type is known are called directly.
 		if rt, ok := strMethods[key]; ok && o.t == tStr {
 			return ex{s: t.h("S") + luaField(key) + "(" + joinEx(append([]ex{o}, a...)) + ")", t: rt, call: true}
@@ -486,6 +500,10 @@ func (t *translator) newExpr(n *js.NewExpr) ex {
 		}
 	}
 	switch g {
+	case "RegExp":
+		t.pos.find(g)
+		args()
+		return ex{s: t.h("RegExp") + "(" + joinEx(a) + ")", call: true}
 	case "Date":
 		t.pos.find(g)
 		args()
@@ -511,14 +529,69 @@ func (t *translator) newExpr(n *js.NewExpr) ex {
 			return ex{s: t.h("A") + "({0}, 0)", call: true}
 		}
 	}
-	what := "new with a computed constructor"
-	if g != "" {
-		what = "new " + g
-	} else if v, ok := n.X.(*js.Var); ok {
-		what = "new " + string(v.Name())
+	// Any other global is a host class (VirtualFS, HttpCli, …), constructed by the runtime's
+	// new, which refuses what is not one at run time ("X is not a constructor"). A script's
+	// own functions cannot be constructors: `this` is outside the subset.
+	_, refusedName := refused[g]
+	_, builtin := namespaces[g]
+	builtin = builtin || builtinFuncs[g] || hostObjects[g]
+	name := hostClassName(n.X)
+	if refusedName || builtin || name == "" || g == "" && isVar(n.X) {
+		what := "new with a computed constructor"
+		if g != "" {
+			what = "new " + g
+		} else if v, ok := n.X.(*js.Var); ok {
+			what = "new " + string(v.Name())
+		}
+		t.fail(nl, nc, "unsupported: %s", what)
 	}
-	t.fail(nl, nc, "unsupported: %s", what)
-	return ex{}
+	c := t.expr(n.X)
+	before := []*ex{&c}
+	if n.Args != nil {
+		a = t.args(before, *n.Args)
+	}
+	return ex{s: t.h("new") + "(" + strings.Join(append([]string{c.s, luaString(name)}, exStrings(a)...), ", ") + ")", call: true}
+}
+
+// builtinFuncs are the globals, besides the namespaces, that the translator maps to the
+// runtime or to wharf's functions, and that new cannot construct.
+var builtinFuncs = map[string]bool{"parseInt": true, "parseFloat": true, "isNaN": true, "isFinite": true,
+	"String": true, "Number": true, "Boolean": true, "Log": true, "undefined": true, "NaN": true, "Infinity": true}
+
+func isVar(e js.IExpr) bool {
+	_, ok := e.(*js.Var)
+	return ok
+}
+
+// hostClassName is how new's constructor is written when it can name a host class: a
+// variable or a chain of property names (Ns.Class); "" otherwise.
+func hostClassName(e js.IExpr) string {
+	switch x := e.(type) {
+	case *js.Var:
+		return string(x.Name())
+	case *js.DotExpr:
+		if x.Optional {
+			return ""
+		}
+		left := hostClassName(x.X)
+		if left == "" {
+			return ""
+		}
+		switch y := x.Y.(type) {
+		case js.LiteralExpr:
+			return left + "." + string(y.Data)
+		case *js.LiteralExpr:
+			return left + "." + string(y.Data)
+		}
+	}
+	return ""
+}
+
+// splitRegexpLiteral splits a regular expression literal (/body/flags) into its pattern and
+// flags.
+func splitRegexpLiteral(lit []byte) (pattern, flags string) {
+	end := strings.LastIndexByte(string(lit), '/')
+	return string(lit[1:end]), string(lit[end+1:])
 }
 
 func exStrings(es []ex) []string {
@@ -1297,8 +1370,9 @@ func concat(a, b ex) ex {
 }
 
 // literalRegexp turns a regular expression literal that matches only literal text, the
-// first argument of replace, replaceAll or split, into that text: /\.tmp$/ is refused, /-/g
-// in replace becomes replaceAll("-"). Any other regular expression is refused.
+// first argument of replace, replaceAll or split, into that text, which the string
+// functions handle faster: /-/g in replace becomes replaceAll("-"). Other regular
+// expressions are left as they are.
 func (t *translator) literalRegexp(key string, args js.Args) (string, js.Args) {
 	if len(args.List) == 0 {
 		return key, args
@@ -1313,11 +1387,10 @@ func (t *translator) literalRegexp(key string, args js.Args) (string, js.Args) {
 	if lit == nil || lit.TokenType != js.RegExpToken {
 		return key, args
 	}
-	src := string(lit.Data)
-	end := strings.LastIndexByte(src, '/')
-	pattern, flags := src[1:end], src[end+1:]
+	pattern, flags := splitRegexpLiteral(lit.Data)
 	var text strings.Builder
-	ok := flags == "" || flags == "g"
+	// (replaceAll refuses an expression without g: the runtime raises that TypeError.)
+	ok := flags == "" && key != "replaceAll" || flags == "g"
 	for i := 0; ok && i < len(pattern); i++ {
 		c := pattern[i]
 		switch {
@@ -1331,7 +1404,7 @@ func (t *translator) literalRegexp(key string, args js.Args) (string, js.Args) {
 		}
 	}
 	if !ok {
-		t.unsupportedAt(lit.Data, "regular expression (only literal text, with no flag but g, in replace, replaceAll and split)")
+		return key, args // a real regular expression
 	}
 	t.pos.at(lit.Data)
 	if flags == "g" && key == "replace" {

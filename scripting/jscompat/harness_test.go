@@ -13,6 +13,12 @@ import (
 // place of wharf's objects: Log writes to out, Session answers fixed values.
 func stubState(t testing.TB, out *strings.Builder) *lua.LState {
 	t.Helper()
+	return stubStateWith(t, out, Options{})
+}
+
+// stubStateWith is stubState with runtime options.
+func stubStateWith(t testing.TB, out *strings.Builder, opts Options) *lua.LState {
+	t.Helper()
 	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 200})
 	for _, lib := range []struct {
 		name string
@@ -23,7 +29,7 @@ func stubState(t testing.TB, out *strings.Builder) *lua.LState {
 		L.Push(lua.LString(lib.name))
 		L.Call(1, 0)
 	}
-	rt, err := Open(L)
+	rt, err := Open(L, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +87,7 @@ func stubState(t testing.TB, out *strings.Builder) *lua.LState {
 		return 1
 	}))
 	L.SetGlobal("Date", stubDate(L))
+	L.SetGlobal("Greeter", stubGreeter(L))
 	L.SetGlobal("CtxRelPath", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LString("/in/report.PDF")); return 1 }))
 	return L
 }
@@ -162,7 +169,8 @@ func itoa(i int) string {
 }
 
 // stubDate is a small stand-in for wharf's Date: Date(), Date(ms), Date.now(), getTime,
-// valueOf, toISOString and subtraction.
+// valueOf, toISOString, toUTCString, the toLocale… methods (with wharf's formatting) and
+// subtraction.
 func stubDate(L *lua.LState) *lua.LTable {
 	mt := L.NewTable()
 	newDate := func(L *lua.LState, t time.Time) *lua.LUserData {
@@ -182,6 +190,12 @@ func stubDate(L *lua.LState) *lua.LTable {
 		switch L.CheckString(2) {
 		case "getTime", "valueOf":
 			L.Push(L.NewFunction(func(L *lua.LState) int { L.Push(lua.LNumber(t.UnixMilli())); return 1 }))
+		case "toUTCString":
+			L.Push(L.NewFunction(func(L *lua.LState) int { L.Push(lua.LString(DateUTCString(t))); return 1 }))
+		case "toLocaleString", "toLocaleDateString", "toLocaleTimeString":
+			// Node runs with TZ=UTC: local time is UTC.
+			parts := map[string]int{"toLocaleString": LocaleBoth, "toLocaleDateString": LocaleDate, "toLocaleTimeString": LocaleTime}[L.CheckString(2)]
+			L.Push(L.NewFunction(func(L *lua.LState) int { L.Push(lua.LString(DateLocaleString(t.UTC(), parts))); return 1 }))
 		case "toISOString":
 			L.Push(L.NewFunction(func(L *lua.LState) int {
 				L.Push(lua.LString(t.UTC().Format("2006-01-02T15:04:05.000Z07:00")))
@@ -210,4 +224,61 @@ func stubDate(L *lua.LState) *lua.LTable {
 		return 1
 	}}))
 	return date
+}
+
+// greeter is an instance of the stub host class Greeter.
+type greeter struct {
+	name, punct string
+	count       int
+}
+
+// stubGreeter is a host class shaped as wharf's engine installs them (scripting/class.go): a
+// callable global whose metatable's __new constructs an instance, with a fluent method
+// (Name), a method (Greet), a settable field (Punct) and a read-only one (Count). nodePrelude
+// defines the same class in JavaScript.
+func stubGreeter(L *lua.LState) *lua.LTable {
+	imt := L.NewTable()
+	newInstance := func(L *lua.LState, a int) int {
+		ud := L.NewUserData()
+		ud.Value = &greeter{name: L.CheckString(a), punct: "!"}
+		ud.Metatable = imt
+		L.Push(ud)
+		return 1
+	}
+	imt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		ud := L.CheckUserData(1)
+		g := ud.Value.(*greeter)
+		switch L.CheckString(2) {
+		case "Name":
+			L.Push(L.NewFunction(func(L *lua.LState) int { g.name = L.CheckString(1); L.Push(ud); return 1 }))
+		case "Greet":
+			L.Push(L.NewFunction(func(L *lua.LState) int {
+				g.count++
+				L.Push(lua.LString("Hello, " + g.name + g.punct))
+				return 1
+			}))
+		case "Punct":
+			L.Push(lua.LString(g.punct))
+		case "Count":
+			L.Push(lua.LNumber(g.count))
+		default:
+			L.Push(lua.LNil)
+		}
+		return 1
+	}))
+	imt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		g := L.CheckUserData(1).Value.(*greeter)
+		if L.CheckString(2) != "Punct" {
+			L.RaiseError("Greeter has no field %s", L.CheckString(2))
+		}
+		g.punct = L.CheckString(3)
+		return 0
+	}))
+	class := L.NewTable()
+	class.RawSetString("new", L.NewFunction(func(L *lua.LState) int { return newInstance(L, 1) }))
+	L.SetMetatable(class, L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"__call":         func(L *lua.LState) int { return newInstance(L, 2) },
+		ConstructorField: func(L *lua.LState) int { return newInstance(L, 1) },
+	}))
+	return class
 }

@@ -413,7 +413,7 @@ var strMethods = map[string]typ{"toLowerCase": tStr, "toUpperCase": tStr, "trim"
 	"trimEnd": tStr, "substring": tStr, "substr": tStr, "slice": tStr, "charAt": tStr, "replace": tStr,
 	"replaceAll": tStr, "padStart": tStr, "padEnd": tStr, "repeat": tStr, "concat": tStr, "toString": tStr,
 	"indexOf": tNum, "lastIndexOf": tNum, "charCodeAt": tNum, "includes": tBool, "startsWith": tBool,
-	"endsWith": tBool, "split": tArr}
+	"endsWith": tBool, "split": tArr, "search": tNum, "matchAll": tArr}
 
 // arrMethods are the array methods whose result type is known.
 var arrMethods = map[string]typ{"join": tStr, "indexOf": tNum, "lastIndexOf": tNum, "push": tNum, "unshift": tNum,

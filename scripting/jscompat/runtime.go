@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
@@ -31,18 +32,25 @@ var runtimeProto = sync.OnceValues(func() (*lua.FunctionProto, error) {
 	return lua.Compile(chunk, "jsruntime")
 })
 
+// Options configure the runtime of a state.
+type Options struct {
+	// Deadline returns the end of the run in progress (zero: none). A regular expression
+	// search stops there; without a deadline each search is bounded by DefaultMatchTimeout.
+	Deadline func() time.Time
+}
+
 // Open builds the JS runtime in L and returns it (a read-only table). It must run with L's
 // full globals (before a sandbox hides rawget, getmetatable and the like) and after the
 // string library was capped, since the runtime keeps references to both. Call it once per
 // state and expose the result as RuntimeGlobal.
-func Open(L *lua.LState) (lua.LValue, error) {
+func Open(L *lua.LState, opts Options) (lua.LValue, error) {
 	proto, err := runtimeProto()
 	if err != nil {
 		return nil, fmt.Errorf("jscompat runtime: %w", err)
 	}
 	fn := L.NewFunctionFromProto(proto)
 	L.Push(fn)
-	L.Push(goHelpers(L))
+	L.Push(goHelpers(L, opts))
 	if err := L.PCall(1, 2, nil); err != nil {
 		return nil, fmt.Errorf("jscompat runtime: %w", err)
 	}
@@ -64,8 +72,9 @@ func Open(L *lua.LState) (lua.LValue, error) {
 	return rt, nil
 }
 
-func goHelpers(L *lua.LState) *lua.LTable {
+func goHelpers(L *lua.LState, opts Options) *lua.LTable {
 	t := L.NewTable()
+	(&regexps{deadline: opts.Deadline}).open(L, t)
 	num := func(name string, f func(float64) lua.LValue) {
 		t.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
 			L.Push(f(float64(L.CheckNumber(1))))
@@ -253,8 +262,31 @@ func goHelpers(L *lua.LState) *lua.LTable {
 		L.Push(lua.LBool(ok && t.RawGetString("__call") != lua.LNil))
 		return 1
 	}))
+	// ctor returns the constructor of a host class: the __new of its metatable (see the
+	// convention in scripting/class.go), or nil.
+	t.RawSetString("ctor", L.NewFunction(func(L *lua.LState) int {
+		var mt lua.LValue
+		switch v := L.Get(1).(type) {
+		case *lua.LTable:
+			mt = v.Metatable
+		case *lua.LUserData:
+			mt = v.Metatable
+		}
+		if t, ok := mt.(*lua.LTable); ok {
+			if f, ok := t.RawGetString(ConstructorField).(*lua.LFunction); ok {
+				L.Push(f)
+				return 1
+			}
+		}
+		L.Push(lua.LNil)
+		return 1
+	}))
 	return t
 }
+
+// ConstructorField marks a host class: a global whose metatable has a function under this
+// key is one, and `new X(a, b)` in a JS script calls that function with a and b.
+const ConstructorField = "__new"
 
 // NumberToString is JavaScript's Number::toString(10): the shortest decimal that reads back
 // as f, in fixed notation from 1e-7 up to 1e21 and exponential notation outside.

@@ -18,7 +18,7 @@ local NEGZERO = -zero
 -- Keys of the hidden fields of arrays and objects: tables, so no JS key (always a string or
 -- an array index) can collide with them.
 local KEYS, KI, ERR = {}, {}, {}
-local ArrMT, ObjMT, ThrowMT = {}, {}, {}
+local ArrMT, ObjMT, ThrowMT, ReMT = {}, {}, {}, {}
 local null = setmetatable({}, {
   __tostring = function() return "null" end,
   __index = function(_, k) error("TypeError: Cannot read properties of null (reading '" .. tostring(k) .. "')", 2) end,
@@ -37,6 +37,8 @@ local str, num, keys, join, mkerr, throw
 
 local function isarr(v) return type(v) == "table" and getmetatable(v) == ArrMT end
 local function isobj(v) return type(v) == "table" and getmetatable(v) == ObjMT end
+-- A RegExp is a table {its compiled expression, its lastIndex} (regexp.go).
+local function isre(v) return type(v) == "table" and getmetatable(v) == ReMT end
 
 -- newarr makes an array of n elements from a table holding element i at t[i + 2]. The
 -- length is kept at t[1]: all of an array is in its table's array part (a hashed key would
@@ -99,6 +101,7 @@ str = function(v)
       return "[object Object]"
     end
     if v == null then return "null" end
+    if mt == ReMT then return go.reString(v) end
   end
   if t == "function" then return "function () { [native code] }" end
   return tostring(v)
@@ -289,8 +292,9 @@ local function host(v)
 end
 -- Go versions of str and host for the translated code; the Lua ones serve the runtime itself.
 R.str, R.host = go.fast(str, ArrMT, null)
+go.reinit(ReMT, ArrMT, ObjMT, KEYS, null, str)
 
-local SM, AM, NM = {}, {}, {}
+local SM, AM, NM, REM = {}, {}, {}, {}
 
 local function get(o, k)
   local t = type(o)
@@ -306,6 +310,10 @@ local function get(o, k)
       if i then return o[i + 2] end
       return rawget(o, k)
     elseif mt == ObjMT then
+      if type(k) == "string" then return o[k] end
+      return o[str(k)]
+    elseif mt == ReMT then
+      -- (its own slots are integer keys: a script's keys are strings)
       if type(k) == "string" then return o[k] end
       return o[str(k)]
     elseif o == null then
@@ -369,6 +377,10 @@ local function set(o, k, v)
           ki[k] = #ks
         end
       end
+      o[k] = v
+      return v
+    elseif mt == ReMT then
+      if type(k) ~= "string" then k = str(k) end
       o[k] = v
       return v
     elseif o == null then
@@ -507,6 +519,11 @@ function R.call(o, k, ...)
       if f ~= nil then return f(...) end
       if k == "hasOwnProperty" then return R.has(..., o) end
       if k == "toString" then return str(o) end
+    elseif mt == ReMT then
+      local f = REM[k]
+      if f then return f(o, ...) end
+      if type(k) == "string" then f = rawget(o, k) end
+      if f ~= nil then return f(...) end
     elseif o ~= null then
       local f = o[k]
       if f ~= nil then return host(f(...)) end
@@ -525,6 +542,10 @@ function R.call(o, k, ...)
   end
   typeerror(str(k) .. " is not a function")
 end
+
+-- test and exec calls go straight to the RegExp methods in Go (a regular expression test is
+-- the usual filter of a file name), and through call for other values.
+R.test, R.exec = go.remethods(R.call)
 
 -- Strings. Indices count bytes: the same as JS for ASCII text.
 local function toint(n, def)
@@ -610,9 +631,18 @@ SM.slice = function(s, a, b)
   if a >= b then return "" end
   return ssub(s, a + 1, b)
 end
+-- touint32 is ToUint32 (split's limit).
+local function touint32(n)
+  n = toint(n, 0)
+  if n ~= n or n == huge or n == -huge then return 0 end
+  n = fmod(n, 4294967296)
+  if n < 0 then n = n + 4294967296 end
+  return n
+end
 SM.split = function(s, sep, limit)
   local out, n = {0}, 0
-  limit = limit == nil and 4294967295 or toint(limit, 0)
+  limit = limit == nil and 4294967295 or touint32(limit)
+  if isre(sep) then return go.reSplit(sep, s, limit) end
   if limit == 0 then return newarr(out, 0) end
   if sep == nil then out[2] = s; return newarr(out, 1) end
   sep = str(sep)
@@ -663,11 +693,14 @@ local function expand(rep, matched, pre, post)
     return post
   end))
 end
+local reProp, reNew = go.reProp, go.reNew
 local function replace(s, pat, rep, all)
-  if type(pat) ~= "string" then
-    if type(pat) == "table" and getmetatable(pat) == "regexp" then pat, all = pat.source, pat.global or all
-    else pat = str(pat) end
+  if isre(pat) then
+    if all and not reProp(pat, "global") then typeerror("replaceAll must be called with a global RegExp") end
+    if type(rep) ~= "function" then rep = str(rep) end
+    return go.reReplace(pat, s, rep)
   end
+  if type(pat) ~= "string" then pat = str(pat) end
   local out, pos, n = {}, 1, 0
   while true do
     local i, j = sfind(s, pat, pos, true)
@@ -690,6 +723,48 @@ local function replace(s, pat, rep, all)
 end
 SM.replace = function(s, pat, rep) return replace(s, pat, rep, false) end
 SM.replaceAll = function(s, pat, rep) return replace(s, pat, rep, true) end
+
+-- Regular expressions (regexp.go does the matching).
+local function RegExp(p, f)
+  if not isre(p) then p = p == nil and "" or str(p) end
+  if f ~= nil then f = str(f) end
+  local re, err = reNew(p, f)
+  if re == nil then throw(mkerr("SyntaxError", err)) end
+  return re
+end
+R.RegExp = RegExp
+-- re makes the RegExp of a literal, which the translator has compiled once already.
+R.re = reNew
+ReMT.__index = function(re, k)
+  if k == "lastIndex" then return rawget(re, 2) end
+  local m = REM[k]
+  if m then return m end
+  if type(k) == "string" then return reProp(re, k) end
+  return nil
+end
+-- The flags and source are read-only accessors: assigning them does nothing, as in JS.
+local reReadOnly = {source = true, flags = true, global = true, ignoreCase = true, multiline = true,
+  dotAll = true, unicode = true, sticky = true, hasIndices = true, unicodeSets = true}
+ReMT.__newindex = function(re, k, v)
+  if k == "lastIndex" then rawset(re, 2, v)
+  elseif type(k) == "string" and not reReadOnly[k] then rawset(re, k, v) end
+end
+REM.test = function(re, s) return go.reTest(re, str(s)) end
+REM.exec = function(re, s) return go.reExec(re, str(s)) end
+REM.toString = function(re) return go.reString(re) end
+SM.match = function(s, p)
+  if not isre(p) then p = RegExp(p) end
+  return go.reMatch(p, s)
+end
+SM.matchAll = function(s, p)
+  if not isre(p) then p = RegExp(p, "g")
+  elseif not reProp(p, "global") then typeerror("String.prototype.matchAll called with a non-global RegExp argument") end
+  return go.reMatchAll(p, s)
+end
+SM.search = function(s, p)
+  if not isre(p) then p = RegExp(p) end
+  return go.reSearch(p, s)
+end
 
 -- Arrays. Element i is at a[i + 2] and the length at a[1] (see newarr).
 join = function(a, sep)
@@ -1001,8 +1076,53 @@ local Object = {
     return newarr(a, #ks)
   end,
 }
+-- assign copies the own enumerable properties of each source (objects, arrays, strings) into
+-- the target, in key order.
+Object.assign = function(target, ...)
+  if target == nil or target == null then typeerror("Cannot convert undefined or null to object") end
+  for i = 1, select("#", ...) do
+    local src = (select(i, ...))
+    if src ~= nil and src ~= null then
+      local ks = keys(src)
+      for j = 1, #ks do set(target, ks[j], get(src, ks[j])) end
+    end
+  end
+  return target
+end
 R.Object = freeze(Object, "Object")
-R.Array = freeze({isArray = isarr}, "Array")
+-- from makes an array of an array, a string's characters or an array-like object ({length: n}),
+-- each element passed through f(v, i) when f is given.
+local function from(x, f)
+  if x == nil or x == null then typeerror(str(x) .. " is not iterable") end
+  if f ~= nil and type(f) ~= "function" then typeerror(str(f) .. " is not a function") end
+  local src, n
+  if isarr(x) or type(x) == "string" then
+    src = R.iter(x)
+    n = src[1]
+  elseif type(x) == "table" or type(x) == "userdata" then
+    n = clamp(toint(get(x, "length"), 0), 0, 4294967295)
+  else
+    n = 0
+  end
+  local out = {n}
+  for i = 0, n - 1 do
+    local v
+    if src then v = src[i + 2] else v = get(x, i) end
+    if f then v = f(v, i) end
+    out[i + 2] = v
+  end
+  return newarr(out, n)
+end
+R.Array = freeze({isArray = isarr, from = from, of = function(...) return R.rest(...) end}, "Array")
+
+-- new of a host class: a global whose metatable has __new (scripting/class.go).
+local ctor = go.ctor
+function R.new(C, name, ...)
+  if C == nil then throw(mkerr("ReferenceError", name .. " is not defined")) end
+  local f = ctor(C)
+  if f == nil then typeerror(name .. " is not a constructor") end
+  return host(f(...))
+end
 
 -- JSON.
 local quote = go.quote
@@ -1018,6 +1138,7 @@ local function stringify(v, ind, cur)
     return nil
   end
   if t ~= "table" then return nil end
+  if getmetatable(v) == ReMT then return "{}" end
   local inner = cur .. ind
   local nl, sep, colon = "", ",", ":"
   if ind ~= "" then nl, colon = "\n", ": " end
