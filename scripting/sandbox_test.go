@@ -147,13 +147,21 @@ func TestMemoryBudgetAllowsOrdinaryScripts(t *testing.T) {
 		"local parts = {}",
 		"for i = 1, 40 do parts[i] = big:sub(i, -i) end", // substrings of a live string: cheap views
 		"Log(#s .. ' ' .. #t .. ' ' .. #u .. ' ' .. #parts .. ' ' .. table.concat(t, ',', 1, 3))",
-	)}, []config.EventHandler{h("BeforeFileUpload", "ok.lua")})
+	)}, []config.EventHandler{slowHandler(h("BeforeFileUpload", "ok.lua"))})
 	must(t, upload(e.login("alice"), "/f.txt", "x"))
 	n := 0
 	for i := 1; i <= 10000; i++ {
 		n += len(fmt.Sprintf("line %d\n", i))
 	}
 	e.wantLines(fmt.Sprintf("%d 10000 10000 40 item 1,item 2,item 3", n))
+}
+
+// slowHandler gives a handler a timeout long enough for the race detector on a loaded
+// machine: the test is about memory, not time (building the 10,000-line string copies about
+// 500 MB).
+func slowHandler(hd config.EventHandler) config.EventHandler {
+	hd.Timeout = config.Duration{Duration: time.Minute}
+	return hd
 }
 
 // Library calls that could run long in Go stop at the run's deadline (the VM only checks it
