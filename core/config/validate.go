@@ -436,6 +436,7 @@ func (c *checker) checkSite(key string, s *Site) {
 	}
 
 	c.checkHandlers(key+".event_handlers", s.EventHandlers, s.ScriptsDir)
+	c.checkScripting(key, s)
 }
 
 func validSoftwareID(s string) bool {
