@@ -60,6 +60,9 @@ type Fact struct {
 	Method   string
 	Reason   string
 	Err      error
+	// Actor is who performed an operation: "" for the client, "script" for an event
+	// script acting through a ScriptFS.
+	Actor string
 }
 
 // Result is the short outcome of a fact for labels and logs: "ok" or the error kind's name.

@@ -371,7 +371,7 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 	s.log.Info("protector strike", "ip", ip.String(), "reason", reason, "strikes", n, "threshold", threshold)
 	s.observe(&Fact{Kind: FactStrike, Session: sess, IP: ip.String(), Reason: reason})
 	if s.events.Handles(OnProtectorStrike, sessionUser(sess)) {
-		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
+		conn := &Conn{RemoteIP: ip.String(), Site: s.name, site: s}
 		if sess != nil {
 			conn = sess.conn
 		}
@@ -400,7 +400,7 @@ func (s *Site) Ban(ctx context.Context, ip netip.Addr, d time.Duration, sess *Se
 	}
 	s.observe(&Fact{Kind: FactBan, Session: sess, IP: ip.String(), Duration: d})
 	if s.events.Handles(OnBlocklistAdd, sessionUser(sess)) {
-		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
+		conn := &Conn{RemoteIP: ip.String(), Site: s.name, site: s}
 		if sess != nil {
 			conn = sess.conn
 		}

@@ -101,6 +101,9 @@ func (l *Log) Observe(f *core.Fact) {
 	case core.FactLogin:
 		attrs = append(attrs, slog.String("method", f.Method))
 	case core.FactOperation:
+		if f.Actor != "" {
+			attrs = append(attrs, slog.String("actor", f.Actor)) // an event script acted, not the client
+		}
 		attrs = append(attrs, slog.String("operation", f.Op), slog.String("path", f.Path))
 		if f.Target != "" {
 			attrs = append(attrs, slog.String("target", f.Target))
