@@ -93,7 +93,8 @@ type handlerSet struct {
 	users    map[*config.EventHandler]eventHandlers // by the user's handler list (&list[0])
 	count    int
 	dir      string   // scripts_dir
-	warnings []string // handlers that load but cannot run (none at present)
+	warnings []string // handlers that load but cannot run, and secrets that cannot be read
+	secrets  *secrets // GetSecret's values
 
 	mu     sync.Mutex
 	protos map[string]*lua.FunctionProto // by file
@@ -121,6 +122,9 @@ func compileSite(site *config.Site) (*handlerSet, error) {
 	if len(errs) > 0 {
 		return nil, &LoadError{Site: site.Name, Scripts: errs}
 	}
+	var warns []string
+	set.secrets, warns = loadSecrets(site)
+	set.warnings = append(set.warnings, warns...)
 	return set, nil
 }
 

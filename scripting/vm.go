@@ -87,6 +87,7 @@ type vm struct {
 	ended      bool  // Exit() or Terminate() was called: the run's end is not an error
 	term       *bool // Terminate(ban) was called
 	subsystems *lua.LTable
+	lib        scriptLib // the Syncplify library's objects (lib.go)
 }
 
 // newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
@@ -133,11 +134,13 @@ func (e *Engine) newVM() *vm {
 	// The runtime of translated JavaScript scripts: it keeps references to the full globals
 	// (rawget, getmetatable), so it is built before the sandbox is in place, from the capped
 	// string library, and handed to scripts read-only.
-	if rt, err := jscompat.Open(L); err == nil {
+	rt, err := jscompat.Open(L)
+	if err == nil {
 		base.RawSetString(jscompat.RuntimeGlobal, rt)
 	} else {
 		e.log.Error("cannot build the JavaScript runtime; .js handlers will fail", "err", err.Error())
 	}
+	v.installLib(base, rt)
 	v.sessUD = v.object("Session", v.methodTable(sessionMethods, func() *lua.LUserData { return v.sessUD }))
 	v.connUD = v.object("Conn", v.methodTable(connMethods, func() *lua.LUserData { return v.connUD }))
 	v.userUD = v.newUserObject()
@@ -296,6 +299,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	L := v.L
 	v.ev, v.h, v.ended, v.term, v.subsystems = ev, h, false, nil, nil
 	defer func() {
+		v.endLib()
 		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
 		v.userUD.Value = nil
 	}()
@@ -459,7 +463,7 @@ func (v *vm) log(L *lua.LState, level slog.Level, first int) {
 	// program counter (a stack walk): the source of a script's line is the script, and the
 	// event and script attributes already say which. They are the record's own attributes,
 	// not the logger's, so that handlers can select script lines (wharf script run does).
-	r := slog.NewRecord(time.Now(), level, joinArgs(L, first), 0)
+	r := slog.NewRecord(time.Now(), level, v.e.redact(joinArgs(L, first)), 0)
 	r.AddAttrs(slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script))
 	_ = lh.Handle(ctx, r)
 }
