@@ -104,6 +104,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"missing cert", head + "    tls: {cert: nope.crt, key: keys/tls.key}\n", "sites[0].tls.cert", 7, "file not found", ""},
 		{"negative limit", head + "    limits: {max_connections_per_ip: -1}\n", "sites[0].limits.max_connections_per_ip", 7, "must be 0 or more, got -1", ""},
 		{"bad duration", head + "    limits:\n      idle_timeout: 5\n", "sites[0].limits.idle_timeout", 8, `invalid duration "5"`, ""},
+		{"syncplify-only event", head + "    event_handlers:\n      - {event: OnAuthRequestAllowed, script: log-session.lua}\n", "sites[0].event_handlers[0].event", 8, "OnAuthRequestAllowed is a Syncplify event that wharf does not implement; use OnAuthRequest", ""},
 		{"plain secret value", head + "    secrets:\n      token: hunter2-very-secret\n", `sites[0].secrets["token"]`, 8, "cannot be written in the config", "hunter2"},
 		{"secret list value", head + "    secrets:\n      token: [hunter2-very-secret]\n", `sites[0].secrets["token"]`, 8, "cannot be written in the config", "hunter2"},
 		{"secret env and file", head + "    secrets:\n      token: {env: A, file: b}\n", `sites[0].secrets["token"]`, 8, "not both", ""},
