@@ -76,9 +76,8 @@ func (e *Event) ScriptFS() (*ScriptFS, error) {
 	if r, err := table.Resolve("/"); err == nil && r.Mount.Path == "/" {
 		f.home = r.Mount.FS
 	}
-	if h := e.upload; h != nil && !h.early.Load() && !h.superseded() {
-		f.upload = h
-	}
+	f.upload = e.upload
+	f.pending()
 	return f, nil
 }
 
@@ -325,16 +324,25 @@ func (f *ScriptFS) quotaFor(t target) *usage {
 	return f.quota
 }
 
+// pending returns the event's upload while it is still unpublished (a handler run after
+// the upload was closed finds it published, or cancelled, and reads the visible file).
+func (f *ScriptFS) pending() *WriteHandle {
+	if h := f.upload; h != nil && (h.published.Load() || h.superseded()) {
+		f.upload = nil
+	}
+	return f.upload
+}
+
 // isUpload reports whether t is the event's unpublished upload.
 func (f *ScriptFS) isUpload(t target) bool {
-	h := f.upload
+	h := f.pending()
 	return h != nil && t.mount != nil && t.mount.FS == h.t.mount.FS && t.path == h.t.path
 }
 
 // touchesUpload reports whether a change to t changes the event's unpublished upload: t is
 // its path or a folder above it.
 func (f *ScriptFS) touchesUpload(t target) bool {
-	h := f.upload
+	h := f.pending()
 	return h != nil && t.mount != nil && t.mount.FS == h.t.mount.FS &&
 		(t.path == h.t.path || strings.HasPrefix(h.t.path, dirPrefix(t.path)))
 }
@@ -343,7 +351,7 @@ func (f *ScriptFS) touchesUpload(t target) bool {
 // the uploaded file, which must then be where the client put it. Once published,
 // BlockOperation can no longer discard it.
 func (f *ScriptFS) publishUpload(ts ...target) error {
-	if f.upload == nil || !slices.ContainsFunc(ts, f.touchesUpload) {
+	if f.pending() == nil || !slices.ContainsFunc(ts, f.touchesUpload) {
 		return nil
 	}
 	h := f.upload
@@ -438,7 +446,7 @@ func (f *ScriptFS) ReadDir(ctx context.Context, dir string, each func(fs.FileInf
 		}
 	}
 	var upload fs.FileInfo // the event's upload, if it is in this folder
-	if h := f.upload; h != nil && t.mount != nil && t.mount.FS == h.t.mount.FS && path.Dir(h.t.path) == t.path {
+	if h := f.pending(); h != nil && t.mount != nil && t.mount.FS == h.t.mount.FS && path.Dir(h.t.path) == t.path {
 		if upload, err = f.uploadInfo(); err != nil {
 			upload = nil
 		}
@@ -723,7 +731,7 @@ func (f *ScriptFS) TreeSize(ctx context.Context, p string) (size int64, err erro
 			}
 			seen[k] = true
 		}
-		if h := f.upload; h != nil && t.mount.FS == h.t.mount.FS && q == h.t.path {
+		if h := f.pending(); h != nil && t.mount.FS == h.t.mount.FS && q == h.t.path {
 			replaced = fi.Size()
 		}
 		size += fi.Size()
@@ -732,7 +740,7 @@ func (f *ScriptFS) TreeSize(ctx context.Context, p string) (size int64, err erro
 	if err != nil {
 		return 0, backendErr(op, t.virtual, err)
 	}
-	if h := f.upload; h != nil && t.mount.FS == h.t.mount.FS && strings.HasPrefix(h.t.path, dirPrefix(t.path)) {
+	if h := f.pending(); h != nil && t.mount.FS == h.t.mount.FS && strings.HasPrefix(h.t.path, dirPrefix(t.path)) {
 		if fi, err := f.uploadInfo(); err == nil {
 			size += fi.Size() - replaced
 		}

@@ -382,6 +382,30 @@ func TestScriptFSEventUpload(t *testing.T) {
 	}
 }
 
+// TestScriptFSEventUploadLater acts on an AfterFileUpload's event after the upload was
+// published (as a handler that runs after the event would): the visible file is read and
+// renamed, and nothing is published twice.
+func TestScriptFSEventUploadLater(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	var saved *core.Event
+	d.On(core.AfterFileUpload, func(ev *core.Event) { saved = ev })
+	quota := func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 20, Files: 10} }
+	site, root := diskSite(t, d, user("u", onDisk, quota))
+	sess := login(t, site, "u")
+	ctx := context.Background()
+	must(t, upload(ctx, sess, "/up.txt", "published"))
+	f, err := saved.ScriptFS()
+	must(t, err)
+	if got, err := readAll(t, f, "/up.txt"); err != nil || got != "published" {
+		t.Errorf("read after publication: %q %v", got, err)
+	}
+	must(t, f.Rename(ctx, "/up.txt", "/moved.txt"))
+	if b, err := os.ReadFile(filepath.Join(root, "u", "moved.txt")); err != nil || string(b) != "published" {
+		t.Errorf("moved: %q %v", b, err)
+	}
+	checkUsage(t, sess, "after a later rename")
+}
+
 // TestScriptFSQuotaMatchesDisk mixes random script operations (whole writes, writes in
 // place, truncations, removals of files and trees, renames, copies) with a client's uploads,
 // some left open across steps, and compares the user's charge with a scan of the disk after

@@ -53,6 +53,7 @@ type WriteHandle struct {
 	files     int64 // files charged: 1 when the name did not exist when the upload opened
 	cancelled atomic.Bool
 	early     atomic.Bool // published by an AfterFileUpload script that changed it
+	published atomic.Bool // under its final name (ScriptFS reads it there from then on)
 
 	// Non-atomic uploads with a quota. info identifies the open file; orphan (guarded by the
 	// quota's ns lock) is set when its last name is removed: it no longer counts, so writes to
@@ -516,7 +517,11 @@ func (h *WriteHandle) publish() error {
 	defer q.lockNS()()
 	return h.sess.site.uploads.publish(h, func() error {
 		if q == nil {
-			return h.atomic.Publish()
+			if err := h.atomic.Publish(); err != nil {
+				return err
+			}
+			h.published.Store(true)
+			return nil
 		}
 		var freedBytes, freedFiles int64
 		old, err := lstat(h.t.mount.FS, h.t.path)
@@ -541,6 +546,7 @@ func (h *WriteHandle) publish() error {
 		h.mu.Lock()
 		h.charged, h.files = 0, 0
 		h.mu.Unlock()
+		h.published.Store(true)
 		return nil
 	})
 }
