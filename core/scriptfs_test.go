@@ -620,3 +620,41 @@ func scriptCheck(st *propState) string {
 	}
 	return ""
 }
+
+// TestScriptFSCancelsUploadsInFlight: a script's rename onto a name, rename of a folder above
+// an upload, whole write of a name and removal of a tree cancel the uploads in flight there,
+// as the same changes by a client do; an upload elsewhere is not touched.
+func TestScriptFSCancelsUploadsInFlight(t *testing.T) {
+	site, _ := diskSite(t, nil, user("u", onDisk))
+	sess := login(t, site, "u")
+	ctx := context.Background()
+	f := scriptFS(t, sess)
+	must(t, f.Mkdir(ctx, "/d", false))
+	must(t, f.Mkdir(ctx, "/t", false))
+	_, err := f.Put(ctx, "/src.txt", strings.NewReader("src"))
+	must(t, err)
+	open := func(p string) *core.WriteHandle {
+		h, err := sess.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
+		must(t, err)
+		_, err = h.Write([]byte("client data"))
+		must(t, err)
+		return h
+	}
+	onto, below, written, tree, other := open("/target.txt"), open("/d/x.txt"), open("/w.txt"), open("/t/y.txt"), open("/keep.txt")
+	must(t, f.Rename(ctx, "/src.txt", "/target.txt"))
+	must(t, f.Rename(ctx, "/d", "/d2"))
+	_, err = f.Put(ctx, "/w.txt", strings.NewReader("script data"))
+	must(t, err)
+	must(t, f.RemoveAll(ctx, "/t"))
+	for name, h := range map[string]*core.WriteHandle{"rename onto": onto, "folder rename": below, "whole write": written, "tree removal": tree} {
+		if err := h.Close(); err == nil {
+			t.Errorf("%s: the upload in flight was published", name)
+		}
+	}
+	must(t, other.Close())
+	for p, want := range map[string]string{"/target.txt": "src", "/w.txt": "script data", "/keep.txt": "client data"} {
+		if got, err := readAll(t, f, p); err != nil || got != want {
+			t.Errorf("%s: %q %v", p, got, err)
+		}
+	}
+}
