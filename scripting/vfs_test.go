@@ -76,6 +76,7 @@ Log('legacy=' .. FileReadAsHex(Session.GetAbsPath(), 0, 2) .. ',' .. FileReadAsH
 Log('delfile=' .. tostring(DelFile(ALLOWED .. '/exported.bin')) .. ',' .. tostring(DelFile('/etc/hostname')))
 local okNew, err = pcall(VirtualFS, VfsTypeDisk, '/etc')
 Log('outside-root=' .. tostring(okNew) .. ':' .. tostring(err):gsub('^.-VirtualFS', 'VirtualFS'))
+Log('memtype=' .. VirtualFS(VfsTypeMemory, 'mem').Type .. ',' .. tostring(pcall(VirtualFS, VfsTypeMemory, 'disk')))
 local okS3 = pcall(VirtualFS, 'S3', 'bucket')
 Log('s3=' .. tostring(okS3))
 local okSet = pcall(function() vfs.Name = 'x' end)
@@ -160,6 +161,7 @@ func TestVFSFromLua(t *testing.T) {
 		"delfile":        "true,false",
 		"outside-root":   "false:VirtualFS: /etc: outside scripting.allowed_roots: permission denied",
 		"s3":             "false",
+		"memtype":        "Memory,false",
 		"readonly":       "false,false",
 	}
 	for k, w := range want {
@@ -289,8 +291,9 @@ func TestVFSMemoryBudget(t *testing.T) {
 	}
 }
 
-// TestVFSTimeout: a script copying without end is stopped by its timeout inside the copy.
-func TestVFSNoSessionAndTimeout(t *testing.T) {
+// TestVFSNoSession: before a session exists there is no current VFS, a per-user vfs cannot
+// be opened, and a shared one can.
+func TestVFSNoSession(t *testing.T) {
 	script := lines(
 		"Log('current=' .. tostring(GetCurrentVFS()))",
 		"local ok, err = pcall(VirtualFS, 'disk')",
