@@ -298,12 +298,12 @@ var vfsMethods = map[string]objMethod{
 	"Truncate": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
 		return v.result(L, resBase, vfsOf(ud).Truncate(v.runCtx(), L.CheckString(a), optInt64(L, a+1, 0)), 0, nil)
 	},
-	"ReadFileAsText":   readMethod(readText),
-	"ReadFileAsHex":    readMethod(readHex),
-	"ReadFileAsBytes":  readMethod(readBytes),
-	"WriteFileAsText":  writeMethod(readText),
-	"WriteFileAsHex":   writeMethod(readHex),
-	"WriteFileAsBytes": writeMethod(readBytes),
+	"ReadFileAsText":   readMethod(dataText),
+	"ReadFileAsHex":    readMethod(dataHex),
+	"ReadFileAsBytes":  readMethod(dataBytes),
+	"WriteFileAsText":  writeMethod(dataText),
+	"WriteFileAsHex":   writeMethod(dataHex),
+	"WriteFileAsBytes": writeMethod(dataBytes),
 	"ImportFile": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
 		local, vp := L.CheckString(a), L.CheckString(a+1)
 		lf, name, err := localFS(v, local)
@@ -381,17 +381,17 @@ func copyMethod(move bool) objMethod {
 type dataKind int
 
 const (
-	readText  dataKind = iota // a string of the bytes
-	readHex                   // upper-case hex
-	readBytes                 // a sequence of numbers 0-255 (a JS array in .js scripts)
+	dataText  dataKind = iota // a string of the bytes
+	dataHex                   // upper-case hex
+	dataBytes                 // a sequence of numbers 0-255 (a JS array in .js scripts)
 )
 
-// bytesPerByte is what one byte of data costs the run in each form.
+// cost is what n bytes of data cost the run in each form.
 func (k dataKind) cost(n int64) int64 {
 	switch k {
-	case readHex:
+	case dataHex:
 		return stringOverhead + 2*n
-	case readBytes:
+	case dataBytes:
 		return 64 + 40*n // a table's array slot and a number
 	}
 	return stringOverhead + n
@@ -416,9 +416,9 @@ func readMethod(kind dataKind) objMethod {
 		}
 		var val lua.LValue
 		switch kind {
-		case readHex:
+		case dataHex:
 			val = lua.LString(strings.ToUpper(hex.EncodeToString(data)))
-		case readBytes:
+		case dataBytes:
 			t := L.CreateTable(len(data), 0)
 			for _, b := range data {
 				t.Append(lua.LNumber(b))
@@ -454,13 +454,13 @@ func writeMethod(kind dataKind) objMethod {
 // dataArg reads the data argument of a WriteFileAs* call.
 func (v *vm) dataArg(L *lua.LState, n int, kind dataKind) ([]byte, error) {
 	switch kind {
-	case readHex:
+	case dataHex:
 		b, err := hex.DecodeString(L.CheckString(n))
 		if err != nil {
 			return nil, fmt.Errorf("not hex data: %w", core.ErrInvalid)
 		}
 		return b, nil
-	case readBytes:
+	case dataBytes:
 		t := L.CheckTable(n)
 		vals, err := v.sequence(t)
 		if err != nil {
@@ -586,7 +586,7 @@ func (v *vm) fileReadAsHex(L *lua.LState) int {
 	}
 	var budget error
 	data, err := f.ReadAt(v.runCtx(), p, n, off, core.FromStart, func(count int64) error {
-		budget = v.reserveMemory(readHex.cost(count))
+		budget = v.reserveMemory(dataHex.cost(count))
 		return budget
 	})
 	if budget != nil {
