@@ -127,13 +127,16 @@ func (s *Session) AuthInteractive(ctx context.Context, name string, answers []st
 // answersCheck is AuthInteractive's check.
 func (s *Session) answersCheck(qs []Question, answers []string) func(*User, *hashWork) bool {
 	return func(u *User, w *hashWork) bool {
+		results := make([]bool, len(qs))
+		defer func() { s.recordAnswers(qs, results) }()
 		if u == nil || len(qs) == 0 || len(answers) != len(qs) {
 			return false // padded like a wrong password
 		}
 		ok := true
 		for i, q := range qs {
 			// Check every answer even after a failure so timing does not tell which one was wrong.
-			ok = s.checkAnswer(u, q, answers[i], w) && ok
+			results[i] = s.checkAnswer(u, q, answers[i], w)
+			ok = results[i] && ok
 		}
 		if ok {
 			s.consumeTOTP(qs, answers)

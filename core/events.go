@@ -80,6 +80,10 @@ type Event struct {
 	Conn          *Conn    // always set
 	RelPath       string   // CtxRelPath(): the operation's virtual path, fixed when the event fired
 	RelTargetPath string   // CtxRelTargetPath(): the rename target
+
+	// upload is the atomic upload an AfterFileUpload is about, still under its temporary
+	// name: scripts read it there (see ScriptFS).
+	upload *WriteHandle
 }
 
 // Dispatcher runs the handlers of events. The scripting engine implements it; core only knows
@@ -108,6 +112,7 @@ type Conn struct {
 	LocalAddr  string
 	Protocol   string // SFTP, FTP, FTPS at accept time
 	Site       string
+	site       *Site // nil for a Conn built outside a site (tests)
 	softwareID atomic.Pointer[string]
 	rejected   atomic.Bool
 }
@@ -128,4 +133,16 @@ func (c *Conn) SoftwareID(def string) string {
 		return *p
 	}
 	return def
+}
+
+// Site returns the site of the event (scripts open the site's vfs definitions through it), or
+// nil for an event built outside a site.
+func (e *Event) Site() *Site {
+	if e.Session != nil {
+		return e.Session.site
+	}
+	if e.Conn != nil {
+		return e.Conn.site
+	}
+	return nil
 }

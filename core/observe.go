@@ -69,6 +69,9 @@ type Fact struct {
 	// "script:<file>", "shutdown"). For logins and operations RefusedBy(Err) says it.
 	By    string
 	Until time.Time // FactBan: when the ban ends
+	// Actor is who performed an operation: "" for the client, "script" for an event
+	// script acting through a ScriptFS.
+	Actor string
 }
 
 // RefusedBy names what refused the connection, login or operation, "" when it was not

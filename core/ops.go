@@ -340,8 +340,10 @@ func (s *Session) Remove(ctx context.Context, p string) (err error) {
 }
 
 // removeFile removes a name; a file whose last name it was stops counting for the quota.
-func (s *Session) removeFile(t target) error {
-	q := s.homeQuota(t)
+func (s *Session) removeFile(t target) error { return removeCounted(s.homeQuota(t), t) }
+
+// removeCounted removes a name, settling q (nil: no quota) as removeFile says.
+func removeCounted(q *usage, t target) error {
 	defer q.lockNS()()
 	var victim fs.FileInfo
 	if q != nil {
@@ -415,8 +417,10 @@ func (s *Session) Rename(ctx context.Context, from, to string, replace bool) (er
 // renameFile renames inside one mount; a file it replaces stops counting for the quota if
 // that was its last name. Renaming a name onto another name of the same file changes
 // nothing (rename(2) does nothing then), so nothing is released.
-func (s *Session) renameFile(src, dst target) error {
-	q := s.homeQuota(src)
+func (s *Session) renameFile(src, dst target) error { return renameCounted(s.homeQuota(src), src, dst) }
+
+// renameCounted renames inside one mount, settling q (nil: no quota) as renameFile says.
+func renameCounted(q *usage, src, dst target) error {
 	defer q.lockNS()()
 	var moved, victim fs.FileInfo
 	if q != nil {
@@ -512,6 +516,11 @@ func (s *Session) setVisible(t target, a Attrs) error {
 // truncate changes a file's size; the quota is charged or credited by the change measured
 // under the namespace lock (another session may have changed the file since fi).
 func (s *Session) truncate(t target, fi fs.FileInfo, size int64) error {
+	return truncateCounted(s.homeQuota(t), t, fi, size)
+}
+
+// truncateCounted changes a file's size, settling q (nil: no quota) as truncate says.
+func truncateCounted(q *usage, t target, fi fs.FileInfo, size int64) error {
 	const op = "truncate"
 	if fi.IsDir() {
 		return opErr(op, t.virtual, ErrIsDir, nil)
@@ -519,7 +528,6 @@ func (s *Session) truncate(t target, fi fs.FileInfo, size int64) error {
 	if size < 0 {
 		return opErr(op, t.virtual, ErrInvalid, nil)
 	}
-	q := s.homeQuota(t)
 	defer q.lockNS()()
 	if q != nil {
 		var err error

@@ -481,7 +481,7 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 	s.log.Info("protector strike", "ip", ip.String(), "reason", reason, "strikes", n, "threshold", threshold)
 	s.observe(&Fact{Kind: FactStrike, Session: sess, IP: ip.String(), Reason: reason})
 	if s.events.Handles(OnProtectorStrike, sessionUser(sess)) {
-		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
+		conn := &Conn{RemoteIP: ip.String(), Site: s.name, site: s}
 		if sess != nil {
 			conn = sess.conn
 		}
@@ -527,7 +527,7 @@ func (s *Site) banned(ctx context.Context, ip netip.Addr, key netip.Prefix, unti
 	s.log.Warn("address banned", attrs...)
 	s.observe(&Fact{Kind: FactBan, Session: sess, IP: formatBanKey(key), Duration: d, By: by, Reason: reason, Until: until})
 	if s.events.Handles(OnBlocklistAdd, sessionUser(sess)) {
-		conn := &Conn{RemoteIP: ip.String(), Site: s.name}
+		conn := &Conn{RemoteIP: ip.String(), Site: s.name, site: s}
 		if sess != nil {
 			conn = sess.conn
 		}

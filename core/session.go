@@ -62,6 +62,7 @@ type Session struct {
 	authSteps     []string // methods completed so far in a multi-step chain
 	questions     []Question
 	totpUsed      map[string]bool
+	answered      []AnsweredQuestion // keyboard-interactive answers checked, oldest first
 
 	// after authentication
 	table  *vfs.Table
@@ -452,12 +453,18 @@ func (s *Session) scriptRefusal(name EventName) error {
 
 // gate fires a gate event and reports whether a script blocked the action.
 func (s *Session) gate(ctx context.Context, name EventName, rel, target string) bool {
+	return s.gateEvent(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
+}
+
+// gateEvent fires a gate event built by the caller (AfterFileUpload carries its upload).
+func (s *Session) gateEvent(ctx context.Context, ev *Event) bool {
+	name := ev.Name
 	if !s.site.events.Handles(name, s.NamedUser()) {
 		return false
 	}
 	s.eventMu.Lock()
 	defer s.eventMu.Unlock()
-	s.site.events.Fire(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
+	s.site.events.Fire(ctx, ev)
 	blocked := s.takeBlock()
 	if blocked && !name.IsAuth() {
 		// Authentication refusals strike as failed logins; this is an operation a script refused.

@@ -228,7 +228,7 @@ type ConnInfo struct {
 // the adapter must Close when the connection ends.
 func (s *Site) Connect(ctx context.Context, info ConnInfo) (*Session, error) {
 	ip := addrIP(info.Remote)
-	conn := &Conn{RemoteIP: ip.String(), Protocol: info.Protocol, Site: s.name}
+	conn := &Conn{RemoteIP: ip.String(), Protocol: info.Protocol, Site: s.name, site: s}
 	if info.Local != nil {
 		conn.LocalAddr = info.Local.String()
 	}

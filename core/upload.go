@@ -52,6 +52,8 @@ type WriteHandle struct {
 	credit    int64
 	files     int64 // files charged: 1 when the name did not exist when the upload opened
 	cancelled atomic.Bool
+	early     atomic.Bool // published by an AfterFileUpload script that changed it
+	published atomic.Bool // under its final name (ScriptFS reads it there from then on)
 
 	// Non-atomic uploads with a quota. info identifies the open file; orphan (guarded by the
 	// quota's ns lock) is set when its last name is removed: it no longer counts, so writes to
@@ -473,13 +475,16 @@ func (h *WriteHandle) finish() error {
 	}
 	if failed == nil && h.atomic != nil {
 		s.setCurrent(v)
-		if s.gate(ctx, AfterFileUpload, v, "") {
+		if s.gateEvent(ctx, &Event{Name: AfterFileUpload, Session: s, Conn: s.conn, RelPath: v, upload: h}) {
 			h.discard()
 			return s.fail(opErr("upload", v, ErrDenied, refusal(s.site.scriptsOf(AfterFileUpload, s.NamedUser()), "upload rejected by AfterFileUpload script")))
 		}
-		if err := h.publish(); err != nil {
-			e := backendErr("upload", v, err)
-			failed = &e
+		// A script that changed the upload published it first (see ScriptFS).
+		if !h.early.Load() {
+			if err := h.publish(); err != nil {
+				e := backendErr("upload", v, err)
+				failed = &e
+			}
 		}
 	}
 	if failed != nil {
@@ -493,6 +498,9 @@ func (h *WriteHandle) finish() error {
 		return opErr("upload", v, ErrFailure, *failed)
 	}
 	if h.atomic != nil {
+		if h.early.Load() {
+			return nil // applied when a script published it
+		}
 		return h.applyParked()
 	}
 	h.untrack()
@@ -509,7 +517,11 @@ func (h *WriteHandle) publish() error {
 	defer q.lockNS()()
 	return h.sess.site.uploads.publish(h, func() error {
 		if q == nil {
-			return h.atomic.Publish()
+			if err := h.atomic.Publish(); err != nil {
+				return err
+			}
+			h.published.Store(true)
+			return nil
 		}
 		var freedBytes, freedFiles int64
 		old, err := lstat(h.t.mount.FS, h.t.path)
@@ -534,6 +546,7 @@ func (h *WriteHandle) publish() error {
 		h.mu.Lock()
 		h.charged, h.files = 0, 0
 		h.mu.Unlock()
+		h.published.Store(true)
 		return nil
 	})
 }

@@ -29,6 +29,9 @@ type ScriptError struct {
 	Msg    string
 	// Where names the handler that references the script ("site web", "user alice").
 	Where string
+	// column says that the column is shown for a Lua script too (a Syncplify name wharf
+	// lacks is found by name, so its column is known).
+	column bool
 }
 
 // Error formats the problem like a compiler message: `scripts/x.lua:3: unexpected symbol`,
@@ -39,7 +42,7 @@ func (e *ScriptError) Error() string {
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
-		if e.Column > 0 && isJS(e.File) {
+		if e.Column > 0 && (isJS(e.File) || e.column) {
 			fmt.Fprintf(&b, ":%d", e.Column)
 		}
 	}
@@ -93,7 +96,8 @@ type handlerSet struct {
 	users    map[*config.EventHandler]eventHandlers // by the user's handler list (&list[0])
 	count    int
 	dir      string   // scripts_dir
-	warnings []string // handlers that load but cannot run (none at present)
+	warnings []string // handlers that load but cannot run, and secrets that cannot be read
+	secrets  *secrets // GetSecret's values
 
 	mu     sync.Mutex
 	protos map[string]*lua.FunctionProto // by file
@@ -121,6 +125,9 @@ func compileSite(site *config.Site) (*handlerSet, error) {
 	if len(errs) > 0 {
 		return nil, &LoadError{Site: site.Name, Scripts: errs}
 	}
+	var warns []string
+	set.secrets, warns = loadSecrets(site)
+	set.warnings = append(set.warnings, warns...)
 	return set, nil
 }
 
@@ -150,11 +157,13 @@ func (s *handlerSet) build(list []config.EventHandler, where string) (out eventH
 		s.mu.Lock()
 		proto, ok := s.protos[file]
 		if !ok {
-			var err *ScriptError
-			if proto, err = compileFile(file, c.Script); err != nil {
+			var ferrs []*ScriptError
+			if proto, ferrs = compileFile(file, c.Script); len(ferrs) > 0 {
 				s.mu.Unlock()
-				err.Where = where
-				errs = append(errs, err)
+				for _, err := range ferrs {
+					err.Where = where
+				}
+				errs = append(errs, ferrs...)
 				continue
 			}
 			s.protos[file] = proto
@@ -197,26 +206,35 @@ func (s *handlerSet) forUser(u *core.User, log *slog.Logger) eventHandlers {
 }
 
 // compileFile parses and compiles a script once; the prototype is shared by every state. A
-// .js script is translated to Lua first.
-func compileFile(file, name string) (*lua.FunctionProto, *ScriptError) {
+// .js script is translated to Lua first. A script that uses Syncplify names the engine does
+// not define is refused, with every such use (see names.go).
+func compileFile(file, name string) (*lua.FunctionProto, []*ScriptError) {
 	src, err := os.ReadFile(file)
 	if err != nil {
-		return nil, &ScriptError{File: file, Msg: fmt.Sprintf("cannot read script: %v", unwrapPath(err))}
+		return nil, []*ScriptError{{File: file, Msg: fmt.Sprintf("cannot read script: %v", unwrapPath(err))}}
 	}
+	var proto *lua.FunctionProto
+	var se *ScriptError
 	if isJS(file) {
 		code, se := translateJS(src, file, name)
 		if se != nil {
-			return nil, se
+			translateNewError(se, src)
+			return nil, []*ScriptError{se}
 		}
-		proto, se := compileSource([]byte(code), file, name)
+		proto, se = compileSource([]byte(code), file, name)
 		if se != nil {
 			// The translator's output must always compile: this is a bug to report, and the
 			// column would be one of the generated code.
 			se.Column, se.Msg = 0, "internal error: the translated script does not compile: "+se.Msg
+			return nil, []*ScriptError{se}
 		}
-		return proto, se
+	} else if proto, se = compileSource(src, file, name); se != nil {
+		return nil, []*ScriptError{se}
 	}
-	return compileSource(src, file, name)
+	if errs := checkNames(proto, src, file); len(errs) > 0 {
+		return nil, errs
+	}
+	return proto, nil
 }
 
 // translateJS translates a JavaScript script to the Lua the engine runs.

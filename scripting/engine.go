@@ -77,7 +77,7 @@ func New(site *config.Site, opts Options) (*Engine, error) {
 	e := &Engine{site: site.Name, log: opts.Logger.With("site", site.Name), observe: opts.Observe}
 	e.set.Store(set)
 	for _, w := range set.warnings {
-		e.log.Warn("event handler cannot run: " + w)
+		e.log.Warn("event scripts: " + w)
 	}
 	e.pool = newPool(opts.PoolSize, e.newVM)
 	return e, nil
@@ -93,14 +93,14 @@ func (e *Engine) Reload(site *config.Site) error {
 	}
 	e.set.Store(set)
 	for _, w := range set.warnings {
-		e.log.Warn("event handler cannot run: " + w)
+		e.log.Warn("event scripts: " + w)
 	}
 	e.log.Info("event scripts reloaded", "handlers", set.count)
 	return nil
 }
 
-// Warnings lists the handlers of the current load that load but cannot run, for `wharf
-// check`. Every handler that loads can run at present, so the list is empty.
+// Warnings lists the problems of the current load that do not stop it, for `wharf check`:
+// secrets that cannot be read.
 func (e *Engine) Warnings() []string { return slices.Clone(e.set.Load().warnings) }
 
 // Close releases the Lua states. Runs in progress finish; later events are refused like a
@@ -183,6 +183,7 @@ func (e *Engine) Fire(ctx context.Context, ev *core.Event) {
 
 // failed logs a failed or timed out run and applies on_error for gate events.
 func (e *Engine) failed(ev *core.Event, h *handler, err error, timedOut bool) {
+	err = errors.New(e.redact(err.Error()))
 	block := h.block && ev.Name.IsGate()
 	lg := e.logger(ev)
 	msg := "event script failed"

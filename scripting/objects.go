@@ -92,10 +92,7 @@ func (v *vm) installGlobals(base *lua.LTable) {
 		L.Push(cut(s, len(s)-len(path.Ext(s)), len(s)))
 		return 1
 	})
-	fn("Exit", func(L *lua.LState) int {
-		v.notify("Exit", "")
-		return v.end(L)
-	})
+	fn("Exit", v.exit)
 	fn("Terminate", func(L *lua.LState) int {
 		ban := lua.LVAsBool(L.Get(1))
 		v.term = &ban

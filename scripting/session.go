@@ -9,7 +9,8 @@ import (
 	"github.com/wharf-project/wharf/core"
 )
 
-// sessionMethods are the 26 members of the contract's Session object.
+// sessionMethods are the 26 members of the contract's Session object, Syncplify v6's
+// GetCurrentVFS and v7's GetAnsweredQuestions.
 var sessionMethods = map[string]method{
 	"GetID":            sessString((*core.Session).ID),
 	"GetUserID":        sessString((*core.Session).UserID),
@@ -43,7 +44,12 @@ var sessionMethods = map[string]method{
 		return 1
 	},
 	"GetLastCommandTime": sessTime((*core.Session).LastCommandTime),
-	"GetLastErrorTime":   sessTime((*core.Session).LastErrorTime),
+	"GetCurrentVFS": func(v *vm, L *lua.LState, _ int) int { // Syncplify v6; v7 has the global
+		L.Push(v.currentVFS())
+		return 1
+	},
+	"GetAnsweredQuestions": answeredQuestions,
+	"GetLastErrorTime":     sessTime((*core.Session).LastErrorTime),
 
 	"BlockOperation": func(v *vm, L *lua.LState, _ int) int {
 		v.ev.Session.BlockOperation()

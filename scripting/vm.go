@@ -89,6 +89,7 @@ type vm struct {
 	subsystems *lua.LTable
 
 	classes map[*hostClass]*classState // the host classes installed in the state (class.go)
+	lib     scriptLib                  // the Syncplify library's objects (lib.go)
 }
 
 // newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
@@ -140,11 +141,13 @@ func (e *Engine) newVM() *vm {
 	// string library, and handed to scripts read-only.
 	// Regular expression searches stop at the deadline of the run in progress (set by arm, on
 	// this state's goroutine).
-	if rt, err := jscompat.Open(L, jscompat.Options{Deadline: func() time.Time { return v.deadline }}); err == nil {
+	rt, err := jscompat.Open(L, jscompat.Options{Deadline: func() time.Time { return v.deadline }})
+	if err == nil {
 		base.RawSetString(jscompat.RuntimeGlobal, rt)
 	} else {
 		e.log.Error("cannot build the JavaScript runtime; .js handlers will fail", "err", err.Error())
 	}
+	v.installLib(base, rt)
 	v.sessUD = v.object("Session", v.methodTable(sessionMethods, func() *lua.LUserData { return v.sessUD }))
 	v.connUD = v.object("Conn", v.methodTable(connMethods, func() *lua.LUserData { return v.connUD }))
 	v.userUD = v.newUserObject()
@@ -303,6 +306,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	L := v.L
 	v.ev, v.h, v.ended, v.term, v.subsystems = ev, h, false, nil, nil
 	defer func() {
+		v.endLib()
 		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
 		v.userUD.Value = nil
 	}()
@@ -466,7 +470,7 @@ func (v *vm) log(L *lua.LState, level slog.Level, first int) {
 	// program counter (a stack walk): the source of a script's line is the script, and the
 	// event and script attributes already say which. They are the record's own attributes,
 	// not the logger's, so that handlers can select script lines (wharf script run does).
-	r := slog.NewRecord(time.Now(), level, joinArgs(L, first), 0)
+	r := slog.NewRecord(time.Now(), level, v.e.redact(joinArgs(L, first)), 0)
 	r.AddAttrs(slog.String("event", string(v.ev.Name)), slog.String("script", v.h.script))
 	_ = lh.Handle(ctx, r)
 }

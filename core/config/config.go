@@ -87,6 +87,19 @@ type Site struct {
 	Users         []User         `yaml:"users"`
 	ScriptsDir    string         `yaml:"scripts_dir"` // absolute after loading
 	EventHandlers []EventHandler `yaml:"event_handlers"`
+	// Scripting bounds what event scripts may reach besides the sessions' files.
+	Scripting Scripting `yaml:"scripting"`
+	// Secrets are the values scripts read with GetSecret(name), by name.
+	Secrets map[string]Secret `yaml:"secrets"`
+}
+
+// Scripting configures what the site's event scripts may reach on the host.
+type Scripting struct {
+	// AllowedRoots are the host folders scripts may open as a disk VFS (new VirtualFS(
+	// VfsTypeDisk, root)) and whose files ImportFile, ExportFile, FileReadAsHex and DelFile
+	// may use, each confined to the folder as users are to theirs. Default none; absolute
+	// after loading.
+	AllowedRoots []string `yaml:"allowed_roots"`
 }
 
 // VFSByName returns the site's vfs definition with the given name.

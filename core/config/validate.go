@@ -441,6 +441,7 @@ func (c *checker) checkSite(key string, s *Site) {
 	}
 
 	c.checkHandlers(key+".event_handlers", s.EventHandlers, s.ScriptsDir)
+	c.checkScripting(key, s)
 }
 
 func validSoftwareID(s string) bool {
@@ -684,6 +685,8 @@ func (c *checker) checkHandlers(key string, hs []EventHandler, scriptsDir string
 		switch {
 		case h.Event == "":
 			c.errorf(hk+".event", "an event name is required")
+		case SyncplifyOnlyEvents[h.Event] != "":
+			c.errorf(hk+".event", "%s is a Syncplify event that wharf does not implement; %s", h.Event, SyncplifyOnlyEvents[h.Event])
 		case !slices.Contains(Events, h.Event):
 			msg := fmt.Sprintf("unknown event %q", truncate(h.Event))
 			if s := closest(h.Event, Events); s != "" {

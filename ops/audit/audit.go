@@ -124,6 +124,9 @@ func (l *Log) Observe(f *core.Fact) {
 			attrs = append(attrs, slog.String("reason", f.Reason))
 		}
 	case core.FactOperation:
+		if f.Actor != "" {
+			attrs = append(attrs, slog.String("actor", f.Actor)) // an event script acted, not the client
+		}
 		attrs = append(attrs, slog.String("operation", f.Op), slog.String("path", f.Path))
 		if f.Target != "" {
 			attrs = append(attrs, slog.String("target", f.Target))

@@ -160,3 +160,20 @@ func TestRefusalsAndBans(t *testing.T) {
 		}
 	}
 }
+
+// An operation of an event script says so: actor=script, before the operation.
+func TestScriptActor(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(slog.New(slog.NewTextHandler(&buf, nil)), "", "text", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Observe(&core.Fact{Kind: core.FactOperation, Site: "s", User: "alice", Op: core.OpRename, Path: "/a", Target: "/b",
+		Actor: core.ScriptActor})
+	l.Observe(&core.Fact{Kind: core.FactOperation, Site: "s", User: "alice", Op: core.OpRemove, Path: "/c"})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "actor=script operation=rename path=/a target=/b") ||
+		strings.Contains(lines[1], "actor=") {
+		t.Errorf("lines:\n%s", buf.String())
+	}
+}

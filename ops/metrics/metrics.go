@@ -171,6 +171,9 @@ func (m *Metrics) Observe(f *core.Fact) {
 	case core.FactLogin:
 		m.logins.WithLabelValues(m.user(f, f.Site, proto, f.Method, f.Result())...).Inc()
 	case core.FactOperation:
+		if f.Actor != "" {
+			return // the operations of event scripts are audited, not counted as the clients'
+		}
 		result := f.Result()
 		m.operations.WithLabelValues(m.user(f, f.Site, proto, f.Op, result)...).Inc()
 		dir := ""

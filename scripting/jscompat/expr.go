@@ -18,7 +18,7 @@ var hostObjects = map[string]bool{"Session": true, "Conn": true}
 // hostResult lists the wharf methods whose result needs adapting to JS: nil is null, a Lua
 // sequence is an array. The others return strings, numbers, Dates or nothing.
 var hostResult = map[string]bool{"GetUser": true, "GetLastCommandTime": true, "GetLastErrorTime": true,
-	"GetAllCustomData": true}
+	"GetAllCustomData": true, "GetAnsweredQuestions": true, "GetCurrentVFS": true}
 
 // hostString lists the wharf methods and functions known to return a string.
 var hostString = map[string]bool{"GetID": true, "GetUserID": true, "GetVirtualSite": true,
@@ -528,6 +528,11 @@ func (t *translator) newExpr(n *js.NewExpr) ex {
 		if len(a) == 0 {
 			return ex{s: t.h("A") + "({0}, 0)", call: true}
 		}
+	case "VirtualFS":
+		// A wharf host class: its constructor is the global function of that name.
+		t.pos.find(g)
+		args()
+		return ex{s: g + "(" + joinEx(a) + ")", call: true}
 	}
 	// Any other global is a host class (VirtualFS, HttpCli, …), constructed by the runtime's
 	// new, which refuses what is not one at run time ("X is not a constructor"). A script's
