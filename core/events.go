@@ -80,6 +80,13 @@ type Event struct {
 	Conn          *Conn    // always set
 	RelPath       string   // CtxRelPath(): the operation's virtual path, fixed when the event fired
 	RelTargetPath string   // CtxRelTargetPath(): the rename target
+	// Then is set when the event's operation is not complete when Fire returns: an atomic
+	// upload's AfterFileUpload fires before the data is published (a script can still
+	// discard it). A dispatcher with work that must see the completed operation
+	// (asynchronous handlers) hands it to Then, and the core calls it with true once the
+	// operation succeeded, or with false if it was refused or failed. When Then is nil, the
+	// operation is complete (or, for a gate event, about to be decided) when Fire returns.
+	Then func(after func(ok bool))
 }
 
 // Dispatcher runs the handlers of events. The scripting engine implements it; core only knows

@@ -446,12 +446,17 @@ func (s *Session) fire(ctx context.Context, name EventName, rel, target string) 
 
 // gate fires a gate event and reports whether a script blocked the action.
 func (s *Session) gate(ctx context.Context, name EventName, rel, target string) bool {
+	return s.gateThen(ctx, name, rel, target, nil)
+}
+
+// gateThen is gate for an event whose operation completes after the event (Event.Then).
+func (s *Session) gateThen(ctx context.Context, name EventName, rel, target string, then func(func(bool))) bool {
 	if !s.site.events.Handles(name, s.NamedUser()) {
 		return false
 	}
 	s.eventMu.Lock()
 	defer s.eventMu.Unlock()
-	s.site.events.Fire(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
+	s.site.events.Fire(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target, Then: then})
 	blocked := s.takeBlock()
 	if blocked && !name.IsAuth() {
 		// Authentication refusals strike as failed logins; this is an operation a script refused.

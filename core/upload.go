@@ -473,13 +473,22 @@ func (h *WriteHandle) finish() error {
 	}
 	if failed == nil && h.atomic != nil {
 		s.setCurrent(v)
-		if s.gate(ctx, AfterFileUpload, v, "") {
+		// What waits for the published upload (asynchronous handlers) runs after publish.
+		var after []func(bool)
+		then := func(f func(bool)) { after = append(after, f) }
+		if s.gateThen(ctx, AfterFileUpload, v, "", then) {
 			h.discard()
+			for _, f := range after {
+				f(false)
+			}
 			return s.fail(opErr("upload", v, ErrDenied, errors.New("upload rejected by AfterFileUpload script")))
 		}
 		if err := h.publish(); err != nil {
 			e := backendErr("upload", v, err)
 			failed = &e
+		}
+		for _, f := range after {
+			f(failed == nil)
 		}
 	}
 	if failed != nil {
