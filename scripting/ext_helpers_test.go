@@ -4,15 +4,20 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	pkgsftp "github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/internal/smtptest"
 	"github.com/wharf-project/wharf/ops/mailq"
+	"github.com/wharf-project/wharf/protocols/sftp"
 	"github.com/wharf-project/wharf/scripting"
 )
 
@@ -111,4 +116,41 @@ func (c *asyncCounts) get(m map[string]int, ev string) int {
 // transportTrusting returns an HTTP transport that trusts a test server's certificate.
 func transportTrusting(c interface{ Client() *http.Client }) http.RoundTripper {
 	return c.Client().Transport
+}
+
+// newSSHStack is newStack with engine options and only the SSH adapter: alice (password
+// "pw" and a key for OpenSSH) plus extra users, the site's handlers, scripts.
+func newSSHStack(t *testing.T, scripts map[string]string, handlers []config.EventHandler, mut func(*scripting.Options), extra ...config.User) *stack {
+	t.Helper()
+	work := t.TempDir()
+	key, authorized := newClientKey(t, filepath.Join(work, "id_ed25519"))
+	users := append([]config.User{testUser("alice", func(u *config.User) { u.PublicKeys = []string{authorized} })}, extra...)
+	cfg, root := newConfig(t, scripts, handlers, users...)
+	cfg.Limits.IdleTimeout.Duration = 30 * time.Second
+	cfg.Limits.LoginTimeout.Duration = 10 * time.Second
+	cfg.SSH.HostKeys = []string{newHostKey(t, filepath.Join(work, "host_ed25519"))}
+	e := buildEnvOpts(t, cfg, root, mut)
+	for _, u := range users {
+		must(t, os.MkdirAll(filepath.Join(root, u.ID), 0o755))
+	}
+	s := &stack{env: e, key: key, work: work}
+	home := filepath.Join(work, "home")
+	must(t, os.MkdirAll(home, 0o700))
+	s.cliEnv = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C"}
+	ssrv, err := sftp.New(e.site, sftp.Options{})
+	must(t, err)
+	s.sshAddr = serveOn(t, ssrv.Serve, ssrv.Shutdown)
+	return s
+}
+
+// pkgSFTP is a pkg/sftp client of the stack's SSH server.
+func (s *stack) pkgSFTP(t *testing.T, user, password string) *sftpClient {
+	t.Helper()
+	sc, err := ssh.Dial("tcp", s.sshAddr, &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.Password(password)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}) // a test server's fresh key
+	must(t, err)
+	c, err := pkgsftp.NewClient(sc)
+	must(t, err)
+	t.Cleanup(func() { _ = c.Close(); _ = sc.Close() })
+	return &sftpClient{ssh: sc, c: c}
 }

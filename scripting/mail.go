@@ -128,6 +128,11 @@ func splitRecipients(to string) ([]string, error) {
 func (v *vm) openAttachment(p string) (*os.File, error) {
 	host := p
 	if v.ev.RelPath != "" && (p == v.ev.RelPath || p == v.eventAbsPath()) {
+		if v.ev.Then != nil {
+			// A synchronous AfterFileUpload of an atomic upload: the data is still under a
+			// temporary name, and the final name holds the file it replaces, if any.
+			return nil, fmt.Errorf("attachment %q: the upload is not published yet; attach it from an asynchronous handler (mode: async)", p)
+		}
 		host = v.eventAbsPath()
 		if !filepath.IsAbs(host) {
 			return nil, fmt.Errorf("attachment %q: the event's file is not on a disk VFS", p)
