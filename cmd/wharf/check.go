@@ -44,7 +44,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	bad := 0
 	for i := range cfg.Sites {
 		sc := &cfg.Sites[i]
-		events, err := dispatcherFor(sc, quiet, nil)
+		events, err := dispatcherFor(sc, quiet, nil, scriptDeps{})
 		if lines, ok := scriptProblems(err, cfg.Dir); ok {
 			for _, l := range lines {
 				fmt.Fprintln(stderr, l)

@@ -89,7 +89,7 @@ func (s *server) reloadLocked(ctx context.Context) error {
 		if r, ok := s.dispatchers[sc.Name].(scriptReloader); ok {
 			// Compile into a throwaway dispatcher first: the engine's own Reload swaps at
 			// once, and one site's scripts must not change when another's fail.
-			trial, err := dispatcherFor(sc, quiet, nil)
+			trial, err := dispatcherFor(sc, quiet, nil, scriptDeps{})
 			if err != nil {
 				return err
 			}
@@ -137,6 +137,7 @@ func (s *server) reloadLocked(ctx context.Context) error {
 		}
 	}
 	s.cfg = merged
+	s.relays.set(merged)
 	return nil
 }
 

@@ -24,9 +24,11 @@ import (
 	"github.com/wharf-project/wharf/ops/admin"
 	"github.com/wharf-project/wharf/ops/audit"
 	"github.com/wharf-project/wharf/ops/logbuf"
+	"github.com/wharf-project/wharf/ops/mailq"
 	"github.com/wharf-project/wharf/ops/metrics"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
+	"github.com/wharf-project/wharf/scripting"
 )
 
 // shutdownGrace is how long transfers in flight may run after SIGINT/SIGTERM before every
@@ -183,6 +185,8 @@ type server struct {
 	metrics     *metrics.Metrics // nil without metrics.address
 	audit       *audit.Log       // nil when audit.enabled is false
 	ops         *admin.Server    // nil without metrics.address
+	mail        *mailq.Queue     // scripts' SendMail spool
+	relays      relays           // the sites' SMTP relays, for the spool
 	opsLn       net.Listener
 	tokenNew    bool // the admin token was generated at this start
 
@@ -231,6 +235,21 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 	if len(observers) > 0 {
 		observer = observers
 	}
+	q, err := s.openMailQueue(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.mail = q
+	built := false
+	defer func() {
+		if !built {
+			_ = q.Close(context.Background())
+		}
+	}()
+	deps := scriptDeps{settings: cfg.Scripting, mail: queueMailer{q}}
+	if s.metrics != nil {
+		deps.async = s.metrics
+	}
 	for i := range cfg.Sites {
 		sc := &cfg.Sites[i]
 		var onScriptError func(core.EventName)
@@ -238,9 +257,12 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			name := sc.Name
 			onScriptError = func(ev core.EventName) { m.ScriptError(name, string(ev)) }
 		}
-		events, err := dispatcherFor(sc, log, onScriptError)
+		events, err := dispatcherFor(sc, log, onScriptError, deps)
 		if err != nil {
 			return nil, err
+		}
+		if eng, ok := events.(*scripting.Engine); ok && s.metrics != nil {
+			s.metrics.WatchAsyncQueue(sc.Name, eng.AsyncQueueDepth)
 		}
 		s.dispatchers[sc.Name] = events
 		if s.metrics != nil {
@@ -283,6 +305,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			Reload: func(ctx context.Context) error { return s.reload(ctx, "admin API") },
 		})
 	}
+	built = true
 	return s, nil
 }
 
@@ -388,6 +411,8 @@ func (s *server) shutdown(ctx context.Context, grace time.Duration) error {
 	for _, site := range s.sites {
 		errs = append(errs, site.Shutdown(ctx))
 	}
+	// The sessions' OnConnectionClose handlers are queued by now.
+	errs = append(errs, s.drainScripts(ctx, grace)...)
 	if s.ops != nil && s.opsLn != nil {
 		errs = append(errs, s.ops.Shutdown(ctx))
 		_ = os.Remove(filepath.Join(s.boot.StateDir, adminAddrFile))
