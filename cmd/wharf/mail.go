@@ -39,7 +39,9 @@ func (m queueMailer) Enqueue(site string, msg *scripting.Mail) (string, error) {
 
 // relays are the sites' SMTP relays as configured now: the mail spool asks at each delivery,
 // and a reload replaces them.
-type relays struct{ m atomic.Pointer[map[string]*config.SMTP] }
+type relays struct {
+	m atomic.Pointer[map[string]*config.SMTP]
+}
 
 func (r *relays) set(cfg *config.Config) {
 	m := make(map[string]*config.SMTP, len(cfg.Sites))
