@@ -508,13 +508,13 @@ func (q *Queue) attempt(env *envelope) {
 	switch {
 	case len(pending) == 0 && len(sent) > 0:
 		lg.Info("mail sent", "to", strings.Join(sent, ","), "attempts", env.Attempts)
-		observe("sent")
 		q.drop(env)
+		observe("sent")
 		return
 	case len(pending) == 0:
 		lg.Error("mail undeliverable: the relay refused it", "from", env.From, "err", errText(err), "attempts", env.Attempts)
-		observe("failed")
 		q.drop(env)
+		observe("failed")
 		return
 	}
 	if len(sent) > 0 {
@@ -527,8 +527,8 @@ func (q *Queue) attempt(env *envelope) {
 	if time.Since(env.Created) >= giveUp {
 		lg.Error("mail undeliverable: giving up", "to", strings.Join(pending, ","), "err", errText(err),
 			"attempts", env.Attempts, "queued", env.Created.Format(time.RFC3339))
-		observe("failed")
 		q.drop(env)
+		observe("failed")
 		return
 	}
 	delay := q.backoff(env.Attempts)
