@@ -61,7 +61,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	msgs  []Message
-	conns int
+	conns map[string]bool // client addresses: sessions restart after STARTTLS, connections do not
 	added chan struct{}
 }
 
@@ -79,7 +79,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{opts: opts, CAFile: caFile, added: make(chan struct{}, 1)}
+	s := &Server{opts: opts, CAFile: caFile, added: make(chan struct{}, 1), conns: map[string]bool{}}
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
@@ -131,11 +131,11 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.msgs...)
 }
 
-// Connections returns how many sessions clients opened.
+// Connections returns how many connections clients opened.
 func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conns
+	return len(s.conns)
 }
 
 // Wait waits until n messages arrived or the timeout passed, and returns those received.
@@ -158,7 +158,7 @@ type backend struct{ s *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.s.mu.Lock()
-	b.s.conns++
+	b.s.conns[c.Conn().RemoteAddr().String()] = true
 	b.s.mu.Unlock()
 	_, isTLS := c.TLSConnectionState()
 	return &session{s: b.s, c: c, tls: isTLS}, nil

@@ -3,28 +3,25 @@
 // SMTP relay by background workers, retried with backoff, so that a script never waits for a
 // relay and no message is lost by a restart.
 //
-// A message is two files in the spool: <id>.eml, the message as it will be sent (headers,
-// body and attachment, rendered once by github.com/wneessen/go-mail), and <id>.json, its
-// envelope (site, sender, the recipients still to deliver to, attempts, next attempt). Both
-// are written to a temporary name, synced and renamed, the message first: an envelope always
-// has its message, and a message without an envelope (a crash between the two renames) is
-// removed at start. Delivery is at least once: a crash after the relay accepted a message
-// and before its files were removed sends it again.
+// A message is one file in the spool, <id>.mail: a line with its envelope in JSON (site,
+// sender, the recipients still to deliver to, attempts, next attempt), then the message as it
+// will be sent (headers, body and attachment, rendered once by github.com/wneessen/go-mail).
+// It is written and synced before SendMail returns; the envelope records the message's size,
+// so a file cut short by a crash is recognised (and dropped) at start. A worker keeps its SMTP
+// connection open between messages for a few seconds, so that a burst of mail costs one
+// connection, not one each. Delivery is at least once: a crash after the relay accepted a
+// message and before its file was removed sends it again.
 package mailq
 
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/mail"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +42,9 @@ var (
 	ErrFull     = errors.New("mail spool full")
 	ErrClosed   = errors.New("mail queue is closed")
 )
+
+// maxRecipients bounds the recipients of one message.
+const maxRecipients = 100
 
 // Message is a mail to queue.
 type Message struct {
@@ -80,36 +80,38 @@ type Options struct {
 	// RetryMin and RetryMax bound the delay between attempts, which doubles from RetryMin;
 	// defaults 30s and 30m.
 	RetryMin, RetryMax time.Duration
-	// Workers is how many deliveries run at once; default 2.
+	// Workers is how many SMTP connections deliver at once; default 2.
 	Workers  int
 	Observer Observer
 }
 
-// envelope is a message's <id>.json.
+// envelope is the first line of a message's file.
 type envelope struct {
 	ID        string    `json:"id"`
 	Site      string    `json:"site"`
 	From      string    `json:"from"`
 	To        []string  `json:"to"` // the recipients not delivered to yet
-	Size      int64     `json:"size"`
 	Created   time.Time `json:"created"`
 	Attempts  int       `json:"attempts"`
 	Next      time.Time `json:"next"`
 	LastError string    `json:"last_error,omitempty"`
+	Size      int64     `json:"size"` // of the message, without the envelope
 
-	busy bool // a worker is delivering it
+	busy bool // a worker has it
 }
 
 // Queue is the spool and its delivery workers.
 type Queue struct {
 	opts Options
 	log  *slog.Logger
+	host string // the domain of Message-IDs
 
 	mu     sync.Mutex
 	msgs   map[string]*envelope
 	bytes  int64
 	closed bool
 	wake   chan struct{}
+	jobs   chan []*envelope // batches of one site's due messages, for the workers
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -144,72 +146,52 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("mail spool: %w", err)
 	}
 	q := &Queue{opts: opts, log: opts.Logger.With("component", "mail"), msgs: map[string]*envelope{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), jobs: make(chan []*envelope)}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
+	q.host, _ = os.Hostname()
+	if q.host == "" || strings.ContainsAny(q.host, "<> @") {
+		q.host = "wharf.invalid"
+	}
 	if err := q.load(); err != nil {
 		return nil, err
 	}
 	return q, nil
 }
 
-// load reads the spool: envelopes with their messages; leftovers of an interrupted write
-// are removed.
+// load reads the spool. A temporary file of an interrupted write is removed, a file whose
+// envelope cannot be read is dropped (and logged).
 func (q *Queue) load() error {
 	entries, err := os.ReadDir(q.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("mail spool: %w", err)
 	}
-	have := map[string]bool{}
-	for _, e := range entries {
-		have[e.Name()] = true
-	}
 	for _, e := range entries {
 		name := e.Name()
 		path := filepath.Join(q.opts.Dir, name)
 		switch {
-		case strings.HasPrefix(name, "."): // a temporary file of an interrupted write
+		case strings.HasPrefix(name, "."):
 			_ = os.Remove(path)
-		case strings.HasSuffix(name, ".json"):
-			id := strings.TrimSuffix(name, ".json")
+		case strings.HasSuffix(name, ".mail"):
+			id := strings.TrimSuffix(name, ".mail")
 			env, err := readEnvelope(path)
-			if err != nil || env.ID != id || !have[id+".eml"] || len(env.To) == 0 {
-				q.log.Error("mail spool: dropping a damaged message", "id", id, "err", errText(err))
-				q.remove(id)
+			if err == nil && (env.ID != id || len(env.To) == 0) {
+				err = errors.New("incomplete envelope")
+			}
+			if err != nil {
+				q.log.Error("mail spool: dropping a damaged message", "id", id, "err", err.Error())
+				_ = os.Remove(path)
 				continue
 			}
 			// Tried again at once: a restart is often what fixed the relay's settings.
 			env.Next = time.Now()
 			q.msgs[id] = env
 			q.bytes += env.Size
-		case strings.HasSuffix(name, ".eml"):
-			if id := strings.TrimSuffix(name, ".eml"); !have[id+".json"] {
-				_ = os.Remove(path) // queued without its envelope: the script was told it failed
-			}
 		}
 	}
 	if n := len(q.msgs); n > 0 {
 		q.log.Info("mail spool: messages waiting from before", "messages", n, "bytes", q.bytes)
 	}
 	return nil
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "incomplete"
-	}
-	return err.Error()
-}
-
-func readEnvelope(path string) (*envelope, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return nil, err
-	}
-	return &env, nil
 }
 
 // Len returns the number of messages in the spool.
@@ -221,8 +203,11 @@ func (q *Queue) Len() int {
 
 // Start starts the delivery workers.
 func (q *Queue) Start() {
-	q.wg.Add(1)
+	q.wg.Add(1 + q.opts.Workers)
 	go q.dispatch()
+	for range q.opts.Workers {
+		go q.work()
+	}
 }
 
 // Close stops delivering. Deliveries in progress are given until ctx is done to finish;
@@ -256,8 +241,11 @@ func (q *Queue) Enqueue(site string, m *Message) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("invalid sender %q: %w", from, err)
 	}
-	if len(m.To) == 0 {
+	switch {
+	case len(m.To) == 0:
 		return "", errors.New("no recipient")
+	case len(m.To) > maxRecipients:
+		return "", fmt.Errorf("more than %d recipients", maxRecipients)
 	}
 	var rcpts []string
 	for _, to := range m.To {
@@ -276,13 +264,13 @@ func (q *Queue) Enqueue(site string, m *Message) (string, error) {
 	// A line break in the subject would end the header; a subject is one line.
 	msg.Subject(strings.Join(strings.Fields(m.Subject), " "))
 	msg.SetBodyString(gomail.TypeTextPlain, m.Body)
-	msg.SetMessageID()
+	id := ulid.Make().String()
+	msg.SetMessageIDWithValue(strings.ToLower(id) + "@" + q.host) // the spool id: a log line leads to the message
 	msg.SetDate()
 	if m.Attachment != nil {
 		msg.AttachReadSeeker(cmp.Or(m.AttachmentName, "attachment"), m.Attachment)
 	}
 
-	id := ulid.Make().String()
 	limit := int64(relay.MaxMessageSize)
 	if limit <= 0 {
 		limit = 10 << 20
@@ -297,8 +285,9 @@ func (q *Queue) Enqueue(site string, m *Message) (string, error) {
 	if room <= 0 {
 		return "", ErrFull
 	}
-	emlPath := filepath.Join(q.opts.Dir, id+".eml")
-	size, err := writeAtomic(emlPath, func(w io.Writer) error {
+	env := &envelope{ID: id, Site: site, From: sender.Address, To: rcpts, Created: time.Now().UTC()}
+	env.Next = env.Created
+	size, err := q.write(env, func(w io.Writer) error {
 		lw := &limitWriter{w: w, left: room}
 		if _, err := msg.WriteTo(lw); err != nil {
 			if lw.over {
@@ -314,36 +303,25 @@ func (q *Queue) Enqueue(site string, m *Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	env := &envelope{ID: id, Site: site, From: sender.Address, To: rcpts, Size: size, Created: time.Now().UTC()}
-	env.Next = env.Created
 	q.mu.Lock()
 	if q.closed || q.bytes+size > q.opts.MaxSpool {
 		full := !q.closed
 		q.mu.Unlock()
-		_ = os.Remove(emlPath)
+		_ = os.Remove(q.path(env.ID))
 		if full {
 			return "", ErrFull
 		}
 		return "", ErrClosed
 	}
-	q.bytes += size // reserved before the envelope is written, so that two writers cannot both fit
-	q.mu.Unlock()
-	if err := q.saveEnvelope(env); err != nil {
-		q.mu.Lock()
-		q.bytes -= size
-		q.mu.Unlock()
-		_ = os.Remove(emlPath)
-		return "", err
-	}
-	q.mu.Lock()
-	q.msgs[id] = env
+	q.bytes += size
+	q.msgs[env.ID] = env
 	q.mu.Unlock()
 	q.poke()
-	q.log.Info("mail queued", "id", id, "site", site, "from", env.From, "to", strings.Join(rcpts, ","), "bytes", size)
+	q.log.Info("mail queued", "id", env.ID, "site", site, "from", env.From, "to", strings.Join(rcpts, ","), "bytes", size)
 	if q.opts.Observer != nil {
 		q.opts.Observer.MailQueued(site)
 	}
-	return id, nil
+	return env.ID, nil
 }
 
 // limitWriter fails a write that would pass left bytes.
@@ -363,54 +341,6 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeAtomic writes a file through a synced temporary file and a rename, and returns its
-// size.
-func writeAtomic(path string, write func(io.Writer) error) (int64, error) {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("mail spool: %w", err)
-	}
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	var size int64
-	if fi, serr := f.Stat(); serr == nil {
-		size = fi.Size()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return 0, err
-	}
-	return size, nil
-}
-
-func (q *Queue) saveEnvelope(env *envelope) error {
-	b, err := json.Marshal(env)
-	if err != nil {
-		return err
-	}
-	_, err = writeAtomic(filepath.Join(q.opts.Dir, env.ID+".json"), func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	})
-	return err
-}
-
-// remove deletes a message's files, the envelope first (a message without its envelope is
-// cleaned up at the next start).
-func (q *Queue) remove(id string) {
-	_ = os.Remove(filepath.Join(q.opts.Dir, id+".json"))
-	_ = os.Remove(filepath.Join(q.opts.Dir, id+".eml"))
-}
-
 func (q *Queue) poke() {
 	select {
 	case q.wake <- struct{}{}:
@@ -418,45 +348,46 @@ func (q *Queue) poke() {
 	}
 }
 
-// dispatch starts a delivery for every message that is due, up to Workers at once, and
-// sleeps until the next is due or a message is queued.
+// maxBatch bounds the messages a worker takes at once (over one connection).
+const maxBatch = 100
+
+// dispatch hands the due messages to the workers, a site's at a time, and sleeps until the
+// next is due or a message is queued or delivered.
 func (q *Queue) dispatch() {
 	defer q.wg.Done()
-	slots := make(chan struct{}, q.opts.Workers)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		var due []*envelope
+		bySite := map[string][]*envelope{}
 		next := now.Add(time.Hour)
 		q.mu.Lock()
 		for _, env := range q.msgs {
 			switch {
 			case env.busy:
 			case !env.Next.After(now):
-				due = append(due, env)
+				bySite[env.Site] = append(bySite[env.Site], env)
 			case env.Next.Before(next):
 				next = env.Next
 			}
 		}
 		q.mu.Unlock()
-		slices.SortFunc(due, func(a, b *envelope) int { return a.Next.Compare(b.Next) })
-		for _, env := range due {
-			select {
-			case slots <- struct{}{}:
-			case <-q.ctx.Done():
-				return
+		for _, due := range bySite {
+			slices.SortFunc(due, func(a, b *envelope) int { return cmp.Or(a.Next.Compare(b.Next), strings.Compare(a.ID, b.ID)) })
+			for len(due) > 0 {
+				batch := due[:min(len(due), maxBatch)]
+				due = due[len(batch):]
+				q.mu.Lock()
+				for _, env := range batch {
+					env.busy = true
+				}
+				q.mu.Unlock()
+				select {
+				case q.jobs <- batch:
+				case <-q.ctx.Done():
+					return
+				}
 			}
-			q.mu.Lock()
-			env.busy = true
-			q.mu.Unlock()
-			q.wg.Add(1)
-			go func() {
-				defer q.wg.Done()
-				q.attempt(env)
-				<-slots
-				q.poke()
-			}()
 		}
 		if !timer.Stop() {
 			select {
@@ -474,17 +405,9 @@ func (q *Queue) dispatch() {
 	}
 }
 
-// attempt delivers one message and records the outcome.
-func (q *Queue) attempt(env *envelope) {
-	lg := q.log.With("id", env.ID, "site", env.Site)
-	relay := q.opts.Relay(env.Site)
-	var sent, refused []string
-	var err error
-	if relay == nil {
-		err = ErrNoRelay
-	} else {
-		sent, refused, err = deliver(q.ctx, relay, env, filepath.Join(q.opts.Dir, env.ID+".eml"))
-	}
+// finish records the outcome of an attempt: the recipients the relay accepted the message
+// for and those it refused for good; err is why the others failed.
+func (q *Queue) finish(env *envelope, relay *config.SMTP, sent, refused []string, err error) {
 	if q.ctx.Err() != nil && err != nil {
 		// Stopped by Close: not an attempt; the message stays as it was.
 		q.mu.Lock()
@@ -492,6 +415,7 @@ func (q *Queue) attempt(env *envelope) {
 		q.mu.Unlock()
 		return
 	}
+	lg := q.log.With("id", env.ID, "site", env.Site)
 	observe := func(result string) {
 		if q.opts.Observer != nil {
 			q.opts.Observer.MailAttempt(env.Site, result)
@@ -538,12 +462,19 @@ func (q *Queue) attempt(env *envelope) {
 	env.To, env.LastError, env.Next = pending, errText(err), time.Now().Add(delay)
 	saved := *env
 	q.mu.Unlock()
-	if serr := q.saveEnvelope(&saved); serr != nil {
+	if serr := q.rewrite(&saved); serr != nil {
 		lg.Error("mail spool: cannot record the attempt", "err", serr.Error())
 	}
 	q.mu.Lock()
-	env.busy = false // only now: a second attempt must not write the envelope with this one
+	env.busy = false // only now: a second attempt must not rewrite the file with this one
 	q.mu.Unlock()
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
 }
 
 // backoff is the delay after the n-th failed attempt: RetryMin doubled each time up to
@@ -558,104 +489,9 @@ func (q *Queue) backoff(n int) time.Duration {
 }
 
 func (q *Queue) drop(env *envelope) {
-	q.remove(env.ID)
+	_ = os.Remove(q.path(env.ID))
 	q.mu.Lock()
 	delete(q.msgs, env.ID)
 	q.bytes -= env.Size
 	q.mu.Unlock()
-}
-
-// deliver sends the message at path to the recipients of env through relay. It returns the
-// recipients the relay accepted the message for, those it refused for good (a 5xx reply),
-// and an error when the others must be tried again (or, with none left, why it failed).
-func deliver(ctx context.Context, relay *config.SMTP, env *envelope, path string) (sent, refused []string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mail spool: %w", err)
-	}
-	defer f.Close()
-	tlsConf := &tls.Config{ServerName: relay.Host, MinVersion: tls.VersionTLS12}
-	if relay.CAFile != "" {
-		pem, err := os.ReadFile(relay.CAFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("smtp.ca_file: %w", err)
-		}
-		tlsConf.RootCAs = x509.NewCertPool()
-		if !tlsConf.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("smtp.ca_file %s: no PEM certificate", relay.CAFile)
-		}
-	}
-	timeout := relay.Timeout.Duration
-	if timeout <= 0 {
-		timeout = time.Minute
-	}
-	opts := []gomail.Option{gomail.WithPort(relay.Port), gomail.WithTimeout(timeout), gomail.WithTLSConfig(tlsConf)}
-	switch relay.TLS {
-	case "implicit":
-		opts = append(opts, gomail.WithSSL())
-	case "none":
-		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
-	default:
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-	}
-	if relay.Username != "" {
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover), gomail.WithUsername(relay.Username),
-			gomail.WithPassword(relay.Password.Value()))
-	}
-	c, err := gomail.NewClient(relay.Host, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("smtp client: %w", err)
-	}
-	sc, err := c.DialToSMTPClientWithContext(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s:%d: %w", relay.Host, relay.Port, err)
-	}
-	defer func() { _ = c.CloseWithSMTPClient(sc) }()
-	if err := sc.Mail(env.From); err != nil {
-		if permanent(err) {
-			return nil, slices.Clone(env.To), fmt.Errorf("MAIL FROM: %w", err)
-		}
-		return nil, nil, fmt.Errorf("MAIL FROM: %w", err)
-	}
-	var accepted []string
-	var rcptErr error
-	for _, to := range env.To {
-		if err := sc.Rcpt(to); err != nil {
-			rcptErr = fmt.Errorf("RCPT TO %s: %w", to, err)
-			if permanent(err) {
-				refused = append(refused, to)
-			}
-			continue
-		}
-		accepted = append(accepted, to)
-	}
-	if len(accepted) == 0 {
-		_ = sc.Reset()
-		return nil, refused, rcptErr
-	}
-	w, err := sc.Data()
-	if err != nil {
-		if permanent(err) {
-			return nil, append(refused, accepted...), fmt.Errorf("DATA: %w", err)
-		}
-		return nil, refused, fmt.Errorf("DATA: %w", err)
-	}
-	if _, err := io.Copy(w, f); err != nil {
-		_ = w.Close()
-		return nil, refused, fmt.Errorf("sending the message: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		if permanent(err) {
-			return nil, append(refused, accepted...), fmt.Errorf("end of DATA: %w", err)
-		}
-		return nil, refused, fmt.Errorf("end of DATA: %w", err)
-	}
-	return accepted, refused, rcptErr
-}
-
-// permanent reports whether the relay refused for good (a 5xx reply): retrying will not
-// help. Anything else (4xx, a network or TLS failure) is worth another attempt.
-func permanent(err error) bool {
-	var te *textproto.Error
-	return errors.As(err, &te) && te.Code >= 500 && te.Code < 600
 }

@@ -190,10 +190,8 @@ func TestRestartWithMailQueued(t *testing.T) {
 	if err := q.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{id + ".eml", id + ".json"} {
-		if _, err := os.Stat(filepath.Join(spool, f)); err != nil {
-			t.Fatalf("spool lost %s: %v", f, err)
-		}
+	if _, err := os.Stat(filepath.Join(spool, id+".mail")); err != nil {
+		t.Fatalf("spool lost the message: %v", err)
 	}
 
 	second := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir, Addr: addr})
@@ -309,7 +307,7 @@ func TestEnqueueRefusals(t *testing.T) {
 		t.Fatalf("spool never full: %v", full)
 	}
 	n := q.Len()
-	if ents, _ := os.ReadDir(dir); len(ents) != 2*n {
+	if ents, _ := os.ReadDir(dir); len(ents) != n {
 		t.Errorf("spool has %d files for %d messages (leftovers of refused messages?)", len(ents), n)
 	}
 	_ = q.Close(context.Background())
@@ -323,13 +321,13 @@ func TestDamagedSpool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("01A.eml", "message without envelope")
-	write("01B.json", `{"id":"01B","to":["a@b.c"]}`) // envelope without message
-	write("01C.json", `{not json`)
-	write("01C.eml", "x")
-	write(".01D.eml.tmp", "half written")
-	write("01E.eml", "ok")
-	write("01E.json", `{"id":"01E","site":"main","from":"a@b.c","to":["x@y.z"],"size":2}`)
+	write("01A.mail", "no envelope line")
+	write("01B.mail", `{"id":"01B","to":[]}`+"\nno recipients\n")
+	write("01C.mail", "{not json\nx")
+	write(".01D.mail.tmp", "half written")
+	write("01E.mail", `{"id":"01X","site":"main","from":"a@b.c","to":["x@y.z"],"size":26}`+"\nanother message's envelope")
+	write("01G.mail", `{"id":"01G","site":"main","from":"a@b.c","to":["x@y.z"],"size":100}`+"\ncut short by a crash")
+	write("01F.mail", `{"id":"01F","site":"main","from":"a@b.c","to":["x@y.z"],"size":2}`+"\nok")
 	lb := &logBuf{}
 	q, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(lb, nil))})
 	if err != nil {
@@ -343,7 +341,48 @@ func TestDamagedSpool(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "01E.eml 01E.json" {
+	if strings.Join(names, " ") != "01F.mail" || q.bytes != 2 {
 		t.Errorf("spool after opening: %v; log:\n%s", names, lb)
+	}
+}
+
+// A burst of mail goes over one connection; a connection the relay closed while it was idle
+// is opened again without counting a failed attempt.
+func TestConnectionReuse(t *testing.T) {
+	certDir := t.TempDir()
+	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir})
+	relay := relayOf(srv, "starttls", "u", "p")
+	obs := &counts{}
+	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
+		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "n" + strconv.Itoa(i), Body: "b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Start()
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	if got := len(srv.Wait(30, 10*time.Second)); got != 30 {
+		t.Fatalf("received %d messages", got)
+	}
+	if n := srv.Connections(); n != 1 {
+		t.Errorf("30 messages took %d connections, want 1", n)
+	}
+	// The relay restarts: the worker's idle connection is dead.
+	addr := srv.Addr()
+	srv.Close()
+	srv2 := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir, Addr: addr})
+	if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "after", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv2.Wait(1, 10*time.Second)); got != 1 {
+		t.Fatalf("after the relay's restart: %d messages", got)
+	}
+	coretest.Eventually(t, 5*time.Second, "31 deliveries counted", func() bool { return obs.get("sent") == 31 })
+	if obs.get("deferred") != 0 {
+		t.Errorf("deferred %d", obs.get("deferred"))
 	}
 }
