@@ -161,6 +161,9 @@ func (s *server) restartOnly(next *config.Config) {
 	if next.Reload != s.cfg.Reload {
 		warn("reload")
 	}
+	if a, b := next.Scripting, s.cfg.Scripting; a.AsyncWorkers != b.AsyncWorkers || a.AsyncQueue != b.AsyncQueue || a.MailSpool != b.MailSpool {
+		warn("scripting.async_workers, async_queue and mail_spool")
+	}
 	for _, old := range s.cfg.Sites {
 		sc := siteByName(next, old.Name)
 		if sc == nil {
