@@ -3,6 +3,7 @@ package scripting_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/scripting"
@@ -273,4 +275,42 @@ func TestAsyncRefusedForGateEvents(t *testing.T) {
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "BeforeFileUpload cannot be async") {
 		t.Errorf("New = %v", err)
 	}
+}
+
+// The protector's events and OnAuthFail can be asynchronous: they see the event's session
+// (or, without one, the connection), and Conn.Reject does nothing there.
+func TestAsyncProtectorEvents(t *testing.T) {
+	scripts := map[string]string{
+		"fail.lua":   "Log('authfail ' .. Session.GetRemoteAddress() .. ' ' .. EventHandler())\n",
+		"strike.lua": "Log('strike ' .. Session.GetRemoteAddress())\n",
+		"ban.lua":    "Log('ban ' .. Conn.GetRemoteAddress())\n",
+		"hit.lua":    "Conn.Reject()\nLog('hit ' .. Conn.GetRemoteAddress() .. ' ' .. tostring(Session))\n",
+	}
+	cfg, root := newConfig(t, scripts, []config.EventHandler{
+		h("OnAuthFail", "fail.lua", async), h("OnProtectorStrike", "strike.lua", async),
+		h("OnBlocklistAdd", "ban.lua", async), h("OnBlocklistHit", "hit.lua", async)})
+	cfg.Protector.Threshold = 2
+	e := buildEnvOpts(t, cfg, root, nil)
+	for range 2 {
+		s := e.connect("198.51.100.7", "SFTP")
+		if err := s.AuthPassword(context.Background(), "alice", "wrong"); err == nil {
+			t.Fatal("a wrong password logged in")
+		}
+		s.Close()
+	}
+	e.waitRecords(t, "ban 198.51.100.7", 1)
+	if _, err := e.site.Connect(context.Background(), connInfo("198.51.100.7")); err == nil {
+		t.Fatal("a banned address connected")
+	}
+	e.waitRecords(t, "hit 198.51.100.7 nil", 1)
+	e.waitRecords(t, "authfail 198.51.100.7 OnAuthFail", 2)
+	e.waitRecords(t, "strike 198.51.100.7", 2)
+	if warns := e.logs.find("Conn.Reject has no effect"); len(warns) != 1 {
+		t.Errorf("Conn.Reject warnings: %v", warns)
+	}
+}
+
+func connInfo(ip string) core.ConnInfo {
+	return core.ConnInfo{Remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000},
+		Local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 22}, Protocol: core.ProtoSFTP}
 }
