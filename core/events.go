@@ -84,6 +84,14 @@ type Event struct {
 	// upload is the atomic upload an AfterFileUpload is about, still under its temporary
 	// name: scripts read it there (see ScriptFS).
 	upload *WriteHandle
+
+	// Then is set when the event's operation is not complete when Fire returns: an atomic
+	// upload's AfterFileUpload fires before the data is published (a script can still
+	// discard it). A dispatcher with work that must see the completed operation
+	// (asynchronous handlers) hands it to Then, and the core calls it with true once the
+	// operation succeeded, or with false if it was refused or failed. When Then is nil, the
+	// operation is complete (or, for a gate event, about to be decided) when Fire returns.
+	Then func(after func(ok bool))
 }
 
 // Dispatcher runs the handlers of events. The scripting engine implements it; core only knows

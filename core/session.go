@@ -453,10 +453,16 @@ func (s *Session) scriptRefusal(name EventName) error {
 
 // gate fires a gate event and reports whether a script blocked the action.
 func (s *Session) gate(ctx context.Context, name EventName, rel, target string) bool {
-	return s.gateEvent(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
+	return s.gateThen(ctx, name, rel, target, nil)
 }
 
-// gateEvent fires a gate event built by the caller (AfterFileUpload carries its upload).
+// gateThen is gate for an event whose operation completes after the event (Event.Then).
+func (s *Session) gateThen(ctx context.Context, name EventName, rel, target string, then func(func(bool))) bool {
+	return s.gateEvent(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target, Then: then})
+}
+
+// gateEvent fires a gate event built by the caller (AfterFileUpload carries its upload and
+// its Then).
 func (s *Session) gateEvent(ctx context.Context, ev *Event) bool {
 	name := ev.Name
 	if !s.site.events.Handles(name, s.NamedUser()) {

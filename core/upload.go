@@ -475,8 +475,14 @@ func (h *WriteHandle) finish() error {
 	}
 	if failed == nil && h.atomic != nil {
 		s.setCurrent(v)
-		if s.gateEvent(ctx, &Event{Name: AfterFileUpload, Session: s, Conn: s.conn, RelPath: v, upload: h}) {
+		// What waits for the published upload (asynchronous handlers) runs after publish.
+		var after []func(bool)
+		then := func(f func(bool)) { after = append(after, f) }
+		if s.gateEvent(ctx, &Event{Name: AfterFileUpload, Session: s, Conn: s.conn, RelPath: v, upload: h, Then: then}) {
 			h.discard()
+			for _, f := range after {
+				f(false)
+			}
 			return s.fail(opErr("upload", v, ErrDenied, refusal(s.site.scriptsOf(AfterFileUpload, s.NamedUser()), "upload rejected by AfterFileUpload script")))
 		}
 		// A script that changed the upload published it first (see ScriptFS).
@@ -485,6 +491,9 @@ func (h *WriteHandle) finish() error {
 				e := backendErr("upload", v, err)
 				failed = &e
 			}
+		}
+		for _, f := range after {
+			f(failed == nil)
 		}
 	}
 	if failed != nil {

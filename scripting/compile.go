@@ -85,6 +85,8 @@ type handler struct {
 	timeout  time.Duration
 	block    bool  // on_error: block
 	memory   int64 // max_memory, bytes
+	async    bool  // mode: async
+	waitFull bool  // on_full: wait
 }
 
 type eventHandlers map[core.EventName][]*handler
@@ -143,7 +145,8 @@ func (s *handlerSet) build(list []config.EventHandler, where string) (out eventH
 			file = filepath.Join(s.dir, filepath.FromSlash(c.Script))
 		}
 		h := &handler{event: core.EventName(c.Event), script: c.Script, file: file, priority: c.Priority,
-			timeout: c.Timeout.Duration, block: c.OnError != "continue", memory: int64(c.MaxMemory)}
+			timeout: c.Timeout.Duration, block: c.OnError != "continue", memory: int64(c.MaxMemory),
+			async: c.Mode == "async", waitFull: c.OnFull == "wait"}
 		if h.timeout <= 0 {
 			h.timeout = DefaultTimeout
 		}
@@ -152,6 +155,11 @@ func (s *handlerSet) build(list []config.EventHandler, where string) (out eventH
 		}
 		if !slices.Contains(config.Events, c.Event) {
 			errs = append(errs, &ScriptError{File: file, Msg: fmt.Sprintf("unknown event %q", c.Event), Where: where})
+			continue
+		}
+		if h.async && !slices.Contains(config.AsyncEvents, c.Event) {
+			// The config refuses it; a config built in code must not make a gate asynchronous.
+			errs = append(errs, &ScriptError{File: file, Msg: fmt.Sprintf("%s cannot be async", c.Event), Where: where})
 			continue
 		}
 		s.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
@@ -30,6 +31,20 @@ type Options struct {
 	// decision was applied. `wharf script run` uses it to report what a script did; a server
 	// does not need it.
 	Observe func(Action)
+
+	// AsyncWorkers and AsyncQueue size the site's pool of asynchronous handlers
+	// (scripting.async_workers and async_queue); defaults DefaultAsyncWorkers and
+	// DefaultAsyncQueue. AsyncMetrics, when set, receives their figures.
+	AsyncWorkers, AsyncQueue int
+	AsyncMetrics             AsyncMetrics
+	// Mail queues what scripts send with SendMail; nil: SendMail refuses every message.
+	Mail Mailer
+	// AllowedRoots are host folders (scripting.allowed_roots) whose files scripts may
+	// attach to mail, besides the files of the session's own disk folders.
+	AllowedRoots []string
+	// HTTPTransport carries HttpCli's requests; nil: a transport of its own that verifies
+	// certificates against the system's roots (tests pass one that trusts their server).
+	HTTPTransport http.RoundTripper
 }
 
 // Action is a decision a script made (or a failed run, Name "error"), as seen by
@@ -56,6 +71,10 @@ type Engine struct {
 	// classes are host classes installed in every state besides wharf's own (tests); set
 	// before the first event.
 	classes []*hostClass
+	async   *asyncPool
+	mail    Mailer
+	roots   []string
+	http    *http.Client
 }
 
 var _ core.Dispatcher = (*Engine)(nil)
@@ -74,12 +93,14 @@ func New(site *config.Site, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{site: site.Name, log: opts.Logger.With("site", site.Name), observe: opts.Observe}
+	e := &Engine{site: site.Name, log: opts.Logger.With("site", site.Name), observe: opts.Observe,
+		mail: opts.Mail, roots: opts.AllowedRoots, http: newHTTPClient(opts.HTTPTransport)}
 	e.set.Store(set)
 	for _, w := range set.warnings {
 		e.log.Warn("event scripts: " + w)
 	}
 	e.pool = newPool(opts.PoolSize, e.newVM)
+	e.async = newAsyncPool(e, opts.AsyncWorkers, opts.AsyncQueue, opts.AsyncMetrics)
 	return e, nil
 }
 
@@ -104,11 +125,24 @@ func (e *Engine) Reload(site *config.Site) error {
 func (e *Engine) Warnings() []string { return slices.Clone(e.set.Load().warnings) }
 
 // Close releases the Lua states. Runs in progress finish; later events are refused like a
-// failing script (gate events with on_error block are refused).
+// failing script (gate events with on_error block are refused). Asynchronous runs still
+// queued are dropped (logged and counted); Drain first to let them run.
 func (e *Engine) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.async.drain(ctx)
 	e.pool.close()
 	return nil
 }
+
+// Drain stops queueing asynchronous runs and waits until those queued have run, or ctx is
+// done; then the ones still queued are dropped, logged and counted, and the error says how
+// many. The server calls it at shutdown, after the sessions ended (their OnConnectionClose
+// handlers are queued by then), within the shutdown grace.
+func (e *Engine) Drain(ctx context.Context) error { return e.async.drain(ctx) }
+
+// AsyncQueueDepth is the number of asynchronous runs waiting for a worker.
+func (e *Engine) AsyncQueueDepth() int { return e.async.depth() }
 
 // Handles implements core.Dispatcher. The core calls it for every operation, so it is a few
 // map lookups. user is the one the event names (core.Session.NamedUser).
@@ -141,6 +175,11 @@ func (e *Engine) Fire(ctx context.Context, ev *core.Event) {
 		} else {
 			hs = append(slices.Clip(hs), site...)
 		}
+	}
+	hs, async := splitAsync(hs)
+	if len(async) > 0 {
+		// After the synchronous handlers, whose effects (custom data) the snapshot includes.
+		defer e.submitAsync(ctx, ev, async)
 	}
 	if len(hs) == 0 {
 		return

@@ -39,9 +39,10 @@ func (v *vm) overBudget(L *lua.LState, _, n int64) int64 {
 // on the stack for the measure, so that it sees them as it will during a run.
 func (v *vm) measureShared() int64 {
 	L := v.L
-	shared := L.CreateTable(9, 0)
+	shared := L.CreateTable(16, 0)
 	for _, o := range append([]lua.LValue{v.metaSession, v.metaConn, v.metaSessionConn, v.metaNone, v.dateMeta, v.sessUD,
-		v.connUD, v.userUD, v.idleEnv}, v.sharedLib()...) {
+		v.connUD, v.userUD, v.idleEnv, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3], v.sessAsyncUD, v.connAsyncUD,
+		v.cliMeta, v.resMeta}, v.sharedLib()...) {
 		shared.Append(o)
 	}
 	L.Push(shared)
@@ -55,8 +56,14 @@ func (v *vm) sessionBytes() int64 {
 	if v.ev == nil || v.ev.Session == nil {
 		return 0
 	}
+	var items []string
+	if v.snap != nil {
+		items = v.snap.custom // an asynchronous run's copy
+	} else {
+		items = v.ev.Session.AllCustomData()
+	}
 	var n int64
-	for _, s := range v.ev.Session.AllCustomData() {
+	for _, s := range items {
 		n += stringOverhead + int64(len(s))
 	}
 	return n

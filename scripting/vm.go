@@ -88,8 +88,21 @@ type vm struct {
 	term       *bool // Terminate(ban) was called
 	subsystems *lua.LTable
 
-	classes map[*hostClass]*classState // the host classes installed in the state (class.go)
-	lib     scriptLib                  // the Syncplify library's objects (lib.go)
+	classes   map[*hostClass]*classState // the host classes installed in the state (class.go)
+	lib       scriptLib                  // the Syncplify library's objects (lib.go)
+	runFailed bool                       // the run failed or timed out
+
+	// Asynchronous runs (async.go): the session as it was when the event fired, and the
+	// objects whose members read it.
+	async       bool
+	snap        *snapshot
+	sessAsyncUD *lua.LUserData
+	connAsyncUD *lua.LUserData
+	metaAsync   [4]*lua.LTable // by asyncMeta
+
+	// The run's extensions (mail.go, http.go).
+	ext              extState
+	cliMeta, resMeta *lua.LTable // HttpCli and HttpRes objects
 }
 
 // newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
@@ -136,6 +149,8 @@ func (e *Engine) newVM() *vm {
 	for _, c := range e.classes {
 		v.defineClass(base, c)
 	}
+	v.installMail(base)
+	v.installHTTP(base)
 	// The runtime of translated JavaScript scripts: it keeps references to the full globals
 	// (rawget, getmetatable), so it is built before the sandbox is in place, from the capped
 	// string library, and handed to scripts read-only.
@@ -150,6 +165,10 @@ func (e *Engine) newVM() *vm {
 	v.installLib(base, rt)
 	v.sessUD = v.object("Session", v.methodTable(sessionMethods, func() *lua.LUserData { return v.sessUD }))
 	v.connUD = v.object("Conn", v.methodTable(connMethods, func() *lua.LUserData { return v.connUD }))
+	v.sessAsyncUD = v.object("Session", v.methodTable(withOverrides(sessionMethods, asyncSessionMethods),
+		func() *lua.LUserData { return v.sessAsyncUD }))
+	v.connAsyncUD = v.object("Conn", v.methodTable(withOverrides(connMethods, asyncConnMethods),
+		func() *lua.LUserData { return v.connAsyncUD }))
 	v.userUD = v.newUserObject()
 	v.dateMeta = v.newDateMeta()
 
@@ -157,13 +176,18 @@ func (e *Engine) newVM() *vm {
 	v.metaConn = v.envMetatable(base, map[string]lua.LValue{"Conn": v.connUD})
 	v.metaSessionConn = v.envMetatable(base, map[string]lua.LValue{"Session": v.sessUD, "Conn": v.connUD})
 	v.metaNone = v.envMetatable(base, nil)
+	v.metaAsync = [4]*lua.LTable{v.metaNone,
+		v.envMetatable(base, map[string]lua.LValue{"Session": v.sessAsyncUD}),
+		v.envMetatable(base, map[string]lua.LValue{"Conn": v.connAsyncUD}),
+		v.envMetatable(base, map[string]lua.LValue{"Session": v.sessAsyncUD, "Conn": v.connAsyncUD})}
 
 	// Everything built so far is shared by every run of the state: make it read-only, so
 	// that no run can leave anything in it for the next (the proxies' __newindex stops
 	// assignments; this also stops the table library, rawset and setmetatable, which write
 	// without metamethods).
 	for _, root := range []lua.LValue{L.G.Registry, L.G.Global, base, v.metaSession, v.metaConn, v.metaSessionConn,
-		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD} {
+		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3],
+		v.sessAsyncUD, v.connAsyncUD, v.cliMeta, v.resMeta} {
 		setReadOnly(root, map[lua.LValue]bool{})
 	}
 	v.idleEnv = L.CreateTable(0, 0)
@@ -309,8 +333,10 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 		v.endLib()
 		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
 		v.userUD.Value = nil
+		v.ext.reset()
 	}()
 	if err := ctx.Err(); err != nil {
+		v.runFailed = true
 		v.e.failed(ev, h, fmt.Errorf("not run: %w", err), false)
 		return nil
 	}
@@ -318,6 +344,8 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	env := L.CreateTable(0, 0)
 	withConn := ev.Conn != nil && (ev.Session == nil || ev.Name == core.OnBlocklistAdd || ev.Name == core.OnBlocklistHit)
 	switch {
+	case v.async:
+		env.Metatable = v.metaAsync[asyncMeta(ev.Session != nil, withConn)]
 	case ev.Session != nil && withConn:
 		env.Metatable = v.metaSessionConn
 	case ev.Session != nil:
@@ -357,6 +385,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 		// The VM reports the cancelled context; say what happened instead.
 		msg = strings.Replace(msg, context.Canceled.Error(), "timed out after "+h.timeout.String(), 1)
 	}
+	v.runFailed = true
 	v.e.failed(ev, h, errors.New(msg), timedOut)
 	return nil
 }

@@ -81,7 +81,7 @@ func checkSites(cfg *config.Config) (problems, warnings []string) {
 	quiet := slog.New(slog.DiscardHandler)
 	for i := range cfg.Sites {
 		sc := &cfg.Sites[i]
-		events, err := dispatcherFor(sc, quiet, nil)
+		events, err := dispatcherFor(sc, quiet, nil, scriptDeps{})
 		if lines, ok := scriptProblems(err, cfg.Dir); ok {
 			problems = append(problems, lines...)
 			continue

@@ -66,7 +66,9 @@ var docSections = map[string][]string{
 	"`metrics`":                          {"metrics."},
 	"`audit`":                            {"audit."},
 	"`reload`":                           {"reload."},
-	"`scripting`":                        {"sites.scripting."},
+	"`scripting` (per site)":             {"sites.scripting."},
+	"`scripting`":                        {"scripting."},
+	"`smtp`":                             {"smtp.", "sites.smtp."},
 	"`secrets`":                          {"sites.secrets."},
 }
 
@@ -215,7 +217,10 @@ func TestConfigDocsMatchLoader(t *testing.T) {
 	if missing := diffKeys(loader, example); len(missing) > 0 {
 		t.Errorf("the complete example says every key is shown, but lacks: %q", missing)
 	}
-	// And the loader takes it (its scripts and shared folder aside, which are files).
+	// And the loader takes it (its scripts and shared folder aside, which are files; the
+	// secrets it names are set here).
+	t.Setenv("WHARF_SMTP_PASSWORD", "example")
+	t.Setenv("PARTNER_SMTP_PASSWORD", "example")
 	if _, err := config.Parse([]byte(m[1]), "example.yaml", t.TempDir()); err != nil {
 		for _, p := range err.(*config.Error).Problems {
 			if !strings.Contains(p.Msg, "not found") {

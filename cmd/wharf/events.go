@@ -13,9 +13,11 @@ import (
 
 // dispatcherFor returns the event dispatcher of a site: its script engine, with every script
 // of the site's and its users' event_handlers compiled. onError, when set, learns of every
-// failed or timed-out script run (for metrics).
-func dispatcherFor(sc *config.Site, log *slog.Logger, onError func(core.EventName)) (core.Dispatcher, error) {
+// failed or timed-out script run (for metrics); deps are the mail spool and the settings of
+// asynchronous handlers.
+func dispatcherFor(sc *config.Site, log *slog.Logger, onError func(core.EventName), deps scriptDeps) (core.Dispatcher, error) {
 	opts := scripting.Options{Logger: log}
+	deps.options(&opts)
 	if onError != nil {
 		opts.Observe = func(a scripting.Action) {
 			if a.Name == "error" {

@@ -91,7 +91,7 @@ func (s *server) reloadLocked(ctx context.Context) (notApplied []string, err err
 		if r, ok := s.dispatchers[sc.Name].(scriptReloader); ok {
 			// Compile into a throwaway dispatcher first: the engine's own Reload swaps at
 			// once, and one site's scripts must not change when another's fail.
-			trial, err := dispatcherFor(sc, quiet, nil)
+			trial, err := dispatcherFor(sc, quiet, nil, scriptDeps{})
 			if err != nil {
 				return nil, err
 			}
@@ -139,6 +139,7 @@ func (s *server) reloadLocked(ctx context.Context) (notApplied []string, err err
 		}
 	}
 	s.cfg = merged
+	s.relays.set(merged)
 	return notApplied, nil
 }
 
@@ -162,6 +163,9 @@ func (s *server) restartOnly(next *config.Config) (notApplied []string) {
 	}
 	if next.Reload != s.cfg.Reload {
 		warn("reload")
+	}
+	if a, b := next.Scripting, s.cfg.Scripting; a.AsyncWorkers != b.AsyncWorkers || a.AsyncQueue != b.AsyncQueue || a.MailSpool != b.MailSpool {
+		warn("scripting.async_workers, async_queue and mail_spool")
 	}
 	for _, old := range s.cfg.Sites {
 		sc := siteByName(next, old.Name)

@@ -100,6 +100,7 @@ type scriptRun struct {
 	file, event, user, password, path, target, protocol, ip, clientVersion string
 	answers, events                                                        []string
 	unknownUser, verbose                                                   bool
+	async                                                                  bool // mode: async for the events that allow it
 	timeout                                                                time.Duration
 	passwordSet                                                            bool
 }
@@ -129,6 +130,7 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 	fs.Var((*stringList)(&o.answers), "answer", "keyboard-interactive answer, repeated in question order (default: the password)")
 	fs.DurationVar(&o.timeout, "timeout", scripting.DefaultTimeout, "the handler's timeout")
 	fs.BoolVar(&o.verbose, "v", false, "also print the server's own log lines")
+	fs.BoolVar(&o.async, "async", false, "attach the script with mode: async (After… events, OnConnectionClose, OnAuthSuccess, …);\nthe report waits for it to run")
 	// FILE may come before or after the flags.
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -278,7 +280,9 @@ func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
 	var mu sync.Mutex
 	var acts []scripting.Action
 	log := slog.New(scriptOnly{Handler: slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}), all: o.verbose})
-	eng, err := scripting.New(cfg, scripting.Options{Logger: log, PoolSize: 2, Observe: func(a scripting.Action) {
+	// Mail is printed, not sent: a trial run must not mail anyone.
+	sink := &sinkMailer{}
+	eng, err := scripting.New(cfg, scripting.Options{Logger: log, PoolSize: 2, Mail: sink, Observe: func(a scripting.Action) {
 		mu.Lock()
 		acts = append(acts, a)
 		mu.Unlock()
@@ -304,6 +308,12 @@ func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
 	fmt.Fprintf(out, "script: %s\nevent:  %s\nclient: user %s, %s from %s\n--- log\n", o.file, strings.Join(o.events, ", "), o.user, o.protocol, o.ip)
 	res := simulate(ctx, site, eng, disp, o, sshPub)
 	disp.on.Store(false)
+	if o.async {
+		// The asynchronous runs were queued by the operation; the report waits for them.
+		dctx, cancel := context.WithTimeout(ctx, o.timeout+time.Second)
+		_ = eng.Drain(dctx)
+		cancel()
+	}
 	if res.sess != nil {
 		defer res.sess.Close() // sessions end only when closed; Shutdown waits for them
 	}
@@ -312,6 +322,9 @@ func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
 	defer mu.Unlock()
 	fmt.Fprintln(out, "--- result")
 	report(out, o, site, res, acts)
+	for i, m := range sink.sent() {
+		fmt.Fprintf(out, "%-24s %s\n", fmt.Sprintf("mail[%d] (not sent):", i), m)
+	}
 	for _, a := range acts {
 		if a.Name == "error" {
 			return errors.New("the script failed: " + a.Detail)
@@ -332,8 +345,12 @@ func simSite(o *scriptRun, file, tmp, authorizedKey string) *config.Site {
 	}
 	var handlers []config.EventHandler
 	for _, ev := range o.events {
+		mode := "sync"
+		if o.async && isOneOf(ev, config.AsyncEvents) {
+			mode = "async"
+		}
 		handlers = append(handlers, config.EventHandler{Event: ev, Script: filepath.Base(file), Path: file,
-			Timeout: config.Duration{Duration: o.timeout}, OnError: "block"})
+			Timeout: config.Duration{Duration: o.timeout}, OnError: "block", Mode: mode})
 	}
 	return &config.Site{
 		Name: "script-run",

@@ -25,9 +25,11 @@ import (
 	"github.com/wharf-project/wharf/ops/admin"
 	"github.com/wharf-project/wharf/ops/audit"
 	"github.com/wharf-project/wharf/ops/logbuf"
+	"github.com/wharf-project/wharf/ops/mailq"
 	"github.com/wharf-project/wharf/ops/metrics"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
+	"github.com/wharf-project/wharf/scripting"
 	"github.com/wharf-project/wharf/third_party/ssh"
 )
 
@@ -232,6 +234,8 @@ type server struct {
 	metrics     *metrics.Metrics // nil without metrics.address
 	audit       *audit.Log       // nil when audit.enabled is false
 	ops         *admin.Server    // nil without metrics.address
+	mail        *mailq.Queue     // scripts' SendMail spool
+	relays      relays           // the sites' SMTP relays, for the spool
 	opsLn       net.Listener
 	tokenNew    bool // the admin token was generated at this start
 
@@ -280,6 +284,21 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 	if len(observers) > 0 {
 		observer = observers
 	}
+	q, err := s.openMailQueue(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.mail = q
+	built := false
+	defer func() {
+		if !built {
+			_ = q.Close(context.Background())
+		}
+	}()
+	deps := scriptDeps{settings: cfg.Scripting, mail: queueMailer{q}}
+	if s.metrics != nil {
+		deps.async = s.metrics
+	}
 	for i := range cfg.Sites {
 		sc := &cfg.Sites[i]
 		var onScriptError func(core.EventName)
@@ -287,9 +306,12 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			name := sc.Name
 			onScriptError = func(ev core.EventName) { m.ScriptError(name, string(ev)) }
 		}
-		events, err := dispatcherFor(sc, log, onScriptError)
+		events, err := dispatcherFor(sc, log, onScriptError, deps)
 		if err != nil {
 			return nil, err
+		}
+		if eng, ok := events.(*scripting.Engine); ok && s.metrics != nil {
+			s.metrics.WatchAsyncQueue(sc.Name, eng.AsyncQueueDepth)
 		}
 		s.dispatchers[sc.Name] = events
 		if s.metrics != nil {
@@ -332,6 +354,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			Reload: func(ctx context.Context) ([]string, error) { return s.reload(ctx, "admin API") },
 		})
 	}
+	built = true
 	return s, nil
 }
 
@@ -437,6 +460,8 @@ func (s *server) shutdown(ctx context.Context, grace time.Duration) error {
 	for _, site := range s.sites {
 		errs = append(errs, site.Shutdown(ctx))
 	}
+	// The sessions' OnConnectionClose handlers are queued by now.
+	errs = append(errs, s.drainScripts(ctx, grace)...)
 	if s.ops != nil && s.opsLn != nil {
 		errs = append(errs, s.ops.Shutdown(ctx))
 		_ = os.Remove(filepath.Join(s.boot.StateDir, adminAddrFile))

@@ -24,6 +24,10 @@ type Config struct {
 	Metrics  Metrics `yaml:"metrics"`
 	Audit    Audit   `yaml:"audit"`
 	Reload   Reload  `yaml:"reload"`
+	// SMTP is the relay that scripts' SendMail uses, for the sites without their own.
+	SMTP *SMTP `yaml:"smtp"`
+	// Scripting holds the settings of event scripts shared by all sites.
+	Scripting Scripting `yaml:"scripting"`
 
 	File     string    `yaml:"-"` // the file it came from ("(embedded default)" for the default)
 	Dir      string    `yaml:"-"` // absolute folder that relative paths were resolved against
@@ -87,14 +91,17 @@ type Site struct {
 	Users         []User         `yaml:"users"`
 	ScriptsDir    string         `yaml:"scripts_dir"` // absolute after loading
 	EventHandlers []EventHandler `yaml:"event_handlers"`
+	// SMTP is the relay of the site's SendMail; after loading, the top-level smtp when the
+	// site has none (nil when neither is set).
+	SMTP *SMTP `yaml:"smtp"`
 	// Scripting bounds what event scripts may reach besides the sessions' files.
-	Scripting Scripting `yaml:"scripting"`
+	Scripting SiteScripting `yaml:"scripting"`
 	// Secrets are the values scripts read with GetSecret(name), by name.
 	Secrets map[string]Secret `yaml:"secrets"`
 }
 
-// Scripting configures what the site's event scripts may reach on the host.
-type Scripting struct {
+// SiteScripting configures what the site's event scripts may reach on the host.
+type SiteScripting struct {
 	// AllowedRoots are the host folders scripts may open as a disk VFS (new VirtualFS(
 	// VfsTypeDisk, root)) and whose files ImportFile, ExportFile, FileReadAsHex and DelFile
 	// may use, each confined to the folder as users are to theirs. Default none; absolute
@@ -288,6 +295,14 @@ type EventHandler struct {
 	OnError  string   `yaml:"on_error"` // block (default) | continue
 	// MaxMemory bounds what one run of the script holds (default DefaultMaxMemory).
 	MaxMemory ByteSize `yaml:"max_memory"`
+	// Mode is sync (default: the operation waits for the handler) or async (the handler
+	// runs on the site's worker pool after the event; only for events that refuse nothing,
+	// AsyncEvents).
+	Mode string `yaml:"mode"`
+	// OnFull says what an async handler's event does when the queue is full: drop (default:
+	// the run is dropped, logged and counted) or wait (the event waits for room, up to the
+	// handler's timeout).
+	OnFull string `yaml:"on_full"`
 
 	Path string `yaml:"-"` // absolute path of the script file
 	Line int    `yaml:"-"` // line of the handler entry
@@ -331,6 +346,58 @@ var Events = []string{
 	"OnBlocklistAdd",
 	"OnBlocklistHit",
 	"OnConnectionClose",
+}
+
+// AsyncEvents are the events whose handlers may be asynchronous (mode: async): those that
+// come after their action or refuse nothing, so that nothing waits for what the script
+// decides.
+var AsyncEvents = []string{
+	"OnAuthFail",
+	"OnAuthSuccess",
+	"AfterFileUpload",
+	"AfterFileDownload",
+	"AfterFileDelete",
+	"AfterFileRename",
+	"AfterDirCreate",
+	"AfterDirDelete",
+	"OnTransferError",
+	"OnProtectorStrike",
+	"OnBlocklistAdd",
+	"OnBlocklistHit",
+	"OnConnectionClose",
+}
+
+// SMTP is a mail relay (scripts' SendMail).
+type SMTP struct {
+	Host string `yaml:"host"`
+	// Port defaults by TLS: 587 for starttls, 465 for implicit, 25 for none.
+	Port int `yaml:"port"`
+	// TLS is starttls (default: the connection must be upgraded), implicit (TLS from the
+	// first byte) or none. The relay's certificate is verified against the system's roots,
+	// or against CAFile when set.
+	TLS      string `yaml:"tls"`
+	CAFile   string `yaml:"ca_file"` // PEM; absolute after loading
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// From is the sender when a script passes an empty one.
+	From string `yaml:"from"`
+	// Timeout bounds one delivery attempt (connect, TLS, AUTH, transfer); default 60s.
+	Timeout Duration `yaml:"timeout"`
+	// GiveUpAfter is how long a message may wait in the spool, retried with backoff, before
+	// it is dropped as undeliverable; default 24h.
+	GiveUpAfter Duration `yaml:"give_up_after"`
+	// MaxMessageSize bounds one message with its attachment; default 10MiB.
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
+}
+
+// Scripting holds script settings shared by all sites.
+type Scripting struct {
+	// AsyncWorkers is how many asynchronous handler runs a site runs at once; default 4.
+	AsyncWorkers int `yaml:"async_workers"`
+	// AsyncQueue is how many asynchronous runs may wait for a worker, per site; default 1000.
+	AsyncQueue int `yaml:"async_queue"`
+	// MailSpool bounds the bytes of the mail waiting in state_dir/mail; default 256MiB.
+	MailSpool ByteSize `yaml:"mail_spool"`
 }
 
 // Permissions are the mount permission names; "all" grants every one of them.

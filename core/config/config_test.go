@@ -64,7 +64,7 @@ func TestBrokenConfigs(t *testing.T) {
 		notInMsgs string // must not appear in any message (secrets)
 	}{
 		{"typo'd key", head + "    limitz: {}\n", "sites[0].limitz", 7, `unknown key; did you mean "limits"?`, ""},
-		{"unknown key without suggestion", "zzzzzz: 1\n" + head, "zzzzzz", 1, "unknown key (valid keys: log, state_dir, sites, metrics, audit, reload)", ""},
+		{"unknown key without suggestion", "zzzzzz: 1\n" + head, "zzzzzz", 1, "unknown key (valid keys: log, state_dir, sites, metrics, audit, reload, smtp, scripting)", ""},
 		{"duplicate key", head + "    scripts_dir: a\n    scripts_dir: b\n", "sites[0].scripts_dir", 8, "duplicate key (first defined at line 7)", ""},
 		{"wrong type int", head + "    limits: {max_connections: lots}\n", "sites[0].limits.max_connections", 7, `expected an integer, got "lots"`, ""},
 		{"wrong type list", "sites:\n  - name: x\n    listeners: sftp\n", "sites[0].listeners", 3, `expected a list, got "sftp"`, ""},
@@ -618,7 +618,7 @@ func TestFullExample(t *testing.T) {
 		t.Errorf("scripts_dir = %q", s.ScriptsDir)
 	}
 	wantSiteH := EventHandler{Event: "OnAuthSuccess", Script: "log-session.lua", Priority: 10, Timeout: Duration{5 * time.Second},
-		OnError: "block", MaxMemory: 16 << 20, Path: at("scripts", "log-session.lua"), Line: 104}
+		OnError: "block", MaxMemory: 16 << 20, Mode: "sync", OnFull: "drop", Path: at("scripts", "log-session.lua"), Line: 104}
 	if !slices.Equal(s.EventHandlers, []EventHandler{wantSiteH}) {
 		t.Errorf("site handlers = %+v", s.EventHandlers)
 	}
@@ -653,7 +653,7 @@ func TestFullExample(t *testing.T) {
 		{"bandwidth", a.Bandwidth == Bandwidth{Upload: 1024, Download: 2048}},
 		{"quota", a.Quota == Quota{Bytes: 1 << 30, Files: 1000}},
 		{"event_handlers", slices.Equal(a.EventHandlers, []EventHandler{{Event: "BeforeFileUpload", Script: "deny-exe.js", Priority: 1,
-			Timeout: Duration{2 * time.Second}, OnError: "continue", MaxMemory: DefaultMaxMemory, Path: at("scripts", "deny-exe.js"), Line: 90}})},
+			Timeout: Duration{2 * time.Second}, OnError: "continue", MaxMemory: DefaultMaxMemory, Mode: "sync", OnFull: "drop", Path: at("scripts", "deny-exe.js"), Line: 90}})},
 		{"line", a.Line == 66},
 	}
 	for _, c := range checks {

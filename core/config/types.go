@@ -2,8 +2,12 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -217,4 +221,138 @@ func (b ByteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10) + " bytes"
+}
+
+// Secret is a value the config names rather than holds, so that it can stay out of the file
+// and out of everything that prints the config: {env: NAME} reads an environment variable,
+// {file: path} a file (one trailing newline dropped; the path is relative to the config's
+// folder). Keys that allow it (smtp.password) also take a plain string, with a warning. The
+// value is read when the config is loaded (and again at each reload); it is never printed:
+// MarshalYAML writes the reference, String and LogValue a placeholder.
+type Secret struct {
+	Env  string `yaml:"env"`
+	File string `yaml:"file"` // absolute after loading
+
+	value  string
+	inline bool // written as a plain string
+}
+
+// maxSecretFile bounds a {file: …} secret: a secret is a password or a token, and a path
+// that names a large file by mistake must not be read into memory.
+const maxSecretFile = 64 << 10
+
+// UnmarshalYAML implements yaml.Unmarshaler: a mapping with exactly one of env and file, or
+// a plain string.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	*s = Secret{}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		s.value, s.inline = n.Value, true
+		return nil
+	case yaml.MappingNode:
+	default:
+		// Not described: what is written there may be the secret itself.
+		return fmt.Errorf("a secret's value cannot be written in the config: give {env: NAME} or {file: path}")
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var dst *string
+		switch k.Value {
+		case "env":
+			dst = &s.Env
+		case "file":
+			dst = &s.File
+		default:
+			return fmt.Errorf("unknown key %q in a secret: use {env: NAME} or {file: path}", truncate(k.Value))
+		}
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" || v.Value == "" {
+			return fmt.Errorf("a secret is {env: NAME} or {file: path}, each a non-empty string")
+		}
+		*dst = v.Value
+	}
+	switch {
+	case s.Env != "" && s.File != "":
+		return fmt.Errorf("a secret takes env or file, not both")
+	case s.Env == "" && s.File == "":
+		return fmt.Errorf("a secret is either {env: NAME} or {file: path}")
+	case s.Env != "" && !validEnvName(s.Env):
+		return fmt.Errorf("invalid environment variable name %q (letters, digits and _, not starting with a digit)", truncate(s.Env))
+	}
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler: the reference, never the value.
+func (s Secret) MarshalYAML() (any, error) {
+	switch {
+	case s.Env != "":
+		return map[string]string{"env": s.Env}, nil
+	case s.File != "":
+		return map[string]string{"file": s.File}, nil
+	case s.inline:
+		return "(hidden)", nil
+	}
+	return nil, nil
+}
+
+// IsSet reports whether the config gave the secret.
+func (s Secret) IsSet() bool { return s.inline || s.Env != "" || s.File != "" }
+
+// Inline reports whether the value was written in the config file itself.
+func (s Secret) Inline() bool { return s.inline }
+
+// Value returns the secret, as read when the config was loaded.
+func (s Secret) Value() string { return s.value }
+
+// String hides the value from fmt.
+func (s Secret) String() string {
+	switch {
+	case s.Env != "":
+		return "{env: " + s.Env + "}"
+	case s.File != "":
+		return "{file: " + s.File + "}"
+	case s.inline:
+		return "(hidden)"
+	}
+	return ""
+}
+
+// LogValue hides the value from log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return "config.Secret" + s.String() }
+
+// InlineSecret returns a Secret holding value, as if written as a plain string (for configs
+// built in code).
+func InlineSecret(value string) Secret { return Secret{value: value, inline: true} }
+
+// resolveSecret reads the value of a secret reference; dir resolves a relative file.
+func resolveSecret(s *Secret, dir string) error {
+	switch {
+	case s.Env != "":
+		v, ok := os.LookupEnv(s.Env)
+		if !ok {
+			return fmt.Errorf("environment variable %s is not set", truncate(s.Env))
+		}
+		s.value = v
+	case s.File != "":
+		if !filepath.IsAbs(s.File) {
+			s.File = filepath.Join(dir, s.File)
+		}
+		f, err := os.Open(s.File)
+		if err != nil {
+			return fmt.Errorf("cannot read secret file: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+		if err != nil {
+			return fmt.Errorf("cannot read secret file %s: %w", s.File, err)
+		}
+		if len(b) > maxSecretFile {
+			return fmt.Errorf("secret file %s is larger than %d bytes", s.File, maxSecretFile)
+		}
+		v := strings.TrimSuffix(string(b), "\n")
+		s.value = strings.TrimSuffix(v, "\r")
+	}
+	return nil
 }

@@ -209,6 +209,11 @@ func (c *checker) check(cfg *Config) {
 	c.defaultDuration("reload.watch_interval", &cfg.Reload.WatchInterval, 2*time.Second)
 	c.positive("reload.watch_interval", cfg.Reload.WatchInterval)
 
+	if cfg.SMTP != nil {
+		c.checkSMTP("smtp", cfg.SMTP)
+	}
+	c.checkScripting("scripting", &cfg.Scripting)
+
 	if len(cfg.Sites) == 0 {
 		c.errorf("sites", "at least one site is required")
 	}
@@ -225,6 +230,11 @@ func (c *checker) check(cfg *Config) {
 			names[s.Name] = key + ".name"
 		}
 		c.checkSite(key, s)
+		if s.SMTP != nil {
+			c.checkSMTP(key+".smtp", s.SMTP)
+		} else {
+			s.SMTP = cfg.SMTP // shared: a config is not changed after loading
+		}
 	}
 }
 
@@ -441,7 +451,7 @@ func (c *checker) checkSite(key string, s *Site) {
 	}
 
 	c.checkHandlers(key+".event_handlers", s.EventHandlers, s.ScriptsDir)
-	c.checkScripting(key, s)
+	c.checkSiteScripting(key, s)
 }
 
 func validSoftwareID(s string) bool {
@@ -724,5 +734,88 @@ func (c *checker) checkHandlers(key string, hs []EventHandler, scriptsDir string
 		} else if h.MaxMemory < MinMaxMemory {
 			c.errorf(hk+".max_memory", "must be at least %s, got %s", MinMaxMemory, h.MaxMemory)
 		}
+		defaultString(&h.Mode, "sync")
+		c.oneOf(hk+".mode", h.Mode, "sync", "async")
+		if h.Mode == "async" && slices.Contains(Events, h.Event) && !slices.Contains(AsyncEvents, h.Event) {
+			c.errorf(hk+".mode", "%s cannot be async: its operation waits for what the script decides (async is for %s)",
+				h.Event, strings.Join(AsyncEvents, ", "))
+		}
+		defaultString(&h.OnFull, "drop")
+		c.oneOf(hk+".on_full", h.OnFull, "drop", "wait")
+		if c.has(hk+".on_full") && h.Mode != "async" {
+			c.errorf(hk+".on_full", "on_full applies to async handlers only (add mode: async)")
+		}
+	}
+}
+
+// checkSMTP validates a mail relay and applies its defaults.
+func (c *checker) checkSMTP(key string, m *SMTP) {
+	if m.Host == "" {
+		c.errorf(key+".host", "the relay's host name is required")
+	} else if strings.ContainsAny(m.Host, " /:@\r\n") && net.ParseIP(m.Host) == nil {
+		c.errorf(key+".host", "invalid host %q: a host name or IP address without port (use port:)", truncate(m.Host))
+	}
+	defaultString(&m.TLS, "starttls")
+	c.oneOf(key+".tls", m.TLS, "starttls", "implicit", "none")
+	if !c.has(key + ".port") {
+		switch m.TLS {
+		case "implicit":
+			m.Port = 465
+		case "none":
+			m.Port = 25
+		default:
+			m.Port = 587
+		}
+	} else if m.Port < 1 || m.Port > 65535 {
+		c.errorf(key+".port", "invalid port %d (1-65535)", m.Port)
+	}
+	if m.CAFile != "" {
+		m.CAFile = c.abs(m.CAFile)
+		c.mustExist(key+".ca_file", m.CAFile)
+	}
+	switch {
+	case m.Password.IsSet() && m.Username == "":
+		c.errorf(key+".password", "a password needs a username")
+	case m.Username != "" && m.TLS == "none":
+		// The relay would receive the password in clear, readable by anyone on the path.
+		c.errorf(key+".username", "authenticating with tls: none would send the password in clear; use starttls or implicit")
+	}
+	if m.Password.IsSet() {
+		if err := resolveSecret(&m.Password, c.dir); err != nil {
+			c.errorf(key+".password", "%v", err)
+		} else if m.Password.Inline() {
+			c.warnf(key+".password", "password written in the config file; use {env: NAME} or {file: path}")
+		}
+	}
+	if m.From != "" {
+		if a, err := mail.ParseAddress(m.From); err != nil || a.Address == "" {
+			c.errorf(key+".from", "invalid sender address %q", truncate(m.From))
+		}
+	}
+	c.defaultDuration(key+".timeout", &m.Timeout, 60*time.Second)
+	c.positive(key+".timeout", m.Timeout)
+	c.defaultDuration(key+".give_up_after", &m.GiveUpAfter, 24*time.Hour)
+	c.positive(key+".give_up_after", m.GiveUpAfter)
+	if !c.has(key + ".max_message_size") {
+		m.MaxMessageSize = 10 << 20
+	} else if m.MaxMessageSize < 1<<10 {
+		c.errorf(key+".max_message_size", "must be at least 1KiB, got %s", m.MaxMessageSize)
+	}
+}
+
+// checkScripting applies the defaults of the scripting section.
+func (c *checker) checkScripting(key string, s *Scripting) {
+	c.defaultInt(key+".async_workers", &s.AsyncWorkers, 4)
+	if s.AsyncWorkers < 1 {
+		c.errorf(key+".async_workers", "must be at least 1, got %d", s.AsyncWorkers)
+	}
+	c.defaultInt(key+".async_queue", &s.AsyncQueue, 1000)
+	if s.AsyncQueue < 1 {
+		c.errorf(key+".async_queue", "must be at least 1, got %d", s.AsyncQueue)
+	}
+	if !c.has(key + ".mail_spool") {
+		s.MailSpool = 256 << 20
+	} else if s.MailSpool < 1<<20 {
+		c.errorf(key+".mail_spool", "must be at least 1MiB, got %s", s.MailSpool)
 	}
 }

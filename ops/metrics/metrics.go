@@ -52,6 +52,7 @@ type Metrics struct {
 	scriptTime    *prometheus.HistogramVec
 	reloads       *prometheus.CounterVec
 	reloadTime    prometheus.Gauge
+	ext           *extMetrics // asynchronous handlers and mail (extensions.go)
 }
 
 var _ core.Observer = (*Metrics)(nil)
@@ -139,6 +140,8 @@ func New(opts Options) *Metrics {
 	})
 	info.Set(1)
 	m.reloadTime.SetToCurrentTime()
+	m.ext = newExtMetrics()
+	m.reg.MustRegister(m.ext.collectors()...)
 	m.reg.MustRegister(m.connections, m.refusals, m.sessions, m.sessionLength, m.logins, m.bytes,
 		m.operations, m.transferTime, m.strikes, m.bans, m.scriptRuns, m.scriptErrors, m.scriptTime,
 		m.reloads, m.reloadTime, info, &liveCollector{sites: opts.Sites},

@@ -1,0 +1,388 @@
+package mailq
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
+	"github.com/wharf-project/wharf/internal/smtptest"
+)
+
+// relayOf returns the relay config of a test server.
+func relayOf(s *smtptest.Server, tlsMode, user, pw string) *config.SMTP {
+	r := &config.SMTP{Host: s.Host, Port: s.Port, TLS: tlsMode, CAFile: s.CAFile, From: "wharf@example.com",
+		Timeout: config.Duration{Duration: 10 * time.Second}, GiveUpAfter: config.Duration{Duration: time.Hour}, MaxMessageSize: 1 << 20}
+	if user != "" {
+		r.Username, r.Password = user, config.InlineSecret(pw)
+	}
+	return r
+}
+
+type counts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counts) MailQueued(site string) { c.add("queued") }
+func (c *counts) MailAttempt(site, result string) {
+	c.add(result)
+}
+func (c *counts) add(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[k]++
+}
+func (c *counts) get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[k]
+}
+
+// logBuf collects the queue's log.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func openQueue(t *testing.T, dir string, relay func() *config.SMTP, obs Observer, lb *logBuf) *Queue {
+	t.Helper()
+	var w = &logBuf{}
+	if lb != nil {
+		w = lb
+	}
+	q, err := Open(Options{Dir: dir, Relay: func(string) *config.SMTP { return relay() }, Observer: obs,
+		Logger: slog.New(slog.NewTextHandler(w, nil)), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	return q
+}
+
+func TestDeliverStartTLSAuthAttachment(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "wharf", Password: "s3cret-pw"})
+	relay := relayOf(srv, "starttls", "wharf", "s3cret-pw")
+	obs, lb := &counts{}, &logBuf{}
+	q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb)
+	payload := bytes.Repeat([]byte("MZ\x90\x00binary"), 100)
+	id, err := q.Enqueue("main", &Message{To: []string{"ops@example.com", "Jane Doe <jane@example.org>"},
+		Subject: "Uploads\r\nBcc: evil@example.com", Body: "/in/a.txt\n/in/b.txt\n",
+		Attachment: bytes.NewReader(payload), AttachmentName: "report.bin"})
+	if err != nil || id == "" {
+		t.Fatalf("Enqueue: %q, %v", id, err)
+	}
+	msgs := srv.Wait(1, 10*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("received %d messages; log:\n%s", len(msgs), lb)
+	}
+	m := msgs[0]
+	if !m.TLS || m.User != "wharf" || m.From != "wharf@example.com" ||
+		strings.Join(m.To, ",") != "ops@example.com,jane@example.org" {
+		t.Errorf("message envelope = TLS %v user %q from %q to %v", m.TLS, m.User, m.From, m.To)
+	}
+	data := string(m.Data)
+	for _, want := range []string{"Subject: Uploads Bcc: evil@example.com", "/in/a.txt", "report.bin",
+		base64.StdEncoding.EncodeToString(payload)[:60], "Message-ID:", "Date:"} {
+		if !strings.Contains(strings.ReplaceAll(data, "\r\n", "\n"), want) && !strings.Contains(strings.ReplaceAll(data, "\r\n", ""), want) {
+			t.Errorf("message lacks %q:\n%s", want, data)
+		}
+	}
+	if strings.Contains(data, "\nBcc:") {
+		t.Errorf("a line break in the subject made a header:\n%s", data)
+	}
+	coretest.Eventually(t, 5*time.Second, "the delivery to be recorded", func() bool { return q.Len() == 0 && obs.get("sent") == 1 })
+	if obs.get("queued") != 1 {
+		t.Errorf("queued = %d", obs.get("queued"))
+	}
+	if ents, _ := os.ReadDir(q.opts.Dir); len(ents) != 0 {
+		t.Errorf("spool not empty after delivery: %v", ents)
+	}
+	if strings.Contains(lb.String(), "s3cret-pw") {
+		t.Errorf("the password is in the log:\n%s", lb)
+	}
+}
+
+func TestDeliverImplicitTLSAndPlain(t *testing.T) {
+	for _, mode := range []string{"implicit", "none"} {
+		t.Run(mode, func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{TLS: mode})
+			relay := relayOf(srv, mode, "", "")
+			q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, nil, nil)
+			if _, err := q.Enqueue("main", &Message{From: "robot@example.com", To: []string{"a@example.com"}, Subject: "hi", Body: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			msgs := srv.Wait(1, 10*time.Second)
+			if len(msgs) != 1 || msgs[0].TLS != (mode == "implicit") || msgs[0].From != "robot@example.com" {
+				t.Fatalf("messages = %+v", msgs)
+			}
+		})
+	}
+}
+
+// The relay's certificate is verified: a relay whose certificate the queue does not trust
+// gets nothing.
+func TestDeliverVerifiesTheRelay(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls"})
+	relay := relayOf(srv, "starttls", "", "")
+	relay.CAFile = ""
+	obs, lb := &counts{}, &logBuf{}
+	q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb)
+	if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "s", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	coretest.Eventually(t, 5*time.Second, "a deferred attempt", func() bool { return obs.get("deferred") >= 1 })
+	if len(srv.Messages()) != 0 || q.Len() != 1 || !strings.Contains(lb.String(), "certificate") {
+		t.Errorf("delivered to an unverified relay, or no reason logged; log:\n%s", lb)
+	}
+}
+
+// A message queued while the relay is down stays in the spool across a restart of the
+// queue (a server restart) and is delivered once the relay is back.
+func TestRestartWithMailQueued(t *testing.T) {
+	certDir, spool := t.TempDir(), t.TempDir()
+	first := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir})
+	addr := first.Addr()
+	relay := relayOf(first, "starttls", "u", "p")
+	first.Close() // the relay is down
+
+	obs := &counts{}
+	q, err := Open(Options{Dir: spool, Relay: func(string) *config.SMTP { return relay }, Observer: obs,
+		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil)), RetryMin: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	id, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "kept", Body: "across restarts",
+		Attachment: strings.NewReader("attached"), AttachmentName: "a.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coretest.Eventually(t, 5*time.Second, "a deferred attempt", func() bool { return obs.get("deferred") == 1 })
+	if err := q.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(spool, id+".mail")); err != nil {
+		t.Fatalf("spool lost the message: %v", err)
+	}
+
+	second := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir, Addr: addr})
+	// The envelope says "retry in an hour"; a restart tries again at once instead.
+	q2 := openQueue(t, spool, func() *config.SMTP { return relay }, nil, nil)
+	if q2.Len() != 1 {
+		t.Fatalf("the restarted queue has %d messages, want 1", q2.Len())
+	}
+	msgs := second.Wait(1, 10*time.Second)
+	if len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "across restarts") {
+		t.Fatalf("after the restart: %d messages", len(msgs))
+	}
+	coretest.Eventually(t, 5*time.Second, "an empty spool", func() bool { return q2.Len() == 0 })
+}
+
+// A refused recipient (5xx) is dropped and logged; the others get the message. A
+// temporary refusal (4xx) is retried.
+func TestRecipientRefusals(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[to]++
+		switch {
+		case to == "nobody@example.com":
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		case to == "busy@example.com" && tries[to] < 3:
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+		}
+		return nil
+	}})
+	relay := relayOf(srv, "none", "", "")
+	obs, lb := &counts{}, &logBuf{}
+	q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb)
+	if _, err := q.Enqueue("main", &Message{To: []string{"ok@example.com", "nobody@example.com", "busy@example.com"}, Subject: "s", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Wait(2, 10*time.Second)
+	if len(msgs) != 2 || strings.Join(msgs[0].To, ",") != "ok@example.com" || strings.Join(msgs[1].To, ",") != "busy@example.com" {
+		t.Fatalf("messages: %+v\n%s", msgs, lb)
+	}
+	coretest.Eventually(t, 5*time.Second, "the delivery", func() bool { return q.Len() == 0 && obs.get("sent") == 1 })
+	mu.Lock()
+	if tries["nobody@example.com"] != 1 || tries["ok@example.com"] != 1 {
+		t.Errorf("tries = %v: a refused or delivered recipient was tried again", tries)
+	}
+	mu.Unlock()
+	if obs.get("deferred") != 2 || !strings.Contains(lb.String(), "nobody@example.com") {
+		t.Errorf("deferred = %d; log:\n%s", obs.get("deferred"), lb)
+	}
+}
+
+// A message that cannot be delivered is retried until give_up_after, then dropped, logged
+// and counted as failed.
+func TestGiveUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there
+	relay := &config.SMTP{Host: "127.0.0.1", Port: port, TLS: "none", From: "w@example.com",
+		Timeout: config.Duration{Duration: time.Second}, GiveUpAfter: config.Duration{Duration: 200 * time.Millisecond}}
+	obs, lb := &counts{}, &logBuf{}
+	q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb)
+	if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "s", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	coretest.Eventually(t, 10*time.Second, "the message given up", func() bool { return obs.get("failed") == 1 && q.Len() == 0 })
+	if obs.get("deferred") < 1 || !strings.Contains(lb.String(), "giving up") || !strings.Contains(lb.String(), strconv.Itoa(port)) {
+		t.Errorf("deferred %d; log:\n%s", obs.get("deferred"), lb)
+	}
+}
+
+func TestEnqueueRefusals(t *testing.T) {
+	relay := &config.SMTP{Host: "127.0.0.1", Port: 1, TLS: "none", MaxMessageSize: 4 << 10}
+	dir := t.TempDir()
+	q, err := Open(Options{Dir: dir, Relay: func(site string) *config.SMTP {
+		if site == "main" {
+			return relay
+		}
+		return nil
+	}, MaxSpool: 10 << 10, Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not started: messages stay in the spool.
+	cases := []struct {
+		site string
+		m    Message
+		want string
+	}{
+		{"other", Message{From: "a@b.c", To: []string{"x@y.z"}}, "no SMTP relay is configured"},
+		{"main", Message{To: []string{"x@y.z"}}, "no sender"},
+		{"main", Message{From: "not an address", To: []string{"x@y.z"}}, `invalid sender "not an address"`},
+		{"main", Message{From: "a@b.c"}, "no recipient"},
+		{"main", Message{From: "a@b.c", To: []string{"x@y.z", "bad"}}, `invalid recipient "bad"`},
+		{"main", Message{From: "a@b.c", To: []string{"x@y.z"}, Attachment: bytes.NewReader(make([]byte, 8<<10)), AttachmentName: "big"},
+			"message too large: more than 4KiB (smtp.max_message_size)"},
+	}
+	for _, c := range cases {
+		if _, err := q.Enqueue(c.site, &c.m); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Enqueue(%s, %+v) = %v, want %q", c.site, c.m.To, err, c.want)
+		}
+	}
+	// Fill the spool: 10 KiB holds a few small messages, then it is full.
+	var full error
+	for i := 0; i < 100 && full == nil; i++ {
+		_, full = q.Enqueue("main", &Message{From: "a@b.c", To: []string{"x@y.z"}, Body: strings.Repeat("x", 1500)})
+	}
+	if !errors.Is(full, ErrFull) {
+		t.Fatalf("spool never full: %v", full)
+	}
+	n := q.Len()
+	if ents, _ := os.ReadDir(dir); len(ents) != n {
+		t.Errorf("spool has %d files for %d messages (leftovers of refused messages?)", len(ents), n)
+	}
+	_ = q.Close(context.Background())
+}
+
+// What an interrupted write leaves is cleaned up when the spool is opened.
+func TestDamagedSpool(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("01A.mail", "no envelope line")
+	write("01B.mail", `{"id":"01B","to":[]}`+"\nno recipients\n")
+	write("01C.mail", "{not json\nx")
+	write(".01D.mail.tmp", "half written")
+	write("01E.mail", `{"id":"01X","site":"main","from":"a@b.c","to":["x@y.z"],"size":26}`+"\nanother message's envelope")
+	write("01G.mail", `{"id":"01G","site":"main","from":"a@b.c","to":["x@y.z"],"size":100}`+"\ncut short by a crash")
+	write("01F.mail", `{"id":"01F","site":"main","from":"a@b.c","to":["x@y.z"],"size":2}`+"\nok")
+	lb := &logBuf{}
+	q, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Len() != 1 {
+		t.Errorf("loaded %d messages, want 1", q.Len())
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "01F.mail" || q.bytes != 2 {
+		t.Errorf("spool after opening: %v; log:\n%s", names, lb)
+	}
+}
+
+// A burst of mail goes over one connection; a connection the relay closed while it was idle
+// is opened again without counting a failed attempt.
+func TestConnectionReuse(t *testing.T) {
+	certDir := t.TempDir()
+	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir})
+	relay := relayOf(srv, "starttls", "u", "p")
+	obs := &counts{}
+	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
+		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "n" + strconv.Itoa(i), Body: "b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Start()
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	if got := len(srv.Wait(30, 10*time.Second)); got != 30 {
+		t.Fatalf("received %d messages", got)
+	}
+	if n := srv.Connections(); n != 1 {
+		t.Errorf("30 messages took %d connections, want 1", n)
+	}
+	// The relay restarts: the worker's idle connection is dead.
+	addr := srv.Addr()
+	srv.Close()
+	srv2 := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir, Addr: addr})
+	if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "after", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv2.Wait(1, 10*time.Second)); got != 1 {
+		t.Fatalf("after the relay's restart: %d messages", got)
+	}
+	coretest.Eventually(t, 5*time.Second, "31 deliveries counted", func() bool { return obs.get("sent") == 31 })
+	if obs.get("deferred") != 0 {
+		t.Errorf("deferred %d", obs.get("deferred"))
+	}
+}
