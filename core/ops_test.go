@@ -445,3 +445,29 @@ func TestSessionListsFromScriptsAreBounded(t *testing.T) {
 		t.Fatalf("%d questions kept, want the limit of 64", n)
 	}
 }
+
+// refused_by names the script that called BlockOperation, not every script attached to the
+// event (issue #23 item 8).
+func TestRefusedByNamesTheBlockingScript(t *testing.T) {
+	d := &coretest.Dispatcher{}
+	d.On(core.BeforeFileUpload, func(ev *core.Event) {
+		if strings.HasSuffix(ev.RelPath, ".exe") {
+			ev.Session.BlockOperationBy("deny.lua")
+		}
+	})
+	site := testSite(t, []config.User{user("u")}, d, func(c *config.Site) {
+		c.EventHandlers = []config.EventHandler{
+			{Event: "BeforeFileUpload", Script: "log.lua"}, {Event: "BeforeFileUpload", Script: "deny.lua"}}
+	})
+	s := login(t, site, "u")
+	err := upload(context.Background(), s, "/a.exe", "MZ")
+	if !errors.Is(err, core.ErrDenied) || core.RefusedBy(err) != "script:deny.lua" {
+		t.Fatalf("refused upload: %v, refused_by %q, want script:deny.lua", err, core.RefusedBy(err))
+	}
+	// A block without a name falls back to every script attached to the event.
+	d.On(core.BeforeFileUpload, func(ev *core.Event) { ev.Session.BlockOperation() })
+	err = upload(context.Background(), s, "/b.txt", "x")
+	if core.RefusedBy(err) != "script:log.lua,deny.lua" {
+		t.Fatalf("refused_by %q, want both scripts", core.RefusedBy(err))
+	}
+}

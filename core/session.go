@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +54,8 @@ type Session struct {
 	absTarget     string
 	hidden        []hiddenEntry
 	blockNext     bool
+	blockBy       []string // the scripts that called BlockOperation since the last takeBlock
+	lastBlockBy   []string // those of the block takeBlock consumed last
 	scriptAuth    bool
 	closer        func()
 	log           *slog.Logger
@@ -196,17 +200,26 @@ func (s *Session) LastActivity() time.Time { return time.Unix(0, s.lastActivity.
 func (s *Session) Touch() { s.lastActivity.Store(s.site.now().UnixNano()) }
 
 // BlockOperation refuses the operation of the gate event being handled, or else the next one.
-func (s *Session) BlockOperation() {
+func (s *Session) BlockOperation() { s.BlockOperationBy("") }
+
+// BlockOperationBy is BlockOperation naming the script that refused, for the audit log's
+// refused_by ("" when it cannot be told).
+func (s *Session) BlockOperationBy(script string) {
 	s.mu.Lock()
 	s.blockNext = true
+	if script != "" && !slices.Contains(s.blockBy, script) {
+		s.blockBy = append(s.blockBy, script)
+	}
 	s.mu.Unlock()
 }
 
+// takeBlock consumes a block; the scripts that made it are kept for scriptRefusal.
 func (s *Session) takeBlock() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.blockNext
 	s.blockNext = false
+	s.lastBlockBy, s.blockBy = s.blockBy, nil
 	return b
 }
 
@@ -446,9 +459,21 @@ func (s *Session) fire(ctx context.Context, name EventName, rel, target string) 
 	s.site.events.Fire(ctx, &Event{Name: name, Session: s, Conn: s.conn, RelPath: rel, RelTargetPath: target})
 }
 
-// scriptRefusal is the cause of an action refused by the handlers of event name.
+// scriptRefusal is the cause of an action refused by the handlers of event name: the scripts
+// that called BlockOperation when they are known, else every script attached to the event.
 func (s *Session) scriptRefusal(name EventName) error {
-	return refusal(s.site.scriptsOf(name, s.NamedUser()), "blocked by "+string(name)+" script")
+	return refusal(s.refusingScripts(name), "blocked by "+string(name)+" script")
+}
+
+// refusingScripts names who refused the last blocked action of event name (refused_by).
+func (s *Session) refusingScripts(name EventName) string {
+	s.mu.Lock()
+	by := s.lastBlockBy
+	s.mu.Unlock()
+	if len(by) > 0 {
+		return ByScript + ":" + strings.Join(by, ",")
+	}
+	return s.site.scriptsOf(name, s.NamedUser())
 }
 
 // gate fires a gate event and reports whether a script blocked the action.

@@ -483,7 +483,7 @@ func (h *WriteHandle) finish() error {
 			for _, f := range after {
 				f(false)
 			}
-			return s.fail(opErr("upload", v, ErrDenied, refusal(s.site.scriptsOf(AfterFileUpload, s.NamedUser()), "upload rejected by AfterFileUpload script")))
+			return s.fail(opErr("upload", v, ErrDenied, refusal(s.refusingScripts(AfterFileUpload), "upload rejected by AfterFileUpload script")))
 		}
 		// A script that changed the upload published it first (see ScriptFS).
 		if !h.early.Load() {

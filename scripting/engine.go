@@ -239,7 +239,7 @@ func (e *Engine) failed(ev *core.Event, h *handler, err error, timedOut bool) {
 	if block {
 		attrs = append(attrs, "on_error", "block")
 		if ev.Session != nil {
-			ev.Session.BlockOperation()
+			ev.Session.BlockOperationBy(h.script)
 		} else if ev.Conn != nil {
 			ev.Conn.Reject()
 		}

@@ -52,7 +52,7 @@ var sessionMethods = map[string]method{
 	"GetLastErrorTime":     sessTime((*core.Session).LastErrorTime),
 
 	"BlockOperation": func(v *vm, L *lua.LState, _ int) int {
-		v.ev.Session.BlockOperation()
+		v.ev.Session.BlockOperationBy(v.h.script)
 		v.notify("BlockOperation", v.ev.RelPath)
 		return 0
 	},
