@@ -14,6 +14,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,9 +102,12 @@ type scriptRun struct {
 	file, event, user, password, path, target, protocol, ip, clientVersion string
 	answers, events                                                        []string
 	unknownUser, verbose                                                   bool
-	async                                                                  bool // mode: async for the events that allow it
+	async                                                                  bool // mode: async for the last event
 	timeout                                                                time.Duration
 	passwordSet                                                            bool
+	data                                                                   []byte                   // --data: what uploads write; nil: a line of text
+	secrets                                                                map[string]config.Secret // --secret
+	vfs                                                                    []string                 // --vfs: extra disk vfs names
 }
 
 type stringList []string
@@ -130,7 +135,12 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 	fs.Var((*stringList)(&o.answers), "answer", "keyboard-interactive answer, repeated in question order (default: the password)")
 	fs.DurationVar(&o.timeout, "timeout", scripting.DefaultTimeout, "the handler's timeout")
 	fs.BoolVar(&o.verbose, "v", false, "also print the server's own log lines")
-	fs.BoolVar(&o.async, "async", false, "attach the script with mode: async (After… events, OnConnectionClose, OnAuthSuccess, …);\nthe report waits for it to run")
+	fs.BoolVar(&o.async, "async", false, "attach the script to the last --event with mode: async (After… events, OnConnectionClose,\nOnAuthSuccess, …); the report waits for it to run")
+	var dataFile string
+	fs.StringVar(&dataFile, "data", "", "host FILE whose contents the simulated uploads write (default: a line of text)")
+	var secrets, vfs stringList
+	fs.Var(&secrets, "secret", "a secret for GetSecret, NAME=env:VARIABLE or NAME=file:PATH (as the config's secrets:);\nrepeatable")
+	fs.Var(&vfs, "vfs", "add a disk vfs of this name on a temporary folder, for VirtualFS(name); repeatable")
 	// FILE may come before or after the flags.
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -157,6 +167,27 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 		}
 	}
 	o.event = o.events[len(o.events)-1]
+	if o.async && !isOneOf(o.event, config.AsyncEvents) {
+		return nil, fmt.Errorf("--async: %s cannot be asynchronous (events that can: %s)", o.event, strings.Join(config.AsyncEvents, ", "))
+	}
+	if dataFile != "" {
+		b, err := os.ReadFile(dataFile)
+		if err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+		o.data = b
+	}
+	secretMap, err := parseSecrets(secrets)
+	if err != nil {
+		return nil, err
+	}
+	o.secrets = secretMap
+	for _, name := range vfs {
+		if name == "" || name == "home" || slices.Contains(o.vfs, name) {
+			return nil, fmt.Errorf("--vfs %q: a vfs needs a new name (home is the user's)", name)
+		}
+		o.vfs = append(o.vfs, name)
+	}
 	switch {
 	case net.ParseIP(o.ip) == nil:
 		return nil, fmt.Errorf("--ip %q is not an IP address", o.ip)
@@ -182,6 +213,39 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 		}
 	}
 	return o, nil
+}
+
+// parseSecrets reads --secret NAME=env:VARIABLE and NAME=file:PATH. A value is never given
+// on the command line, where other users of the host could read it.
+func parseSecrets(args []string) (map[string]config.Secret, error) {
+	out := map[string]config.Secret{}
+	for _, a := range args {
+		name, ref, _ := strings.Cut(a, "=")
+		kind, where, _ := strings.Cut(ref, ":")
+		if name == "" || where == "" || kind != "env" && kind != "file" {
+			return nil, fmt.Errorf("--secret %q: give NAME=env:VARIABLE or NAME=file:PATH", name)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--secret %s given twice", name)
+		}
+		switch kind {
+		case "env":
+			if _, ok := os.LookupEnv(where); !ok {
+				return nil, fmt.Errorf("--secret %s: environment variable %s is not set", name, where)
+			}
+			out[name] = config.Secret{Env: where}
+		case "file":
+			abs, err := filepath.Abs(where)
+			if err == nil {
+				_, err = os.Stat(abs)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", name, err)
+			}
+			out[name] = config.Secret{File: abs}
+		}
+	}
+	return out, nil
 }
 
 func isEvent(name string) bool { return isOneOf(name, config.Events) }
@@ -344,13 +408,17 @@ func simSite(o *scriptRun, file, tmp, authorizedKey string) *config.Site {
 			Type: "normal", Description: "simulated user", PublicKeys: []string{strings.TrimSpace(authorizedKey)}, Home: home})
 	}
 	var handlers []config.EventHandler
-	for _, ev := range o.events {
+	for i, ev := range o.events {
 		mode := "sync"
-		if o.async && isOneOf(ev, config.AsyncEvents) {
+		if o.async && i == len(o.events)-1 {
 			mode = "async"
 		}
 		handlers = append(handlers, config.EventHandler{Event: ev, Script: filepath.Base(file), Path: file,
 			Timeout: config.Duration{Duration: o.timeout}, OnError: "block", Mode: mode})
+	}
+	vfs := []config.VFS{{Name: "home", Type: "disk", Root: filepath.Join(tmp, "{user}"), AtomicUploads: &yes}}
+	for i, name := range o.vfs {
+		vfs = append(vfs, config.VFS{Name: name, Type: "disk", Root: filepath.Join(tmp, "vfs", strconv.Itoa(i))})
 	}
 	return &config.Site{
 		Name: "script-run",
@@ -358,10 +426,11 @@ func simSite(o *scriptRun, file, tmp, authorizedKey string) *config.Site {
 			IdleTimeout: config.Duration{Duration: time.Minute}, LoginTimeout: config.Duration{Duration: time.Minute}},
 		Protector: config.Protector{Enabled: &yes, Threshold: 10, Window: config.Duration{Duration: 10 * time.Minute},
 			BanFor: config.Duration{Duration: 30 * time.Minute}},
-		VFS:           []config.VFS{{Name: "home", Type: "disk", Root: filepath.Join(tmp, "{user}"), AtomicUploads: &yes}},
+		VFS:           vfs,
 		Users:         users,
 		ScriptsDir:    filepath.Dir(file),
 		EventHandlers: handlers,
+		Secrets:       o.secrets,
 	}
 }
 
@@ -474,7 +543,7 @@ func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp 
 		if err := mkParents(p); err != nil {
 			return err
 		}
-		return simUpload(ctx, s, p)
+		return simUpload(ctx, s, p, o.data)
 	}
 	switch ev {
 	case core.BeforeOpenSFTP:
@@ -494,7 +563,7 @@ func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp 
 		})
 	case core.BeforeFileUpload, core.AfterFileUpload:
 		if prepare(func() error { return mkParents(p) }) {
-			fire("upload "+p, func() error { return simUpload(ctx, s, p) })
+			fire("upload "+p, func() error { return simUpload(ctx, s, p, o.data) })
 		}
 	case core.BeforeFileDownload, core.AfterFileDownload:
 		if prepare(putFile) {
@@ -565,12 +634,16 @@ func mkParentsFn(ctx context.Context, s *core.Session, dir string) error {
 	return nil
 }
 
-func simUpload(ctx context.Context, s *core.Session, p string) error {
+// simUpload uploads data (nil: a line of text) to p.
+func simUpload(ctx context.Context, s *core.Session, p string, data []byte) error {
+	if data == nil {
+		data = []byte("simulated upload\n")
+	}
 	h, err := s.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := io.WriteString(h, "simulated upload\n"); err != nil {
+	if _, err := h.Write(data); err != nil {
 		h.Abort(err)
 	}
 	return h.Close()
