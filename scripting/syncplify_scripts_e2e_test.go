@@ -216,7 +216,7 @@ func mustFail(t *testing.T, what string) func(string, error) string {
 func (s *sstack) waitMail(t *testing.T, n int) []mailMsg {
 	t.Helper()
 	s.mail.srv.Wait(n, 10*time.Second)
-	// An empty spool: nothing more is on its way (a message too many would show).
+	// An empty spool: what the scripts queued so far was delivered (a message too many shows).
 	coretest.Eventually(t, 10*time.Second, "the spool to empty", func() bool { return s.mail.queue.Len() == 0 })
 	msgs := s.mail.srv.Messages()
 	if len(msgs) != n {
