@@ -171,7 +171,7 @@ type httpRecorder struct {
 func (h *httpRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	res, err := h.rt.RoundTrip(req)
-	line := req.Method + " " + req.URL.String() + ": "
+	line := req.Method + " " + req.URL.Redacted() + ": " // a password in the URL is not shown
 	if err != nil {
 		line += "error: " + err.Error()
 	} else {
