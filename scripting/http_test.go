@@ -1,6 +1,7 @@
 package scripting_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,7 @@ func newHookServer(t *testing.T, tls bool, handle http.HandlerFunc) *hookServer 
 		hs.mu.Lock()
 		hs.reqs = append(hs.reqs, seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(b), Header: r.Header.Clone()})
 		hs.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(b)) // handle reads it too
 		if handle != nil {
 			handle(w, r)
 			return

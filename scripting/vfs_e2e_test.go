@@ -78,10 +78,10 @@ bye
 	return s.try(lftp, "-f", script)
 }
 
-// TestE2EVFSRefuseExecutable: an AfterFileUpload script reads an upload's bytes (still under
+// e2eRefuseExecutable: an AfterFileUpload script reads an upload's bytes (still under
 // its temporary name) and refuses a Windows executable whatever its name; OpenSSH sftp and
 // lftp see the refusal, and nothing is published. Other uploads are stored.
-func TestE2EVFSRefuseExecutable(t *testing.T) {
+func e2eRefuseExecutable(t *testing.T) {
 	s := newStackWith(t, syncplifyScripts(t, "refuse-executable.js"),
 		[]config.EventHandler{h("AfterFileUpload", "refuse-executable.js")}, func(*config.Site) {})
 	exe := s.local(t, "holiday.jpg", windowsExe())
@@ -103,9 +103,9 @@ func TestE2EVFSRefuseExecutable(t *testing.T) {
 	}
 }
 
-// TestE2EVFSDeleteExeV6: Syncplify v6's FileReadAsHex/DelFile script deletes an executable
+// e2eDeleteExeV6: Syncplify v6's FileReadAsHex/DelFile script deletes an executable
 // after an lftp upload; the client's upload succeeds (as with Syncplify) and the file is gone.
-func TestE2EVFSDeleteExeV6(t *testing.T) {
+func e2eDeleteExeV6(t *testing.T) {
 	s := newStackWith(t, syncplifyScripts(t, "delete-exe-v6.js"),
 		[]config.EventHandler{h("AfterFileUpload", "delete-exe-v6.js")}, func(*config.Site) {})
 	exe := s.local(t, "tool.bin", windowsExe())
@@ -122,10 +122,10 @@ func TestE2EVFSDeleteExeV6(t *testing.T) {
 	}
 }
 
-// TestE2EVFSArchiveByDate: each upload is moved into /archive/<today>/ by the script; the
+// e2eArchiveByDate: each upload is moved into /archive/<today>/ by the script; the
 // user's file quota (2 files) counts the moved files exactly: two uploads fit, the third is
 // refused.
-func TestE2EVFSArchiveByDate(t *testing.T) {
+func e2eArchiveByDate(t *testing.T) {
 	s := newStackWith(t, syncplifyScripts(t, "archive-by-date.js"),
 		[]config.EventHandler{h("AfterFileUpload", "archive-by-date.js")}, func(c *config.Site) {
 			c.Users[0].Quota = config.Quota{Files: 2}
@@ -151,9 +151,9 @@ func TestE2EVFSArchiveByDate(t *testing.T) {
 	onlyFiles(t, dir, "a.txt", "b.txt")
 }
 
-// TestE2EVFSCopyToBackup: curl uploads over SFTP; the script copies each upload to the site's
+// e2eCopyToBackup: curl uploads over SFTP; the script copies each upload to the site's
 // second vfs ("backup") under the same path.
-func TestE2EVFSCopyToBackup(t *testing.T) {
+func e2eCopyToBackup(t *testing.T) {
 	curl := coretest.NeedBinary(t, "curl")
 	backup := t.TempDir()
 	s := newStackWith(t, syncplifyScripts(t, "copy-to-backup.js"),

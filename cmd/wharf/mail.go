@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,38 +105,4 @@ func (s *server) drainScripts(ctx context.Context, grace time.Duration) []error 
 		errs = append(errs, s.mail.Close(ctx))
 	}
 	return errs
-}
-
-// sinkMailer is the mail of `wharf script run`: it records messages instead of sending them,
-// and prints them in the report.
-type sinkMailer struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (m *sinkMailer) Enqueue(site string, msg *scripting.Mail) (string, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "from %q to %q subject %q", msg.From, strings.Join(msg.To, ", "), msg.Subject)
-	if msg.Attachment != nil {
-		n, err := io.Copy(io.Discard, msg.Attachment)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, " attachment %q (%d bytes)", msg.AttachmentName, n)
-	}
-	fmt.Fprintf(&b, "\n%s", indent(msg.Body))
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.msgs = append(m.msgs, b.String())
-	return fmt.Sprintf("sink-%d", len(m.msgs)), nil
-}
-
-func (m *sinkMailer) sent() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]string(nil), m.msgs...)
-}
-
-func indent(s string) string {
-	return "    | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    | ")
 }

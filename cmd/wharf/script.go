@@ -8,12 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/mail"
 	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,9 +105,16 @@ type scriptRun struct {
 	file, event, user, password, path, target, protocol, ip, clientVersion string
 	answers, events                                                        []string
 	unknownUser, verbose                                                   bool
-	async                                                                  bool // mode: async for the events that allow it
+	async                                                                  bool // mode: async for the last event
 	timeout                                                                time.Duration
 	passwordSet                                                            bool
+	data                                                                   []byte                   // --data: what uploads write; nil: a line of text
+	secrets                                                                map[string]config.Secret // --secret
+	vfs                                                                    []string                 // --vfs: extra disk vfs names
+	uploads                                                                []string                 // --upload: uploaded before the operation
+	smtpSink                                                               bool
+	smtpFrom                                                               string
+	tries                                                                  int // --tries: authentication attempts
 }
 
 type stringList []string
@@ -130,7 +142,16 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 	fs.Var((*stringList)(&o.answers), "answer", "keyboard-interactive answer, repeated in question order (default: the password)")
 	fs.DurationVar(&o.timeout, "timeout", scripting.DefaultTimeout, "the handler's timeout")
 	fs.BoolVar(&o.verbose, "v", false, "also print the server's own log lines")
-	fs.BoolVar(&o.async, "async", false, "attach the script with mode: async (After… events, OnConnectionClose, OnAuthSuccess, …);\nthe report waits for it to run")
+	fs.BoolVar(&o.async, "async", false, "attach the script to the last --event with mode: async (After… events, OnConnectionClose,\nOnAuthSuccess, …); the report waits for it to run")
+	var dataFile string
+	fs.StringVar(&dataFile, "data", "", "host FILE whose contents the simulated uploads write (default: a line of text)")
+	var secrets, vfs stringList
+	fs.Var(&secrets, "secret", "a secret for GetSecret, NAME=env:VARIABLE or NAME=file:PATH (as the config's secrets:);\nrepeatable")
+	fs.Var(&vfs, "vfs", "add a disk vfs of this name on a temporary folder, for VirtualFS(name); repeatable")
+	fs.Var((*stringList)(&o.uploads), "upload", "upload this path first, with the events armed (for a script that collects uploads and\nacts at OnConnectionClose); repeatable")
+	fs.IntVar(&o.tries, "tries", 1, "authentication attempts in the session (password or keyboard-interactive), until one succeeds:\nfor scripts that count failures")
+	fs.BoolVar(&o.smtpSink, "smtp-sink", false, "queue SendMail's messages as the server would (addresses checked, message rendered) and\nprint them instead of sending them; without it SendMail fails")
+	fs.StringVar(&o.smtpFrom, "smtp-from", "wharf@localhost", "the relay's from (smtp.from) for --smtp-sink: the sender of SendMail('', …)")
 	// FILE may come before or after the flags.
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -157,6 +178,41 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 		}
 	}
 	o.event = o.events[len(o.events)-1]
+	if o.async && !isOneOf(o.event, config.AsyncEvents) {
+		return nil, fmt.Errorf("--async: %s cannot be asynchronous (events that can: %s)", o.event, strings.Join(config.AsyncEvents, ", "))
+	}
+	if dataFile != "" {
+		b, err := os.ReadFile(dataFile)
+		if err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+		o.data = b
+	}
+	secretMap, err := parseSecrets(secrets)
+	if err != nil {
+		return nil, err
+	}
+	o.secrets = secretMap
+	for _, name := range vfs {
+		if name == "" || name == "home" || slices.Contains(o.vfs, name) {
+			return nil, fmt.Errorf("--vfs %q: a vfs needs a new name (home is the user's)", name)
+		}
+		o.vfs = append(o.vfs, name)
+	}
+	for _, up := range o.uploads {
+		if !strings.HasPrefix(up, "/") || path.Clean(up) != up || up == "/" {
+			return nil, fmt.Errorf("--upload %q: give a clean absolute file path, e.g. /in/a.txt", up)
+		}
+	}
+	if _, err := mail.ParseAddress(o.smtpFrom); err != nil {
+		return nil, fmt.Errorf("--smtp-from %q: %w", o.smtpFrom, err)
+	}
+	if o.tries < 1 || o.tries > 20 {
+		return nil, fmt.Errorf("--tries %d: give 1 to 20", o.tries)
+	}
+	if len(o.uploads) > 0 && !needsLogin(core.EventName(o.event)) {
+		return nil, fmt.Errorf("--upload needs an event of a logged-in session, not %s", o.event)
+	}
 	switch {
 	case net.ParseIP(o.ip) == nil:
 		return nil, fmt.Errorf("--ip %q is not an IP address", o.ip)
@@ -182,6 +238,49 @@ func parseScriptRun(args []string, stderr io.Writer) (*scriptRun, error) {
 		}
 	}
 	return o, nil
+}
+
+// parseSecrets reads --secret NAME=env:VARIABLE and NAME=file:PATH. A value is never given
+// on the command line, where other users of the host could read it.
+func parseSecrets(args []string) (map[string]config.Secret, error) {
+	out := map[string]config.Secret{}
+	for _, a := range args {
+		name, ref, _ := strings.Cut(a, "=")
+		kind, where, _ := strings.Cut(ref, ":")
+		if name == "" || where == "" || kind != "env" && kind != "file" {
+			return nil, fmt.Errorf("--secret %q: give NAME=env:VARIABLE or NAME=file:PATH", name)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--secret %s given twice", name)
+		}
+		switch kind {
+		case "env":
+			if _, ok := os.LookupEnv(where); !ok {
+				return nil, fmt.Errorf("--secret %s: environment variable %s is not set", name, where)
+			}
+			out[name] = config.Secret{Env: where}
+		case "file":
+			abs, err := filepath.Abs(where)
+			if err == nil {
+				_, err = os.Stat(abs)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", name, err)
+			}
+			out[name] = config.Secret{File: abs}
+		}
+	}
+	return out, nil
+}
+
+// needsLogin reports whether simulating ev starts with a logged-in session.
+func needsLogin(ev core.EventName) bool {
+	switch ev {
+	case core.OnNewConnection, core.OnBlocklistHit, core.BeforeSendSoftwareID, core.OnAuthRequest, core.OnAuthPassword,
+		core.OnAuthFail, core.OnAuthSuccess, core.OnAuthPKI, core.OnAuthInteractiveSetQuestions, core.OnAuthInteractive:
+		return false
+	}
+	return true
 }
 
 func isEvent(name string) bool { return isOneOf(name, config.Events) }
@@ -280,13 +379,25 @@ func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
 	var mu sync.Mutex
 	var acts []scripting.Action
 	log := slog.New(scriptOnly{Handler: slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}), all: o.verbose})
-	// Mail is printed, not sent: a trial run must not mail anyone.
-	sink := &sinkMailer{}
-	eng, err := scripting.New(cfg, scripting.Options{Logger: log, PoolSize: 2, Mail: sink, Observe: func(a scripting.Action) {
-		mu.Lock()
-		acts = append(acts, a)
-		mu.Unlock()
-	}})
+	// A trial run mails no one: with --smtp-sink the messages are queued on a spool that is
+	// never delivered, and printed.
+	var mailer scripting.Mailer = noMail{}
+	var sink *smtpSink
+	if o.smtpSink {
+		if sink, err = openSMTPSink(filepath.Join(tmp, "mail"), o.smtpFrom); err != nil {
+			return err
+		}
+		mailer = sink
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	hrec := &httpRecorder{rt: base, secrets: secretValues(o.secrets)}
+	defer base.CloseIdleConnections()
+	eng, err := scripting.New(cfg, scripting.Options{Logger: log, PoolSize: 2, Mail: mailer, HTTPTransport: hrec,
+		Observe: func(a scripting.Action) {
+			mu.Lock()
+			acts = append(acts, a)
+			mu.Unlock()
+		}})
 	if err != nil {
 		if lines, ok := scriptProblems(err, "."); ok {
 			return errors.New(strings.Join(lines, "\n"))
@@ -322,8 +433,21 @@ func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
 	defer mu.Unlock()
 	fmt.Fprintln(out, "--- result")
 	report(out, o, site, res, acts)
-	for i, m := range sink.sent() {
-		fmt.Fprintf(out, "%-24s %s\n", fmt.Sprintf("mail[%d] (not sent):", i), m)
+	for i, r := range hrec.requests() {
+		fmt.Fprintf(out, "%-24s %s\n", fmt.Sprintf("http[%d]:", i), r)
+	}
+	if sink != nil {
+		msgs, err := sink.messages()
+		if err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			fmt.Fprintf(out, "%-24s %s\n", fmt.Sprintf("mail[%d] (not sent):", i), m)
+		}
+	}
+	printFiles(out, "files", filepath.Join(tmp, o.user))
+	for i, name := range o.vfs {
+		printFiles(out, "files in vfs "+name, filepath.Join(tmp, "vfs", strconv.Itoa(i)))
 	}
 	for _, a := range acts {
 		if a.Name == "error" {
@@ -344,13 +468,17 @@ func simSite(o *scriptRun, file, tmp, authorizedKey string) *config.Site {
 			Type: "normal", Description: "simulated user", PublicKeys: []string{strings.TrimSpace(authorizedKey)}, Home: home})
 	}
 	var handlers []config.EventHandler
-	for _, ev := range o.events {
+	for i, ev := range o.events {
 		mode := "sync"
-		if o.async && isOneOf(ev, config.AsyncEvents) {
+		if o.async && i == len(o.events)-1 {
 			mode = "async"
 		}
 		handlers = append(handlers, config.EventHandler{Event: ev, Script: filepath.Base(file), Path: file,
 			Timeout: config.Duration{Duration: o.timeout}, OnError: "block", Mode: mode})
+	}
+	vfs := []config.VFS{{Name: "home", Type: "disk", Root: filepath.Join(tmp, "{user}"), AtomicUploads: &yes}}
+	for i, name := range o.vfs {
+		vfs = append(vfs, config.VFS{Name: name, Type: "disk", Root: filepath.Join(tmp, "vfs", strconv.Itoa(i))})
 	}
 	return &config.Site{
 		Name: "script-run",
@@ -358,10 +486,11 @@ func simSite(o *scriptRun, file, tmp, authorizedKey string) *config.Site {
 			IdleTimeout: config.Duration{Duration: time.Minute}, LoginTimeout: config.Duration{Duration: time.Minute}},
 		Protector: config.Protector{Enabled: &yes, Threshold: 10, Window: config.Duration{Duration: 10 * time.Minute},
 			BanFor: config.Duration{Duration: 30 * time.Minute}},
-		VFS:           []config.VFS{{Name: "home", Type: "disk", Root: filepath.Join(tmp, "{user}"), AtomicUploads: &yes}},
+		VFS:           vfs,
 		Users:         users,
 		ScriptsDir:    filepath.Dir(file),
 		EventHandlers: handlers,
+		Secrets:       o.secrets,
 	}
 }
 
@@ -373,7 +502,14 @@ type simResult struct {
 	softwareID string
 	questions  []core.Question
 	listing    []string
-	setupErr   error // preparing the event failed: the script did not run
+	before     []simOp // --upload, earlier --tries
+	setupErr   error   // preparing the event failed: the script did not run
+}
+
+// simOp is an operation of the simulated client and its outcome.
+type simOp struct {
+	op  string
+	err error
 }
 
 // simulate performs what fires the event, preparing what it needs (a logged-in session, a
@@ -388,6 +524,18 @@ func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp 
 			s.SetClientVersion(o.clientVersion)
 		}
 		return s, err
+	}
+	// keep moves the previous try (--tries) to the earlier operations.
+	keep := func(i int) {
+		if i > 0 {
+			r.before = append(r.before, simOp{r.op, r.opErr})
+		}
+	}
+	try := func(i int) string {
+		if o.tries == 1 {
+			return ""
+		}
+		return fmt.Sprintf(" (try %d of %d)", i+1, o.tries)
 	}
 	fire := func(op string, f func() error) {
 		disp.on.Store(true)
@@ -423,27 +571,39 @@ func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp 
 		})
 		return r
 	case core.OnAuthRequest, core.OnAuthPassword, core.OnAuthFail, core.OnAuthSuccess:
-		fire("password authentication as "+o.user, func() error { return s.AuthPassword(ctx, o.user, o.password) })
+		for i := range o.tries {
+			keep(i)
+			fire("password authentication as "+o.user+try(i), func() error { return s.AuthPassword(ctx, o.user, o.password) })
+			if r.opErr == nil {
+				break
+			}
+		}
 		return r
 	case core.OnAuthPKI:
 		fire("public-key authentication as "+o.user, func() error { return s.AuthPublicKey(ctx, o.user, key) })
 		return r
 	case core.OnAuthInteractiveSetQuestions, core.OnAuthInteractive:
-		if ev == core.OnAuthInteractiveSetQuestions {
-			disp.on.Store(true)
+		for i := range o.tries {
+			keep(i)
+			if ev == core.OnAuthInteractiveSetQuestions {
+				disp.on.Store(true)
+			}
+			qs, err := s.InteractiveQuestions(ctx, o.user)
+			disp.on.Store(false)
+			r.questions = qs
+			if ev == core.OnAuthInteractiveSetQuestions || err != nil {
+				r.op, r.opErr = "keyboard-interactive questions for "+o.user+try(i), err
+				return r
+			}
+			answers := o.answers
+			for len(answers) < len(qs) {
+				answers = append(answers, o.password)
+			}
+			fire("keyboard-interactive authentication as "+o.user+try(i), func() error { return s.AuthInteractive(ctx, o.user, answers) })
+			if r.opErr == nil {
+				break
+			}
 		}
-		qs, err := s.InteractiveQuestions(ctx, o.user)
-		disp.on.Store(false)
-		r.questions = qs
-		if ev == core.OnAuthInteractiveSetQuestions || err != nil {
-			r.op, r.opErr = "keyboard-interactive questions for "+o.user, err
-			return r
-		}
-		answers := o.answers
-		for len(answers) < len(qs) {
-			answers = append(answers, o.password)
-		}
-		fire("keyboard-interactive authentication as "+o.user, func() error { return s.AuthInteractive(ctx, o.user, answers) })
 		return r
 	}
 
@@ -474,7 +634,18 @@ func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp 
 		if err := mkParents(p); err != nil {
 			return err
 		}
-		return simUpload(ctx, s, p)
+		return simUpload(ctx, s, p, o.data)
+	}
+	// --upload: the session's earlier uploads, with the events armed.
+	for _, up := range o.uploads {
+		if err := mkParents(up); err != nil {
+			r.setupErr = err
+			return r
+		}
+		disp.on.Store(true)
+		err := simUpload(ctx, s, up, o.data)
+		disp.on.Store(false)
+		r.before = append(r.before, simOp{"upload " + up, err})
 	}
 	switch ev {
 	case core.BeforeOpenSFTP:
@@ -494,7 +665,7 @@ func simulate(ctx context.Context, site *core.Site, eng *scripting.Engine, disp 
 		})
 	case core.BeforeFileUpload, core.AfterFileUpload:
 		if prepare(func() error { return mkParents(p) }) {
-			fire("upload "+p, func() error { return simUpload(ctx, s, p) })
+			fire("upload "+p, func() error { return simUpload(ctx, s, p, o.data) })
 		}
 	case core.BeforeFileDownload, core.AfterFileDownload:
 		if prepare(putFile) {
@@ -565,12 +736,16 @@ func mkParentsFn(ctx context.Context, s *core.Session, dir string) error {
 	return nil
 }
 
-func simUpload(ctx context.Context, s *core.Session, p string) error {
+// simUpload uploads data (nil: a line of text) to p.
+func simUpload(ctx context.Context, s *core.Session, p string, data []byte) error {
+	if data == nil {
+		data = []byte("simulated upload\n")
+	}
 	h, err := s.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := io.WriteString(h, "simulated upload\n"); err != nil {
+	if _, err := h.Write(data); err != nil {
 		h.Abort(err)
 	}
 	return h.Close()
@@ -584,6 +759,13 @@ func report(out io.Writer, o *scriptRun, site *core.Site, r *simResult, acts []s
 	}
 	if r.sess != nil {
 		p("session", "%s", r.sess.ID())
+	}
+	for _, u := range r.before {
+		if u.err != nil {
+			p("operation", "%s: refused: %v", u.op, u.err)
+		} else {
+			p("operation", "%s: ok", u.op)
+		}
 	}
 	if r.op != "" {
 		if r.opErr != nil {
@@ -612,6 +794,9 @@ func report(out io.Writer, o *scriptRun, site *core.Site, r *simResult, acts []s
 	ev := core.EventName(o.event)
 	switch {
 	case blocked && ev.IsGate() || rejected:
+		p("blocked", "yes")
+	case blocked && r.opErr != nil:
+		// A content veto (AfterFileUpload with atomic uploads) refused the operation itself.
 		p("blocked", "yes")
 	case blocked:
 		p("blocked", "yes: %s is not a gate event, so the session's next operation is refused", o.event)
@@ -654,6 +839,28 @@ func report(out io.Writer, o *scriptRun, site *core.Site, r *simResult, acts []s
 		for i, d := range data {
 			p(fmt.Sprintf("custom data[%d]", i), "%q", d)
 		}
+	}
+}
+
+// printFiles prints the files under a vfs's folder after the run, with their virtual paths
+// and sizes: what the script moved, copied, wrote or deleted.
+func printFiles(out io.Writer, key, root string) {
+	n := 0
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		size := int64(-1)
+		if fi, err := d.Info(); err == nil {
+			size = fi.Size()
+		}
+		fmt.Fprintf(out, "%-24s /%s (%d bytes)\n", key+":", filepath.ToSlash(rel), size)
+		n++
+		return nil
+	})
+	if n == 0 {
+		fmt.Fprintf(out, "%-24s (none)\n", key+":")
 	}
 }
 

@@ -1,5 +1,7 @@
 // AfterFileUpload: move each upload into a folder of the day (/archive/2024-05-01/name),
-// creating the folder when needed. The move counts against the user's quota exactly as the
+// creating the folder when needed. Follows Syncplify v7's CtxRelPath page (take the event's
+// file with CtxRelPath(), then work on it through GetCurrentVFS()) with the VFS page's MkdirAll
+// and Rename. The move counts against the user's quota exactly as the
 // client's own rename would (it changes nothing there).
 {
   var vfs = GetCurrentVFS();

@@ -1,5 +1,7 @@
 // AfterFileUpload: refuse a Windows executable by its content, whatever its name: an "MZ"
-// header whose e_lfanew (at offset 60) points at a "PE\0\0" signature. With atomic uploads
+// header whose e_lfanew (at offset 60) points at a "PE\0\0" signature. Follows the v6
+// knowledge base's "Preventing upload of EXE files" (see delete-exe-v6.js), written with v7's
+// VFS ReadFileAsHex/ReadFileAsBytes and the BlockOperation page. With atomic uploads
 // the data is still under a temporary name here, and BlockOperation() discards it: the
 // client's upload fails and nothing is published.
 {
