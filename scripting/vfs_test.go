@@ -310,3 +310,30 @@ func TestVFSNoSession(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// TestVFSKeptResultsCount: what a result holds counts against the budget for as long as the
+// script keeps the result, not only once it takes the data out: forty reads of 256 KiB kept
+// in a table are 10 MiB, past a 1 MiB budget.
+func TestVFSKeptResultsCount(t *testing.T) {
+	script := lines(
+		"local vfs = GetCurrentVFS()",
+		"local kept = {}",
+		"for i = 1, 40 do kept[i] = vfs.ReadFileAsText(CtxRelPath()) end",
+		"Log('kept=' .. #kept)",
+	)
+	cfg, root := newConfig(t, map[string]string{"keep.lua": script}, []config.EventHandler{h("AfterFileUpload", "keep.lua", func(h *config.EventHandler) {
+		h.MaxMemory = config.MinMaxMemory
+	})})
+	e := buildEnv(t, cfg, root)
+	s := e.login("alice")
+	if err := upload(s, "/f.txt", strings.Repeat("x", 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.kv(); len(got) != 0 {
+		t.Errorf("forty kept reads of 256 KiB fit in a 1 MiB budget: %v", got)
+	}
+	if fails := e.logs.find("event script failed"); len(fails) != 1 || !strings.Contains(fails[0].Attrs["err"], "memory budget exceeded") {
+		e.logs.dump(t)
+		t.Errorf("failures = %v", fails)
+	}
+}
