@@ -41,8 +41,7 @@ func (v *vm) measureShared() int64 {
 	L := v.L
 	shared := L.CreateTable(16, 0)
 	for _, o := range []lua.LValue{v.metaSession, v.metaConn, v.metaSessionConn, v.metaNone, v.dateMeta, v.sessUD,
-		v.connUD, v.userUD, v.idleEnv, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3], v.sessAsyncUD, v.connAsyncUD,
-		v.cliMeta, v.resMeta} {
+		v.connUD, v.userUD, v.idleEnv, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3], v.sessAsyncUD, v.connAsyncUD} {
 		shared.Append(o)
 	}
 	L.Push(shared)

@@ -101,8 +101,8 @@ type vm struct {
 	metaAsync   [4]*lua.LTable // by asyncMeta
 
 	// The run's extensions (mail.go, http.go).
-	ext              extState
-	cliMeta, resMeta *lua.LTable // HttpCli and HttpRes objects
+	ext     extState
+	httpRes *classState // HttpRes, made by HttpCli's verbs
 }
 
 // newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
@@ -187,7 +187,7 @@ func (e *Engine) newVM() *vm {
 	// without metamethods).
 	for _, root := range []lua.LValue{L.G.Registry, L.G.Global, base, v.metaSession, v.metaConn, v.metaSessionConn,
 		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3],
-		v.sessAsyncUD, v.connAsyncUD, v.cliMeta, v.resMeta} {
+		v.sessAsyncUD, v.connAsyncUD} {
 		setReadOnly(root, map[lua.LValue]bool{})
 	}
 	v.idleEnv = L.CreateTable(0, 0)
