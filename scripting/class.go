@@ -36,7 +36,7 @@ import (
 //
 // A class is described by a hostClass and installed once per Lua state, with the state's
 // other globals, by defineClass (in installLib, installHTTP, or for tests through
-// Engine.classes). Instances are values of the run that made them; nothing of them outlives
+// Engine.classes), or by singleton for the objects a state has one of. Instances are values of the run that made them; nothing of them outlives
 // it.
 //
 // What an instance holds as Lua values is in its userdata's environment table, where the
@@ -58,6 +58,8 @@ type hostClass struct {
 	init    func(L *lua.LState, self *instance)
 	methods map[string]classMethod
 	fields  map[string]classField
+	// str, when set, is an instance's tostring (by default, the class's name).
+	str func(self *instance) string
 }
 
 // classMethod is a method of an instance; its arguments start at index a, whichever way it
@@ -212,11 +214,37 @@ func (v *vm) instanceMeta(cs *classState) *lua.LTable {
 		return 0
 	}))
 	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
+		if self, ok := toInstance(L.Get(1), c); ok && c.str != nil {
+			L.Push(lua.LString(c.str(self)))
+			return 1
+		}
 		L.Push(lua.LString(c.name))
 		return 1
 	}))
 	mt.RawSetString("__metatable", lua.LString("locked"))
 	return mt
+}
+
+// singleton installs c, which has no constructor, with the one instance of it the state
+// has (Session, Conn, User: objects that act on the run in progress), holding value.
+// The instance's methods are bound at once, while the state is built, so that they are
+// shared and read-only with the rest of it; when c has no fields, its instances' metatable
+// reads them from a table, with no Go call.
+func (v *vm) singleton(base *lua.LTable, c *hostClass, value any) *lua.LUserData {
+	L := v.L
+	cs := v.defineClass(base, c)
+	ud := cs.newInstance(L, value)
+	self := ud.Value.(*instance)
+	methods := L.CreateTable(0, cs.slots)
+	for name, m := range cs.members {
+		if m.method != nil {
+			methods.RawSetString(name, cs.bound(v, L, self, m))
+		}
+	}
+	if len(c.fields) == 0 {
+		cs.meta.RawSetString("__index", methods)
+	}
+	return ud
 }
 
 // bound returns method m bound to self: made on first use and kept in the instance's table,

@@ -169,7 +169,7 @@ func parseNumberText(s string) (float64, error) {
 
 // answeredQuestions is Session.GetAnsweredQuestions(): the keyboard-interactive answers of
 // the session, oldest first, each a read-only table {Pos, Question, OK}.
-func answeredQuestions(v *vm, L *lua.LState, _ int) int {
+func answeredQuestions(v *vm, L *lua.LState, _ *instance, _ int) int {
 	qs := v.ev.Session.AnsweredQuestions()
 	t := L.CreateTable(len(qs), 0)
 	for _, q := range qs {
