@@ -43,8 +43,8 @@ import (
 // memory measure (LState.ReachableMemory, which does not look into Go values) counts it for
 // as long as the script keeps the instance: its methods bound to it (made on first use, in
 // the array part, slot i for the class's method i in name order) and what the class's code
-// keeps there (instance.keep: a VFS result's data, an HTTP request's URL and body). An
-// instance's Go value holds only Go state of a bounded size.
+// keeps there (instance.keep: a VFS result's data, an HTTP request's URL and body). The
+// table is made on first use. An instance's Go value holds only Go state of a bounded size.
 
 // hostClass describes a class of host objects.
 type hostClass struct {
@@ -60,6 +60,10 @@ type hostClass struct {
 	fields  map[string]classField
 	// str, when set, is an instance's tostring (by default, the class's name).
 	str func(self *instance) string
+	// meta are more metamethods of instances (Date's comparisons and arithmetic).
+	meta map[string]lua.LGFunction
+	// statics are functions of the class's global besides new (Date.now).
+	statics map[string]lua.LGFunction
 }
 
 // classMethod is a method of an instance; its arguments start at index a, whichever way it
@@ -77,14 +81,31 @@ type classField struct {
 type instance struct {
 	class *hostClass
 	ud    *lua.LUserData
+	slots int // how many methods the class has (the array part of its table)
 	Value any // what construct returned, or what newInstance was given
 }
 
 // keep stores a Lua value the instance holds under key, where the memory measure sees it.
-func (in *instance) keep(key string, val lua.LValue) { in.ud.Env.RawSetString(key, val) }
+func (in *instance) keep(L *lua.LState, key string, val lua.LValue) {
+	in.env(L).RawSetString(key, val)
+}
 
 // kept returns what keep stored under key, or nil.
-func (in *instance) kept(key string) lua.LValue { return in.ud.Env.RawGetString(key) }
+func (in *instance) kept(key string) lua.LValue {
+	if in.ud.Env == nil {
+		return lua.LNil
+	}
+	return in.ud.Env.RawGetString(key)
+}
+
+// env returns the instance's table, made on first use: many instances (the dates of a
+// directory listing) never need one.
+func (in *instance) env(L *lua.LState) *lua.LTable {
+	if in.ud.Env == nil {
+		in.ud.Env = L.CreateTable(in.slots, 0)
+	}
+	return in.ud.Env
+}
 
 // raise raises a script error naming the class and the method: "Class.method: …".
 func (in *instance) raise(L *lua.LState, method, format string, args ...any) {
@@ -141,7 +162,10 @@ func (v *vm) defineClass(base *lua.LTable, c *hostClass) *classState {
 	if c.construct == nil {
 		return cs
 	}
-	methods := L.CreateTable(0, 1)
+	methods := L.CreateTable(0, 1+len(c.statics))
+	for name, f := range c.statics {
+		methods.RawSetString(name, L.NewFunction(f))
+	}
 	global := v.readOnly(methods, c.name)
 	methods.RawSetString("new", L.NewFunction(func(L *lua.LState) int { // X.new(…) or X:new(…)
 		a := 1
@@ -221,6 +245,9 @@ func (v *vm) instanceMeta(cs *classState) *lua.LTable {
 		L.Push(lua.LString(c.name))
 		return 1
 	}))
+	for name, f := range c.meta {
+		mt.RawSetString(name, L.NewFunction(f))
+	}
 	mt.RawSetString("__metatable", lua.LString("locked"))
 	return mt
 }
@@ -250,7 +277,7 @@ func (v *vm) singleton(base *lua.LTable, c *hostClass, value any) *lua.LUserData
 // bound returns method m bound to self: made on first use and kept in the instance's table,
 // it serves o.M(x) as well as o:M(x), and refuses another instance of the class as self.
 func (cs *classState) bound(v *vm, L *lua.LState, self *instance, m *member) lua.LValue {
-	t := self.ud.Env
+	t := self.env(L)
 	if f := t.RawGetInt(m.slot); f != lua.LNil {
 		return f
 	}
@@ -289,8 +316,8 @@ func (v *vm) newInstance(c *hostClass, value any) *lua.LUserData {
 // newInstance makes an instance of the class holding value.
 func (cs *classState) newInstance(L *lua.LState, value any) *lua.LUserData {
 	ud := L.NewUserData()
-	ud.Env = L.CreateTable(cs.slots, 0)
-	in := &instance{class: cs.class, ud: ud, Value: value}
+	ud.Env = nil // NewUserData gives it the running function's environment: not the instance's own
+	in := &instance{class: cs.class, ud: ud, slots: cs.slots, Value: value}
 	ud.Value = in
 	ud.Metatable = cs.meta
 	if cs.class.init != nil {

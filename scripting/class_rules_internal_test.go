@@ -10,7 +10,7 @@ import (
 // instance.raise and keeps a Lua value in the instance (a label, set by its constructor).
 var gaugeClass = &hostClass{name: "Gauge",
 	construct: func(_ *vm, L *lua.LState, a int) any { return new(float64) },
-	init:      func(L *lua.LState, self *instance) { self.keep("label", lua.LString("g")) },
+	init:      func(L *lua.LState, self *instance) { self.keep(L, "label", lua.LString("g")) },
 	methods: map[string]classMethod{
 		"Set": func(_ *vm, L *lua.LState, self *instance, a int) int {
 			n, ok := L.Get(a).(lua.LNumber)

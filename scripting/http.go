@@ -84,7 +84,7 @@ const (
 // setters return the object, for chains; its verbs send the request and return an HttpRes.
 var httpCliClass = &hostClass{name: "HttpCli",
 	construct: func(*vm, *lua.LState, int) any { return &httpCli{} },
-	init:      func(L *lua.LState, self *instance) { self.keep(cliHeaders, L.CreateTable(0, 2)) },
+	init:      func(L *lua.LState, self *instance) { self.keep(L, cliHeaders, L.CreateTable(0, 2)) },
 	methods: map[string]classMethod{
 		"Url":     cliSet(cliURL),
 		"ReqBody": cliSet(cliBody),
@@ -101,7 +101,7 @@ var httpCliClass = &hostClass{name: "HttpCli",
 
 // httpResClass is HttpRes, what HttpCli's verbs return.
 var httpResClass = &hostClass{name: "HttpRes",
-	init: func(L *lua.LState, self *instance) { self.keep(resBody, lua.LString("")) },
+	init: func(L *lua.LState, self *instance) { self.keep(L, resBody, lua.LString("")) },
 	methods: map[string]classMethod{
 		"IsValid": func(_ *vm, L *lua.LState, self *instance, _ int) int {
 			L.Push(lua.LBool(self.Value.(*httpRes).valid))
@@ -158,7 +158,7 @@ func (v *vm) installHTTP(base *lua.LTable) {
 // cliSet is a chainable setter of a string (Url, ReqBody).
 func cliSet(key string) classMethod {
 	return func(_ *vm, L *lua.LState, self *instance, a int) int {
-		self.keep(key, lua.LString(argString(L, a)))
+		self.keep(L, key, lua.LString(argString(L, a)))
 		L.Push(self.ud)
 		return 1
 	}
@@ -266,12 +266,12 @@ func (v *vm) httpDo(L *lua.LState, method string, cli *instance) *lua.LUserData 
 			headers.RawSetString(k, lua.LString(vs[0]))
 		}
 	}
-	out.Value.(*instance).keep(resHeaders, headers)
+	out.Value.(*instance).keep(L, resHeaders, headers)
 	text, err := readBody(L, resp.Body)
 	if err != nil {
 		return fail(err)
 	}
-	out.Value.(*instance).keep(resBody, lua.LString(text))
+	out.Value.(*instance).keep(L, resBody, lua.LString(text))
 	res.valid = true
 	return out
 }

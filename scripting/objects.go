@@ -3,7 +3,6 @@ package scripting
 import (
 	"log/slog"
 	"path"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -111,14 +110,5 @@ func (v *vm) installGlobals(base *lua.LTable) {
 	}))
 	base.RawSetString("Log", v.logProxy)
 
-	// Date() is now, Date(ms) and Date("2024-05-01T10:00:00Z") build a date, Date.now() is
-	// the current time in milliseconds, as in JavaScript.
-	dateLib := L.CreateTable(0, 1)
-	dateLib.RawSetString("now", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LNumber(time.Now().UnixMilli()))
-		return 1
-	}))
-	date := v.readOnly(dateLib, "Date")
-	date.Metatable.(*lua.LTable).RawSetString("__call", L.NewFunction(v.dateConstructor))
-	base.RawSetString("Date", date)
+	v.dates = v.defineClass(base, dateClass)
 }

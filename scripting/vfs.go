@@ -171,7 +171,7 @@ func (v *vm) result(L *lua.LState, kind resultKind, err error, size int64, value
 	}
 	ud := v.lib.result.newInstance(L, r)
 	if value != nil {
-		ud.Value.(*instance).keep(resultValueKey, value)
+		ud.Value.(*instance).keep(L, resultValueKey, value)
 	}
 	L.Push(ud)
 	return 1

@@ -52,7 +52,7 @@ type vm struct {
 	userUD          *lua.LUserData
 	logProxy        *lua.LTable
 	connUD          *lua.LUserData
-	dateMeta        *lua.LTable
+	dates           *classState // Date
 
 	// Each run is bounded by its timeout through the state's context, which the VM checks
 	// before every instruction. The context and its timer are reused across runs (a fresh
@@ -168,7 +168,6 @@ func (e *Engine) newVM() *vm {
 	v.sessAsyncUD = v.singleton(base, asyncSessionClass, nil)
 	v.connAsyncUD = v.singleton(base, asyncConnClass, nil)
 	v.userUD = v.singleton(base, userClass, nil)
-	v.dateMeta = v.newDateMeta()
 
 	v.metaSession = v.envMetatable(base, map[string]lua.LValue{"Session": v.sessUD})
 	v.metaConn = v.envMetatable(base, map[string]lua.LValue{"Conn": v.connUD})
@@ -184,7 +183,7 @@ func (e *Engine) newVM() *vm {
 	// assignments; this also stops the table library, rawset and setmetatable, which write
 	// without metamethods).
 	for _, root := range []lua.LValue{L.G.Registry, L.G.Global, base, v.metaSession, v.metaConn, v.metaSessionConn,
-		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3],
+		v.metaNone, v.sessUD, v.connUD, v.userUD, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3],
 		v.sessAsyncUD, v.connAsyncUD} {
 		setReadOnly(root, map[lua.LValue]bool{})
 	}
