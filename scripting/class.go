@@ -41,9 +41,9 @@ import (
 //
 // What an instance holds as Lua values is in its userdata's environment table, where the
 // memory measure (LState.ReachableMemory, which does not look into Go values) counts it for
-// as long as the script keeps the instance: its methods bound to it (made on first use, in
-// the array part, slot i for the class's method i in name order) and what the class's code
-// keeps there (instance.keep: a VFS result's data, an HTTP request's URL and body). The
+// as long as the script keeps the instance: what the class's code keeps there (instance.keep,
+// in the first slots of the array part: a VFS result's data, an HTTP request's URL and body)
+// and its methods bound to it (made on first use, in the next slots, in name order). The
 // table is made on first use. An instance's Go value holds only Go state of a bounded size.
 
 // hostClass describes a class of host objects.
@@ -55,7 +55,9 @@ type hostClass struct {
 	construct func(v *vm, L *lua.LState, a int) any
 	// init, when set, runs on each new instance before it is handed to the script (it keeps
 	// the instance's initial Lua values).
-	init    func(L *lua.LState, self *instance)
+	init func(L *lua.LState, self *instance)
+	// keeps is how many Lua values an instance keeps (instance.keep: slots 1 to keeps).
+	keeps   int
 	methods map[string]classMethod
 	fields  map[string]classField
 	// str, when set, is an instance's tostring (by default, the class's name).
@@ -81,21 +83,25 @@ type classField struct {
 type instance struct {
 	class *hostClass
 	ud    *lua.LUserData
-	slots int // how many methods the class has (the array part of its table)
+	slots int // the size of the array part of its table: what it keeps, then its methods
 	Value any // what construct returned, or what newInstance was given
 }
 
-// keep stores a Lua value the instance holds under key, where the memory measure sees it.
-func (in *instance) keep(L *lua.LState, key string, val lua.LValue) {
-	in.env(L).RawSetString(key, val)
+// keep stores a Lua value the instance holds in slot (1 to its class's keeps), where the
+// memory measure sees it. Slots, not names: a table's first named key costs a map.
+func (in *instance) keep(L *lua.LState, slot int, val lua.LValue) {
+	if slot < 1 || slot > in.class.keeps {
+		panic(fmt.Sprintf("scripting: class %s keeps %d values, not slot %d", in.class.name, in.class.keeps, slot))
+	}
+	in.env(L).RawSetInt(slot, val)
 }
 
-// kept returns what keep stored under key, or nil.
-func (in *instance) kept(key string) lua.LValue {
+// kept returns what keep stored in slot, or nil.
+func (in *instance) kept(slot int) lua.LValue {
 	if in.ud.Env == nil {
 		return lua.LNil
 	}
-	return in.ud.Env.RawGetString(key)
+	return in.ud.Env.RawGetInt(slot)
 }
 
 // env returns the instance's table, made on first use: many instances (the dates of a
@@ -116,7 +122,7 @@ func (in *instance) raise(L *lua.LState, method, format string, args ...any) {
 type member struct {
 	name   string
 	method classMethod // nil for a field
-	slot   int         // a method's slot in its instances' environment tables
+	slot   int         // a method's slot in its instances' tables, after what they keep
 	field  classField
 }
 
@@ -125,7 +131,7 @@ type classState struct {
 	class    *hostClass
 	meta     *lua.LTable // the metatable of its instances
 	members  map[string]*member
-	slots    int  // how many methods the class has
+	slots    int  // the size of the array part of its instances' tables
 	settable bool // some field can be set
 }
 
@@ -141,9 +147,9 @@ func (v *vm) defineClass(base *lua.LTable, c *hostClass) *classState {
 	}
 	slices.Sort(names) // the same slots in every state
 	for i, name := range names {
-		cs.members[name] = &member{name: name, method: c.methods[name], slot: i + 1}
+		cs.members[name] = &member{name: name, method: c.methods[name], slot: c.keeps + i + 1}
 	}
-	cs.slots = len(names)
+	cs.slots = c.keeps + len(names)
 	for name, f := range c.fields {
 		if _, dup := cs.members[name]; dup {
 			panic(fmt.Sprintf("scripting: class %s: %s is both a method and a field", c.name, name))

@@ -10,7 +10,8 @@ import (
 // instance.raise and keeps a Lua value in the instance (a label, set by its constructor).
 var gaugeClass = &hostClass{name: "Gauge",
 	construct: func(_ *vm, L *lua.LState, a int) any { return new(float64) },
-	init:      func(L *lua.LState, self *instance) { self.keep(L, "label", lua.LString("g")) },
+	init:      func(L *lua.LState, self *instance) { self.keep(L, 1, lua.LString("g")) },
+	keeps:     1,
 	methods: map[string]classMethod{
 		"Set": func(_ *vm, L *lua.LState, self *instance, a int) int {
 			n, ok := L.Get(a).(lua.LNumber)
@@ -26,7 +27,7 @@ var gaugeClass = &hostClass{name: "Gauge",
 			return 1
 		},
 		"Label": func(_ *vm, L *lua.LState, self *instance, _ int) int {
-			L.Push(self.kept("label"))
+			L.Push(self.kept(1))
 			return 1
 		},
 	}}

@@ -73,11 +73,14 @@ type httpRes struct {
 
 // What HttpCli and HttpRes objects keep (instance.keep).
 const (
-	cliURL     = "url"
-	cliBody    = "body"
-	cliHeaders = "h"      // a table: canonical name → value
-	resBody    = "body"   // the body, "" when the request failed
-	resHeaders = "header" // a table: canonical name → first value, as http.Header.Get
+	cliURL = iota + 1
+	cliBody
+	cliHeaders // a table: canonical name → value
+	cliKeeps   = cliHeaders
+
+	resBody    = 1 // the body, "" when the request failed
+	resHeaders = 2 // a table: canonical name → first value, as http.Header.Get
+	resKeeps   = resHeaders
 )
 
 // httpCliClass is HttpCli: HttpCli(), HttpCli.new() in Lua, new HttpCli() in JavaScript. Its
@@ -85,6 +88,7 @@ const (
 var httpCliClass = &hostClass{name: "HttpCli",
 	construct: func(*vm, *lua.LState, int) any { return &httpCli{} },
 	init:      func(L *lua.LState, self *instance) { self.keep(L, cliHeaders, L.CreateTable(0, 2)) },
+	keeps:     cliKeeps,
 	methods: map[string]classMethod{
 		"Url":     cliSet(cliURL),
 		"ReqBody": cliSet(cliBody),
@@ -101,7 +105,8 @@ var httpCliClass = &hostClass{name: "HttpCli",
 
 // httpResClass is HttpRes, what HttpCli's verbs return.
 var httpResClass = &hostClass{name: "HttpRes",
-	init: func(L *lua.LState, self *instance) { self.keep(L, resBody, lua.LString("")) },
+	init:  func(L *lua.LState, self *instance) { self.keep(L, resBody, lua.LString("")) },
+	keeps: resKeeps,
 	methods: map[string]classMethod{
 		"IsValid": func(_ *vm, L *lua.LState, self *instance, _ int) int {
 			L.Push(lua.LBool(self.Value.(*httpRes).valid))
@@ -156,9 +161,9 @@ func (v *vm) installHTTP(base *lua.LTable) {
 }
 
 // cliSet is a chainable setter of a string (Url, ReqBody).
-func cliSet(key string) classMethod {
+func cliSet(slot int) classMethod {
 	return func(_ *vm, L *lua.LState, self *instance, a int) int {
-		self.keep(L, key, lua.LString(argString(L, a)))
+		self.keep(L, slot, lua.LString(argString(L, a)))
 		L.Push(self.ud)
 		return 1
 	}

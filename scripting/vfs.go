@@ -70,18 +70,18 @@ const (
 )
 
 // vfsResult is the Go value of a VFS method's result (Syncplify's respBase and its kinds).
-// Info's item, Infos' list and Data's value are kept in the instance (resultValueKey).
+// Info's item, Infos' list and Data's value are kept in the instance (resultValueSlot).
 type vfsResult struct {
 	kind resultKind
 	err  string
 	size int64
 }
 
-// resultValueKey is where a result keeps its value.
-const resultValueKey = "value"
+// resultValueSlot is where a result keeps its value (instance.keep).
+const resultValueSlot = 1
 
 // resultClass is VfsResult, what VirtualFS's methods return.
-var resultClass = &hostClass{name: "VfsResult", methods: resultMethods}
+var resultClass = &hostClass{name: "VfsResult", methods: resultMethods, keeps: resultValueSlot}
 
 // vfsUD wraps a ScriptFS as a VirtualFS object.
 func (v *vm) vfsUD(f *core.ScriptFS, at string) *lua.LUserData {
@@ -171,7 +171,7 @@ func (v *vm) result(L *lua.LState, kind resultKind, err error, size int64, value
 	}
 	ud := v.lib.result.newInstance(L, r)
 	if value != nil {
-		ud.Value.(*instance).keep(L, resultValueKey, value)
+		ud.Value.(*instance).keep(L, resultValueSlot, value)
 	}
 	L.Push(ud)
 	return 1
@@ -205,7 +205,7 @@ func resultValue(kind resultKind, name string) classMethod {
 		if r.kind != kind {
 			self.raise(L, name, "this result has no %s", strings.ToLower(name))
 		}
-		L.Push(self.kept(resultValueKey))
+		L.Push(self.kept(resultValueSlot))
 		return 1
 	}
 }
