@@ -345,6 +345,23 @@ func toInstance(lv lua.LValue, c *hostClass) (*instance, bool) {
 	return in, true
 }
 
+// instanceValue returns the value of lv, an instance whose value is a T. Unlike
+// toInstance, it names no class: a class's own methods can use it without an initialization
+// cycle.
+func instanceValue[T any](lv lua.LValue) (T, bool) {
+	var zero T
+	ud, ok := lv.(*lua.LUserData)
+	if !ok {
+		return zero, false
+	}
+	in, ok := ud.Value.(*instance)
+	if !ok {
+		return zero, false
+	}
+	val, ok := in.Value.(T)
+	return val, ok
+}
+
 // isNullish reports whether a script passed nothing: nil (Lua nil, JS undefined) or JS null.
 func isNullish(lv lua.LValue) bool {
 	switch x := lv.(type) {

@@ -133,18 +133,7 @@ func (v *vm) newDate(t time.Time) *lua.LUserData {
 }
 
 // toDate returns the date of a Date object; ok is false for any other value.
-func toDate(lv lua.LValue) (*date, bool) {
-	ud, ok := lv.(*lua.LUserData)
-	if !ok {
-		return nil, false
-	}
-	in, ok := ud.Value.(*instance)
-	if !ok {
-		return nil, false
-	}
-	d, ok := in.Value.(*date) // not toInstance(lv, dateClass): dateClass's metamethods call this
-	return d, ok
-}
+func toDate(lv lua.LValue) (*date, bool) { return instanceValue[*date](lv) }
 
 // dateMillis returns the milliseconds of a Date or a number operand (d - 1000, d - Date.now()).
 func dateMillis(L *lua.LState, lv lua.LValue) float64 {

@@ -325,13 +325,7 @@ func TestHttpCliKeptResponsesCount(t *testing.T) {
 		"for i = 1, 20 do kept[i] = HttpCli().Url('"+srv.URL+"/').Get() end",
 		"Log('kept=' .. #kept .. ' ' .. #kept[20].Header('X-Big'))",
 	), func(h *config.EventHandler) { h.MaxMemory = config.MinMaxMemory })
-	if got := e.kv(); len(got) != 0 {
-		t.Errorf("twenty kept 128 KiB headers fit in a 1 MiB budget: %v", got)
-	}
-	if fails := e.logs.find("event script failed"); len(fails) != 1 || !strings.Contains(fails[0].Attrs["err"], "memory budget exceeded") {
-		e.logs.dump(t)
-		t.Errorf("failures = %v", fails)
-	}
+	e.wantBudgetFailure(t, "twenty kept 128 KiB headers fit in a 1 MiB budget")
 }
 
 // HttpCli and HttpRes follow the host-class rules (class.go): errors name the class and the

@@ -98,18 +98,7 @@ func newVFSObject(f *core.ScriptFS, at string) *vfsObject {
 }
 
 // toVFS returns the VirtualFS object lv is, if it is one.
-func toVFS(lv lua.LValue) (*vfsObject, bool) {
-	ud, ok := lv.(*lua.LUserData)
-	if !ok {
-		return nil, false
-	}
-	in, ok := ud.Value.(*instance)
-	if !ok {
-		return nil, false
-	}
-	o, ok := in.Value.(*vfsObject) // not toInstance(lv, vfsClass): vfsClass's methods call this
-	return o, ok
-}
+func toVFS(lv lua.LValue) (*vfsObject, bool) { return instanceValue[*vfsObject](lv) }
 
 // currentVFS is GetCurrentVFS(): the session's mounts, as the client sees them, with the
 // mount that holds the event's file (or the home) for Name and Type; nil without a

@@ -329,8 +329,14 @@ func TestVFSKeptResultsCount(t *testing.T) {
 	if err := upload(s, "/f.txt", strings.Repeat("x", 256<<10)); err != nil {
 		t.Fatal(err)
 	}
+	e.wantBudgetFailure(t, "forty kept reads of 256 KiB fit in a 1 MiB budget")
+}
+
+// wantBudgetFailure checks that the run failed on its memory budget before it logged.
+func (e *env) wantBudgetFailure(t *testing.T, what string) {
+	t.Helper()
 	if got := e.kv(); len(got) != 0 {
-		t.Errorf("forty kept reads of 256 KiB fit in a 1 MiB budget: %v", got)
+		t.Errorf("%s: %v", what, got)
 	}
 	if fails := e.logs.find("event script failed"); len(fails) != 1 || !strings.Contains(fails[0].Attrs["err"], "memory budget exceeded") {
 		e.logs.dump(t)
