@@ -356,10 +356,5 @@ func TestHttpCliClassRules(t *testing.T) {
 		"set":         "false HttpRes is read-only: cannot set Foo",
 		"chain":       "true 200",
 	}
-	kv := e.kv()
-	for k, v := range want {
-		if kv[k] != v {
-			t.Errorf("%s = %q, want %q", k, kv[k], v)
-		}
-	}
+	e.wantKV(t, want)
 }

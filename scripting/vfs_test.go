@@ -375,11 +375,19 @@ func TestVFSClassRules(t *testing.T) {
 		"copy":     "false bad argument #2 to CopyToVFS (a VirtualFS expected)",
 		"js":       "Memory true function",
 	}
+	e.wantKV(t, want)
+}
+
+// wantKV checks the key=value lines the scripts logged.
+func (e *env) wantKV(t *testing.T, want map[string]string) {
+	t.Helper()
 	got := e.kv()
 	for k, v := range want {
 		if got[k] != v {
-			e.logs.dump(t)
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
+	}
+	if t.Failed() {
+		e.logs.dump(t)
 	}
 }
