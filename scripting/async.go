@@ -306,7 +306,7 @@ func splitAsync(hs []*handler) (syncs, asyncs []*handler) {
 // when the event fired (the snapshot), not what it is now. The other members act on the
 // live session: AddCustomData appends to it too, Terminate ends it if it is still open, and
 // the getters of fixed values (GetID, GetUser, …) read it.
-var asyncSessionMethods = map[string]method{
+var asyncSessionMethods = map[string]classMethod{
 	"GetUserID":        snapString(func(s *snapshot) string { return s.userID }),
 	"GetProtocol":      snapString(func(s *snapshot) string { return s.protocol }),
 	"GetClientVersion": snapString(func(s *snapshot) string { return s.clientVersion }),
@@ -316,17 +316,17 @@ var asyncSessionMethods = map[string]method{
 	"GetAbsTargetPath": snapString(func(s *snapshot) string { return s.absTarget }),
 	"GetLastCommand":   snapString(func(s *snapshot) string { return s.lastCmd }),
 	"GetLastError":     snapString(func(s *snapshot) string { return s.lastErr }),
-	"GetLastActivity": func(v *vm, L *lua.LState, _ int) int {
+	"GetLastActivity": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(v.newDate(v.snap.lastActivity))
 		return 1
 	},
-	"GetLastCommandTime": func(v *vm, L *lua.LState, _ int) int {
+	"GetLastCommandTime": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		return v.pushTime(L, v.snap.lastCmdTime, v.snap.hasCmdTime)
 	},
-	"GetLastErrorTime": func(v *vm, L *lua.LState, _ int) int {
+	"GetLastErrorTime": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		return v.pushTime(L, v.snap.lastErrTime, v.snap.hasErrTime)
 	},
-	"GetCustomData": func(v *vm, L *lua.LState, a int) int {
+	"GetCustomData": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		n := L.CheckNumber(a)
 		idx := int(n)
 		if float64(idx) != float64(n) || idx < 0 || idx >= len(v.snap.custom) {
@@ -336,7 +336,7 @@ var asyncSessionMethods = map[string]method{
 		}
 		return 1
 	},
-	"GetAllCustomData": func(v *vm, L *lua.LState, _ int) int {
+	"GetAllCustomData": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		t := L.CreateTable(len(v.snap.custom), 0)
 		for _, s := range v.snap.custom {
 			t.Append(lua.LString(s))
@@ -344,7 +344,7 @@ var asyncSessionMethods = map[string]method{
 		L.Push(t)
 		return 1
 	},
-	"AddCustomData": func(v *vm, L *lua.LState, a int) int {
+	"AddCustomData": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		s := L.CheckString(a)
 		L.ChargeMemory(stringOverhead + int64(len(s)))
 		v.snap.custom = append(v.snap.custom, s)
@@ -352,7 +352,7 @@ var asyncSessionMethods = map[string]method{
 		v.notify("AddCustomData", s)
 		return 0
 	},
-	"BlockOperation": func(v *vm, L *lua.LState, _ int) int {
+	"BlockOperation": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		v.warn(L, "BlockOperation", "an asynchronous handler runs after the operation (use mode: sync to refuse)")
 		return 0
 	},
@@ -360,19 +360,19 @@ var asyncSessionMethods = map[string]method{
 
 // asyncConnMethods replace Conn members in asynchronous runs: the connection was accepted
 // or refused before the run.
-var asyncConnMethods = map[string]method{
-	"Reject": func(v *vm, L *lua.LState, _ int) int {
+var asyncConnMethods = map[string]classMethod{
+	"Reject": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		v.warn(L, "Conn.Reject", "an asynchronous handler runs after the connection was decided")
 		return 0
 	},
-	"SetSoftwareID": func(v *vm, L *lua.LState, _ int) int {
+	"SetSoftwareID": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		v.warn(L, "Conn.SetSoftwareID", "an asynchronous handler runs after the identification was sent")
 		return 0
 	},
 }
 
-func snapString(get func(*snapshot) string) method {
-	return func(v *vm, L *lua.LState, _ int) int {
+func snapString(get func(*snapshot) string) classMethod {
+	return func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(lua.LString(get(v.snap)))
 		return 1
 	}
@@ -388,8 +388,8 @@ func (v *vm) pushTime(L *lua.LState, t time.Time, ok bool) int {
 }
 
 // withOverrides returns ms with the members of over replaced.
-func withOverrides(ms, over map[string]method) map[string]method {
-	out := make(map[string]method, len(ms)+len(over))
+func withOverrides(ms, over map[string]classMethod) map[string]classMethod {
+	out := make(map[string]classMethod, len(ms)+len(over))
 	for k, m := range ms {
 		out[k] = m
 	}

@@ -12,11 +12,71 @@ import (
 // isoLayout is JavaScript's Date.prototype.toISOString format.
 const isoLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// date is the value of a Date object. Its methods are closures bound to the object, made on
-// first use and cached, so d.getTime() (no self) works as well as d:getTime().
+// date is the value of a Date object, a host class (class.go).
 type date struct {
-	t   time.Time
-	fns [len(dateMethods)]*lua.LFunction
+	t time.Time
+}
+
+// dateClass is Date: Date() is now, Date(ms) and Date("2024-05-01T10:00:00Z") build a date
+// (new Date(…) in JavaScript), Date.now() is the current time in milliseconds, as in
+// JavaScript. Dates compare, subtract and concatenate as JavaScript's do.
+var dateClass = &hostClass{name: "Date",
+	construct: dateConstructor,
+	statics: map[string]lua.LGFunction{"now": func(L *lua.LState) int {
+		L.Push(lua.LNumber(time.Now().UnixMilli()))
+		return 1
+	}},
+	methods: dateClassMethods(),
+	str:     func(self *instance) string { return isoString(self.Value.(*date).t) },
+	meta: map[string]lua.LGFunction{
+		"__concat": func(L *lua.LState) int {
+			s := func(lv lua.LValue) string {
+				if d, ok := toDate(lv); ok {
+					return isoString(d.t)
+				}
+				return L.ToStringMeta(lv).String()
+			}
+			L.Push(lua.LString(s(L.Get(1)) + s(L.Get(2))))
+			return 1
+		},
+		"__eq": func(L *lua.LState) int {
+			a, ok1 := toDate(L.Get(1))
+			b, ok2 := toDate(L.Get(2))
+			L.Push(lua.LBool(ok1 && ok2 && a.t.Equal(b.t)))
+			return 1
+		},
+		"__lt": func(L *lua.LState) int {
+			L.Push(lua.LBool(dateMillis(L, L.Get(1)) < dateMillis(L, L.Get(2))))
+			return 1
+		},
+		"__le": func(L *lua.LState) int {
+			L.Push(lua.LBool(dateMillis(L, L.Get(1)) <= dateMillis(L, L.Get(2))))
+			return 1
+		},
+		"__sub": func(L *lua.LState) int {
+			L.Push(lua.LNumber(dateMillis(L, L.Get(1)) - dateMillis(L, L.Get(2))))
+			return 1
+		},
+	},
+}
+
+// dateClassMethods are dateMethods as the class's methods.
+func dateClassMethods() map[string]classMethod {
+	ms := make(map[string]classMethod, len(dateMethods))
+	for _, m := range dateMethods {
+		if m.call != nil {
+			ms[m.name] = func(_ *vm, L *lua.LState, self *instance, a int) int {
+				L.Push(m.call(L, self.Value.(*date).t, a))
+				return 1
+			}
+		} else {
+			ms[m.name] = func(_ *vm, L *lua.LState, self *instance, _ int) int {
+				L.Push(m.get(self.Value.(*date).t))
+				return 1
+			}
+		}
+	}
+	return ms
 }
 
 // dateMethods are the JS-shaped methods of Date; fields read local time, like JavaScript's.
@@ -69,21 +129,11 @@ func localeMethod(parts int) func(L *lua.LState, t time.Time, a int) lua.LValue 
 func isoString(t time.Time) string { return t.UTC().Format(isoLayout) }
 
 func (v *vm) newDate(t time.Time) *lua.LUserData {
-	ud := v.L.NewUserData()
-	ud.Value = &date{t: t}
-	ud.Metatable = v.dateMeta
-	return ud
+	return v.dates.newInstance(v.L, &date{t: t})
 }
 
 // toDate returns the date of a Date object; ok is false for any other value.
-func toDate(lv lua.LValue) (*date, bool) {
-	ud, ok := lv.(*lua.LUserData)
-	if !ok {
-		return nil, false
-	}
-	d, ok := ud.Value.(*date)
-	return d, ok
-}
+func toDate(lv lua.LValue) (*date, bool) { return instanceValue[*date](lv) }
 
 // dateMillis returns the milliseconds of a Date or a number operand (d - 1000, d - Date.now()).
 func dateMillis(L *lua.LState, lv lua.LValue) float64 {
@@ -97,103 +147,29 @@ func dateMillis(L *lua.LState, lv lua.LValue) float64 {
 	return 0
 }
 
-func (v *vm) newDateMeta() *lua.LTable {
-	L := v.L
-	mt := L.CreateTable(0, 10)
-	index := make(map[string]int, len(dateMethods))
-	for i, m := range dateMethods {
-		index[m.name] = i
-	}
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		ud := L.CheckUserData(1)
-		d, ok := ud.Value.(*date)
-		i, known := index[L.CheckString(2)]
-		if !ok || !known {
-			L.Push(lua.LNil)
-			return 1
-		}
-		if d.fns[i] == nil {
-			m := &dateMethods[i]
-			d.fns[i] = L.NewFunction(func(L *lua.LState) int {
-				if m.call != nil {
-					a := 1
-					if L.GetTop() >= 1 && L.Get(1) == lua.LValue(ud) {
-						a = 2 // d:toLocaleString(…)
-					}
-					L.Push(m.call(L, d.t, a))
-					return 1
-				}
-				L.Push(m.get(d.t))
-				return 1
-			})
-		}
-		L.Push(d.fns[i])
-		return 1
-	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("Date is read-only")
-		return 0
-	}))
-	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
-		d, _ := toDate(L.Get(1))
-		L.Push(lua.LString(isoString(d.t)))
-		return 1
-	}))
-	mt.RawSetString("__concat", L.NewFunction(func(L *lua.LState) int {
-		s := func(lv lua.LValue) string {
-			if d, ok := toDate(lv); ok {
-				return isoString(d.t)
-			}
-			return L.ToStringMeta(lv).String()
-		}
-		L.Push(lua.LString(s(L.Get(1)) + s(L.Get(2))))
-		return 1
-	}))
-	mt.RawSetString("__eq", L.NewFunction(func(L *lua.LState) int {
-		a, ok1 := toDate(L.Get(1))
-		b, ok2 := toDate(L.Get(2))
-		L.Push(lua.LBool(ok1 && ok2 && a.t.Equal(b.t)))
-		return 1
-	}))
-	mt.RawSetString("__lt", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LBool(dateMillis(L, L.Get(1)) < dateMillis(L, L.Get(2))))
-		return 1
-	}))
-	mt.RawSetString("__le", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LBool(dateMillis(L, L.Get(1)) <= dateMillis(L, L.Get(2))))
-		return 1
-	}))
-	mt.RawSetString("__sub", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LNumber(dateMillis(L, L.Get(1)) - dateMillis(L, L.Get(2))))
-		return 1
-	}))
-	mt.RawSetString("__metatable", lua.LString("locked"))
-	return mt
-}
-
-// dateConstructor implements Date(), Date(ms) and Date(isoString); argument 1 is Date itself.
-func (v *vm) dateConstructor(L *lua.LState) int {
-	switch a := L.Get(2).(type) {
+// dateConstructor implements Date(), Date(ms), Date(isoString) and Date(date); the date is
+// argument a, and errors call it argument 1, however Date was called.
+func dateConstructor(_ *vm, L *lua.LState, a int) any {
+	switch x := L.Get(a).(type) {
 	case *lua.LNilType:
-		L.Push(v.newDate(time.Now()))
+		return &date{t: time.Now()}
 	case lua.LNumber:
-		L.Push(v.newDate(time.UnixMilli(int64(a))))
+		return &date{t: time.UnixMilli(int64(x))}
 	case lua.LString:
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
-			if t, err := time.Parse(layout, string(a)); err == nil {
-				L.Push(v.newDate(t))
-				return 1
+			if t, err := time.Parse(layout, string(x)); err == nil {
+				return &date{t: t}
 			}
 		}
-		L.ArgError(1, "not a date: "+string(a))
+		L.ArgError(1, "not a date: "+string(x))
 	case *lua.LUserData:
-		d, ok := toDate(a)
+		d, ok := toDate(x)
 		if !ok {
 			L.ArgError(1, "not a date")
 		}
-		L.Push(v.newDate(d.t))
+		return &date{t: d.t}
 	default:
 		L.ArgError(1, "expected nothing, milliseconds or an ISO-8601 string")
 	}
-	return 1
+	return nil
 }

@@ -15,8 +15,6 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"golang.org/x/net/http/httpguts"
-
-	"github.com/wharf-project/wharf/scripting/jscompat"
 )
 
 // HttpCli and HttpRes, the HTTP client of Syncplify's scripts:
@@ -27,9 +25,8 @@ import (
 //
 // A request is bounded by the run's timeout (the run's context) and by Timeout(seconds) when
 // set; a response body by maxResponseBody, and it counts against the run's max_memory.
-// Certificates are verified. Every member works with "." and ":" (each access returns a
-// function bound to its object), so translated JavaScript, which calls o.m(…) without self,
-// works too.
+// Certificates are verified. Both are host classes (class.go): every method works with "."
+// and ":", so translated JavaScript, which calls o.m(…) without self, works too.
 
 // maxResponseBody bounds the body of one response read by HttpCli.
 const maxResponseBody = 4 << 20
@@ -61,68 +58,90 @@ func newHTTPClient(rt http.RoundTripper) *http.Client {
 	}}
 }
 
-// httpCli is an HttpCli object's Go state; its strings (URL, headers, body) are in the
-// userdata's environment table, where the memory measure sees them.
+// httpCli is an HttpCli object's Go state; its strings (URL, headers, body) are kept in the
+// instance (class.go), where the memory measure sees them.
 type httpCli struct {
 	timeout time.Duration
 }
 
-// httpRes is an HttpRes object's Go state; its body is in the environment table.
+// httpRes is an HttpRes object's Go state; its body and headers are kept in the instance.
 type httpRes struct {
 	valid  bool
 	status int
 	err    string
-	header http.Header
 }
+
+// What HttpCli and HttpRes objects keep (instance.keep).
+const (
+	cliURL = iota + 1
+	cliBody
+	cliHeaders // a table: canonical name → value
+	cliKeeps   = cliHeaders
+
+	resBody    = 1 // the body, "" when the request failed
+	resHeaders = 2 // a table: canonical name → first value, as http.Header.Get
+	resKeeps   = resHeaders
+)
+
+// httpCliClass is HttpCli: HttpCli(), HttpCli.new() in Lua, new HttpCli() in JavaScript. Its
+// setters return the object, for chains; its verbs send the request and return an HttpRes.
+var httpCliClass = &hostClass{name: "HttpCli",
+	construct: func(*vm, *lua.LState, int) any { return &httpCli{} },
+	init:      func(L *lua.LState, self *instance) { self.keep(L, cliHeaders, L.CreateTable(0, 2)) },
+	keeps:     cliKeeps,
+	methods: map[string]classMethod{
+		"Url":     cliSet(cliURL),
+		"ReqBody": cliSet(cliBody),
+		"Header":  cliHeader,
+		"Timeout": cliTimeout,
+		"Get":     cliVerb(http.MethodGet),
+		"Post":    cliVerb(http.MethodPost),
+		"Put":     cliVerb(http.MethodPut),
+		"Patch":   cliVerb(http.MethodPatch),
+		"Delete":  cliVerb(http.MethodDelete),
+		"Head":    cliVerb(http.MethodHead),
+		"Do":      cliVerb(""),
+	}}
+
+// httpResClass is HttpRes, what HttpCli's verbs return.
+var httpResClass = &hostClass{name: "HttpRes",
+	init:  func(L *lua.LState, self *instance) { self.keep(L, resBody, lua.LString("")) },
+	keeps: resKeeps,
+	methods: map[string]classMethod{
+		"IsValid": func(_ *vm, L *lua.LState, self *instance, _ int) int {
+			L.Push(lua.LBool(self.Value.(*httpRes).valid))
+			return 1
+		},
+		"StatusCode": func(_ *vm, L *lua.LState, self *instance, _ int) int {
+			L.Push(lua.LNumber(self.Value.(*httpRes).status))
+			return 1
+		},
+		"ErrorMsg": func(_ *vm, L *lua.LState, self *instance, _ int) int {
+			L.Push(lua.LString(self.Value.(*httpRes).err))
+			return 1
+		},
+		"BodyAsString": func(_ *vm, L *lua.LState, self *instance, _ int) int {
+			L.Push(self.kept(resBody))
+			return 1
+		},
+		"Header": func(_ *vm, L *lua.LState, self *instance, a int) int {
+			val := lua.LValue(lua.LString(""))
+			if h, ok := self.kept(resHeaders).(*lua.LTable); ok {
+				if s, ok := h.RawGetString(http.CanonicalHeaderKey(argString(L, a))).(lua.LString); ok {
+					val = s
+				}
+			}
+			L.Push(val)
+			return 1
+		},
+	}}
 
 // installHTTP adds HttpCli, encodeURIComponent and decodeURIComponent to the base
 // environment.
 func (v *vm) installHTTP(base *lua.LTable) {
 	L := v.L
-	v.cliMeta = v.boundMeta("HttpCli", map[string]lua.LGFunction{
-		"Url":     v.cliSet("url"),
-		"ReqBody": v.cliSet("body"),
-		"Header":  v.cliHeader,
-		"Timeout": v.cliTimeout,
-		"Get":     v.cliVerb(http.MethodGet),
-		"Post":    v.cliVerb(http.MethodPost),
-		"Put":     v.cliVerb(http.MethodPut),
-		"Patch":   v.cliVerb(http.MethodPatch),
-		"Delete":  v.cliVerb(http.MethodDelete),
-		"Head":    v.cliVerb(http.MethodHead),
-		"Do":      v.cliVerb(""),
-	})
-	v.resMeta = v.boundMeta("HttpRes", map[string]lua.LGFunction{
-		"IsValid":      func(L *lua.LState) int { L.Push(lua.LBool(resOf(L).valid)); return 1 },
-		"StatusCode":   func(L *lua.LState) int { L.Push(lua.LNumber(resOf(L).status)); return 1 },
-		"ErrorMsg":     func(L *lua.LState) int { L.Push(lua.LString(resOf(L).err)); return 1 },
-		"BodyAsString": func(L *lua.LState) int { L.Push(selfOf(L).Env.RawGetString("body")); return 1 },
-		"Header": func(L *lua.LState) int {
-			r := resOf(L)
-			L.Push(lua.LString(r.header.Get(argString(L, argBase(L)))))
-			return 1
-		},
-	})
-	ctor := L.CreateTable(0, 1)
-	newCli := func(L *lua.LState) int {
-		ud := L.NewUserData()
-		ud.Value = &httpCli{}
-		ud.Env = L.CreateTable(0, 3)
-		ud.Env.RawSetString("h", L.CreateTable(0, 2))
-		ud.Metatable = v.cliMeta
-		L.Push(ud)
-		return 1
-	}
-	ctor.RawSetString("new", L.NewFunction(newCli))
-	cli := v.readOnly(ctor, "HttpCli")
-	mt := cli.Metatable.(*lua.LTable)
-	mt.RawSetString("__call", L.NewFunction(func(L *lua.LState) int {
-		L.Remove(1) // HttpCli itself
-		return newCli(L)
-	}))
-	// new HttpCli() in JavaScript (see class.go's convention).
-	mt.RawSetString(jscompat.ConstructorField, L.NewFunction(newCli))
-	base.RawSetString("HttpCli", cli)
+	v.defineClass(base, httpCliClass)
+	v.httpRes = v.defineClass(base, httpResClass)
 	base.RawSetString("encodeURIComponent", L.NewFunction(func(L *lua.LState) int {
 		s, ok := encodeURIComponent(argString(L, 1))
 		if !ok {
@@ -141,122 +160,51 @@ func (v *vm) installHTTP(base *lua.LTable) {
 	}))
 }
 
-// boundMeta is the metatable of an object type whose members are bound to the object: an
-// access returns a closure with the object as its upvalue, so o.M(x) and o:M(x) both work.
-func (v *vm) boundMeta(name string, methods map[string]lua.LGFunction) *lua.LTable {
-	L := v.L
-	fns := make(map[string]*lua.LFunction, len(methods))
-	for k, f := range methods {
-		fns[k] = L.NewFunction(f)
-	}
-	mt := L.CreateTable(0, 4)
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		k, _ := L.Get(2).(lua.LString)
-		f, ok := fns[string(k)]
-		if !ok {
-			L.Push(lua.LNil)
-			return 1
-		}
-		L.Push(L.NewClosure(callBound, f, L.Get(1)))
-		return 1
-	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("%s is read-only: cannot set %s", name, L.ToStringMeta(L.Get(2)).String())
-		return 0
-	}))
-	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LString(name))
-		return 1
-	}))
-	mt.RawSetString("__metatable", lua.LString("locked"))
-	return mt
-}
-
-// callBound calls the method (upvalue 1) with the object (upvalue 2) first; a call written
-// o:M(x) passes the object already, which is dropped.
-func callBound(L *lua.LState) int {
-	fn, self := L.Get(lua.UpvalueIndex(1)).(*lua.LFunction), L.Get(lua.UpvalueIndex(2))
-	if L.GetTop() >= 1 && L.Get(1) == self {
-		L.Remove(1)
-	}
-	L.Insert(self, 1)
-	L.Insert(fn, 1)
-	L.Call(L.GetTop()-1, lua.MultRet)
-	return L.GetTop()
-}
-
-// selfOf is the object a bound method was called on (argument 1, see callBound).
-func selfOf(L *lua.LState) *lua.LUserData { return L.CheckUserData(1) }
-
-// argBase is the index of a bound method's first argument.
-func argBase(*lua.LState) int { return 2 }
-
-func cliOf(L *lua.LState) (*lua.LUserData, *httpCli) {
-	ud := selfOf(L)
-	c, ok := ud.Value.(*httpCli)
-	if !ok {
-		L.ArgError(1, "HttpCli expected")
-	}
-	return ud, c
-}
-
-func resOf(L *lua.LState) *httpRes {
-	r, ok := selfOf(L).Value.(*httpRes)
-	if !ok {
-		L.ArgError(1, "HttpRes expected")
-	}
-	return r
-}
-
-// cliSet is a chainable setter of a string field (Url, ReqBody).
-func (v *vm) cliSet(field string) lua.LGFunction {
-	return func(L *lua.LState) int {
-		ud, _ := cliOf(L)
-		ud.Env.RawSetString(field, lua.LString(argString(L, 2)))
-		L.Push(ud)
+// cliSet is a chainable setter of a string (Url, ReqBody).
+func cliSet(slot int) classMethod {
+	return func(_ *vm, L *lua.LState, self *instance, a int) int {
+		self.keep(L, slot, lua.LString(argString(L, a)))
+		L.Push(self.ud)
 		return 1
 	}
 }
 
 // cliHeader is Header(name, value): a later call with the same name replaces the value.
-func (v *vm) cliHeader(L *lua.LState) int {
-	ud, _ := cliOf(L)
-	name, value := argString(L, 2), argString(L, 3)
+func cliHeader(_ *vm, L *lua.LState, self *instance, a int) int {
+	name, value := argString(L, a), argString(L, a+1)
 	if !httpguts.ValidHeaderFieldName(name) {
-		L.RaiseError("HttpCli.Header: invalid header name %q", name)
+		self.raise(L, "Header", "invalid header name %q", name)
 	}
 	if !httpguts.ValidHeaderFieldValue(value) {
-		L.RaiseError("HttpCli.Header: invalid value for %s (line breaks and control characters are not allowed)", name)
+		self.raise(L, "Header", "invalid value for %s (line breaks and control characters are not allowed)", name)
 	}
-	ud.Env.RawGetString("h").(*lua.LTable).RawSetString(http.CanonicalHeaderKey(name), lua.LString(value))
-	L.Push(ud)
+	self.kept(cliHeaders).(*lua.LTable).RawSetString(http.CanonicalHeaderKey(name), lua.LString(value))
+	L.Push(self.ud)
 	return 1
 }
 
 // cliTimeout is Timeout(seconds).
-func (v *vm) cliTimeout(L *lua.LState) int {
-	ud, c := cliOf(L)
-	n, ok := L.Get(2).(lua.LNumber)
+func cliTimeout(_ *vm, L *lua.LState, self *instance, a int) int {
+	n, ok := L.Get(a).(lua.LNumber)
 	if !ok || n <= 0 || n != n {
-		L.RaiseError("HttpCli.Timeout: expected a positive number of seconds")
+		self.raise(L, "Timeout", "expected a positive number of seconds")
 	}
-	c.timeout = time.Duration(float64(n) * float64(time.Second))
-	L.Push(ud)
+	self.Value.(*httpCli).timeout = time.Duration(float64(n) * float64(time.Second))
+	L.Push(self.ud)
 	return 1
 }
 
 // cliVerb sends the request (verb "" is Do(verb)) and returns an HttpRes.
-func (v *vm) cliVerb(verb string) lua.LGFunction {
-	return func(L *lua.LState) int {
-		ud, c := cliOf(L)
+func cliVerb(verb string) classMethod {
+	return func(v *vm, L *lua.LState, self *instance, a int) int {
 		method := verb
 		if method == "" {
-			method = strings.ToUpper(argString(L, 2))
+			method = strings.ToUpper(argString(L, a))
 			if method == "" || !httpguts.ValidHeaderFieldName(method) {
-				L.RaiseError("HttpCli.Do: invalid method %q", method)
+				self.raise(L, "Do", "invalid method %q", method)
 			}
 		}
-		L.Push(v.httpDo(L, method, ud, c))
+		L.Push(v.httpDo(L, method, self))
 		return 1
 	}
 }
@@ -264,18 +212,16 @@ func (v *vm) cliVerb(verb string) lua.LGFunction {
 // httpDo sends a request and reads the response into an HttpRes. Failures (a bad URL, no
 // connection, a timeout, a body past the cap) give an HttpRes whose IsValid() is false and
 // whose ErrorMsg() says why; running out of the run's memory budget fails the run.
-func (v *vm) httpDo(L *lua.LState, method string, ud *lua.LUserData, c *httpCli) *lua.LUserData {
+func (v *vm) httpDo(L *lua.LState, method string, cli *instance) *lua.LUserData {
 	res := &httpRes{}
-	out := L.NewUserData()
-	out.Value, out.Metatable = res, v.resMeta
-	out.Env = L.CreateTable(0, 1)
-	out.Env.RawSetString("body", lua.LString(""))
+	out := v.httpRes.newInstance(L, res)
 	fail := func(err error) *lua.LUserData {
 		res.err = err.Error()
 		return out
 	}
-	raw := ud.Env.RawGetString("url").String()
-	if ud.Env.RawGetString("url") == lua.LNil || raw == "" {
+	rawURL := cli.kept(cliURL)
+	raw := rawURL.String()
+	if rawURL == lua.LNil || raw == "" {
 		return fail(errors.New("no URL: call Url(…) first"))
 	}
 	u, err := url.Parse(raw)
@@ -286,13 +232,13 @@ func (v *vm) httpDo(L *lua.LState, method string, ud *lua.LUserData, c *httpCli)
 		return fail(fmt.Errorf("invalid URL %q: only http:// and https:// URLs", raw))
 	}
 	ctx := v.ctx // cancelled when the run times out
-	if c.timeout > 0 {
+	if t := cli.Value.(*httpCli).timeout; t > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
 	var body io.Reader
-	if b, ok := ud.Env.RawGetString("body").(lua.LString); ok && b != "" {
+	if b, ok := cli.kept(cliBody).(lua.LString); ok && b != "" {
 		body = strings.NewReader(string(b))
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
@@ -300,7 +246,7 @@ func (v *vm) httpDo(L *lua.LState, method string, ud *lua.LUserData, c *httpCli)
 		return fail(err)
 	}
 	req.Header.Set("User-Agent", httpUserAgent)
-	ud.Env.RawGetString("h").(*lua.LTable).ForEach(func(k, val lua.LValue) {
+	cli.kept(cliHeaders).(*lua.LTable).ForEach(func(k, val lua.LValue) {
 		req.Header.Set(k.String(), val.String())
 	})
 	resp, err := v.e.http.Do(req)
@@ -311,7 +257,7 @@ func (v *vm) httpDo(L *lua.LState, method string, ud *lua.LUserData, c *httpCli)
 		return fail(err)
 	}
 	defer resp.Body.Close()
-	res.status, res.header = resp.StatusCode, resp.Header
+	res.status = resp.StatusCode
 	var hdr int64
 	for k, vs := range resp.Header {
 		for _, s := range vs {
@@ -319,11 +265,18 @@ func (v *vm) httpDo(L *lua.LState, method string, ud *lua.LUserData, c *httpCli)
 		}
 	}
 	L.ChargeMemory(hdr)
+	headers := L.CreateTable(0, len(resp.Header))
+	for k, vs := range resp.Header {
+		if len(vs) > 0 {
+			headers.RawSetString(k, lua.LString(vs[0]))
+		}
+	}
+	out.Value.(*instance).keep(L, resHeaders, headers)
 	text, err := readBody(L, resp.Body)
 	if err != nil {
 		return fail(err)
 	}
-	out.Env.RawSetString("body", lua.LString(text))
+	out.Value.(*instance).keep(L, resBody, lua.LString(text))
 	res.valid = true
 	return out
 }

@@ -315,3 +315,48 @@ func TestURIComponent(t *testing.T) {
 		t.Errorf("badenc = %q", got)
 	}
 }
+
+// Kept responses count against the budget with their headers: twenty responses with a
+// 128 KiB header are 2.5 MiB, past a 1 MiB budget.
+func TestHttpCliKeptResponsesCount(t *testing.T) {
+	srv := newHookServer(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Big", strings.Repeat("h", 128<<10))
+	})
+	e := httpEnv(t, srv, "hook.lua", lines(
+		"local kept = {}",
+		"for i = 1, 20 do kept[i] = HttpCli().Url('"+srv.URL+"/').Get() end",
+		"Log('kept=' .. #kept .. ' ' .. #kept[20].Header('X-Big'))",
+	), func(h *config.EventHandler) { h.MaxMemory = config.MinMaxMemory })
+	e.wantBudgetFailure(t, "twenty kept 128 KiB headers fit in a 1 MiB budget")
+}
+
+// HttpCli and HttpRes follow the host-class rules (class.go): errors name the class and the
+// method, a method read from one object is refused on another, unknown names read as nil
+// and cannot be set.
+func TestHttpCliClassRules(t *testing.T) {
+	srv := newHookServer(t, false, nil)
+	e := httpEnv(t, srv, "hook.lua", lines(
+		"local function try(f) local ok, err = pcall(f) return tostring(ok) .. ' ' .. tostring(err):gsub('^hook.lua:%d+: ', '') end",
+		"Log('timeout=' .. try(function() HttpCli().Timeout(0) end))",
+		"Log('header=' .. try(function() HttpCli():Header('Bad Name', 'v') end))",
+		"Log('do=' .. try(function() HttpCli().Url('"+srv.URL+"/').Do('') end))",
+		"local a, b = HttpCli(), HttpCli()",
+		"Log('receiver=' .. try(function() a.Url(b, 'x') end))",
+		"local r = a.Url('"+srv.URL+"/').Get()",
+		"Log('resreceiver=' .. try(function() return r.StatusCode(b.Url('"+srv.URL+"/').Get()) end))",
+		"Log('unknown=' .. tostring(a.Nope == nil and r.Nope == nil))",
+		"Log('set=' .. try(function() r.Foo = 1 end))",
+		"Log('chain=' .. tostring(a:Header('X-A', '1'):Timeout(2) == a) .. ' ' .. r:StatusCode())",
+	))
+	want := map[string]string{
+		"timeout":     "false HttpCli.Timeout: expected a positive number of seconds",
+		"header":      `false HttpCli.Header: invalid header name "Bad Name"`,
+		"do":          `false HttpCli.Do: invalid method ""`,
+		"receiver":    "false HttpCli.Url: called on another HttpCli than the one it was read from",
+		"resreceiver": "false HttpRes.StatusCode: called on another HttpRes than the one it was read from",
+		"unknown":     "true",
+		"set":         "false HttpRes is read-only: cannot set Foo",
+		"chain":       "true 200",
+	}
+	e.wantKV(t, want)
+}

@@ -12,12 +12,13 @@ import (
 	"github.com/wharf-project/wharf/core/config"
 )
 
-// scriptLib is the state of the Syncplify library objects of a Lua state: the metatables of
-// the objects a run may make many of (VFS objects, their results, directory items), and what
-// the run in progress opened.
+// scriptLib is the state of the Syncplify library objects of a Lua state: the classes and
+// metatables of the objects a run may make many of (VFS objects, their results, directory
+// items), and what the run in progress opened.
 type scriptLib struct {
-	vfsMeta, resultMeta, itemMeta, answerMeta *lua.LTable
-	jsArrayMeta                               lua.LValue // the JS runtime's array metatable
+	vfs, result          *classState // VirtualFS and VfsResult (vfs.go)
+	itemMeta, answerMeta *lua.LTable
+	jsArrayMeta          lua.LValue // the JS runtime's array metatable
 
 	// The run in progress.
 	current *lua.LUserData   // GetCurrentVFS(), made on first call
@@ -28,10 +29,12 @@ type scriptLib struct {
 // base environment. rt is the JavaScript runtime (nil if it could not be built).
 func (v *vm) installLib(base *lua.LTable, rt lua.LValue) {
 	L := v.L
-	v.lib.vfsMeta = v.classMeta("VirtualFS", vfsMethods, vfsField)
-	v.lib.resultMeta = v.classMeta("VfsResult", resultMethods, nil)
+	v.lib.vfs = v.defineClass(base, vfsClass)
+	v.lib.result = v.defineClass(base, resultClass)
 	v.lib.itemMeta = lockedMeta(L, "DirListItem")
 	v.lib.answerMeta = lockedMeta(L, "AnsweredQuestion")
+	keepShared(L, base, v.lib.itemMeta)
+	keepShared(L, base, v.lib.answerMeta)
 	if t, ok := rt.(*lua.LTable); ok {
 		// The runtime makes its arrays with R.A; one made here gives their metatable.
 		if mk, ok := L.GetField(t, "A").(*lua.LFunction); ok {
@@ -51,20 +54,10 @@ func (v *vm) installLib(base *lua.LTable, rt lua.LValue) {
 		L.Push(v.currentVFS())
 		return 1
 	})
-	fn("VirtualFS", v.newVirtualFS)
 	fn("FileReadAsHex", v.fileReadAsHex)
 	fn("DelFile", v.delFile)
 	fn("GetSecret", v.getSecret)
 	fn("Sleep", v.sleep)
-	for _, t := range []*lua.LTable{v.lib.vfsMeta, v.lib.resultMeta, v.lib.itemMeta, v.lib.answerMeta} {
-		setReadOnly(t, map[lua.LValue]bool{})
-	}
-}
-
-// sharedLib lists what the library's objects lead to that every run shares, for the memory
-// measure's baseline.
-func (v *vm) sharedLib() []lua.LValue {
-	return []lua.LValue{v.lib.vfsMeta, v.lib.resultMeta, v.lib.itemMeta, v.lib.answerMeta}
 }
 
 // endLib releases what the run opened.
@@ -83,74 +76,6 @@ func lockedMeta(L *lua.LState, name string) *lua.LTable {
 		L.Push(lua.LString(name))
 		return 1
 	}))
-	return mt
-}
-
-// objMethod is a method of a class of objects: ud is the object, a the index of the first
-// argument (2 when called as obj:M(…), 1 as obj.M(…)).
-type objMethod func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int
-
-// boundObject is the Go value of an object whose methods are closures bound to it, made on
-// first use and cached, so that obj.M() works as well as obj:M() (see date).
-type boundObject interface {
-	boundMethods() map[string]*lua.LFunction
-}
-
-// bound is the cache of a boundObject.
-type bound struct{ fns map[string]*lua.LFunction }
-
-func (b *bound) boundMethods() map[string]*lua.LFunction {
-	if b.fns == nil {
-		b.fns = map[string]*lua.LFunction{}
-	}
-	return b.fns
-}
-
-// classMeta builds the metatable of a class: its methods, its fields (field may be nil), and
-// no writes.
-func (v *vm) classMeta(name string, methods map[string]objMethod, field func(v *vm, L *lua.LState, ud *lua.LUserData, key string) lua.LValue) *lua.LTable {
-	L := v.L
-	mt := L.CreateTable(0, 4)
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		ud := L.CheckUserData(1)
-		key, ok := L.Get(2).(lua.LString)
-		obj, isObj := ud.Value.(boundObject)
-		if !ok || !isObj {
-			L.Push(lua.LNil)
-			return 1
-		}
-		if m, ok := methods[string(key)]; ok {
-			cache := obj.boundMethods()
-			f := cache[string(key)]
-			if f == nil {
-				f = L.NewFunction(func(L *lua.LState) int {
-					a := 1
-					if L.GetTop() >= 1 && L.Get(1) == lua.LValue(ud) {
-						a = 2
-					}
-					return m(v, L, ud, a)
-				})
-				cache[string(key)] = f
-			}
-			L.Push(f)
-			return 1
-		}
-		if field != nil {
-			L.Push(field(v, L, ud, string(key)))
-			return 1
-		}
-		L.Push(lua.LNil)
-		return 1
-	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("%s is read-only: cannot set %s", name, L.ToStringMeta(L.Get(2)).String())
-		return 0
-	}))
-	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LString(name))
-		return 1
-	}))
-	mt.RawSetString("__metatable", lua.LString("locked"))
 	return mt
 }
 
@@ -244,7 +169,7 @@ func parseNumberText(s string) (float64, error) {
 
 // answeredQuestions is Session.GetAnsweredQuestions(): the keyboard-interactive answers of
 // the session, oldest first, each a read-only table {Pos, Question, OK}.
-func answeredQuestions(v *vm, L *lua.LState, _ int) int {
+func answeredQuestions(v *vm, L *lua.LState, _ *instance, _ int) int {
 	qs := v.ev.Session.AnsweredQuestions()
 	t := L.CreateTable(len(qs), 0)
 	for _, q := range qs {

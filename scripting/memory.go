@@ -40,9 +40,8 @@ func (v *vm) overBudget(L *lua.LState, _, n int64) int64 {
 func (v *vm) measureShared() int64 {
 	L := v.L
 	shared := L.CreateTable(16, 0)
-	for _, o := range append([]lua.LValue{v.metaSession, v.metaConn, v.metaSessionConn, v.metaNone, v.dateMeta, v.sessUD,
-		v.connUD, v.userUD, v.idleEnv, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3], v.sessAsyncUD, v.connAsyncUD,
-		v.cliMeta, v.resMeta}, v.sharedLib()...) {
+	for _, o := range []lua.LValue{v.metaSession, v.metaConn, v.metaSessionConn, v.metaNone, v.sessUD,
+		v.connUD, v.userUD, v.idleEnv, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3], v.sessAsyncUD, v.connAsyncUD} {
 		shared.Append(o)
 	}
 	L.Push(shared)

@@ -3,71 +3,58 @@ package scripting
 import (
 	"log/slog"
 	"path"
-	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/wharf-project/wharf/core"
 )
 
-// newUserObject builds the state's User object. Session.GetUser() points it at the session's
-// user; a run serves one session, so one object per state is enough.
-func (v *vm) newUserObject() *lua.LUserData {
-	L := v.L
-	ud := L.NewUserData()
-	getID := L.NewFunction(func(L *lua.LState) int {
-		if u, ok := v.userUD.Value.(*core.User); ok {
-			L.Push(lua.LString(u.ID))
-			return 1
+// userClass is the User object. A state has one (Session.GetUser() points it at the
+// session's user; a run serves one session); its value is the *core.User, nil between runs.
+var userClass = &hostClass{name: "User",
+	str: func(self *instance) string {
+		if u, ok := self.Value.(*core.User); ok {
+			return "User(" + u.ID + ")"
 		}
-		L.Push(lua.LNil)
-		return 1
-	})
-	mt := L.CreateTable(0, 4)
-	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		u, ok := v.userUD.Value.(*core.User)
-		key, isStr := L.Get(2).(lua.LString)
-		if !ok || !isStr {
+		return "User"
+	},
+	methods: map[string]classMethod{
+		"GetID": func(_ *vm, L *lua.LState, self *instance, _ int) int {
+			if u, ok := self.Value.(*core.User); ok {
+				L.Push(lua.LString(u.ID))
+				return 1
+			}
 			L.Push(lua.LNil)
 			return 1
-		}
-		switch key {
-		case "GetID":
-			L.Push(getID)
-		case "EMail":
-			L.Push(lua.LString(u.Email))
-		case "Type":
-			L.Push(lua.LString(u.Type))
-		case "Description":
-			L.Push(lua.LString(u.Description))
-		case "Subsystems":
-			if v.subsystems == nil {
+		},
+	},
+	fields: map[string]classField{
+		"EMail":       userField(func(u *core.User) string { return u.Email }),
+		"Type":        userField(func(u *core.User) string { return u.Type }),
+		"Description": userField(func(u *core.User) string { return u.Description }),
+		"Subsystems": {get: func(v *vm, L *lua.LState, self *instance) lua.LValue {
+			u, ok := self.Value.(*core.User)
+			if !ok {
+				return lua.LNil
+			}
+			if v.subsystems == nil { // made once per run
 				v.subsystems = L.CreateTable(len(u.Subsystems), 0)
 				for _, s := range u.Subsystems {
 					v.subsystems.Append(lua.LString(s))
 				}
 			}
-			L.Push(v.subsystems)
-		default:
-			L.Push(lua.LNil)
+			return v.subsystems
+		}},
+	}}
+
+// userField is a read-only string field of User.
+func userField(get func(*core.User) string) classField {
+	return classField{get: func(_ *vm, _ *lua.LState, self *instance) lua.LValue {
+		if u, ok := self.Value.(*core.User); ok {
+			return lua.LString(get(u))
 		}
-		return 1
-	}))
-	mt.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("User is read-only: cannot set %s", L.ToStringMeta(L.Get(2)).String())
-		return 0
-	}))
-	mt.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
-		if u, ok := v.userUD.Value.(*core.User); ok {
-			L.Push(lua.LString("User(" + u.ID + ")"))
-		} else {
-			L.Push(lua.LString("User"))
-		}
-		return 1
-	}))
-	mt.RawSetString("__metatable", lua.LString("locked"))
-	ud.Metatable = mt
-	return ud
+		return lua.LNil
+	}}
 }
 
 // installGlobals adds wharf's globals to the base environment.
@@ -123,14 +110,5 @@ func (v *vm) installGlobals(base *lua.LTable) {
 	}))
 	base.RawSetString("Log", v.logProxy)
 
-	// Date() is now, Date(ms) and Date("2024-05-01T10:00:00Z") build a date, Date.now() is
-	// the current time in milliseconds, as in JavaScript.
-	dateLib := L.CreateTable(0, 1)
-	dateLib.RawSetString("now", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LNumber(time.Now().UnixMilli()))
-		return 1
-	}))
-	date := v.readOnly(dateLib, "Date")
-	date.Metatable.(*lua.LTable).RawSetString("__call", L.NewFunction(v.dateConstructor))
-	base.RawSetString("Date", date)
+	v.dates = v.defineClass(base, dateClass)
 }

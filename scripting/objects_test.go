@@ -104,3 +104,30 @@ func TestCtxPathsFixedWhenFired(t *testing.T) {
 	}
 	e.wantLines("[][]", "[/d.txt][]")
 }
+
+// Session, Conn, User and dates follow the host-class rules (class.go): writes are refused
+// naming the object and the key, unknown names read as nil, a date's method read from one
+// date is refused on another, and Date is a class (Date.new, new Date in JS).
+func TestObjectsClassRules(t *testing.T) {
+	e := newEnv(t, map[string]string{"rules.lua": lines(
+		"local function try(f) local ok, err = pcall(f) return tostring(ok) .. ' ' .. tostring(err):gsub('^rules.lua:%d+: ', '') end",
+		"Log('session=' .. try(function() Session.GetID = nil end) .. ' | ' .. try(function() Session.Nope = 1 end))",
+		"Log('unknown=' .. tostring(Session.Nope) .. ' ' .. tostring(Session) .. ' ' .. tostring(Session.GetUser().Nope))",
+		"Log('self=' .. tostring(Session:GetUserID() == Session.GetUserID()))",
+		"local a, b = Date(0), Date(1000)",
+		"Log('date=' .. try(function() return a.getTime(b) end) .. ' | ' .. try(function() a.x = 1 end))",
+		"Log('new=' .. Date.new(1000).getTime() .. ' ' .. Date:new(2000):getTime() .. ' ' .. tostring(Date))",
+		"Log('bad=' .. try(function() return Date('yesterday') end))",
+	), "rules.js": "Log('js=' + new Date(5).getTime() + ' ' + (typeof Date));\n"},
+		[]config.EventHandler{h("OnAuthSuccess", "rules.lua"), h("OnAuthSuccess", "rules.js")})
+	e.login("alice")
+	e.wantLines(
+		"session=false Session is read-only: cannot set GetID | false Session is read-only: cannot set Nope",
+		"unknown=nil Session nil",
+		"self=true",
+		"date=false Date.getTime: called on another Date than the one it was read from | false Date is read-only: cannot set x",
+		"new=1000 2000 Date",
+		"bad=false bad argument #1 to Date (not a date: yesterday)",
+		"js=5 function",
+	)
+}

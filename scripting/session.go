@@ -9,9 +9,18 @@ import (
 	"github.com/wharf-project/wharf/core"
 )
 
+// The Session and Conn objects act on the run in progress: a state has one of each, and one
+// of each for asynchronous runs (async.go).
+var (
+	sessionClass      = &hostClass{name: "Session", methods: sessionMethods}
+	connClass         = &hostClass{name: "Conn", methods: connMethods}
+	asyncSessionClass = &hostClass{name: "Session", methods: withOverrides(sessionMethods, asyncSessionMethods)}
+	asyncConnClass    = &hostClass{name: "Conn", methods: withOverrides(connMethods, asyncConnMethods)}
+)
+
 // sessionMethods are the 26 members of the contract's Session object, Syncplify v6's
 // GetCurrentVFS and v7's GetAnsweredQuestions.
-var sessionMethods = map[string]method{
+var sessionMethods = map[string]classMethod{
 	"GetID":            sessString((*core.Session).ID),
 	"GetUserID":        sessString((*core.Session).UserID),
 	"GetVirtualSite":   sessString((*core.Session).VirtualSite),
@@ -25,45 +34,45 @@ var sessionMethods = map[string]method{
 	"GetLastCommand":   sessString((*core.Session).LastCommand),
 	"GetLastError":     sessString((*core.Session).LastError),
 
-	"GetUser": func(v *vm, L *lua.LState, _ int) int {
+	"GetUser": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		u := v.ev.Session.User()
 		if u == nil {
 			L.Push(lua.LNil)
 			return 1
 		}
-		v.userUD.Value = u
+		v.user().Value = u
 		L.Push(v.userUD)
 		return 1
 	},
-	"GetStartTime": func(v *vm, L *lua.LState, _ int) int {
+	"GetStartTime": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(v.newDate(v.ev.Session.StartTime()))
 		return 1
 	},
-	"GetLastActivity": func(v *vm, L *lua.LState, _ int) int {
+	"GetLastActivity": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(v.newDate(v.ev.Session.LastActivity()))
 		return 1
 	},
 	"GetLastCommandTime": sessTime((*core.Session).LastCommandTime),
-	"GetCurrentVFS": func(v *vm, L *lua.LState, _ int) int { // Syncplify v6; v7 has the global
+	"GetCurrentVFS": func(v *vm, L *lua.LState, _ *instance, _ int) int { // Syncplify v6; v7 has the global
 		L.Push(v.currentVFS())
 		return 1
 	},
 	"GetAnsweredQuestions": answeredQuestions,
 	"GetLastErrorTime":     sessTime((*core.Session).LastErrorTime),
 
-	"BlockOperation": func(v *vm, L *lua.LState, _ int) int {
+	"BlockOperation": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		v.ev.Session.BlockOperationBy(v.h.script)
 		v.notify("BlockOperation", v.ev.RelPath)
 		return 0
 	},
-	"AddCustomData": func(v *vm, L *lua.LState, a int) int {
+	"AddCustomData": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		s := L.CheckString(a)
 		L.ChargeMemory(stringOverhead + int64(len(s))) // the session keeps it: see sessionBytes
 		v.ev.Session.AddCustomData(s)
 		v.notify("AddCustomData", s)
 		return 0
 	},
-	"GetCustomData": func(v *vm, L *lua.LState, a int) int {
+	"GetCustomData": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		n := L.CheckNumber(a)
 		idx := int(n)
 		if float64(idx) != float64(n) {
@@ -72,7 +81,7 @@ var sessionMethods = map[string]method{
 		L.Push(lua.LString(v.ev.Session.CustomData(idx)))
 		return 1
 	},
-	"GetAllCustomData": func(v *vm, L *lua.LState, _ int) int {
+	"GetAllCustomData": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		items := v.ev.Session.AllCustomData()
 		t := L.CreateTable(len(items), 0)
 		for _, s := range items {
@@ -81,7 +90,7 @@ var sessionMethods = map[string]method{
 		L.Push(t)
 		return 1
 	},
-	"AddQuestion": func(v *vm, L *lua.LState, a int) int {
+	"AddQuestion": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		pos, q := L.CheckInt(a), L.CheckString(a+1)
 		// The expected answer is compared as text; a number is compared as its string form.
 		ans := L.CheckString(a + 2)
@@ -92,7 +101,7 @@ var sessionMethods = map[string]method{
 		}
 		return 0
 	},
-	"AddQuestionPassword": func(v *vm, L *lua.LState, a int) int {
+	"AddQuestionPassword": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		pos, q := L.CheckInt(a), L.CheckString(a+1)
 		if v.questionsAllowed(L, "AddQuestionPassword") {
 			v.ev.Session.AddQuestionPassword(pos, q)
@@ -100,7 +109,7 @@ var sessionMethods = map[string]method{
 		}
 		return 0
 	},
-	"AddQuestionTOTP": func(v *vm, L *lua.LState, a int) int {
+	"AddQuestionTOTP": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		pos, q := L.CheckInt(a), L.CheckString(a+1)
 		if v.questionsAllowed(L, "AddQuestionTOTP") {
 			v.ev.Session.AddQuestionTOTP(pos, q)
@@ -108,7 +117,7 @@ var sessionMethods = map[string]method{
 		}
 		return 0
 	},
-	"AuthenticateUserFromScript": func(v *vm, L *lua.LState, _ int) int {
+	"AuthenticateUserFromScript": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		if !v.ev.Name.IsAuth() {
 			v.warn(L, "AuthenticateUserFromScript", "only OnAuthRequest, OnAuthPassword, OnAuthPKI and OnAuthInteractive can authenticate")
 			return 0
@@ -117,7 +126,7 @@ var sessionMethods = map[string]method{
 		v.notify("AuthenticateUserFromScript", "")
 		return 0
 	},
-	"RemoveFromListDir": func(v *vm, L *lua.LState, a int) int {
+	"RemoveFromListDir": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		pattern := L.CheckString(a)
 		v.ev.Session.RemoveFromListDir(pattern)
 		v.notify("RemoveFromListDir", pattern)
@@ -125,15 +134,15 @@ var sessionMethods = map[string]method{
 	},
 }
 
-func sessString(get func(*core.Session) string) method {
-	return func(v *vm, L *lua.LState, _ int) int {
+func sessString(get func(*core.Session) string) classMethod {
+	return func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(lua.LString(get(v.ev.Session)))
 		return 1
 	}
 }
 
-func sessTime(get func(*core.Session) (time.Time, bool)) method {
-	return func(v *vm, L *lua.LState, _ int) int {
+func sessTime(get func(*core.Session) (time.Time, bool)) classMethod {
+	return func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		if t, ok := get(v.ev.Session); ok {
 			L.Push(v.newDate(t))
 		} else {
@@ -157,25 +166,25 @@ func questionDetail(pos int, q string, echo bool) string {
 }
 
 // connMethods are the members of the Conn object of pre-session events.
-var connMethods = map[string]method{
-	"GetRemoteAddress": func(v *vm, L *lua.LState, _ int) int {
+var connMethods = map[string]classMethod{
+	"GetRemoteAddress": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(lua.LString(v.ev.Conn.RemoteIP))
 		return 1
 	},
-	"GetProtocol": func(v *vm, L *lua.LState, _ int) int {
+	"GetProtocol": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(lua.LString(v.ev.Conn.Protocol))
 		return 1
 	},
-	"GetVirtualSite": func(v *vm, L *lua.LState, _ int) int {
+	"GetVirtualSite": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		L.Push(lua.LString(v.ev.Conn.Site))
 		return 1
 	},
-	"Reject": func(v *vm, L *lua.LState, _ int) int {
+	"Reject": func(v *vm, L *lua.LState, _ *instance, _ int) int {
 		v.ev.Conn.Reject()
 		v.notify("Reject", v.ev.Conn.RemoteIP)
 		return 0
 	},
-	"SetSoftwareID": func(v *vm, L *lua.LState, a int) int {
+	"SetSoftwareID": func(v *vm, L *lua.LState, _ *instance, a int) int {
 		s := L.CheckString(a)
 		v.ev.Conn.SetSoftwareID(s)
 		v.notify("SetSoftwareID", s)

@@ -41,11 +41,22 @@ var vfsConstants = map[string]lua.LValue{
 
 // vfsObject is the Go value of a VirtualFS object.
 type vfsObject struct {
-	bound
 	fs   *core.ScriptFS
 	at   string // the path whose mount Name and Type describe
 	kind string // VfsTypeDisk or VfsTypeMemory
 }
+
+// vfsClass is VirtualFS: new VirtualFS(…), GetCurrentVFS() and Session.GetCurrentVFS().
+var vfsClass = &hostClass{name: "VirtualFS", construct: newVirtualFS, methods: vfsMethods,
+	fields: map[string]classField{
+		"Name": {get: func(_ *vm, _ *lua.LState, self *instance) lua.LValue {
+			o := self.Value.(*vfsObject)
+			return lua.LString(o.fs.Name(o.at))
+		}},
+		"Type": {get: func(_ *vm, _ *lua.LState, self *instance) lua.LValue {
+			return lua.LString(self.Value.(*vfsObject).kind)
+		}},
+	}}
 
 // resultKind says which accessors a VFS result has besides Ok and ErrorMsg.
 type resultKind int
@@ -59,29 +70,35 @@ const (
 )
 
 // vfsResult is the Go value of a VFS method's result (Syncplify's respBase and its kinds).
+// Info's item, Infos' list and Data's value are kept in the instance (resultValueSlot).
 type vfsResult struct {
-	bound
-	kind  resultKind
-	err   string
-	size  int64
-	value lua.LValue // Info's item, Infos' list, Data's value
+	kind resultKind
+	err  string
+	size int64
 }
 
-func (v *vm) newObject(meta *lua.LTable, val any) *lua.LUserData {
-	ud := v.L.NewUserData()
-	ud.Value = val
-	ud.Metatable = meta
-	return ud
-}
+// resultValueSlot is where a result keeps its value (instance.keep).
+const resultValueSlot = 1
+
+// resultClass is VfsResult, what VirtualFS's methods return.
+var resultClass = &hostClass{name: "VfsResult", methods: resultMethods, keeps: resultValueSlot}
 
 // vfsUD wraps a ScriptFS as a VirtualFS object.
 func (v *vm) vfsUD(f *core.ScriptFS, at string) *lua.LUserData {
+	return v.lib.vfs.newInstance(v.L, newVFSObject(f, at))
+}
+
+// newVFSObject is the value of a VirtualFS object of f whose Name and Type describe at.
+func newVFSObject(f *core.ScriptFS, at string) *vfsObject {
 	kind := vfsTypeDisk
 	if f.Kind(at) == "memory" {
 		kind = vfsTypeMemory
 	}
-	return v.newObject(v.lib.vfsMeta, &vfsObject{fs: f, at: at, kind: kind})
+	return &vfsObject{fs: f, at: at, kind: kind}
 }
+
+// toVFS returns the VirtualFS object lv is, if it is one.
+func toVFS(lv lua.LValue) (*vfsObject, bool) { return instanceValue[*vfsObject](lv) }
 
 // currentVFS is GetCurrentVFS(): the session's mounts, as the client sees them, with the
 // mount that holds the event's file (or the home) for Name and Type; nil without a
@@ -105,8 +122,8 @@ func (v *vm) currentVFS() lua.LValue {
 // newVirtualFS is new VirtualFS(name), a vfs of the site's config by name, or new
 // VirtualFS(VfsTypeDisk, root), a host folder under scripting.allowed_roots (VfsTypeMemory
 // with a name: a memory vfs of the config). It raises an error when the vfs cannot be had.
-func (v *vm) newVirtualFS(L *lua.LState) int {
-	first := L.CheckString(1)
+func newVirtualFS(v *vm, L *lua.LState, a int) any {
+	first := L.CheckString(a)
 	site := v.ev.Site()
 	if site == nil {
 		L.RaiseError("VirtualFS: the event has no site")
@@ -114,12 +131,12 @@ func (v *vm) newVirtualFS(L *lua.LState) int {
 	var f *core.ScriptFS
 	var err error
 	switch {
-	case L.GetTop() < 2 || L.Get(2) == lua.LNil:
+	case L.Get(a+1) == lua.LNil:
 		f, err = site.ScriptVFS(first, v.ev.Session)
 	case strings.EqualFold(first, vfsTypeDisk):
-		f, err = site.ScriptDisk(L.CheckString(2), v.ev.Session)
+		f, err = site.ScriptDisk(L.CheckString(a+1), v.ev.Session)
 	case strings.EqualFold(first, vfsTypeMemory):
-		name := L.CheckString(2)
+		name := L.CheckString(a + 1)
 		f, err = site.ScriptVFS(name, v.ev.Session)
 		if err == nil && f.Kind("/") != "memory" {
 			err = fmt.Errorf("vfs %q is not a memory vfs", name)
@@ -131,46 +148,37 @@ func (v *vm) newVirtualFS(L *lua.LState) int {
 		L.RaiseError("VirtualFS: %s", v.e.redact(err.Error()))
 	}
 	v.lib.opened = append(v.lib.opened, f)
-	L.Push(v.vfsUD(f, "/"))
-	return 1
-}
-
-// vfsField gives the properties of a VirtualFS object.
-func vfsField(v *vm, L *lua.LState, ud *lua.LUserData, key string) lua.LValue {
-	o := ud.Value.(*vfsObject)
-	switch key {
-	case "Name":
-		return lua.LString(o.fs.Name(o.at))
-	case "Type":
-		return lua.LString(o.kind)
-	}
-	return lua.LNil
+	return newVFSObject(f, "/")
 }
 
 // result pushes a result object.
 func (v *vm) result(L *lua.LState, kind resultKind, err error, size int64, value lua.LValue) int {
-	r := &vfsResult{kind: kind, size: size, value: value}
+	r := &vfsResult{kind: kind, size: size}
 	if err != nil {
 		r.err = v.e.redact(err.Error())
-		r.size, r.value = 0, lua.LNil
+		r.size, value = 0, nil
 	}
-	L.Push(v.newObject(v.lib.resultMeta, r))
+	ud := v.lib.result.newInstance(L, r)
+	if value != nil {
+		ud.Value.(*instance).keep(L, resultValueSlot, value)
+	}
+	L.Push(ud)
 	return 1
 }
 
-var resultMethods = map[string]objMethod{
-	"Ok": func(v *vm, L *lua.LState, ud *lua.LUserData, _ int) int {
-		L.Push(lua.LBool(ud.Value.(*vfsResult).err == ""))
+var resultMethods = map[string]classMethod{
+	"Ok": func(v *vm, L *lua.LState, self *instance, _ int) int {
+		L.Push(lua.LBool(self.Value.(*vfsResult).err == ""))
 		return 1
 	},
-	"ErrorMsg": func(v *vm, L *lua.LState, ud *lua.LUserData, _ int) int {
-		L.Push(lua.LString(ud.Value.(*vfsResult).err))
+	"ErrorMsg": func(v *vm, L *lua.LState, self *instance, _ int) int {
+		L.Push(lua.LString(self.Value.(*vfsResult).err))
 		return 1
 	},
-	"Size": func(v *vm, L *lua.LState, ud *lua.LUserData, _ int) int {
-		r := ud.Value.(*vfsResult)
+	"Size": func(v *vm, L *lua.LState, self *instance, _ int) int {
+		r := self.Value.(*vfsResult)
 		if r.kind != resSize && r.kind != resRead {
-			L.RaiseError("Size: this result has no size")
+			self.raise(L, "Size", "this result has no size")
 		}
 		L.Push(lua.LNumber(r.size))
 		return 1
@@ -180,13 +188,13 @@ var resultMethods = map[string]objMethod{
 	"Data":  resultValue(resRead, "Data"),
 }
 
-func resultValue(kind resultKind, name string) objMethod {
-	return func(v *vm, L *lua.LState, ud *lua.LUserData, _ int) int {
-		r := ud.Value.(*vfsResult)
+func resultValue(kind resultKind, name string) classMethod {
+	return func(v *vm, L *lua.LState, self *instance, _ int) int {
+		r := self.Value.(*vfsResult)
 		if r.kind != kind {
-			L.RaiseError("%s: this result has no %s", name, strings.ToLower(name))
+			self.raise(L, name, "this result has no %s", strings.ToLower(name))
 		}
-		L.Push(r.value)
+		L.Push(self.kept(resultValueSlot))
 		return 1
 	}
 }
@@ -218,15 +226,15 @@ func (v *vm) dirItem(fi fs.FileInfo) *lua.LTable {
 	return t
 }
 
-func vfsOf(ud *lua.LUserData) *core.ScriptFS { return ud.Value.(*vfsObject).fs }
+func vfsOf(self *instance) *core.ScriptFS { return self.Value.(*vfsObject).fs }
 
 // vfsMethods are the methods of VirtualFS objects. Each returns a result; a failure is a
 // result whose Ok() is false, never a script error (except a memory budget that a read
 // would pass).
-var vfsMethods = map[string]objMethod{
+var vfsMethods = map[string]classMethod{
 	"Stat":  statMethod(false),
 	"Lstat": statMethod(true),
-	"ReadDir": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+	"ReadDir": func(v *vm, L *lua.LState, self *instance, a int) int {
 		p := L.CheckString(a)
 		sortBy, sortDir := L.OptString(a+1, "name"), L.OptString(a+2, "asc")
 		less, err := dirOrder(sortBy, sortDir)
@@ -235,7 +243,7 @@ var vfsMethods = map[string]objMethod{
 		}
 		var infos []fs.FileInfo
 		var budget error
-		err = vfsOf(ud).ReadDir(v.runCtx(), p, func(fi fs.FileInfo) error {
+		err = vfsOf(self).ReadDir(v.runCtx(), p, func(fi fs.FileInfo) error {
 			if budget = v.reserveMemory(itemSize + int64(len(fi.Name()))); budget != nil {
 				return budget
 			}
@@ -243,7 +251,7 @@ var vfsMethods = map[string]objMethod{
 			return nil
 		})
 		if budget != nil {
-			L.RaiseError("ReadDir: %s", budget.Error())
+			self.raise(L, "ReadDir", "%s", budget.Error())
 		}
 		if err != nil {
 			return v.result(L, resDir, err, 0, nil)
@@ -255,74 +263,74 @@ var vfsMethods = map[string]objMethod{
 		}
 		return v.result(L, resDir, nil, 0, t)
 	},
-	"Mkdir": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Mkdir(v.runCtx(), L.CheckString(a), false), 0, nil)
+	"Mkdir": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Mkdir(v.runCtx(), L.CheckString(a), false), 0, nil)
 	},
-	"MkdirAll": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Mkdir(v.runCtx(), L.CheckString(a), true), 0, nil)
+	"MkdirAll": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Mkdir(v.runCtx(), L.CheckString(a), true), 0, nil)
 	},
-	"Rmdir": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Rmdir(v.runCtx(), L.CheckString(a)), 0, nil)
+	"Rmdir": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Rmdir(v.runCtx(), L.CheckString(a)), 0, nil)
 	},
-	"Remove": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Remove(v.runCtx(), L.CheckString(a)), 0, nil)
+	"Remove": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Remove(v.runCtx(), L.CheckString(a)), 0, nil)
 	},
-	"RemoveAll": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).RemoveAll(v.runCtx(), L.CheckString(a)), 0, nil)
+	"RemoveAll": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).RemoveAll(v.runCtx(), L.CheckString(a)), 0, nil)
 	},
-	"Rename": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Rename(v.runCtx(), L.CheckString(a), L.CheckString(a+1)), 0, nil)
+	"Rename": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Rename(v.runCtx(), L.CheckString(a), L.CheckString(a+1)), 0, nil)
 	},
-	"TreeSize": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		n, err := vfsOf(ud).TreeSize(v.runCtx(), L.CheckString(a))
+	"TreeSize": func(v *vm, L *lua.LState, self *instance, a int) int {
+		n, err := vfsOf(self).TreeSize(v.runCtx(), L.CheckString(a))
 		return v.result(L, resSize, err, n, nil)
 	},
-	"Chtimes": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+	"Chtimes": func(v *vm, L *lua.LState, self *instance, a int) int {
 		p := L.CheckString(a)
 		atime, mtime := timeArg(L, a+1), timeArg(L, a+2)
-		return v.result(L, resBase, vfsOf(ud).Chtimes(v.runCtx(), p, atime, mtime), 0, nil)
+		return v.result(L, resBase, vfsOf(self).Chtimes(v.runCtx(), p, atime, mtime), 0, nil)
 	},
-	"Chmod": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+	"Chmod": func(v *vm, L *lua.LState, self *instance, a int) int {
 		p, mode := L.CheckString(a), optInt64(L, a+1, 0)
 		if mode < 0 || mode > 0o777 {
 			return v.result(L, resBase, fmt.Errorf("chmod %s: mode %o is not permission bits (0 to 0777)", p, mode), 0, nil)
 		}
-		return v.result(L, resBase, vfsOf(ud).Chmod(v.runCtx(), p, fs.FileMode(mode)), 0, nil)
+		return v.result(L, resBase, vfsOf(self).Chmod(v.runCtx(), p, fs.FileMode(mode)), 0, nil)
 	},
-	"Chown": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+	"Chown": func(v *vm, L *lua.LState, self *instance, a int) int {
 		return v.result(L, resBase, fmt.Errorf("chown %s: not supported: wharf does not change the owner of files", L.CheckString(a)), 0, nil)
 	},
-	"Symlink": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Symlink(v.runCtx(), L.CheckString(a), L.CheckString(a+1)), 0, nil)
+	"Symlink": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Symlink(v.runCtx(), L.CheckString(a), L.CheckString(a+1)), 0, nil)
 	},
-	"Truncate": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
-		return v.result(L, resBase, vfsOf(ud).Truncate(v.runCtx(), L.CheckString(a), optInt64(L, a+1, 0)), 0, nil)
+	"Truncate": func(v *vm, L *lua.LState, self *instance, a int) int {
+		return v.result(L, resBase, vfsOf(self).Truncate(v.runCtx(), L.CheckString(a), optInt64(L, a+1, 0)), 0, nil)
 	},
-	"ReadFileAsText":   readMethod(dataText),
-	"ReadFileAsHex":    readMethod(dataHex),
-	"ReadFileAsBytes":  readMethod(dataBytes),
+	"ReadFileAsText":   readMethod("ReadFileAsText", dataText),
+	"ReadFileAsHex":    readMethod("ReadFileAsHex", dataHex),
+	"ReadFileAsBytes":  readMethod("ReadFileAsBytes", dataBytes),
 	"WriteFileAsText":  writeMethod(dataText),
 	"WriteFileAsHex":   writeMethod(dataHex),
 	"WriteFileAsBytes": writeMethod(dataBytes),
-	"ImportFile": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+	"ImportFile": func(v *vm, L *lua.LState, self *instance, a int) int {
 		local, vp := L.CheckString(a), L.CheckString(a+1)
 		lf, name, err := localFS(v, local)
 		if err != nil {
 			return v.result(L, resBase, fmt.Errorf("import %s: %w", local, err), 0, nil)
 		}
-		dst := vfsOf(ud)
+		dst := vfsOf(self)
 		vp = intoFolder(v, dst, vp, name) // v6 took a folder as the target
 		_, err = lf.CopyTo(v.runCtx(), name, dst, vp)
 		return v.result(L, resBase, err, 0, nil)
 	},
-	"ExportFile": func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+	"ExportFile": func(v *vm, L *lua.LState, self *instance, a int) int {
 		vp, local := L.CheckString(a), L.CheckString(a+1)
 		lf, name, err := localFS(v, local)
 		if err != nil {
 			return v.result(L, resBase, fmt.Errorf("export to %s: %w", local, err), 0, nil)
 		}
 		name = intoFolder(v, lf, name, vp) // v6 took a folder as the target
-		_, err = vfsOf(ud).CopyTo(v.runCtx(), vp, lf, name)
+		_, err = vfsOf(self).CopyTo(v.runCtx(), vp, lf, name)
 		return v.result(L, resBase, err, 0, nil)
 	},
 	"CopyToVFS": copyMethod(false),
@@ -337,15 +345,15 @@ func intoFolder(v *vm, f *core.ScriptFS, dst, src string) string {
 	return dst
 }
 
-func statMethod(lstat bool) objMethod {
-	return func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+func statMethod(lstat bool) classMethod {
+	return func(v *vm, L *lua.LState, self *instance, a int) int {
 		p := L.CheckString(a)
 		var fi fs.FileInfo
 		var err error
 		if lstat {
-			fi, err = vfsOf(ud).Lstat(v.runCtx(), p)
+			fi, err = vfsOf(self).Lstat(v.runCtx(), p)
 		} else {
-			fi, err = vfsOf(ud).Stat(v.runCtx(), p)
+			fi, err = vfsOf(self).Stat(v.runCtx(), p)
 		}
 		if err != nil {
 			return v.result(L, resStat, err, 0, nil)
@@ -356,19 +364,15 @@ func statMethod(lstat bool) objMethod {
 
 // copyMethod is CopyToVFS(path, otherVfs, otherPath) and MoveToVFS(…): otherPath defaults to
 // path; the other vfs may be this one.
-func copyMethod(move bool) objMethod {
-	return func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+func copyMethod(move bool) classMethod {
+	return func(v *vm, L *lua.LState, self *instance, a int) int {
 		p := L.CheckString(a)
-		other, ok := L.Get(a + 1).(*lua.LUserData)
-		var dst *vfsObject
-		if ok {
-			dst, ok = other.Value.(*vfsObject)
-		}
+		dst, ok := toVFS(L.Get(a + 1))
 		if !ok {
 			L.ArgError(a+1, "a VirtualFS expected")
 		}
 		dp := L.OptString(a+2, p)
-		src := vfsOf(ud)
+		src := vfsOf(self)
 		_, err := src.CopyTo(v.runCtx(), p, dst.fs, dp)
 		if err == nil && move {
 			err = src.Remove(v.runCtx(), p)
@@ -399,17 +403,17 @@ func (k dataKind) cost(n int64) int64 {
 
 // readMethod is ReadFileAsText/Hex/Bytes(path, length, offset, whence): length <= 0 (or
 // omitted) reads to the end. What it returns counts against the run's memory budget.
-func readMethod(kind dataKind) objMethod {
-	return func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+func readMethod(name string, kind dataKind) classMethod {
+	return func(v *vm, L *lua.LState, self *instance, a int) int {
 		p := L.CheckString(a)
 		n, off, whence := optInt64(L, a+1, 0), optInt64(L, a+2, 0), int(optInt64(L, a+3, core.FromStart))
 		var budget error
-		data, err := vfsOf(ud).ReadAt(v.runCtx(), p, n, off, whence, func(count int64) error {
+		data, err := vfsOf(self).ReadAt(v.runCtx(), p, n, off, whence, func(count int64) error {
 			budget = v.reserveMemory(kind.cost(count))
 			return budget
 		})
 		if budget != nil {
-			L.RaiseError("%s: %s", "read "+p, budget.Error())
+			self.raise(L, name, "read %s: %s", p, budget.Error())
 		}
 		if err != nil {
 			return v.result(L, resRead, err, 0, nil)
@@ -434,14 +438,14 @@ func readMethod(kind dataKind) objMethod {
 // writeMethod is WriteFileAsText/Hex/Bytes(path, data, offset, whence): without offset and
 // whence the file is replaced by data (atomically, as an upload); with them data is written
 // at that place and the rest of the file is kept.
-func writeMethod(kind dataKind) objMethod {
-	return func(v *vm, L *lua.LState, ud *lua.LUserData, a int) int {
+func writeMethod(kind dataKind) classMethod {
+	return func(v *vm, L *lua.LState, self *instance, a int) int {
 		p := L.CheckString(a)
 		data, err := v.dataArg(L, a+1, kind)
 		if err != nil {
 			return v.result(L, resBase, fmt.Errorf("write %s: %w", p, err), 0, nil)
 		}
-		f := vfsOf(ud)
+		f := vfsOf(self)
 		if L.Get(a+2) == lua.LNil && L.Get(a+3) == lua.LNil {
 			_, err = f.Put(v.runCtx(), p, bytes.NewReader(data))
 		} else {
@@ -619,8 +623,8 @@ func (v *vm) delFile(L *lua.LState) int {
 // rename target, or the session's current file), reached through the session's mounts, or a
 // file under an allowed root.
 func (v *vm) locate(abs string) (*core.ScriptFS, string, error) {
-	if ud, ok := v.currentVFS().(*lua.LUserData); ok && v.ev.Session != nil {
-		f := vfsOf(ud)
+	if o, ok := toVFS(v.currentVFS()); ok && v.ev.Session != nil {
+		f := o.fs
 		if p, ok := f.Locate(abs, v.ev.RelPath, v.ev.RelTargetPath, v.ev.Session.RelPath()); ok {
 			return f, p, nil
 		}

@@ -310,3 +310,84 @@ func TestVFSNoSession(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// TestVFSKeptResultsCount: what a result holds counts against the budget for as long as the
+// script keeps the result, not only once it takes the data out: forty reads of 256 KiB kept
+// in a table are 10 MiB, past a 1 MiB budget.
+func TestVFSKeptResultsCount(t *testing.T) {
+	script := lines(
+		"local vfs = GetCurrentVFS()",
+		"local kept = {}",
+		"for i = 1, 40 do kept[i] = vfs.ReadFileAsText(CtxRelPath()) end",
+		"Log('kept=' .. #kept)",
+	)
+	cfg, root := newConfig(t, map[string]string{"keep.lua": script}, []config.EventHandler{h("AfterFileUpload", "keep.lua", func(h *config.EventHandler) {
+		h.MaxMemory = config.MinMaxMemory
+	})})
+	e := buildEnv(t, cfg, root)
+	s := e.login("alice")
+	if err := upload(s, "/f.txt", strings.Repeat("x", 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	e.wantBudgetFailure(t, "forty kept reads of 256 KiB fit in a 1 MiB budget")
+}
+
+// wantBudgetFailure checks that the run failed on its memory budget before it logged.
+func (e *env) wantBudgetFailure(t *testing.T, what string) {
+	t.Helper()
+	if got := e.kv(); len(got) != 0 {
+		t.Errorf("%s: %v", what, got)
+	}
+	if fails := e.logs.find("event script failed"); len(fails) != 1 || !strings.Contains(fails[0].Attrs["err"], "memory budget exceeded") {
+		e.logs.dump(t)
+		t.Errorf("failures = %v", fails)
+	}
+}
+
+// VirtualFS and VfsResult follow the host-class rules (class.go): errors name the class and
+// the method, a method read from one object is refused on another, unknown names read as nil
+// and nothing can be set; new VirtualFS in JS is the class's constructor.
+func TestVFSClassRules(t *testing.T) {
+	script := lines(
+		"local function try(f) local ok, err = pcall(f) return tostring(ok) .. ' ' .. tostring(err):gsub('^pre.lua:%d+: ', '') end",
+		"local a, b = VirtualFS('mem'), VirtualFS('mem')",
+		"Log('receiver=' .. try(function() a.Stat(b, '/') end))",
+		"local r = a:Stat('/')",
+		"Log('size=' .. try(function() r.Size() end))",
+		"Log('data=' .. try(function() r:Data() end))",
+		"Log('set=' .. try(function() a.Name = 'x' end))",
+		"Log('setres=' .. try(function() r.Ok = 1 end))",
+		"Log('unknown=' .. tostring(a.Nope == nil and r.Nope == nil) .. ' ' .. tostring(a) .. ' ' .. tostring(r) .. ' ' .. tostring(VirtualFS))",
+		"Log('copy=' .. try(function() a.CopyToVFS('/x', r) end))",
+	)
+	js := "var m = new VirtualFS('mem');\nLog('js=' + m.Type + ' ' + m.WriteFileAsText('/j', 'y').Ok() + ' ' + typeof VirtualFS);\n"
+	cfg, root := newConfig(t, map[string]string{"pre.lua": script, "pre.js": js},
+		[]config.EventHandler{h("OnNewConnection", "pre.lua"), h("OnNewConnection", "pre.js")})
+	e := buildEnv(t, cfg, root)
+	e.connect("192.0.2.1", core.ProtoSFTP)
+	want := map[string]string{
+		"receiver": "false VirtualFS.Stat: called on another VirtualFS than the one it was read from",
+		"size":     "false VfsResult.Size: this result has no size",
+		"data":     "false VfsResult.Data: this result has no data",
+		"set":      "false VirtualFS is read-only: cannot set Name",
+		"setres":   "false VfsResult is read-only: cannot set Ok",
+		"unknown":  "true VirtualFS VfsResult VirtualFS",
+		"copy":     "false bad argument #2 to CopyToVFS (a VirtualFS expected)",
+		"js":       "Memory true function",
+	}
+	e.wantKV(t, want)
+}
+
+// wantKV checks the key=value lines the scripts logged.
+func (e *env) wantKV(t *testing.T, want map[string]string) {
+	t.Helper()
+	got := e.kv()
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if t.Failed() {
+		e.logs.dump(t)
+	}
+}

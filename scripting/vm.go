@@ -50,9 +50,9 @@ type vm struct {
 	env             *lua.LTable // the run's environment, for _G
 	sessUD          *lua.LUserData
 	userUD          *lua.LUserData
-	connUD          *lua.LUserData
 	logProxy        *lua.LTable
-	dateMeta        *lua.LTable
+	connUD          *lua.LUserData
+	dates           *classState // Date
 
 	// Each run is bounded by its timeout through the state's context, which the VM checks
 	// before every instruction. The context and its timer are reused across runs (a fresh
@@ -101,8 +101,8 @@ type vm struct {
 	metaAsync   [4]*lua.LTable // by asyncMeta
 
 	// The run's extensions (mail.go, http.go).
-	ext              extState
-	cliMeta, resMeta *lua.LTable // HttpCli and HttpRes objects
+	ext     extState
+	httpRes *classState // HttpRes, made by HttpCli's verbs
 }
 
 // newVM builds a sandboxed state: the safe libraries and wharf's globals in a read-only base.
@@ -163,14 +163,11 @@ func (e *Engine) newVM() *vm {
 		e.log.Error("cannot build the JavaScript runtime; .js handlers will fail", "err", err.Error())
 	}
 	v.installLib(base, rt)
-	v.sessUD = v.object("Session", v.methodTable(sessionMethods, func() *lua.LUserData { return v.sessUD }))
-	v.connUD = v.object("Conn", v.methodTable(connMethods, func() *lua.LUserData { return v.connUD }))
-	v.sessAsyncUD = v.object("Session", v.methodTable(withOverrides(sessionMethods, asyncSessionMethods),
-		func() *lua.LUserData { return v.sessAsyncUD }))
-	v.connAsyncUD = v.object("Conn", v.methodTable(withOverrides(connMethods, asyncConnMethods),
-		func() *lua.LUserData { return v.connAsyncUD }))
-	v.userUD = v.newUserObject()
-	v.dateMeta = v.newDateMeta()
+	v.sessUD = v.singleton(base, sessionClass, nil)
+	v.connUD = v.singleton(base, connClass, nil)
+	v.sessAsyncUD = v.singleton(base, asyncSessionClass, nil)
+	v.connAsyncUD = v.singleton(base, asyncConnClass, nil)
+	v.userUD = v.singleton(base, userClass, nil)
 
 	v.metaSession = v.envMetatable(base, map[string]lua.LValue{"Session": v.sessUD})
 	v.metaConn = v.envMetatable(base, map[string]lua.LValue{"Conn": v.connUD})
@@ -186,8 +183,8 @@ func (e *Engine) newVM() *vm {
 	// assignments; this also stops the table library, rawset and setmetatable, which write
 	// without metamethods).
 	for _, root := range []lua.LValue{L.G.Registry, L.G.Global, base, v.metaSession, v.metaConn, v.metaSessionConn,
-		v.metaNone, v.dateMeta, v.sessUD, v.connUD, v.userUD, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3],
-		v.sessAsyncUD, v.connAsyncUD, v.cliMeta, v.resMeta} {
+		v.metaNone, v.sessUD, v.connUD, v.userUD, v.metaAsync[1], v.metaAsync[2], v.metaAsync[3],
+		v.sessAsyncUD, v.connAsyncUD} {
 		setReadOnly(root, map[lua.LValue]bool{})
 	}
 	v.idleEnv = L.CreateTable(0, 0)
@@ -285,45 +282,6 @@ func (v *vm) readOnly(t *lua.LTable, name string) *lua.LTable {
 	return proxy
 }
 
-// object returns a userdata whose fields are the methods table and that cannot be written.
-func (v *vm) object(name string, methods *lua.LTable) *lua.LUserData {
-	ud := v.L.NewUserData()
-	mt := v.L.CreateTable(0, 4)
-	mt.RawSetString("__index", methods)
-	mt.RawSetString("__newindex", v.L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("%s is read-only", name)
-		return 0
-	}))
-	mt.RawSetString("__metatable", lua.LString("locked"))
-	mt.RawSetString("__tostring", v.L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LString(name))
-		return 1
-	}))
-	ud.Metatable = mt
-	return ud
-}
-
-// method is a bound method: a is the index of its first argument, 2 when it was called as
-// obj:M(…) (self first), 1 when called as obj.M(…).
-type method func(v *vm, L *lua.LState, a int) int
-
-// methodTable builds the functions of an object once per state. They act on the run in
-// progress rather than on a receiver, so obj.M() (no self) and obj:M() both work, and no
-// closure is made per access.
-func (v *vm) methodTable(ms map[string]method, self func() *lua.LUserData) *lua.LTable {
-	t := v.L.CreateTable(0, len(ms))
-	for name, m := range ms {
-		t.RawSetString(name, v.L.NewFunction(func(L *lua.LState) int {
-			a := 1
-			if L.GetTop() >= 1 && L.Get(1) == lua.LValue(self()) {
-				a = 2
-			}
-			return m(v, L, a)
-		}))
-	}
-	return t
-}
-
 // run runs one handler for ev and reports whether it asked to end the session (Terminate),
 // with the ban flag.
 func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
@@ -332,7 +290,7 @@ func (v *vm) run(ctx context.Context, ev *core.Event, h *handler) *bool {
 	defer func() {
 		v.endLib()
 		v.ev, v.h, v.subsystems, v.env = nil, nil, nil, nil
-		v.userUD.Value = nil
+		v.user().Value = nil
 		v.ext.reset()
 	}()
 	if err := ctx.Err(); err != nil {
@@ -543,3 +501,6 @@ func joinArgs(L *lua.LState, first int) string {
 	}
 	return string(b)
 }
+
+// user is the instance of the state's User object.
+func (v *vm) user() *instance { return v.userUD.Value.(*instance) }

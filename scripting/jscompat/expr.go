@@ -528,11 +528,6 @@ func (t *translator) newExpr(n *js.NewExpr) ex {
 		if len(a) == 0 {
 			return ex{s: t.h("A") + "({0}, 0)", call: true}
 		}
-	case "VirtualFS":
-		// A wharf host class: its constructor is the global function of that name.
-		t.pos.find(g)
-		args()
-		return ex{s: g + "(" + joinEx(a) + ")", call: true}
 	}
 	// Any other global is a host class (VirtualFS, HttpCli, …), constructed by the runtime's
 	// new, which refuses what is not one at run time ("X is not a constructor"). A script's
