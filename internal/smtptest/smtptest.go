@@ -143,8 +143,11 @@ func (s *Server) Wait(n int, timeout time.Duration) []Message {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		if m := s.Messages(); len(m) >= n {
-			return m
+		s.mu.Lock()
+		got := len(s.msgs)
+		s.mu.Unlock()
+		if got >= n { // a count, not a copy of thousands of messages at every arrival
+			return s.Messages()
 		}
 		select {
 		case <-s.added:
