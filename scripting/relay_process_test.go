@@ -30,7 +30,7 @@ type mailRelay interface {
 type inProcessRelay struct{ *smtptest.Server }
 
 func (r inProcessRelay) Endpoint() (string, int, string) { return r.Host, r.Port, r.CAFile }
-func (inProcessRelay) CPU() time.Duration                 { return 0 }
+func (inProcessRelay) CPU() time.Duration                { return 0 }
 
 // relayProcessEnv makes the test binary run TestSMTPRelayProcess as a relay for its parent.
 const relayProcessEnv = "WHARF_TEST_SMTP_RELAY_PROCESS"

@@ -1,10 +1,12 @@
 package mailq
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -546,4 +548,108 @@ func TestLargeMessagesInBatches(t *testing.T) {
 		}
 	}
 	coretest.Eventually(t, 5*time.Second, "6 deliveries counted", func() bool { return obs.get("sent") == n && q.Len() == 0 })
+}
+
+// A relay that drops the connection in the middle of a pipelined group: the messages whose
+// replies were read keep their outcome (not sent again), the others count a failed attempt
+// and are delivered on the retry, over a new connection.
+func TestPipelinedGroupBroken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	received := map[string]int{} // subject → times the relay read the message
+	conns := 0
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns++
+			first := conns == 1
+			mu.Unlock()
+			go fakeRelay(c, first, func(subject string) {
+				mu.Lock()
+				received[subject]++
+				mu.Unlock()
+			})
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	relay := &config.SMTP{Host: "127.0.0.1", Port: port, TLS: "none", From: "w@example.com",
+		Timeout: config.Duration{Duration: 5 * time.Second}, GiveUpAfter: config.Duration{Duration: time.Hour}}
+	obs, lb := &counts{}, &logBuf{}
+	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
+		Logger: slog.New(slog.NewTextHandler(lb, nil)), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		BatchDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"one", "two", "three"} {
+		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: s, Body: "b"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	q.Start()
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	coretest.Eventually(t, 10*time.Second, "three deliveries", func() bool { return obs.get("sent") == 3 && q.Len() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if received["one"] != 1 || received["two"] != 2 || received["three"] < 1 || conns != 2 {
+		t.Errorf("received %v over %d connections; log:\n%s", received, conns, lb)
+	}
+	if obs.get("deferred") != 2 {
+		t.Errorf("deferred = %d, want 2 (two and three); log:\n%s", obs.get("deferred"), lb)
+	}
+}
+
+// fakeRelay speaks just enough SMTP with PIPELINING and CHUNKING; when broken, it drops the
+// connection after reading the second message, without replying to it.
+func fakeRelay(c net.Conn, broken bool, got func(subject string)) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	reply := func(s string) { _, _ = c.Write([]byte(s + "\r\n")) }
+	reply("220 fake ESMTP")
+	n := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			return
+		}
+		switch strings.ToUpper(f[0]) {
+		case "EHLO":
+			reply("250-fake\r\n250-PIPELINING\r\n250 CHUNKING")
+		case "MAIL", "RCPT", "RSET", "NOOP":
+			reply("250 ok")
+		case "BDAT":
+			size, _ := strconv.Atoi(f[1])
+			data := make([]byte, size)
+			if _, err := io.ReadFull(r, data); err != nil {
+				return
+			}
+			n++
+			if i := bytes.Index(data, []byte("Subject: ")); i >= 0 {
+				got(strings.Fields(string(data[i+9:]))[0])
+			}
+			if broken && n == 2 {
+				return
+			}
+			reply("250 queued")
+		case "QUIT":
+			reply("221 bye")
+			return
+		default:
+			reply("502 unknown")
+		}
+	}
 }

@@ -59,14 +59,7 @@ func (q *Queue) deliverPipelined(conn *relayConn, relay *config.SMTP, batch []*e
 				q.release(env)
 			}
 		}
-		if conn == nil {
-			// The rest of the batch would fail the same way, or has no connection.
-			for _, env := range batch {
-				q.finish(env, relay, nil, nil, err)
-			}
-			return nil
-		}
-		if res.dirty {
+		if conn != nil && res.dirty {
 			// A transaction that did not end with a delivered message may still be open at
 			// the relay: reset it before the next.
 			if rerr := conn.sc.Reset(); rerr != nil {
@@ -74,15 +67,13 @@ func (q *Queue) deliverPipelined(conn *relayConn, relay *config.SMTP, batch []*e
 				conn = nil
 			}
 		}
-		if conn == nil && len(batch) > 0 {
-			c, derr := dial(q.ctx, relay)
-			if derr != nil {
-				for _, env := range batch {
-					q.finish(env, relay, nil, nil, derr)
-				}
-				return nil
+		if conn == nil {
+			// No connection for the rest of the batch, which was not attempted: dispatch hands
+			// it out again (a relay still unreachable then counts an attempt for each).
+			for _, env := range batch {
+				q.release(env)
 			}
-			conn = c
+			return nil
 		}
 	}
 	return conn
@@ -154,6 +145,7 @@ func (q *Queue) pipeline(sc *smtp.Client, relay *config.SMTP, group []*envelope,
 			fmt.Fprintf(w, "BDAT %d LAST\r\n", env.Size)
 			// Exactly env.Size bytes, or the relay would read what follows as data.
 			if n, err := io.CopyN(w, msgs[i], env.Size); err != nil {
+				_ = sc.Close() // the reader would wait for replies to a message never sent
 				written <- fmt.Errorf("sending message %s (%d of %d bytes): %w", env.ID, n, env.Size, err)
 				return
 			}
