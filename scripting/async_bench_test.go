@@ -25,8 +25,9 @@ import (
 )
 
 // The cost of an asynchronous AfterFileUpload handler that sends mail, over a real SFTP
-// connection: the mail is queued in a spool (on tmpfs, like the data) and delivered to a real
-// SMTP server on loopback (STARTTLS, AUTH) while the uploads go on.
+// connection: the mail is queued in a spool (on tmpfs, like the data; on the test's temporary
+// disk with WHARF_BENCH_SPOOL=disk) and delivered to a real SMTP server on loopback (STARTTLS,
+// AUTH) while the uploads go on.
 
 const mailHandler = "SendMail('', 'ops@example.com', 'Uploaded ' .. CtxRelPath(), 'by ' .. Session.GetUserID(), '')\n"
 
@@ -60,7 +61,11 @@ func asyncMailServer(tb testing.TB, authorized string, ownProcess bool) (string,
 		"local files = Session.GetAllCustomData()\n"+
 			"if #files > 0 then SendMail('', 'ops@example.com', #files .. ' files from ' .. Session.GetUserID(), table.concat(files, '\\n'), '') end\n"), 0o600))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q, err := mailq.Open(mailq.Options{Dir: filepath.Join(root, "spool"), Relay: func(string) *config.SMTP { return relay }, Logger: log})
+	spool := filepath.Join(root, "spool") // tmpfs, like the data
+	if os.Getenv("WHARF_BENCH_SPOOL") == "disk" {
+		spool = filepath.Join(tb.TempDir(), "spool") // where state_dir usually is: each message's fsync reaches the disk
+	}
+	q, err := mailq.Open(mailq.Options{Dir: spool, Relay: func(string) *config.SMTP { return relay }, Logger: log})
 	fatal(err)
 	q.Start()
 	tb.Cleanup(func() { _ = q.Close(context.Background()) })

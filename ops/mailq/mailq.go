@@ -7,10 +7,17 @@
 // sender, the recipients still to deliver to, attempts, next attempt), then the message as it
 // will be sent (headers, body and attachment, rendered once by github.com/wneessen/go-mail).
 // It is written and synced before SendMail returns; the envelope records the message's size,
-// so a file cut short by a crash is recognised (and dropped) at start. A worker keeps its SMTP
-// connection open between messages for a few seconds, so that a burst of mail costs one
-// connection, not one each. Delivery is at least once: a crash after the relay accepted a
-// message and before its file was removed sends it again.
+// so a file cut short by a crash is recognised (and dropped) at start. A small message is
+// also kept in memory, so that its delivery reads no file.
+//
+// Messages go in batches: a due message waits up to BatchDelay for others (or until a batch
+// is full), and a worker sends a batch over one connection, kept open for a few seconds after.
+// To a relay that offers PIPELINING and CHUNKING (Postfix, Exim, Exchange, go-smtp) a batch
+// is written in one go, MAIL FROM, RCPT TO and BDAT with the message for each, and the replies
+// are read as they come: a round trip per batch instead of four per message. Other relays
+// get the messages one transaction at a time. Delivery is at least once: a crash, or a
+// connection lost, after the relay accepted a message and before its reply was read or its
+// file removed sends it again.
 package mailq
 
 import (

@@ -1,9 +1,12 @@
 package mailq
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/mail"
+	"slices"
+	"strings"
 
 	"github.com/wneessen/go-mail/smtp"
 
@@ -111,6 +114,12 @@ func (q *Queue) pipeline(sc *smtp.Client, relay *config.SMTP, group []*envelope,
 		}
 	}()
 	for i, env := range group {
+		// The addresses were parsed when the message was queued; a spool file changed since
+		// must not smuggle a command into the stream.
+		if bad := slices.IndexFunc(append([]string{env.From}, env.To...), func(a string) bool { return strings.ContainsAny(a, "\r\n") }); bad >= 0 {
+			res.outcomes[i] = outcome{done: true, refused: env.To, err: errors.New("a line break in an address of the envelope")}
+			continue
+		}
 		m, closer, err := q.message(env, buf)
 		if err != nil {
 			res.outcomes[i] = outcome{done: true, err: err}
