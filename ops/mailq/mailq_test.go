@@ -653,3 +653,36 @@ func fakeRelay(c net.Conn, broken bool, got func(subject string)) {
 		}
 	}
 }
+
+// An envelope changed on disk cannot put a command into a pipelined batch: an address with a
+// line break is refused for good, and the relay sees nothing of it.
+func TestPipelinedEnvelopeLineBreak(t *testing.T) {
+	dir := t.TempDir()
+	env := `{"id":"01H","site":"main","from":"a@b.c","to":["x@example.com\r\nRCPT TO:<evil@example.com>"],"size":2}`
+	if err := os.WriteFile(filepath.Join(dir, "01H.mail"), []byte(env+"\nok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var rcpts []string
+	srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rcpts = append(rcpts, to)
+		return nil
+	}})
+	relay := relayOf(srv, "none", "", "")
+	obs, lb := &counts{}, &logBuf{}
+	q := openQueue(t, dir, func() *config.SMTP { return relay }, obs, lb)
+	coretest.Eventually(t, 5*time.Second, "the message given up", func() bool { return obs.get("failed") == 1 && q.Len() == 0 })
+	if _, err := q.Enqueue("main", &Message{To: []string{"ok@example.com"}, Subject: "s", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv.Wait(1, 5*time.Second)); got != 1 {
+		t.Fatalf("received %d messages", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(rcpts, ",") != "ok@example.com" || !strings.Contains(lb.String(), "line break") {
+		t.Errorf("recipients the relay saw: %q; log:\n%s", rcpts, lb)
+	}
+}
