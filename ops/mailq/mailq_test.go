@@ -379,12 +379,17 @@ func testConnectionReuse(t *testing.T, plain bool) {
 	certDir := t.TempDir()
 	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir})
 	relay := relayOf(srv, "starttls", "u", "p")
-	obs := &counts{}
+	obs, lb := &counts{}, &logBuf{}
 	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
-		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil)), noPipelining: plain})
+		Logger: slog.New(slog.NewTextHandler(lb, nil)), noPipelining: plain})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sent %d, deferred %d; log:\n%s", obs.get("sent"), obs.get("deferred"), lb)
+		}
+	})
 	for i := range 30 {
 		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "n" + strconv.Itoa(i), Body: "b"}); err != nil {
 			t.Fatal(err)
@@ -398,6 +403,9 @@ func testConnectionReuse(t *testing.T, plain bool) {
 	if n := srv.Connections(); n != 1 {
 		t.Errorf("30 messages took %d connections, want 1", n)
 	}
+	// The relay stores a message before it replies: wait for the replies, or the restart
+	// below could cut the last one off (and that message would rightly be sent again).
+	coretest.Eventually(t, 5*time.Second, "30 deliveries counted", func() bool { return obs.get("sent") == 30 })
 	// The relay restarts: the worker's idle connection is dead.
 	addr := srv.Addr()
 	srv.Close()
