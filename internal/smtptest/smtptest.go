@@ -30,7 +30,9 @@ type Options struct {
 	TLS      string // starttls (default), implicit or none
 	Username string // "" = no AUTH offered or required
 	Password string
-	// Rcpt, when set, decides each recipient: an *smtp.SMTPError refuses it with its code.
+	// Mail and Rcpt, when set, decide each sender and recipient: an *smtp.SMTPError refuses
+	// it with its code.
+	Mail func(from string) error
 	Rcpt func(to string) error
 	// Addr is where to listen; default 127.0.0.1:0. A test restarting a server on the same
 	// address passes the first one's.
@@ -140,16 +142,30 @@ func (s *Server) Connections() int {
 
 // Wait waits until n messages arrived or the timeout passed, and returns those received.
 func (s *Server) Wait(n int, timeout time.Duration) []Message {
+	s.WaitCount(n, timeout)
+	return s.Messages()
+}
+
+// Count returns how many messages arrived so far.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// WaitCount waits until n messages arrived or the timeout passed, and returns how many did
+// (a count, not a copy of thousands of messages at every arrival).
+func (s *Server) WaitCount(n int, timeout time.Duration) int {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		if m := s.Messages(); len(m) >= n {
-			return m
+		if got := s.Count(); got >= n {
+			return got
 		}
 		select {
 		case <-s.added:
 		case <-deadline.C:
-			return s.Messages()
+			return s.Count()
 		}
 	}
 }
@@ -193,6 +209,11 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	if x.s.opts.Username != "" && x.user == "" {
 		return smtp.ErrAuthRequired
+	}
+	if f := x.s.opts.Mail; f != nil {
+		if err := f(from); err != nil {
+			return err
+		}
 	}
 	x.from, x.to = from, nil
 	return nil

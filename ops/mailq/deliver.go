@@ -27,6 +27,14 @@ type relayConn struct {
 	sc     *smtp.Client
 }
 
+// pipelining reports whether the relay takes a batch of messages in one exchange: it
+// offers PIPELINING (RFC 2920) and CHUNKING (RFC 3030), as Postfix, Exim and Exchange do.
+func (c *relayConn) pipelining() bool {
+	p, _ := c.sc.Extension("PIPELINING")
+	ch, _ := c.sc.Extension("CHUNKING")
+	return p && ch
+}
+
 func (c *relayConn) close() {
 	if c != nil {
 		_ = c.client.CloseWithSMTPClient(c.sc) // QUIT
@@ -68,6 +76,22 @@ func (q *Queue) deliverBatch(conn *relayConn, batch []*envelope, buf []byte) *re
 		conn.close()
 		conn = nil
 	}
+	if relay != nil && !q.opts.noPipelining {
+		if conn == nil {
+			c, err := dial(q.ctx, relay)
+			if err != nil {
+				// The relay is unreachable: the whole batch fails the same way.
+				for _, e := range batch {
+					q.finish(e, relay, nil, nil, err)
+				}
+				return nil
+			}
+			conn = c
+		}
+		if conn.pipelining() {
+			return q.deliverPipelined(conn, relay, batch, buf)
+		}
+	}
 	for i, env := range batch {
 		if relay == nil {
 			q.finish(env, nil, nil, nil, ErrNoRelay)
@@ -85,7 +109,7 @@ func (q *Queue) deliverBatch(conn *relayConn, batch []*envelope, buf []byte) *re
 			}
 			conn = c
 		}
-		sent, refused, err, broken := transact(conn.sc, relay, env, q.path(env.ID), buf)
+		sent, refused, err, broken := q.transact(conn.sc, relay, env, buf)
 		if broken {
 			conn.close()
 			conn = nil
@@ -93,7 +117,7 @@ func (q *Queue) deliverBatch(conn *relayConn, batch []*envelope, buf []byte) *re
 				// The relay closed the idle connection: not this message's fault.
 				if c, derr := dial(q.ctx, relay); derr == nil {
 					conn = c
-					sent, refused, err, broken = transact(conn.sc, relay, env, q.path(env.ID), buf)
+					sent, refused, err, broken = q.transact(conn.sc, relay, env, buf)
 					if broken {
 						conn.close()
 						conn = nil
@@ -151,16 +175,16 @@ func timeoutOf(relay *config.SMTP) time.Duration {
 	return time.Minute
 }
 
-// transact sends the message at path to the recipients of env over sc. It returns the
+// transact sends the message of env to its recipients over sc. It returns the
 // recipients the relay accepted it for, those it refused for good (a 5xx reply), an error
 // when the others must be tried again (or, with none left, why it failed), and whether the
 // connection is unusable (anything but an SMTP reply went wrong).
-func transact(sc *smtp.Client, relay *config.SMTP, env *envelope, path string, buf []byte) (sent, refused []string, err error, broken bool) {
-	f, off, err := openMessage(path, buf)
+func (q *Queue) transact(sc *smtp.Client, relay *config.SMTP, env *envelope, buf []byte) (sent, refused []string, err error, broken bool) {
+	msg, closer, err := q.message(env, buf)
 	if err != nil {
 		return nil, nil, err, false
 	}
-	defer f.Close()
+	defer closer.Close()
 	// One attempt is bounded by the relay's timeout, whatever the connection did before.
 	if err := sc.UpdateDeadline(timeoutOf(relay)); err != nil {
 		return nil, nil, err, true
@@ -176,13 +200,13 @@ func transact(sc *smtp.Client, relay *config.SMTP, env *envelope, path string, b
 		_ = sc.Reset()
 		return nil, refused, err, false
 	}
-	if err := sc.Mail(env.From); err != nil {
+	if err := sc.Mail(angle(env.From)); err != nil {
 		return fail("MAIL FROM", err, env.To)
 	}
 	var accepted []string
 	var rcptErr error
 	for _, to := range env.To {
-		if err := sc.Rcpt(to); err != nil {
+		if err := sc.Rcpt(angle(to)); err != nil {
 			rcptErr = fmt.Errorf("RCPT TO %s: %w", to, err)
 			if !isReply(err) {
 				return nil, nil, rcptErr, true
@@ -202,7 +226,7 @@ func transact(sc *smtp.Client, relay *config.SMTP, env *envelope, path string, b
 	if err != nil {
 		return fail("DATA", err, accepted)
 	}
-	if _, err := io.CopyBuffer(w, io.NewSectionReader(f, off, 1<<62), buf); err != nil {
+	if _, err := io.CopyBuffer(w, msg, buf); err != nil {
 		_ = w.Close()
 		return nil, refused, fmt.Errorf("sending the message: %w", err), true
 	}

@@ -1,10 +1,12 @@
 package mailq
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -74,12 +76,25 @@ func (l *logBuf) String() string {
 
 func openQueue(t *testing.T, dir string, relay func() *config.SMTP, obs Observer, lb *logBuf) *Queue {
 	t.Helper()
+	return openQueueMode(t, dir, relay, obs, lb, false)
+}
+
+// deliveryModes are the two ways a worker delivers: a batch in one pipelined exchange
+// (a relay with PIPELINING and CHUNKING, as the test relay is), or message by message.
+var deliveryModes = []struct {
+	name  string
+	plain bool
+}{{"pipelined", false}, {"plain", true}}
+
+func openQueueMode(t *testing.T, dir string, relay func() *config.SMTP, obs Observer, lb *logBuf, plain bool) *Queue {
+	t.Helper()
 	var w = &logBuf{}
 	if lb != nil {
 		w = lb
 	}
 	q, err := Open(Options{Dir: dir, Relay: func(string) *config.SMTP { return relay() }, Observer: obs,
-		Logger: slog.New(slog.NewTextHandler(w, nil)), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+		Logger: slog.New(slog.NewTextHandler(w, nil)), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		BatchDelay: 10 * time.Millisecond, noPipelining: plain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +225,12 @@ func TestRestartWithMailQueued(t *testing.T) {
 // A refused recipient (5xx) is dropped and logged; the others get the message. A
 // temporary refusal (4xx) is retried.
 func TestRecipientRefusals(t *testing.T) {
+	for _, mode := range deliveryModes {
+		t.Run(mode.name, func(t *testing.T) { testRecipientRefusals(t, mode.plain) })
+	}
+}
+
+func testRecipientRefusals(t *testing.T, plain bool) {
 	var mu sync.Mutex
 	tries := map[string]int{}
 	srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
@@ -226,7 +247,7 @@ func TestRecipientRefusals(t *testing.T) {
 	}})
 	relay := relayOf(srv, "none", "", "")
 	obs, lb := &counts{}, &logBuf{}
-	q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb)
+	q := openQueueMode(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb, plain)
 	if _, err := q.Enqueue("main", &Message{To: []string{"ok@example.com", "nobody@example.com", "busy@example.com"}, Subject: "s", Body: "b"}); err != nil {
 		t.Fatal(err)
 	}
@@ -349,15 +370,26 @@ func TestDamagedSpool(t *testing.T) {
 // A burst of mail goes over one connection; a connection the relay closed while it was idle
 // is opened again without counting a failed attempt.
 func TestConnectionReuse(t *testing.T) {
+	for _, mode := range deliveryModes {
+		t.Run(mode.name, func(t *testing.T) { testConnectionReuse(t, mode.plain) })
+	}
+}
+
+func testConnectionReuse(t *testing.T, plain bool) {
 	certDir := t.TempDir()
 	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p", CertDir: certDir})
 	relay := relayOf(srv, "starttls", "u", "p")
-	obs := &counts{}
+	obs, lb := &counts{}, &logBuf{}
 	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
-		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil))})
+		Logger: slog.New(slog.NewTextHandler(lb, nil)), noPipelining: plain})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sent %d, deferred %d; log:\n%s", obs.get("sent"), obs.get("deferred"), lb)
+		}
+	})
 	for i := range 30 {
 		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "n" + strconv.Itoa(i), Body: "b"}); err != nil {
 			t.Fatal(err)
@@ -371,6 +403,9 @@ func TestConnectionReuse(t *testing.T) {
 	if n := srv.Connections(); n != 1 {
 		t.Errorf("30 messages took %d connections, want 1", n)
 	}
+	// The relay stores a message before it replies: wait for the replies, or the restart
+	// below could cut the last one off (and that message would rightly be sent again).
+	coretest.Eventually(t, 5*time.Second, "30 deliveries counted", func() bool { return obs.get("sent") == 30 })
 	// The relay restarts: the worker's idle connection is dead.
 	addr := srv.Addr()
 	srv.Close()
@@ -384,5 +419,278 @@ func TestConnectionReuse(t *testing.T) {
 	coretest.Eventually(t, 5*time.Second, "31 deliveries counted", func() bool { return obs.get("sent") == 31 })
 	if obs.get("deferred") != 0 {
 		t.Errorf("deferred %d", obs.get("deferred"))
+	}
+}
+
+// In one batch, messages refused in different ways: each gets its own outcome, none is lost
+// or sent twice. A message after a failed one in a pipelined group counts when it was
+// delivered; when it failed too (perhaps the earlier failure's doing) it goes again in the
+// next group without counting an attempt.
+func TestBatchWithFailures(t *testing.T) {
+	for _, mode := range deliveryModes {
+		t.Run(mode.name, func(t *testing.T) {
+			var mu sync.Mutex
+			tries := map[string]int{}
+			try := func(k string) int {
+				mu.Lock()
+				defer mu.Unlock()
+				tries[k]++
+				return tries[k]
+			}
+			temp := &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+			srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p",
+				Mail: func(from string) error {
+					switch n := try("from " + from); {
+					case from == "b@example.com" && n == 1:
+						return temp
+					case from == "x@example.com":
+						return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "not you"}
+					}
+					return nil
+				},
+				Rcpt: func(to string) error {
+					if n := try("to " + to); to == "c@example.com" && n == 1 {
+						return temp
+					}
+					return nil
+				}})
+			relay := relayOf(srv, "starttls", "u", "p")
+			obs, lb := &counts{}, &logBuf{}
+			q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
+				Logger: slog.New(slog.NewTextHandler(lb, nil)), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+				BatchDelay: 10 * time.Millisecond, noPipelining: mode.plain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []Message{
+				{To: []string{"a@example.com"}, Subject: "A"},
+				{From: "b@example.com", To: []string{"b@example.com"}, Subject: "B"}, // sender refused once (451)
+				{To: []string{"c@example.com"}, Subject: "C"},                        // recipient refused once (451)
+				{To: []string{"d@example.com"}, Subject: "D"},
+				{From: "x@example.com", To: []string{"e@example.com"}, Subject: "E"}, // sender refused for good (550)
+				{To: []string{"f@example.com", "g@example.com"}, Subject: "F"},
+			} {
+				if _, err := q.Enqueue("main", &m); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond) // distinct queue times: the batch keeps this order
+			}
+			q.Start() // all six are due: one batch
+			t.Cleanup(func() { _ = q.Close(context.Background()) })
+			coretest.Eventually(t, 10*time.Second, "every message delivered or given up", func() bool {
+				return q.Len() == 0 && obs.get("sent") == 5 && obs.get("failed") == 1
+			})
+			got := map[string]int{}
+			for _, m := range srv.Messages() {
+				got[strings.Join(m.To, ",")]++
+			}
+			want := map[string]int{"a@example.com": 1, "b@example.com": 1, "c@example.com": 1, "d@example.com": 1, "f@example.com,g@example.com": 1}
+			if len(got) != len(want) {
+				t.Errorf("received %v, want %v", got, want)
+			}
+			for k, n := range want {
+				if got[k] != n {
+					t.Errorf("received %v, want %v", got, want)
+				}
+			}
+			// B's refused attempt counts; C's counts when sent message by message, but in a
+			// group after B's failure it is only sent again.
+			wantDeferred := 1
+			if mode.plain {
+				wantDeferred = 2
+			}
+			if obs.get("deferred") != wantDeferred {
+				t.Errorf("deferred = %d, want %d; log:\n%s", obs.get("deferred"), wantDeferred, lb)
+			}
+			if !strings.Contains(lb.String(), "not you") {
+				t.Errorf("the permanent refusal is not logged:\n%s", lb)
+			}
+		})
+	}
+}
+
+// Large messages are read from their spool files (not kept in memory) and split a batch into
+// several pipelined exchanges; each arrives whole.
+func TestLargeMessagesInBatches(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{TLS: "starttls", Username: "u", Password: "p"})
+	relay := relayOf(srv, "starttls", "u", "p")
+	obs := &counts{}
+	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
+		Logger: slog.New(slog.NewTextHandler(&logBuf{}, nil)), BatchDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	payloads := map[string][]byte{}
+	for i := range n {
+		p := bytes.Repeat([]byte{byte('a' + i)}, 700<<10)
+		name := "part" + strconv.Itoa(i)
+		payloads[name] = p
+		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: name, Body: "b",
+			Attachment: bytes.NewReader(p), AttachmentName: name + ".bin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.mu.Lock()
+	kept := q.kept
+	q.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("%d bytes of large messages kept in memory", kept)
+	}
+	q.Start()
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	msgs := srv.Wait(n, 20*time.Second)
+	if len(msgs) != n {
+		t.Fatalf("received %d of %d", len(msgs), n)
+	}
+	for _, m := range msgs {
+		data := strings.ReplaceAll(string(m.Data), "\r\n", "")
+		found := false
+		for name, p := range payloads {
+			if strings.Contains(data, "Subject: "+name) {
+				found = strings.Contains(data, base64.StdEncoding.EncodeToString(p))
+			}
+		}
+		if !found {
+			t.Errorf("a message arrived damaged (%d bytes)", len(m.Data))
+		}
+	}
+	coretest.Eventually(t, 5*time.Second, "6 deliveries counted", func() bool { return obs.get("sent") == n && q.Len() == 0 })
+}
+
+// A relay that drops the connection in the middle of a pipelined group: the messages whose
+// replies were read keep their outcome (not sent again), the others count a failed attempt
+// and are delivered on the retry, over a new connection.
+func TestPipelinedGroupBroken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	received := map[string]int{} // subject → times the relay read the message
+	conns := 0
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns++
+			first := conns == 1
+			mu.Unlock()
+			go fakeRelay(c, first, func(subject string) {
+				mu.Lock()
+				received[subject]++
+				mu.Unlock()
+			})
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	relay := &config.SMTP{Host: "127.0.0.1", Port: port, TLS: "none", From: "w@example.com",
+		Timeout: config.Duration{Duration: 5 * time.Second}, GiveUpAfter: config.Duration{Duration: time.Hour}}
+	obs, lb := &counts{}, &logBuf{}
+	q, err := Open(Options{Dir: t.TempDir(), Relay: func(string) *config.SMTP { return relay }, Observer: obs, Workers: 1,
+		Logger: slog.New(slog.NewTextHandler(lb, nil)), RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		BatchDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"one", "two", "three"} {
+		if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: s, Body: "b"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	q.Start()
+	t.Cleanup(func() { _ = q.Close(context.Background()) })
+	coretest.Eventually(t, 10*time.Second, "three deliveries", func() bool { return obs.get("sent") == 3 && q.Len() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if received["one"] != 1 || received["two"] != 2 || received["three"] < 1 || conns != 2 {
+		t.Errorf("received %v over %d connections; log:\n%s", received, conns, lb)
+	}
+	if obs.get("deferred") != 2 {
+		t.Errorf("deferred = %d, want 2 (two and three); log:\n%s", obs.get("deferred"), lb)
+	}
+}
+
+// fakeRelay speaks just enough SMTP with PIPELINING and CHUNKING; when broken, it drops the
+// connection after reading the second message, without replying to it.
+func fakeRelay(c net.Conn, broken bool, got func(subject string)) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	reply := func(s string) { _, _ = c.Write([]byte(s + "\r\n")) }
+	reply("220 fake ESMTP")
+	n := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			return
+		}
+		switch strings.ToUpper(f[0]) {
+		case "EHLO":
+			reply("250-fake\r\n250-PIPELINING\r\n250 CHUNKING")
+		case "MAIL", "RCPT", "RSET", "NOOP":
+			reply("250 ok")
+		case "BDAT":
+			size, _ := strconv.Atoi(f[1])
+			data := make([]byte, size)
+			if _, err := io.ReadFull(r, data); err != nil {
+				return
+			}
+			n++
+			if i := bytes.Index(data, []byte("Subject: ")); i >= 0 {
+				got(strings.Fields(string(data[i+9:]))[0])
+			}
+			if broken && n == 2 {
+				return
+			}
+			reply("250 queued")
+		case "QUIT":
+			reply("221 bye")
+			return
+		default:
+			reply("502 unknown")
+		}
+	}
+}
+
+// An envelope changed on disk cannot put a command into a pipelined batch: an address with a
+// line break is refused for good, and the relay sees nothing of it.
+func TestPipelinedEnvelopeLineBreak(t *testing.T) {
+	dir := t.TempDir()
+	env := `{"id":"01H","site":"main","from":"a@b.c","to":["x@example.com\r\nRCPT TO:<evil@example.com>"],"size":2}`
+	if err := os.WriteFile(filepath.Join(dir, "01H.mail"), []byte(env+"\nok"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var rcpts []string
+	srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rcpts = append(rcpts, to)
+		return nil
+	}})
+	relay := relayOf(srv, "none", "", "")
+	obs, lb := &counts{}, &logBuf{}
+	q := openQueue(t, dir, func() *config.SMTP { return relay }, obs, lb)
+	coretest.Eventually(t, 5*time.Second, "the message given up", func() bool { return obs.get("failed") == 1 && q.Len() == 0 })
+	if _, err := q.Enqueue("main", &Message{To: []string{"ok@example.com"}, Subject: "s", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv.Wait(1, 5*time.Second)); got != 1 {
+		t.Fatalf("received %d messages", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(rcpts, ",") != "ok@example.com" || !strings.Contains(lb.String(), "line break") {
+		t.Errorf("recipients the relay saw: %q; log:\n%s", rcpts, lb)
 	}
 }

@@ -19,21 +19,21 @@ func (q *Queue) path(id string) string { return filepath.Join(q.opts.Dir, id+".m
 
 // write creates the spool file of env: its envelope line, then the message that render
 // writes (rendered in memory first: the envelope records its size, so that a file cut short
-// by a crash is recognised when the spool is loaded). It returns the message's size.
-func (q *Queue) write(env *envelope, render func(io.Writer) error) (int64, error) {
+// by a crash is recognised when the spool is loaded). It returns the message.
+func (q *Queue) write(env *envelope, render func(io.Writer) error) ([]byte, error) {
 	var msg bytes.Buffer
 	if err := render(&msg); err != nil {
-		return 0, err
+		return nil, err
 	}
 	env.Size = int64(msg.Len())
 	head, err := envelopeLine(env)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	path := q.path(env.ID)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("mail spool: %w", err)
+		return nil, fmt.Errorf("mail spool: %w", err)
 	}
 	_, err = f.Write(append(head, msg.Bytes()...))
 	if err == nil {
@@ -44,9 +44,22 @@ func (q *Queue) write(env *envelope, render func(io.Writer) error) (int64, error
 	}
 	if err != nil {
 		_ = os.Remove(path)
-		return 0, fmt.Errorf("mail spool: %w", err)
+		return nil, fmt.Errorf("mail spool: %w", err)
 	}
-	return env.Size, nil
+	return msg.Bytes(), nil
+}
+
+// message returns the message of env: from memory when it is kept there, else read from its
+// spool file (closed by the caller).
+func (q *Queue) message(env *envelope, scratch []byte) (io.Reader, io.Closer, error) {
+	if env.data != nil {
+		return bytes.NewReader(env.data), io.NopCloser(nil), nil
+	}
+	f, off, err := openMessage(q.path(env.ID), scratch)
+	if err != nil {
+		return nil, nil, err
+	}
+	return io.NewSectionReader(f, off, env.Size), f, nil
 }
 
 // rewrite replaces the envelope of a message already in the spool.
@@ -106,7 +119,7 @@ func readEnvelope(path string) (*envelope, error) {
 // line). scratch, when not nil, is a buffer to read with (a worker's: no allocation per
 // message).
 func openMessage(path string, scratch []byte) (*os.File, int64, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("mail spool: %w", err)
 	}
