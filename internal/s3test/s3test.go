@@ -203,3 +203,6 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// Stop ends the gateway now (a store that goes away mid-transfer); cleanup does it anyway.
+func (s *Server) Stop() { s.stop() }
