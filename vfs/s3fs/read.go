@@ -251,9 +251,11 @@ func (r *readFile) Write([]byte) (int, error) { return 0, pathErr("write", r.nam
 func (r *readFile) WriteAt([]byte, int64) (int, error) {
 	return 0, pathErr("write", r.name, syscall.EBADF)
 }
-func (r *readFile) WriteString(string) (int, error) { return 0, pathErr("write", r.name, syscall.EBADF) }
-func (r *readFile) Truncate(int64) error            { return pathErr("truncate", r.name, syscall.EBADF) }
-func (r *readFile) Sync() error                     { return nil }
+func (r *readFile) WriteString(string) (int, error) {
+	return 0, pathErr("write", r.name, syscall.EBADF)
+}
+func (r *readFile) Truncate(int64) error { return pathErr("truncate", r.name, syscall.EBADF) }
+func (r *readFile) Sync() error          { return nil }
 func (r *readFile) Readdir(int) ([]os.FileInfo, error) {
 	return nil, pathErr("readdir", r.name, syscall.ENOTDIR)
 }
@@ -268,12 +270,12 @@ type uploadView struct {
 	pos int64
 }
 
-func (v *uploadView) Name() string                { return v.u.tmp }
-func (v *uploadView) Stat() (os.FileInfo, error)  { return v.u.Stat() }
-func (v *uploadView) Close() error                { return nil }
-func (v *uploadView) Sync() error                 { return nil }
-func (v *uploadView) Write([]byte) (int, error)   { return 0, pathErr("write", v.u.tmp, syscall.EBADF) }
-func (v *uploadView) Truncate(int64) error        { return pathErr("truncate", v.u.tmp, syscall.EBADF) }
+func (v *uploadView) Name() string               { return v.u.tmp }
+func (v *uploadView) Stat() (os.FileInfo, error) { return v.u.Stat() }
+func (v *uploadView) Close() error               { return nil }
+func (v *uploadView) Sync() error                { return nil }
+func (v *uploadView) Write([]byte) (int, error)  { return 0, pathErr("write", v.u.tmp, syscall.EBADF) }
+func (v *uploadView) Truncate(int64) error       { return pathErr("truncate", v.u.tmp, syscall.EBADF) }
 func (v *uploadView) WriteString(string) (int, error) {
 	return 0, pathErr("write", v.u.tmp, syscall.EBADF)
 }
@@ -464,4 +466,3 @@ func (d *dirFile) WriteString(string) (int, error) {
 }
 func (d *dirFile) Truncate(int64) error { return pathErr("truncate", d.name, syscall.EISDIR) }
 func (d *dirFile) Sync() error          { return nil }
-

@@ -42,8 +42,8 @@ var (
 
 type unsupportedError string
 
-func (e unsupportedError) Error() string        { return string(e) }
-func (unsupportedError) Is(target error) bool   { return target == errors.ErrUnsupported }
+func (e unsupportedError) Error() string      { return string(e) }
+func (unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
 func unsupported(msg string) unsupportedError { return unsupportedError(msg) }
 
 // upload is a file open for writing. Data received in order fills a part buffer; a full
@@ -433,7 +433,9 @@ func (u *upload) Truncate(size int64) error {
 
 func (u *upload) Sync() error { return nil }
 
-func (u *upload) Readdir(int) ([]os.FileInfo, error) { return nil, pathErr("readdir", u.name, syscall.ENOTDIR) }
+func (u *upload) Readdir(int) ([]os.FileInfo, error) {
+	return nil, pathErr("readdir", u.name, syscall.ENOTDIR)
+}
 func (u *upload) Readdirnames(int) ([]string, error) {
 	return nil, pathErr("readdir", u.name, syscall.ENOTDIR)
 }
