@@ -110,13 +110,13 @@ func New(ctx context.Context, opt Options) (*FS, error) {
 	if opt.MaxDirRenameObjects < 1 {
 		opt.MaxDirRenameObjects = 1000
 	}
-	if opt.Region == "" {
-		opt.Region = "us-east-1"
-	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	loads := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(opt.Region)}
+	var loads []func(*awsconfig.LoadOptions) error
+	if opt.Region != "" {
+		loads = append(loads, awsconfig.WithRegion(opt.Region))
+	}
 	if opt.AccessKey != "" || opt.SecretKey != "" {
 		loads = append(loads, awsconfig.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opt.AccessKey, opt.SecretKey, "")))
@@ -124,6 +124,9 @@ func New(ctx context.Context, opt Options) (*FS, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loads...)
 	if err != nil {
 		return nil, fmt.Errorf("s3: loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // what S3-compatible stores answer for
 	}
 	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opt.Endpoint != "" {
