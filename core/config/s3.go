@@ -74,7 +74,9 @@ func (c *checker) checkS3(vk string, v *VFS) {
 			c.warnf(vk+".secret_key", "secret key written in the config file; use {env: NAME} or {file: path}")
 		}
 	}
-	c.oneOf(vk+".sse", v.SSE, "", "AES256", "aws:kms")
+	if v.SSE != "" && v.SSE != "AES256" && v.SSE != "aws:kms" {
+		c.errorf(vk+".sse", "invalid value %q (allowed: AES256, aws:kms; absent for the bucket's default)", truncate(v.SSE))
+	}
 	if v.SSEKMSKeyID != "" && v.SSE != "aws:kms" {
 		c.errorf(vk+".sse_kms_key_id", "a KMS key id needs sse: aws:kms")
 	}

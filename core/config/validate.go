@@ -431,7 +431,7 @@ func (c *checker) checkSite(key string, s *Site) {
 			v.AtomicUploads = boolPtr(v.Type == "disk" || v.Type == "s3")
 		}
 		if v.AllowSymlinks && (v.Type == "memory" || v.Type == "s3") {
-			c.errorf(vk+".allow_symlinks", "a %s vfs has no symbolic links; remove allow_symlinks", v.Type)
+			c.errorf(vk+".allow_symlinks", "%s vfs has no symbolic links; remove allow_symlinks", map[string]string{"memory": "a memory", "s3": "an s3"}[v.Type])
 		}
 	}
 
