@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,6 +79,8 @@ type FS struct {
 	mu      sync.Mutex
 	pending map[string]*upload // uploads not yet published, by TempName
 	bufs    sync.Pool          // part buffers (*[]byte)
+	held    atomic.Int64       // bytes of part buffers held by uploads
+	peak    atomic.Int64       // the most held at once
 }
 
 var (

@@ -320,7 +320,7 @@ func TestRename(t *testing.T) {
 // that nothing is visible before the close, then reads it back sequentially and at random.
 func TestMultipart(t *testing.T) {
 	e := newEnv(t)
-	data := random(t, 3*s3fs.MinPartSize+s3fs.MinPartSize/2)
+	data := random(t, 6*s3fs.MinPartSize+s3fs.MinPartSize/2)
 	f, err := e.fs.Create("/big.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -353,6 +353,13 @@ func TestMultipart(t *testing.T) {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// At most UploadConcurrency parts in flight and one filling, each with room for the
+	// window of writes received ahead.
+	now, peak := e.fs.Held()
+	t.Logf("peak of part buffers: %d bytes", peak)
+	if limit := int64(e.opt.UploadConcurrency+1) * (s3fs.MinPartSize + s3fs.Window); peak > limit || now != 0 {
+		t.Errorf("part buffers: peak %d bytes (limit %d), %d still held after close", peak, limit, now)
 	}
 	if got := readFile(t, e.fs, "/big.bin"); !bytes.Equal(got, data) {
 		t.Fatal("content differs after a multipart upload")

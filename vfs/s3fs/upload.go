@@ -162,6 +162,9 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 		}
 	}
 	u.wrote = true
+	if u.cur == nil {
+		u.cur = u.f.getBuf()
+	}
 	end := off + int64(len(p))
 	switch {
 	case off == u.off:
@@ -226,10 +229,14 @@ func (u *upload) drainAhead() {
 	}
 }
 
-// sendFull sends the full parts of the buffer.
+// sendFull sends the full parts of the buffer. A new buffer is taken only once a part may
+// go, so an upload holds at most UploadConcurrency parts in flight and one filling.
 func (u *upload) sendFull() error {
 	ps := int(u.f.opt.PartSize)
 	for len(u.cur) >= ps {
+		if err := u.acquire(); err != nil {
+			return err
+		}
 		buf := u.f.getBuf()
 		buf = append(buf, u.cur[ps:]...)
 		part := u.cur[:ps]
@@ -242,25 +249,34 @@ func (u *upload) sendFull() error {
 	return nil
 }
 
-// sendPart starts a part upload, waiting while UploadConcurrency parts are in flight.
+// acquire waits while UploadConcurrency parts are in flight.
+func (u *upload) acquire() error {
+	select {
+	case u.sem <- struct{}{}:
+		return nil
+	case <-u.ctx.Done():
+		return u.ctx.Err()
+	}
+}
+
+// sendPart starts a part upload; the caller acquired its slot, which the upload releases.
 func (u *upload) sendPart(data []byte) error {
 	if u.mp == nil {
 		id, err := u.f.startMultipart(u.key, u.meta)
 		if err != nil {
+			<-u.sem
+			u.f.putBuf(data)
 			return err
 		}
 		u.mp = id
 	}
 	if u.nextPart == maxParts {
+		<-u.sem
+		u.f.putBuf(data)
 		return fmt.Errorf("upload needs more than %d parts: raise part_size", maxParts)
 	}
 	u.nextPart++
 	num := u.nextPart
-	select {
-	case u.sem <- struct{}{}:
-	case <-u.ctx.Done():
-		return u.ctx.Err()
-	}
 	u.wg.Go(func() {
 		defer func() { <-u.sem }()
 		defer u.f.putBuf(data)
@@ -474,6 +490,9 @@ func (u *upload) flushLocked() error {
 		return ErrGap
 	}
 	if u.mp != nil && len(u.cur) > 0 {
+		if err := u.acquire(); err != nil {
+			return err
+		}
 		part := u.cur
 		u.cur = nil
 		if err := u.sendPart(part); err != nil {
@@ -563,18 +582,37 @@ func (u *upload) abort() {
 	}
 }
 
-// getBuf returns an empty part buffer.
+// getBuf returns an empty part buffer, and counts it as held.
 func (f *FS) getBuf() []byte {
+	n := f.opt.PartSize + Window
+	f.hold(n)
 	if b, ok := f.bufs.Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
-	return make([]byte, 0, f.opt.PartSize+Window)
+	return make([]byte, 0, n)
 }
 
+// putBuf gives a buffer from getBuf back.
 func (f *FS) putBuf(b []byte) {
-	if int64(cap(b)) < f.opt.PartSize {
+	if b == nil {
 		return
+	}
+	f.hold(-(f.opt.PartSize + Window))
+	if int64(cap(b)) < f.opt.PartSize+Window {
+		return // grown elsewhere: not one of ours to reuse
 	}
 	b = b[:0]
 	f.bufs.Put(&b)
+}
+
+// hold counts the part buffers the backend's uploads hold, and their peak (tests check the
+// bound per upload with it).
+func (f *FS) hold(n int64) {
+	cur := f.held.Add(n)
+	for {
+		p := f.peak.Load()
+		if cur <= p || f.peak.CompareAndSwap(p, cur) {
+			return
+		}
+	}
 }

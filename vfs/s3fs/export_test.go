@@ -1,0 +1,4 @@
+package s3fs
+
+// Held returns the bytes of part buffers the backend's uploads hold now, and the peak.
+func (f *FS) Held() (now, peak int64) { return f.held.Load(), f.peak.Load() }
