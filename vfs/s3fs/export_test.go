@@ -2,3 +2,6 @@ package s3fs
 
 // Held returns the bytes of part buffers the backend's uploads hold now, and the peak.
 func (f *FS) Held() (now, peak int64) { return f.held.Load(), f.peak.Load() }
+
+// Headroom is the room of a part buffer past the part size.
+const Headroom = headroom

@@ -354,11 +354,11 @@ func TestMultipart(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// At most UploadConcurrency parts in flight and one filling, each with room for the
-	// window of writes received ahead.
+	// At most UploadConcurrency parts in flight and one filling, each with room for one
+	// write (the writes received ahead are held apart, up to the window).
 	now, peak := e.fs.Held()
 	t.Logf("peak of part buffers: %d bytes", peak)
-	if limit := int64(e.opt.UploadConcurrency+1) * (s3fs.MinPartSize + s3fs.Window); peak > limit || now != 0 {
+	if limit := int64(e.opt.UploadConcurrency+1) * (s3fs.MinPartSize + s3fs.Headroom); peak > limit || now != 0 {
 		t.Errorf("part buffers: peak %d bytes (limit %d), %d still held after close", peak, limit, now)
 	}
 	if got := readFile(t, e.fs, "/big.bin"); !bytes.Equal(got, data) {

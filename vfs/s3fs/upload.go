@@ -30,6 +30,10 @@ import (
 // file on local disk).
 const Window = 64 * 32 << 10
 
+// headroom is the room a part buffer has past PartSize, for the write that fills it: SFTP
+// writes are 32 KiB (256 KiB at most), and a full buffer goes out before the next write.
+const headroom = 256 << 10
+
 // Errors an upload refuses with. They match errors.ErrUnsupported (the core's "operation not
 // supported" kind) and say why.
 var (
@@ -48,7 +52,8 @@ func unsupported(msg string) unsupportedError { return unsupportedError(msg) }
 
 // upload is a file open for writing. Data received in order fills a part buffer; a full
 // buffer goes out as a part of a multipart upload, at most UploadConcurrency parts at a time,
-// so an upload holds at most PartSize × (UploadConcurrency + 1) bytes plus the Window. A file
+// so an upload holds at most (PartSize + 256 KiB) × (UploadConcurrency + 1) bytes plus the
+// Window. A file
 // smaller than one part goes as one PUT. Nothing is visible before the upload completes: on
 // Close for an OpenFile handle, on Publish for CreateUpload's.
 type upload struct {
@@ -170,7 +175,6 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 	case off == u.off:
 		u.cur = append(u.cur, p...)
 		u.off = end
-		u.drainAhead()
 	case off > u.off:
 		if end-u.off > Window || u.aheadLen+int64(len(p)) > Window {
 			return 0, pathErr("write", u.name, ErrOutOfOrder)
@@ -191,42 +195,42 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 		if n < len(p) {
 			u.cur = append(u.cur, p[n:]...)
 			u.off = end
-			u.drainAhead()
 		}
 	}
 	u.hw = max(u.hw, end)
-	if err := u.sendFull(); err != nil {
-		return 0, u.fail("write", err)
+	// The writes received ahead that now continue the data go one at a time, each full
+	// part out before the next, so the buffer never grows past a part and one write.
+	for {
+		if err := u.sendFull(); err != nil {
+			return 0, u.fail("write", err)
+		}
+		if !u.drainOne() {
+			return len(p), nil
+		}
 	}
-	return len(p), nil
 }
 
-// drainAhead moves the writes received ahead that now continue the data in order.
-func (u *upload) drainAhead() {
-	for len(u.ahead) > 0 {
-		moved := false
-		for o, b := range u.ahead {
-			if o > u.off {
-				continue
-			}
-			delete(u.ahead, o)
-			u.aheadLen -= int64(len(b))
-			if e := o + int64(len(b)); e > u.off {
-				tail := b[u.off-o:]
-				// Data from o to u.off was received in order meanwhile; a rewrite of it
-				// wins only while it is in the buffer, as a direct write would.
-				if o >= u.start {
-					copy(u.cur[o-u.start:], b[:u.off-o])
-				}
-				u.cur = append(u.cur, tail...)
-				u.off = e
-			}
-			moved = true
+// drainOne moves one write received ahead that now continues (or overlaps) the data in
+// order into the buffer, and reports whether there was one.
+func (u *upload) drainOne() bool {
+	for o, b := range u.ahead {
+		if o > u.off {
+			continue
 		}
-		if !moved {
-			return
+		delete(u.ahead, o)
+		u.aheadLen -= int64(len(b))
+		if e := o + int64(len(b)); e > u.off {
+			// Data from o to u.off was received in order meanwhile; a rewrite of it wins
+			// only while it is in the buffer, as a direct write would.
+			if o >= u.start {
+				copy(u.cur[o-u.start:], b[:u.off-o])
+			}
+			u.cur = append(u.cur, b[u.off-o:]...)
+			u.off = e
 		}
+		return true
 	}
+	return false
 }
 
 // sendFull sends the full parts of the buffer. A new buffer is taken only once a part may
@@ -584,7 +588,7 @@ func (u *upload) abort() {
 
 // getBuf returns an empty part buffer, and counts it as held.
 func (f *FS) getBuf() []byte {
-	n := f.opt.PartSize + Window
+	n := f.opt.PartSize + headroom
 	f.hold(n)
 	if b, ok := f.bufs.Get().(*[]byte); ok {
 		return (*b)[:0]
@@ -597,8 +601,8 @@ func (f *FS) putBuf(b []byte) {
 	if b == nil {
 		return
 	}
-	f.hold(-(f.opt.PartSize + Window))
-	if int64(cap(b)) < f.opt.PartSize+Window {
+	f.hold(-(f.opt.PartSize + headroom))
+	if int64(cap(b)) < f.opt.PartSize+headroom {
 		return // grown elsewhere: not one of ours to reuse
 	}
 	b = b[:0]
