@@ -84,6 +84,7 @@ func (s *Server) run(t testing.TB, bin string, port int) error {
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
 	s.output = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.output, s.output
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
