@@ -77,10 +77,11 @@ type FS struct {
 	stop   context.CancelFunc
 
 	mu      sync.Mutex
-	pending map[string]*upload // uploads not yet published, by TempName
-	bufs    sync.Pool          // part buffers (*[]byte)
-	held    atomic.Int64       // bytes of part buffers held by uploads
-	peak    atomic.Int64       // the most held at once
+	pending map[string]*upload   // uploads not yet published, by TempName
+	dirs    map[string]time.Time // directories seen to exist, and when (see dirTTL)
+	bufs    sync.Pool            // part buffers (*[]byte)
+	held    atomic.Int64         // bytes of part buffers held by uploads
+	peak    atomic.Int64         // the most held at once
 }
 
 var (
@@ -143,7 +144,7 @@ func New(ctx context.Context, opt Options) (*FS, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	bctx, stop := context.WithCancel(context.Background())
-	f := &FS{c: c, opt: opt, prefix: p, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}}
+	f := &FS{c: c, opt: opt, prefix: p, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{}}
 	hctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	if _, err := c.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(opt.Bucket)}); err != nil {
@@ -308,7 +309,7 @@ func (f *FS) pendingUpload(c string) *upload {
 // needParent fails unless c's parent is a directory.
 func (f *FS) needParent(op, c string) error {
 	dir := path.Dir(c)
-	if dir == "/" {
+	if dir == "/" || f.knownDir(dir) {
 		return nil
 	}
 	fi, err := f.stat(dir)
@@ -321,7 +322,41 @@ func (f *FS) needParent(op, c string) error {
 	if !fi.IsDir() {
 		return pathErr(op, c, syscall.ENOTDIR)
 	}
+	f.sawDir(dir)
 	return nil
+}
+
+// dirTTL is how long a directory seen to exist is taken to exist for the parent check of an
+// upload (a folder of 2,000 uploads is checked once, not 2,000 times). On object storage an
+// upload into a folder removed meanwhile by another node only makes it exist again.
+const dirTTL = 5 * time.Second
+
+func (f *FS) knownDir(c string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.dirs[c]
+	return ok && time.Since(t) < dirTTL
+}
+
+func (f *FS) sawDir(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.dirs) >= 1024 {
+		clear(f.dirs) // a bound, not an LRU: the next uploads check again
+	}
+	f.dirs[c] = time.Now()
+}
+
+// forgetDirs drops c and what lies below it from the directories seen (it was removed or
+// renamed).
+func (f *FS) forgetDirs(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for d := range f.dirs {
+		if d == c || strings.HasPrefix(d, c+"/") {
+			delete(f.dirs, d)
+		}
+	}
 }
 
 // Stat implements afero.Fs.
@@ -492,6 +527,7 @@ func (f *FS) Remove(name string) error {
 	if len(lo.CommonPrefixes) > 0 {
 		return pathErr("remove", c, syscall.ENOTEMPTY)
 	}
+	f.forgetDirs(c)
 	_, err = f.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(f.dirKey(c))})
 	return f.err("remove", c, err)
 }
@@ -505,6 +541,7 @@ func (f *FS) RemoveAll(name string) error {
 	if c == "/" {
 		return pathErr("removeall", c, fs.ErrPermission)
 	}
+	f.forgetDirs(c)
 	keys := []string{f.key(c)}
 	err = f.walkKeys(f.dirKey(c), func(o types.Object) error {
 		keys = append(keys, aws.ToString(o.Key))

@@ -75,6 +75,7 @@ func (f *FS) Rename(oldname, newname string) error {
 	if strings.HasPrefix(n, o+"/") {
 		return pathErr("rename", o, fs.ErrInvalid)
 	}
+	f.forgetDirs(o)
 	return f.err("rename", o, f.renameDir(o, n))
 }
 

@@ -23,12 +23,13 @@ import (
 	"github.com/wharf-project/wharf/vfs"
 )
 
-// Window is how far ahead of the data received in order a write may start: SFTP clients
-// keep many writes in flight and they may arrive out of order. OpenSSH's sftp keeps 64
-// requests of 32 KiB in flight; a write further ahead than this is refused (see
-// docs/storage.md: object storage cannot take data out of order, and wharf keeps no spill
-// file on local disk).
-const Window = 64 * 32 << 10
+// Window is how far ahead of the data received in order a write may end, and how much such
+// writes may hold: SFTP clients keep many writes in flight and they may arrive out of order.
+// OpenSSH's sftp keeps 64 requests of 32 KiB (2 MiB) in flight; clients send the next one as
+// soon as a reply leaves, before the server has taken the lowest write, so the window is
+// twice that. A write further ahead is refused (see docs/storage.md: object storage cannot
+// take data out of order, and wharf keeps no spill file on local disk).
+const Window = 2 * 64 * 32 << 10
 
 // headroom is the room a part buffer has past PartSize, for the write that fills it: SFTP
 // writes are 32 KiB (256 KiB at most), and a full buffer goes out before the next write.
@@ -37,7 +38,7 @@ const headroom = 256 << 10
 // Errors an upload refuses with. They match errors.ErrUnsupported (the core's "operation not
 // supported" kind) and say why.
 var (
-	ErrOutOfOrder = unsupported("write too far ahead of the data received so far: object storage takes an upload in order, within a window of 2 MiB")
+	ErrOutOfOrder = unsupported("write too far ahead of the data received so far: object storage takes an upload in order, within a window of 4 MiB")
 	ErrRewrite    = unsupported("object storage cannot change data already sent: only appending at the end of an object is possible")
 	ErrGap        = unsupported("upload has a gap (data never written): object storage cannot store a sparse file")
 	ErrReadBack   = unsupported("an upload to object storage cannot be read back before it is complete")
