@@ -209,3 +209,38 @@ func TestS3KilledUpload(t *testing.T) {
 		t.Errorf("the killed upload is on the store's disk: %v", err)
 	}
 }
+
+// TestS3PipelinedUpload sends files with pkg/sftp's concurrent ReadFrom, which keeps 64
+// writes in flight and more: the writes arrive out of order while parts are being sent, and
+// all of them must fit the backend's window.
+func TestS3PipelinedUpload(t *testing.T) {
+	store := s3test.Start(t)
+	e := newE2EOn(t, store)
+	sc, err := dialKit(e.srv, e.addr, "alice", testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	c, err := pkgsftp.NewClient(sc, pkgsftp.UseConcurrentWrites(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := randomBytes(t, 64<<20)
+	for i := range 2 {
+		name := fmt.Sprintf("/piped%d.bin", i)
+		f, err := c.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadFrom(bytes.NewReader(data)); err != nil {
+			t.Fatalf("pipelined upload: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(e.remote(name)); !bytes.Equal(got, data) {
+			t.Fatalf("%s differs (%d bytes)", name, len(got))
+		}
+	}
+}
