@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -467,6 +468,12 @@ func (s *Site) backend(def config.VFS, userID string) (afero.Fs, error) {
 	prefix := strings.ReplaceAll(def.Prefix, "{user}", userID)
 	key := def.Name + "\x00" + def.Type + "\x00" + root + "\x00" + prefix
 	if def.Type == "s3" {
+		// A reload that changes the store, the keys or the tuning opens a new backend.
+		secret := sha256.Sum256([]byte(def.SecretKey.Value()))
+		key += fmt.Sprintf("\x00%s\x00%s\x00%s\x00%t\x00%s\x00%x\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d",
+			def.Bucket, def.Endpoint, def.Region, def.PathStyle, def.AccessKey.Value(), secret, def.StorageClass,
+			def.SSE, def.SSEKMSKeyID, def.PartSize, def.UploadConcurrency, def.MaxDirRenameObjects,
+			def.CleanupIncompleteUploadsAfter.Duration)
 		return s.s3Backend(def, key, prefix)
 	}
 	s.mu.Lock()
