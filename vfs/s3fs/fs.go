@@ -82,6 +82,9 @@ type FS struct {
 	bufs    sync.Pool            // part buffers (*[]byte)
 	held    atomic.Int64         // bytes of part buffers held by uploads
 	peak    atomic.Int64         // the most held at once
+
+	// maxCopy and copyPart are maxCopySize and copyPartSize; tests lower them.
+	maxCopy, copyPart int64
 }
 
 var (
@@ -144,7 +147,8 @@ func New(ctx context.Context, opt Options) (*FS, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	bctx, stop := context.WithCancel(context.Background())
-	f := &FS{c: c, opt: opt, prefix: p, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{}}
+	f := &FS{c: c, opt: opt, prefix: p, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{},
+		maxCopy: maxCopySize, copyPart: copyPartSize}
 	hctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	if _, err := c.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(opt.Bucket)}); err != nil {

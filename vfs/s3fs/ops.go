@@ -153,7 +153,7 @@ func (f *FS) copySource(key string) *string {
 // copyObject copies src to dst on the server; meta, when not nil, replaces the metadata.
 // Objects above 5 GiB are copied as a multipart upload of server-side part copies.
 func (f *FS) copyObject(src, dst string, size int64, meta map[string]string) error {
-	if size <= maxCopySize {
+	if size <= f.maxCopy {
 		ctx, cancel := context.WithTimeout(f.ctx, dataTimeout)
 		defer cancel()
 		in := &s3.CopyObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(dst), CopySource: f.copySource(src)}
@@ -178,8 +178,8 @@ func (f *FS) copyObject(src, dst string, size int64, meta map[string]string) err
 		return err
 	}
 	var parts []types.CompletedPart
-	for off, num := int64(0), int32(1); off < size; off, num = off+copyPartSize, num+1 {
-		end := min(off+copyPartSize, size) - 1
+	for off, num := int64(0), int32(1); off < size; off, num = off+f.copyPart, num+1 {
+		end := min(off+f.copyPart, size) - 1
 		ctx, cancel := context.WithTimeout(f.ctx, dataTimeout)
 		out, err := f.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &f.opt.Bucket, Key: aws.String(dst),
 			UploadId: mp, PartNumber: aws.Int32(num), CopySource: f.copySource(src),

@@ -529,3 +529,45 @@ func TestErrors(t *testing.T) {
 	}
 	e.wantErr(t, "stat with the store gone", err, err, "/y")
 }
+
+// TestMultipartCopy renames, sets the time of and appends to objects above the single-copy
+// limit (5 GiB on S3, lowered here): they are copied in parts on the server.
+func TestMultipartCopy(t *testing.T) {
+	e := newEnv(t)
+	e.fs.SetCopyLimits(s3fs.MinPartSize, s3fs.MinPartSize)
+	data := random(t, 2*s3fs.MinPartSize+s3fs.MinPartSize/2)
+	writeFile(t, e.fs, "/a.bin", data)
+	if err := e.fs.Rename("/a.bin", "/b.bin"); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := e.fs.Chtimes("/b.bin", mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, e.fs, "/b.bin"); !bytes.Equal(got, data) {
+		t.Fatal("content differs after a multipart copy")
+	}
+	if fi, err := e.fs.Stat("/b.bin"); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("mtime after a multipart copy: %v, %v", fi, err)
+	}
+	if _, err := e.fs.Stat("/a.bin"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("old name after rename: %v", err)
+	}
+	// Append: the copied first parts are 5 MiB each, the last one takes the rest.
+	f, err := e.fs.OpenFile("/b.bin", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, e.fs, "/b.bin"); !bytes.Equal(got, append(append([]byte(nil), data...), "tail"...)) {
+		t.Fatal("content differs after an append by part copies")
+	}
+	if ups := e.srv.Uploads(t, bucket, ""); len(ups) != 0 {
+		t.Errorf("uploads left: %v", ups)
+	}
+}

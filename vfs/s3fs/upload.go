@@ -321,7 +321,7 @@ func (u *upload) prepareBase() error {
 	}
 	u.mp = id
 	for off := int64(0); off < b.size; {
-		n := min(int64(copyPartSize), b.size-off)
+		n := min(u.f.copyPart, b.size-off)
 		if rest := b.size - off - n; rest > 0 && rest < MinPartSize {
 			n += rest // every part but the last must be 5 MiB at least
 		}
