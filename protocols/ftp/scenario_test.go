@@ -15,10 +15,10 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
-// TestScenariosS3 runs the kit with the files in object storage, over plain FTP and explicit
-// FTPS (implicit FTPS differs from explicit only before the first command).
+// TestScenariosS3 runs the kit with the files in object storage, over plain FTP, explicit
+// and implicit FTPS.
 func TestScenariosS3(t *testing.T) {
-	for _, m := range []mode{modePlain, modeExplicit} {
+	for _, m := range []mode{modePlain, modeExplicit, modeImplicit} {
 		t.Run(m.String(), func(t *testing.T) { s3kit.Run(t, protocol(m)) })
 	}
 }
