@@ -83,6 +83,10 @@ type FS struct {
 	held    atomic.Int64         // bytes of part buffers held by uploads
 	peak    atomic.Int64         // the most held at once
 
+	// opened is the time of directories that have no marker to take one from (a zero time
+	// reads as year 1 in listings, or wraps in SFTP's 32-bit times).
+	opened time.Time
+
 	// maxCopy and copyPart are maxCopySize and copyPartSize; tests lower them.
 	maxCopy, copyPart int64
 }
@@ -148,7 +152,7 @@ func New(ctx context.Context, opt Options) (*FS, error) {
 	})
 	bctx, stop := context.WithCancel(context.Background())
 	f := &FS{c: c, opt: opt, prefix: p, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{},
-		maxCopy: maxCopySize, copyPart: copyPartSize}
+		maxCopy: maxCopySize, copyPart: copyPartSize, opened: time.Now().Truncate(time.Second)}
 	hctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	if _, err := c.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(opt.Bucket)}); err != nil {
@@ -382,7 +386,7 @@ func (f *FS) Stat(name string) (os.FileInfo, error) {
 // stat describes c: the object of that key, else a directory if any key lies below it.
 func (f *FS) stat(c string) (*info, error) {
 	if c == "/" {
-		return &info{name: "/", dir: true}, nil
+		return &info{name: "/", dir: true, mod: f.opened}, nil
 	}
 	ctx, cancel := f.opCtx()
 	defer cancel()
@@ -401,7 +405,7 @@ func (f *FS) stat(c string) (*info, error) {
 	if len(lo.Contents) == 0 && len(lo.CommonPrefixes) == 0 {
 		return nil, pathErr("stat", c, fs.ErrNotExist)
 	}
-	fi := &info{name: path.Base(c), dir: true}
+	fi := &info{name: path.Base(c), dir: true, mod: f.opened}
 	if len(lo.Contents) > 0 && aws.ToString(lo.Contents[0].Key) == f.dirKey(c) {
 		fi.mod = aws.ToTime(lo.Contents[0].LastModified)
 	}

@@ -426,7 +426,7 @@ func (d *dirFile) page() error {
 		if base == "" || strings.Contains(base, "/") {
 			continue
 		}
-		d.buf = append(d.buf, &info{name: base, dir: true})
+		d.buf = append(d.buf, &info{name: base, dir: true, mod: f.opened})
 	}
 	return nil
 }

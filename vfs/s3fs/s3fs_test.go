@@ -229,6 +229,12 @@ func TestDirs(t *testing.T) {
 	if err != nil || !slices.Equal(names, []string{"d", "x"}) {
 		t.Errorf("Readdirnames(/) = %q, %v", names, err)
 	}
+	// Directories have a time, from their marker or else from when the backend opened.
+	for _, p := range []string{"/", "/x", "/x/y"} {
+		if fi, err := fsys.Stat(p); err != nil || fi.ModTime().Year() < 2000 {
+			t.Errorf("Stat(%s) time = %v, %v", p, fi.ModTime(), err)
+		}
+	}
 	dir, _ = fsys.Open("/d")
 	one, err := dir.Readdir(1)
 	if err != nil || len(one) != 1 {
