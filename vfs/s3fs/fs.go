@@ -384,30 +384,56 @@ func (f *FS) Stat(name string) (os.FileInfo, error) {
 }
 
 // stat describes c: the object of that key, else a directory if any key lies below it.
-func (f *FS) stat(c string) (*info, error) {
+// Where c may well be missing or a directory (before an upload, a parent), the HEAD and the
+// LIST go together: one round trip instead of two, for one LIST too many when c is a file.
+func (f *FS) stat(c string) (*info, error) { return f.statBoth(c, true) }
+
+// statFile is stat for a name that is most likely a file (opened for reading): the LIST
+// goes only after the HEAD missed.
+func (f *FS) statFile(c string) (*info, error) { return f.statBoth(c, false) }
+
+func (f *FS) statBoth(c string, together bool) (*info, error) {
 	if c == "/" {
 		return &info{name: "/", dir: true, mod: f.opened}, nil
 	}
 	ctx, cancel := f.opCtx()
 	defer cancel()
+	type listed struct {
+		out *s3.ListObjectsV2Output
+		err error
+	}
+	list := func() listed {
+		out, err := f.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &f.opt.Bucket,
+			Prefix: aws.String(f.dirKey(c)), MaxKeys: aws.Int32(1)})
+		return listed{out, err}
+	}
+	var early chan listed
+	if together {
+		early = make(chan listed, 1)
+		go func() { early <- list() }()
+	}
 	out, err := f.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(f.key(c))})
 	if err == nil {
-		return f.headInfo(path.Base(c), out), nil
+		return f.headInfo(path.Base(c), out), nil // the LIST is cancelled with ctx
 	}
 	if !isNotFound(err) {
 		return nil, f.err("stat", c, err)
 	}
-	lo, err := f.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &f.opt.Bucket,
-		Prefix: aws.String(f.dirKey(c)), MaxKeys: aws.Int32(1)})
-	if err != nil {
-		return nil, f.err("stat", c, err)
+	var l listed
+	if early != nil {
+		l = <-early
+	} else {
+		l = list()
 	}
-	if len(lo.Contents) == 0 && len(lo.CommonPrefixes) == 0 {
+	if l.err != nil {
+		return nil, f.err("stat", c, l.err)
+	}
+	if len(l.out.Contents) == 0 && len(l.out.CommonPrefixes) == 0 {
 		return nil, pathErr("stat", c, fs.ErrNotExist)
 	}
 	fi := &info{name: path.Base(c), dir: true, mod: f.opened}
-	if len(lo.Contents) > 0 && aws.ToString(lo.Contents[0].Key) == f.dirKey(c) {
-		fi.mod = aws.ToTime(lo.Contents[0].LastModified)
+	if len(l.out.Contents) > 0 && aws.ToString(l.out.Contents[0].Key) == f.dirKey(c) {
+		fi.mod = aws.ToTime(l.out.Contents[0].LastModified)
 	}
 	return fi, nil
 }
@@ -619,7 +645,7 @@ func (f *FS) Chmod(name string, _ os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.stat(c)
+	_, err = f.statFile(c)
 	return err
 }
 
@@ -640,7 +666,7 @@ func (f *FS) Chtimes(name string, _, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	fi, err := f.stat(c)
+	fi, err := f.statFile(c)
 	if err != nil || fi.IsDir() {
 		return err
 	}

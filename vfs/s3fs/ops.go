@@ -287,7 +287,7 @@ func (f *FS) KnownHash(_ context.Context, name, algo string) (string, bool, erro
 	if err != nil {
 		return "", false, err
 	}
-	fi, err := f.stat(c)
+	fi, err := f.statFile(c)
 	if err != nil {
 		return "", false, err
 	}

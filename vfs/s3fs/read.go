@@ -31,7 +31,7 @@ func (f *FS) openRead(c string) (afero.File, error) {
 	if u := f.pendingUpload(c); u != nil {
 		return &uploadView{u: u}, nil
 	}
-	fi, err := f.stat(c)
+	fi, err := f.statFile(c)
 	if err != nil {
 		return nil, pathErr("open", c, unwrapPath(err))
 	}
