@@ -129,3 +129,39 @@ sites:
 		t.Fatalf("after the restart: incomplete uploads %v left", ups)
 	}
 }
+
+// TestCheckS3Bucket: `wharf check` reaches each s3 vfs's bucket with its endpoint and keys,
+// and names the vfs whose bucket it cannot reach.
+func TestCheckS3Bucket(t *testing.T) {
+	store := s3test.Start(t)
+	store.Bucket(t, "wharf-check")
+	t.Setenv("WHARF_TEST_S3_SECRET", store.SecretKey)
+	dir := t.TempDir()
+	write := func(bucket string) string {
+		p := filepath.Join(dir, bucket+".yaml")
+		cfg := fmt.Sprintf(`state_dir: ./state
+sites:
+  - name: test
+    listeners:
+      - { protocol: sftp, address: "127.0.0.1:0" }
+    vfs:
+      - { name: home, type: s3, bucket: %s, prefix: "{user}", endpoint: %s, path_style: true, access_key: %s, secret_key: {env: WHARF_TEST_S3_SECRET} }
+    users:
+      - { id: alice, password: "$2a$10$C6UzMDM.H6dfI/f/IKcEeO5lHLcsYF9ch9Jp0dbt9mTJ1VWjR0Nq2", home: { vfs: home } }
+`, bucket, store.Endpoint, store.AccessKey)
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if code, out, errOut := runCmd(t, "", "check", "-c", write("wharf-check")); code != 0 {
+		t.Fatalf("check of a reachable bucket: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut := runCmd(t, "", "check", "-c", write("no-such-bucket"))
+	if code != 1 || !strings.Contains(errOut, "sites[0].vfs[0].bucket: bucket no-such-bucket cannot be reached") {
+		t.Fatalf("check of a missing bucket: exit %d\n%s", code, errOut)
+	}
+	if strings.Contains(errOut, store.SecretKey) {
+		t.Fatal("check prints the secret key")
+	}
+}
