@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"sync"
+	"time"
 
 	"github.com/spf13/afero"
 	"golang.org/x/time/rate"
@@ -147,9 +148,20 @@ func scanUsage(t *vfs.Table) (bytes, files int64, err error) {
 	return ScanUsage(r.Mount.FS)
 }
 
+// usageScanTimeout bounds the scan of a backend that counts its own usage (a listing of an
+// object store's prefix).
+const usageScanTimeout = 10 * time.Minute
+
 // ScanUsage counts the bytes and files of a backend as quotas count them (tests compare the
 // live count with it).
 func ScanUsage(fsys afero.Fs) (bytes, files int64, err error) {
+	if uc, ok := fsys.(vfs.UsageCounter); ok {
+		// An object store lists every key under its prefix in pages of 1,000, instead of
+		// a request per directory and per entry.
+		ctx, cancel := context.WithTimeout(context.Background(), usageScanTimeout)
+		defer cancel()
+		return uc.Usage(ctx)
+	}
 	seen := map[any]bool{}
 	err = afero.Walk(fsys, "/", func(p string, fi fs.FileInfo, err error) error {
 		if err != nil {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/vfs"
+	"github.com/wharf-project/wharf/vfs/s3fs"
 )
 
 // Options configure a Site beyond its YAML.
@@ -451,16 +453,29 @@ func (s *Site) loggedInLocked(sess *Session) {
 	}
 }
 
+// s3OpenTimeout bounds opening an s3 vfs at a user's first login.
+const s3OpenTimeout = 60 * time.Second
+
 // backend returns the (shared, cached) backend for a vfs definition and user.
 func (s *Site) backend(def config.VFS, userID string) (afero.Fs, error) {
-	if strings.Contains(def.Root, "{user}") {
+	if strings.Contains(def.Root, "{user}") || strings.Contains(def.Prefix, "{user}") {
 		// Defence in depth: ids are validated at load and at script authentication.
 		if err := config.ValidUserID(userID); err != nil || userID == "*" {
 			return nil, fmt.Errorf("vfs %q: user id not usable in a path: %w", def.Name, ErrDenied)
 		}
 	}
 	root := strings.ReplaceAll(def.Root, "{user}", userID)
-	key := def.Name + "\x00" + def.Type + "\x00" + root
+	prefix := strings.ReplaceAll(def.Prefix, "{user}", userID)
+	key := def.Name + "\x00" + def.Type + "\x00" + root + "\x00" + prefix
+	if def.Type == "s3" {
+		// A reload that changes the store, the keys or the tuning opens a new backend.
+		secret := sha256.Sum256([]byte(def.SecretKey.Value()))
+		key += fmt.Sprintf("\x00%s\x00%s\x00%s\x00%t\x00%s\x00%x\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d",
+			def.Bucket, def.Endpoint, def.Region, def.PathStyle, def.AccessKey.Value(), secret, def.StorageClass,
+			def.SSE, def.SSEKMSKeyID, def.PartSize, def.UploadConcurrency, def.MaxDirRenameObjects,
+			def.CleanupIncompleteUploadsAfter.Duration)
+		return s.s3Backend(def, key, prefix)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b, ok := s.backends[key]; ok {
@@ -481,6 +496,39 @@ func (s *Site) backend(def config.VFS, userID string) (afero.Fs, error) {
 	}
 	s.backends[key] = b
 	return b, nil
+}
+
+// s3Backend opens an s3 vfs for one prefix, once: a HEAD of the bucket and the cleanup of the
+// incomplete uploads a crash left there. That talks to the network, so it runs outside the
+// site lock; of two logins that open it at once, the second one's copy is closed.
+func (s *Site) s3Backend(def config.VFS, key, prefix string) (afero.Fs, error) {
+	s.mu.Lock()
+	b, ok := s.backends[key]
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s3OpenTimeout)
+	defer cancel()
+	d, err := s3fs.New(ctx, s3fs.Options{Bucket: def.Bucket, Prefix: prefix, Endpoint: def.Endpoint,
+		Region: def.Region, PathStyle: def.PathStyle, AccessKey: def.AccessKey.Value(),
+		SecretKey: def.SecretKey.Value(), StorageClass: def.StorageClass, SSE: def.SSE,
+		SSEKMSKeyID: def.SSEKMSKeyID, PartSize: int64(def.PartSize), UploadConcurrency: def.UploadConcurrency,
+		MaxDirRenameObjects: def.MaxDirRenameObjects, CleanupAfter: def.CleanupIncompleteUploadsAfter.Duration,
+		Logger: s.log.With("vfs", def.Name)})
+	if err != nil {
+		// The cause names the endpoint and the bucket: for the log, not for clients.
+		s.log.Error("cannot open the s3 vfs", "vfs", def.Name, "err", err)
+		return nil, fmt.Errorf("vfs %q: object storage unavailable: %w", def.Name, ErrFailure)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.backends[key]; ok {
+		_ = d.Close()
+		return b, nil
+	}
+	s.backends[key] = d
+	return d, nil
 }
 
 // mountTable opens the user's mounts.

@@ -41,6 +41,9 @@ type WriteHandle struct {
 	quota  *usage // nil without a quota or outside the home mount
 	mode   WriteMode
 	start  time.Time
+	// appendFrom is the file's size when an append opened it: WriteAt offsets from there on
+	// are the client's own (see WriteAt).
+	appendFrom int64
 
 	// Atomic uploads, registered in the site's inflight registry.
 	key uploadKey
@@ -118,6 +121,9 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 		return nil, s.fail(opErr(op, t.virtual, ErrDenied, s.scriptRefusal(BeforeFileUpload)))
 	}
 	h := &WriteHandle{sess: s, t: t, quota: s.homeQuota(t), mode: mode, pos: offset, start: s.site.now()}
+	if exists && mode.Append {
+		h.appendFrom = fi.Size()
+	}
 	// Atomic when the content starts empty; the temp file is opened read-write, so read+write
 	// opens (pkg/sftp's Create) qualify too.
 	if t.atomic && (!exists || mode.Truncate) && !mode.Append && offset == 0 {
@@ -221,8 +227,20 @@ func (h *WriteHandle) Stat() (fs.FileInfo, error) {
 	return renamed(fi, path.Base(h.t.virtual)), nil
 }
 
-// WriteAt writes at an offset (SFTP's out-of-order writes); in append mode at the end.
+// WriteAt writes at an offset (SFTP's out-of-order writes). In append mode a write goes to
+// the end, unless its offset lies at or past the size the file had when it was opened:
+// clients that append with offsets (OpenSSH's reput) keep many writes in flight, the server
+// may handle them out of order, and only their offsets put them back in order.
 func (h *WriteHandle) WriteAt(p []byte, off int64) (n int, err error) {
+	return h.writeAt(p, off, true)
+}
+
+// writeAt writes p; positional says off is the client's own offset (WriteAt), not the
+// position of a stream (Write).
+func (h *WriteHandle) writeAt(p []byte, off int64, positional bool) (n int, err error) {
+	if h.mode.Append && !(positional && off >= h.appendFrom) {
+		off = -1 // at the end
+	}
 	s := h.sess
 	if s.Closed() {
 		return 0, opErr("write", h.t.virtual, ErrClosed, nil)
@@ -300,7 +318,7 @@ func (h *WriteHandle) writeCounted(p []byte, off int64) (int, error) {
 		return 0, h.failWrite(err)
 	}
 	cur := fi.Size()
-	if h.mode.Append {
+	if off < 0 {
 		off = cur
 	}
 	grow := max(0, off+int64(len(p))-cur)
@@ -319,7 +337,7 @@ func (h *WriteHandle) writeCounted(p []byte, off int64) (int, error) {
 
 // writePlain writes in place for a user without a quota.
 func (h *WriteHandle) writePlain(p []byte, off int64) (int, error) {
-	if h.mode.Append {
+	if off < 0 {
 		// The end is read for every write: other handles may change the file meanwhile.
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -353,7 +371,7 @@ func (h *WriteHandle) failWrite(err error) error {
 
 // Write writes sequentially from the open offset.
 func (h *WriteHandle) Write(p []byte) (int, error) {
-	n, err := h.WriteAt(p, h.pos)
+	n, err := h.writeAt(p, h.pos, false)
 	h.pos += int64(n)
 	return n, err
 }

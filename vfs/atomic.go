@@ -48,6 +48,10 @@ type AtomicFile struct {
 	dirName  string
 	dirTmp   string
 
+	// up is the upload of a backend whose uploads are atomic by nature (UploadCreator):
+	// then there is no temporary file, and Publish and Discard go to the backend.
+	up PendingUpload
+
 	mu       sync.Mutex
 	closed   bool
 	finished bool
@@ -63,6 +67,13 @@ func CreateAtomic(fsys afero.Fs, name string, perm os.FileMode) (*AtomicFile, er
 	}
 	if c == "/" {
 		return nil, &fs.PathError{Op: "create", Path: c, Err: fs.ErrInvalid}
+	}
+	if uc, ok := fsys.(UploadCreator); ok {
+		up, err := uc.CreateUpload(c, perm)
+		if err != nil {
+			return nil, err
+		}
+		return &AtomicFile{File: up, name: c, tmp: up.TempName(), up: up}, nil
 	}
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -171,6 +182,9 @@ func (a *AtomicFile) Publish() error {
 		return &fs.PathError{Op: "publish", Path: a.name, Err: errFinished}
 	}
 	a.finished = true
+	if a.up != nil {
+		return a.publishUpload()
+	}
 	defer a.releaseDir()
 	if !a.closed {
 		// A failed close can mean lost data, so it must not be published.
@@ -195,6 +209,13 @@ func (a *AtomicFile) Discard() error {
 		return &fs.PathError{Op: "discard", Path: a.name, Err: errFinished}
 	}
 	a.finished = true
+	if a.up != nil {
+		a.closed = true
+		if err := a.up.Discard(); err != nil {
+			return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, err)
+		}
+		return nil
+	}
 	defer a.releaseDir()
 	var cerr error
 	if !a.closed {
@@ -205,6 +226,20 @@ func (a *AtomicFile) Discard() error {
 	}
 	if cerr != nil {
 		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, cerr)
+	}
+	return nil
+}
+
+// publishUpload publishes the upload of an UploadCreator; a failed close discards it.
+func (a *AtomicFile) publishUpload() error {
+	if !a.closed {
+		if err := a.closeLocked(); err != nil {
+			_ = a.up.Discard()
+			return fmt.Errorf("vfs: publishing %s: %w", a.name, err)
+		}
+	}
+	if err := a.up.Publish(); err != nil {
+		return fmt.Errorf("vfs: publishing %s: %w", a.name, err)
 	}
 	return nil
 }

@@ -60,6 +60,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		p, w := checkSites(cfg)
 		problems, warnings = append(problems, p...), append(warnings, w...)
 		problems = append(problems, unwritable(cfg)...)
+		problems = append(problems, unreachableBuckets(cfg)...)
 		problems = append(problems, usersWhoCannotLogIn(cfg)...)
 	}
 	for _, w := range warnings {

@@ -221,6 +221,8 @@ func TestConfigDocsMatchLoader(t *testing.T) {
 	// secrets it names are set here).
 	t.Setenv("WHARF_SMTP_PASSWORD", "example")
 	t.Setenv("PARTNER_SMTP_PASSWORD", "example")
+	t.Setenv("WHARF_S3_ACCESS_KEY", "example")
+	t.Setenv("WHARF_S3_SECRET_KEY", "example")
 	if _, err := config.Parse([]byte(m[1]), "example.yaml", t.TempDir()); err != nil {
 		for _, p := range err.(*config.Error).Problems {
 			if !strings.Contains(p.Msg, "not found") {

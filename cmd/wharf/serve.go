@@ -509,8 +509,11 @@ func (s *server) printBanner(w io.Writer, demoPassword string) {
 	}
 	for _, sc := range s.boot.Sites {
 		for _, v := range sc.VFS {
-			if v.Type == "disk" {
+			switch v.Type {
+			case "disk":
 				fmt.Fprintf(w, "  data (%s): %s\n", v.Name, v.Root)
+			case "s3":
+				fmt.Fprintf(w, "  data (%s): s3://%s/%s\n", v.Name, v.Bucket, strings.TrimPrefix(v.Prefix, "/"))
 			}
 		}
 	}

@@ -217,12 +217,31 @@ type Names struct {
 // VFS is a named storage backend that users mount.
 type VFS struct {
 	Name          string `yaml:"name"`
-	Type          string `yaml:"type"`           // disk | memory
+	Type          string `yaml:"type"`           // disk | memory | s3
 	Root          string `yaml:"root"`           // disk only; may contain {user}; absolute after loading
-	AtomicUploads *bool  `yaml:"atomic_uploads"` // default true for disk, false for memory; set after loading
+	AtomicUploads *bool  `yaml:"atomic_uploads"` // default true for disk and s3, false for memory; set after loading
 	// AllowSymlinks lets users create symbolic links (SFTP symlink). Off by default; links
 	// already on disk are followed inside the root either way.
 	AllowSymlinks bool `yaml:"allow_symlinks"`
+
+	// S3 (type s3 only; see docs/storage.md).
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`   // key prefix; may contain {user}
+	Endpoint  string `yaml:"endpoint"` // "" = AWS
+	Region    string `yaml:"region"`   // "" = the AWS configuration's, else us-east-1
+	PathStyle bool   `yaml:"path_style"`
+	// AccessKey and SecretKey: both or neither; neither = the default AWS credential chain.
+	AccessKey           Secret   `yaml:"access_key"`
+	SecretKey           Secret   `yaml:"secret_key"`
+	StorageClass        string   `yaml:"storage_class"`
+	SSE                 string   `yaml:"sse"` // "" | AES256 | aws:kms
+	SSEKMSKeyID         string   `yaml:"sse_kms_key_id"`
+	PartSize            ByteSize `yaml:"part_size"`              // default 8 MiB
+	UploadConcurrency   int      `yaml:"upload_concurrency"`     // default 4
+	MaxDirRenameObjects int      `yaml:"max_dir_rename_objects"` // default 1000
+	// CleanupIncompleteUploadsAfter: at start, incomplete multipart uploads under the prefix
+	// older than this are aborted; 0 = never. Default 24h.
+	CleanupIncompleteUploadsAfter Duration `yaml:"cleanup_incomplete_uploads_after"`
 }
 
 // Atomic reports whether uploads are written under a temporary name and published on close.
@@ -230,7 +249,7 @@ func (v VFS) Atomic() bool {
 	if v.AtomicUploads != nil {
 		return *v.AtomicUploads
 	}
-	return v.Type == "disk"
+	return v.Type == "disk" || v.Type == "s3"
 }
 
 // User is an account (or, with ID "*", the catch-all profile for script-authenticated users).

@@ -127,7 +127,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"bad health check CIDR", head + "    protector:\n      health_check_sources: [10.0.0.0/33]\n", "sites[0].protector.health_check_sources[0]", 8, `invalid CIDR "10.0.0.0/33"`, ""},
 		{"bad protector CIDR", head + "    protector:\n      block: [300.1.1.1]\n", "sites[0].protector.block[0]", 8, `invalid CIDR "300.1.1.1"`, ""},
 		{"duplicate vfs", head + "      - {name: home, type: memory}\n", "sites[0].vfs[1].name", 7, `duplicate vfs name "home" (first at line 6)`, ""},
-		{"bad vfs type", head + "      - {name: s3, type: s3}\n", "sites[0].vfs[1].type", 7, `invalid value "s3" (allowed: disk, memory)`, ""},
+		{"bad vfs type", head + "      - {name: nfs, type: nfs}\n", "sites[0].vfs[1].type", 7, `invalid value "nfs" (allowed: disk, memory, s3)`, ""},
 		{"disk without root", head + "      - {name: d, type: disk}\n", "sites[0].vfs[1].root", 7, "a disk vfs needs a root", ""},
 		{"memory with root", head + "      - {name: m, type: memory, root: /x}\n", "sites[0].vfs[1].root", 7, "a memory vfs has no root", ""},
 		{"memory with symlinks", head + "      - {name: m, type: memory, allow_symlinks: true}\n", "sites[0].vfs[1].allow_symlinks", 7, "a memory vfs has no symbolic links", ""},

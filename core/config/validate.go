@@ -417,16 +417,21 @@ func (c *checker) checkSite(key string, s *Site) {
 			if v.Root != "" {
 				c.errorf(vk+".root", "a memory vfs has no root; remove it")
 			}
+		case "s3":
+			c.checkS3(vk, v)
 		case "":
-			c.errorf(vk+".type", "a vfs type is required (disk or memory)")
+			c.errorf(vk+".type", "a vfs type is required (disk, memory or s3)")
 		default:
-			c.oneOf(vk+".type", v.Type, "disk", "memory")
+			c.oneOf(vk+".type", v.Type, "disk", "memory", "s3")
+		}
+		if v.Type != "s3" {
+			c.noS3Keys(vk, v.Type)
 		}
 		if v.AtomicUploads == nil {
-			v.AtomicUploads = boolPtr(v.Type == "disk")
+			v.AtomicUploads = boolPtr(v.Type == "disk" || v.Type == "s3")
 		}
-		if v.AllowSymlinks && v.Type == "memory" {
-			c.errorf(vk+".allow_symlinks", "a memory vfs has no symbolic links; remove allow_symlinks")
+		if v.AllowSymlinks && (v.Type == "memory" || v.Type == "s3") {
+			c.errorf(vk+".allow_symlinks", "%s vfs has no symbolic links; remove allow_symlinks", map[string]string{"memory": "a memory", "s3": "an s3"}[v.Type])
 		}
 	}
 

@@ -193,11 +193,39 @@ func ScenarioRules(d *Dispatcher) {
 // NewSite builds the scenario site under a temp dir, with the kit's rules.
 func NewSite(t *testing.T) (*core.Site, string) {
 	t.Helper()
+	return NewSiteOn(t, DiskStorage)
+}
+
+// Storage is where the scenario site keeps its files: the definitions of its "home" (with
+// {user}) and "shared" vfs, and the host folder that holds their files as home/<user> and
+// shared, which scenarios check.
+type Storage struct {
+	Name string
+	VFS  func(t *testing.T) (defs []config.VFS, root string)
+	// NoHostLinks: symbolic links made on the host do not show through (object storage).
+	NoHostLinks bool
+	// Mkdir makes a folder of the site's files (rel is below root, slash-separated) for a
+	// protocol that cannot; nil = os.MkdirAll on the host.
+	Mkdir func(t *testing.T, rel string)
+}
+
+// DiskStorage keeps the scenario site's files on disk backends under a temp dir.
+var DiskStorage = Storage{Name: "disk", VFS: func(t *testing.T) ([]config.VFS, string) {
 	root := t.TempDir()
+	return SiteConfig(root).VFS, root
+}}
+
+// NewSiteOn builds the scenario site on storage, with the kit's rules, and returns it with
+// the host folder of its files.
+func NewSiteOn(t *testing.T, st Storage) (*core.Site, string) {
+	t.Helper()
+	defs, root := st.VFS(t)
+	cfg := SiteConfig(root)
+	cfg.VFS = defs
 	d := &Dispatcher{}
 	ScenarioRules(d)
 	// Sessions log at Info; the table runs hundreds of logins, so keep test output readable.
-	site, err := core.NewSite(SiteConfig(root), core.Options{Events: d, Logger: slog.New(slog.DiscardHandler)})
+	site, err := core.NewSite(cfg, core.Options{Events: d, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("scenario site: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ type Env struct {
 	Protocol Protocol
 	Dial     Dial
 	Root     string // host folder: home/<user>, shared
+	Storage  Storage
 }
 
 // Login dials a user or fails the test; the client is closed when the test ends.
@@ -42,16 +44,19 @@ func (e *Env) Login(t *testing.T, user string) Client {
 // HomeDir is the host folder of a user's home.
 func (e *Env) HomeDir(user string) string { return filepath.Join(e.Root, "home", user) }
 
-// Run runs every scenario against a protocol.
-func Run(t *testing.T, p Protocol) {
-	site, root := NewSite(t)
+// Run runs every scenario against a protocol, on disk.
+func Run(t *testing.T, p Protocol) { RunOn(t, p, DiskStorage) }
+
+// RunOn runs every scenario against a protocol, with the site's files on storage.
+func RunOn(t *testing.T, p Protocol, st Storage) {
+	site, root := NewSiteOn(t, st)
 	if err := os.MkdirAll(filepath.Join(root, "shared"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(root, "shared", "readme.txt"), []byte(SharedData), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Protocol: p, Dial: p.Serve(t, site), Root: root}
+	e := &Env{Protocol: p, Dial: p.Serve(t, site), Root: root, Storage: st}
 	for _, sc := range Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) { sc.Run(t, e) })
 	}
@@ -76,6 +81,10 @@ func (e *Env) mkdir(t *testing.T, c Client, user, p string) {
 	t.Helper()
 	if e.Can(CapMkdir) {
 		mustNil(t, c.Mkdir(p), "mkdir "+p)
+		return
+	}
+	if e.Storage.Mkdir != nil {
+		e.Storage.Mkdir(t, path.Join("home", user, p))
 		return
 	}
 	mustNil(t, os.MkdirAll(filepath.Join(e.HomeDir(user), filepath.FromSlash(p)), 0o755), "mkdir on the host")
@@ -399,6 +408,9 @@ func Scenarios() []Scenario {
 			// directory link to its folder, a link to the file itself (both put there on the
 			// host; users cannot create links on the scenario site).
 			e.need(t, CapList)
+			if e.Storage.NoHostLinks {
+				t.Skipf("%s storage has no symbolic links", e.Storage.Name)
+			}
 			c := e.Login(t, UserAlice)
 			e.mkdir(t, c, UserAlice, "/hidl")
 			secret := "secret" + HiddenSuffix

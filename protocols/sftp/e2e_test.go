@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/wharf-project/wharf/core"
+	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/core/coretest"
+	"github.com/wharf-project/wharf/core/coretest/s3kit"
+	"github.com/wharf-project/wharf/internal/s3test"
 )
 
 // End-to-end tests with real clients. Each is skipped when its client is missing, and fails
@@ -32,7 +35,11 @@ type e2e struct {
 	d    *coretest.Dispatcher
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T) *e2e { return newE2EOn(t, nil) }
+
+// newE2EOn is newE2E with alice's home in object storage when store is not nil (prefix
+// home/alice of bucket s3kit.Bucket); home is then that prefix's folder on the store's host.
+func newE2EOn(t *testing.T, store *s3test.Server) *e2e {
 	t.Helper()
 	keygen := coretest.NeedBinary(t, "ssh-keygen")
 	work := t.TempDir()
@@ -52,10 +59,15 @@ func newE2E(t *testing.T) *e2e {
 	for _, ev := range []core.EventName{core.BeforeOpenCmd, core.BeforeOpenSFTP, core.OnAuthSuccess, core.OnAuthFail} {
 		d.On(ev, func(*core.Event) {})
 	}
-	site := newTestSite(t, testSiteConfig(root, u), d)
+	cfg := testSiteConfig(root, u)
+	home := filepath.Join(root, "home", "alice")
+	if store != nil {
+		cfg.VFS = []config.VFS{s3kit.VFS(store, "home", "home/{user}")}
+		home = filepath.Join(store.Bucket(t, s3kit.Bucket), "home", "alice")
+	}
+	site := newTestSite(t, cfg, d)
 	srv, addr := startServer(t, site)
 	_, port, _ := net.SplitHostPort(addr)
-	home := filepath.Join(root, "home", "alice")
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,17 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/coretest"
+	"github.com/wharf-project/wharf/core/coretest/s3kit"
 )
 
 // TestScenarios runs the cross-protocol scenario table over SFTP with pkg/sftp's client.
-func TestScenarios(t *testing.T) {
-	coretest.Run(t, coretest.Protocol{
+func TestScenarios(t *testing.T) { coretest.Run(t, kitProtocol()) }
+
+// TestScenariosS3 runs the table over SFTP with the files in object storage.
+func TestScenariosS3(t *testing.T) { s3kit.Run(t, kitProtocol()) }
+
+func kitProtocol() coretest.Protocol {
+	return coretest.Protocol{
 		Name: "SFTP",
 		Serve: func(t *testing.T, site *core.Site) coretest.Dial {
 			srv, addr := startServer(t, site)
@@ -38,7 +44,7 @@ func TestScenarios(t *testing.T) {
 			}
 		},
 		Kind: sftpKind,
-	})
+	}
 }
 
 // dialKit logs in with a password. SSH reports a refused login without a reason; the

@@ -15,14 +15,20 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/coretest"
+	"github.com/wharf-project/wharf/core/coretest/s3kit"
 )
 
 // TestSCPScenarios runs the scenario kit over legacy SCP: every row that only copies whole
 // files (uploads, downloads, quota, limits, blocked uploads, escapes). SCP has no listing,
 // stat, mkdir, delete, rename or resume, so rows needing those are skipped and others check
 // the host folder instead.
-func TestSCPScenarios(t *testing.T) {
-	coretest.Run(t, coretest.Protocol{
+func TestSCPScenarios(t *testing.T) { coretest.Run(t, scpKitProtocol()) }
+
+// TestSCPScenariosS3 runs the same rows with the files in object storage.
+func TestSCPScenariosS3(t *testing.T) { s3kit.Run(t, scpKitProtocol()) }
+
+func scpKitProtocol() coretest.Protocol {
+	return coretest.Protocol{
 		Name: "SCP",
 		Serve: func(t *testing.T, site *core.Site) coretest.Dial {
 			srv, addr := startServer(t, site)
@@ -38,7 +44,7 @@ func TestSCPScenarios(t *testing.T) {
 			coretest.CapList: true, coretest.CapStat: true, coretest.CapMkdir: true, coretest.CapRmdir: true,
 			coretest.CapRemove: true, coretest.CapRename: true, coretest.CapResume: true,
 		},
-	})
+	}
 }
 
 // scpClient implements the copying half of coretest.Client the way OpenSSH's scp does with

@@ -1,0 +1,11 @@
+package s3fs
+
+// Held returns the bytes of part buffers the backend's uploads hold now, and the peak.
+func (f *FS) Held() (now, peak int64) { return f.held.Load(), f.peak.Load() }
+
+// Headroom is the room of a part buffer past the part size.
+const Headroom = headroom
+
+// SetCopyLimits lowers the size above which objects are copied in parts, and the parts'
+// size, so that tests reach the multipart copy with small objects.
+func (f *FS) SetCopyLimits(maxCopy, part int64) { f.maxCopy, f.copyPart = maxCopy, part }

@@ -1,0 +1,623 @@
+package s3fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/wharf-project/wharf/vfs"
+)
+
+// Window is how far ahead of the data received in order a write may end, and how much such
+// writes may hold: SFTP clients keep many writes in flight and they may arrive out of order.
+// OpenSSH's sftp keeps 64 requests of 32 KiB (2 MiB) in flight; clients send the next one as
+// soon as a reply leaves, before the server has taken the lowest write, so the window is
+// twice that. A write further ahead is refused (see docs/storage.md: object storage cannot
+// take data out of order, and wharf keeps no spill file on local disk).
+const Window = 2 * 64 * 32 << 10
+
+// headroom is the room a part buffer has past PartSize, for the write that fills it: SFTP
+// writes are 32 KiB (256 KiB at most), and a full buffer goes out before the next write.
+const headroom = 256 << 10
+
+// Errors an upload refuses with. They match errors.ErrUnsupported (the core's "operation not
+// supported" kind) and say why.
+var (
+	ErrOutOfOrder = unsupported("write too far ahead of the data received so far: object storage takes an upload in order, within a window of 4 MiB")
+	ErrRewrite    = unsupported("object storage cannot change data already sent: only appending at the end of an object is possible")
+	ErrGap        = unsupported("upload has a gap (data never written): object storage cannot store a sparse file")
+	ErrReadBack   = unsupported("an upload to object storage cannot be read back before it is complete")
+	ErrAppendOnly = unsupported("object storage can only append to an existing object, at its end")
+)
+
+type unsupportedError string
+
+func (e unsupportedError) Error() string      { return string(e) }
+func (unsupportedError) Is(target error) bool { return target == errors.ErrUnsupported }
+func unsupported(msg string) unsupportedError { return unsupportedError(msg) }
+
+// upload is a file open for writing. Data received in order fills a part buffer; a full
+// buffer goes out as a part of a multipart upload, at most UploadConcurrency parts at a time,
+// so an upload holds at most (PartSize + 256 KiB) × (UploadConcurrency + 1) bytes plus the
+// Window. A file
+// smaller than one part goes as one PUT. Nothing is visible before the upload completes: on
+// Close for an OpenFile handle, on Publish for CreateUpload's.
+type upload struct {
+	f        *FS
+	name     string // clean
+	key      string
+	tmp      string // CreateUpload's hidden name ("" for OpenFile handles)
+	deferred bool   // Close does not publish (CreateUpload)
+	appendTo bool   // O_APPEND: Write goes to the end, WriteAt is refused
+	readable bool   // O_RDWR
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	mu       sync.Mutex
+	base     *info // existing object the upload appends to, until prepared
+	off      int64 // bytes received in order (including the base)
+	start    int64 // offset of cur[0]
+	cur      []byte
+	ahead    map[int64][]byte // writes received ahead of off
+	aheadLen int64
+	hw       int64 // size: the highest end written
+	pos      int64 // for Read, Write and Seek
+	meta     map[string]string
+	wrote    bool
+	closed   bool
+	done     bool // published or discarded
+	mp       *string
+	nextPart int32
+	sem      chan struct{}
+	wg       sync.WaitGroup
+
+	pmu   sync.Mutex // guards parts and err, set by the part senders
+	parts []types.CompletedPart
+	err   error
+}
+
+var _ vfs.PendingUpload = (*upload)(nil)
+
+func (f *FS) newUpload(c string, base *info, appendTo, readable, deferred bool) *upload {
+	ctx, cancel := context.WithCancel(f.ctx)
+	u := &upload{f: f, name: c, key: f.key(c), deferred: deferred, appendTo: appendTo, readable: readable,
+		ctx: ctx, cancel: cancel, base: base, sem: make(chan struct{}, f.opt.UploadConcurrency)}
+	if base != nil {
+		u.off, u.start, u.hw = base.size, base.size, base.size
+		u.meta = maps(base.meta)
+		delete(u.meta, metaMtime) // the content changes: its time is now
+	}
+	if deferred {
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		dir, b := path.Split(c)
+		u.tmp = dir + vfs.TempPrefix + hex.EncodeToString(rnd[:]) + "-" + b
+	}
+	return u
+}
+
+func maps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// TempName implements vfs.PendingUpload.
+func (u *upload) TempName() string { return u.tmp }
+
+func (u *upload) Name() string { return u.name }
+
+func (u *upload) fail(op string, err error) error {
+	return u.f.err(op, u.name, err)
+}
+
+// failed returns the first error of a part sender.
+func (u *upload) failed() error {
+	u.pmu.Lock()
+	defer u.pmu.Unlock()
+	return u.err
+}
+
+// WriteAt accepts data at off: in order, ahead of the data received within Window, or over
+// data not yet sent.
+func (u *upload) WriteAt(p []byte, off int64) (int, error) {
+	if u.appendTo {
+		return 0, pathErr("write", u.name, errors.New("WriteAt on a file opened with O_APPEND"))
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.writeLocked(p, off)
+}
+
+func (u *upload) writeLocked(p []byte, off int64) (int, error) {
+	if u.closed {
+		return 0, pathErr("write", u.name, fs.ErrClosed)
+	}
+	if err := u.failed(); err != nil {
+		return 0, u.fail("write", err)
+	}
+	if off < 0 {
+		return 0, pathErr("write", u.name, fs.ErrInvalid)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if u.base != nil {
+		if off < u.base.size {
+			return 0, pathErr("write", u.name, ErrAppendOnly)
+		}
+		if err := u.prepareBase(); err != nil {
+			return 0, u.fail("write", err)
+		}
+	}
+	u.wrote = true
+	if u.cur == nil {
+		u.cur = u.f.getBuf()
+	}
+	end := off + int64(len(p))
+	switch {
+	case off == u.off:
+		u.cur = append(u.cur, p...)
+		u.off = end
+	case off > u.off:
+		if end-u.off > Window || u.aheadLen+int64(len(p)) > Window {
+			return 0, pathErr("write", u.name, ErrOutOfOrder)
+		}
+		if u.ahead == nil {
+			u.ahead = map[int64][]byte{}
+		}
+		if old, ok := u.ahead[off]; ok {
+			u.aheadLen -= int64(len(old))
+		}
+		u.ahead[off] = bytes.Clone(p)
+		u.aheadLen += int64(len(p))
+	default: // over data received already: possible while it is still in the buffer
+		if off < u.start {
+			return 0, pathErr("write", u.name, ErrRewrite)
+		}
+		n := copy(u.cur[off-u.start:], p)
+		if n < len(p) {
+			u.cur = append(u.cur, p[n:]...)
+			u.off = end
+		}
+	}
+	u.hw = max(u.hw, end)
+	// The writes received ahead that now continue the data go one at a time, each full
+	// part out before the next, so the buffer never grows past a part and one write.
+	for {
+		if err := u.sendFull(); err != nil {
+			return 0, u.fail("write", err)
+		}
+		if !u.drainOne() {
+			return len(p), nil
+		}
+	}
+}
+
+// drainOne moves one write received ahead that now continues (or overlaps) the data in
+// order into the buffer, and reports whether there was one.
+func (u *upload) drainOne() bool {
+	for o, b := range u.ahead {
+		if o > u.off {
+			continue
+		}
+		delete(u.ahead, o)
+		u.aheadLen -= int64(len(b))
+		if e := o + int64(len(b)); e > u.off {
+			// Data from o to u.off was received in order meanwhile; a rewrite of it wins
+			// only while it is in the buffer, as a direct write would.
+			if o >= u.start {
+				copy(u.cur[o-u.start:], b[:u.off-o])
+			}
+			u.cur = append(u.cur, b[u.off-o:]...)
+			u.off = e
+		}
+		return true
+	}
+	return false
+}
+
+// sendFull sends the full parts of the buffer. A new buffer is taken only once a part may
+// go, so an upload holds at most UploadConcurrency parts in flight and one filling.
+func (u *upload) sendFull() error {
+	ps := int(u.f.opt.PartSize)
+	for len(u.cur) >= ps {
+		if err := u.acquire(); err != nil {
+			return err
+		}
+		buf := u.f.getBuf()
+		buf = append(buf, u.cur[ps:]...)
+		part := u.cur[:ps]
+		u.cur = buf
+		u.start += int64(ps)
+		if err := u.sendPart(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// acquire waits while UploadConcurrency parts are in flight.
+func (u *upload) acquire() error {
+	select {
+	case u.sem <- struct{}{}:
+		return nil
+	case <-u.ctx.Done():
+		return u.ctx.Err()
+	}
+}
+
+// sendPart starts a part upload; the caller acquired its slot, which the upload releases.
+func (u *upload) sendPart(data []byte) error {
+	if u.mp == nil {
+		id, err := u.f.startMultipart(u.key, u.meta)
+		if err != nil {
+			<-u.sem
+			u.f.putBuf(data)
+			return err
+		}
+		u.mp = id
+	}
+	if u.nextPart == maxParts {
+		<-u.sem
+		u.f.putBuf(data)
+		return fmt.Errorf("upload needs more than %d parts: raise part_size", maxParts)
+	}
+	u.nextPart++
+	num := u.nextPart
+	u.wg.Go(func() {
+		defer func() { <-u.sem }()
+		defer u.f.putBuf(data)
+		ctx, cancel := context.WithTimeout(u.ctx, dataTimeout)
+		defer cancel()
+		out, err := u.f.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.f.opt.Bucket, Key: aws.String(u.key),
+			UploadId: u.mp, PartNumber: aws.Int32(num), Body: bytes.NewReader(data),
+			ContentLength: aws.Int64(int64(len(data)))})
+		u.pmu.Lock()
+		defer u.pmu.Unlock()
+		if err != nil {
+			u.err = cmpOr(u.err, err)
+			return
+		}
+		u.parts = append(u.parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+	})
+	return nil
+}
+
+// prepareBase makes the existing object the start of the upload, once, at the first write:
+// copied on the server as the first parts when it is large enough to be a part, else read
+// into the buffer to go out again with the new data.
+func (u *upload) prepareBase() error {
+	b := u.base
+	u.base = nil
+	if b.size < MinPartSize {
+		data, err := u.f.getRange(u.ctx, u.key, b.etag, 0, b.size)
+		if err != nil {
+			return err
+		}
+		u.cur, u.start = append(u.f.getBuf(), data...), 0
+		return nil
+	}
+	id, err := u.f.startMultipart(u.key, u.meta)
+	if err != nil {
+		return err
+	}
+	u.mp = id
+	for off := int64(0); off < b.size; {
+		n := min(u.f.copyPart, b.size-off)
+		if rest := b.size - off - n; rest > 0 && rest < MinPartSize {
+			n += rest // every part but the last must be 5 MiB at least
+		}
+		u.nextPart++
+		ctx, cancel := context.WithTimeout(u.ctx, dataTimeout)
+		out, err := u.f.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &u.f.opt.Bucket,
+			Key: aws.String(u.key), UploadId: id, PartNumber: aws.Int32(u.nextPart),
+			CopySource: u.f.copySource(u.key), CopySourceIfMatch: aws.String(`"` + b.etag + `"`),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))})
+		cancel()
+		if err != nil {
+			return err
+		}
+		u.pmu.Lock()
+		u.parts = append(u.parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(u.nextPart)})
+		u.pmu.Unlock()
+		off += n
+	}
+	return nil
+}
+
+// Write implements io.Writer: at the position, or at the end with O_APPEND.
+func (u *upload) Write(p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	off := u.pos
+	if u.appendTo {
+		off = u.hw
+	}
+	n, err := u.writeLocked(p, off)
+	u.pos = off + int64(n)
+	return n, err
+}
+
+func (u *upload) WriteString(s string) (int, error) { return u.Write([]byte(s)) }
+
+// ReadAt reads back what is still in the buffer; the object itself before the first write.
+func (u *upload) ReadAt(p []byte, off int64) (int, error) {
+	if !u.readable {
+		return 0, pathErr("read", u.name, syscall.EBADF)
+	}
+	u.mu.Lock()
+	if u.base != nil && !u.wrote {
+		b := u.base
+		u.mu.Unlock()
+		if off >= b.size {
+			return 0, io.EOF
+		}
+		data, err := u.f.getRange(u.ctx, u.key, b.etag, off, min(int64(len(p)), b.size-off))
+		n := copy(p, data)
+		if err == nil && n < len(p) {
+			err = io.EOF
+		}
+		return n, u.f.err("read", u.name, err)
+	}
+	defer u.mu.Unlock()
+	if off >= u.hw {
+		return 0, io.EOF
+	}
+	if u.mp != nil || off < u.start || len(u.ahead) > 0 {
+		return 0, pathErr("read", u.name, ErrReadBack)
+	}
+	n := copy(p, u.cur[off-u.start:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (u *upload) Read(p []byte) (int, error) {
+	u.mu.Lock()
+	pos := u.pos
+	u.mu.Unlock()
+	n, err := u.ReadAt(p, pos)
+	u.mu.Lock()
+	u.pos += int64(n)
+	u.mu.Unlock()
+	return n, err
+}
+
+func (u *upload) Seek(offset int64, whence int) (int64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += u.pos
+	case io.SeekEnd:
+		offset += u.hw
+	default:
+		return u.pos, pathErr("seek", u.name, fs.ErrInvalid)
+	}
+	if offset < 0 {
+		return u.pos, pathErr("seek", u.name, fs.ErrInvalid)
+	}
+	u.pos = offset
+	return offset, nil
+}
+
+// Stat describes the upload: the size so far.
+func (u *upload) Stat() (os.FileInfo, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return &info{name: path.Base(u.name), size: u.hw, mod: time.Now()}, nil
+}
+
+// Truncate can shorten or zero-extend what is still in the buffer.
+func (u *upload) Truncate(size int64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if size == u.hw {
+		return nil
+	}
+	if u.base != nil && size == 0 {
+		u.base, u.off, u.start, u.hw = nil, 0, 0, 0
+		return nil
+	}
+	if u.base != nil || u.mp != nil || len(u.ahead) > 0 || size < u.start || size-u.start > u.f.opt.PartSize {
+		return pathErr("truncate", u.name, ErrRewrite)
+	}
+	if n := int(size - u.start); n <= len(u.cur) {
+		u.cur = u.cur[:n]
+	} else {
+		u.cur = append(u.cur, make([]byte, n-len(u.cur))...)
+	}
+	u.off, u.hw = size, size
+	u.wrote = true
+	return nil
+}
+
+func (u *upload) Sync() error { return nil }
+
+func (u *upload) Readdir(int) ([]os.FileInfo, error) {
+	return nil, pathErr("readdir", u.name, syscall.ENOTDIR)
+}
+func (u *upload) Readdirnames(int) ([]string, error) {
+	return nil, pathErr("readdir", u.name, syscall.ENOTDIR)
+}
+
+// Close sends what is left. An OpenFile handle then completes the upload (the object
+// appears); a CreateUpload handle waits for Publish or Discard.
+func (u *upload) Close() error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return pathErr("close", u.name, fs.ErrClosed)
+	}
+	u.closed = true
+	err := u.flushLocked()
+	u.mu.Unlock()
+	if err != nil {
+		u.abort()
+		return u.fail("close", err)
+	}
+	if u.deferred {
+		return nil
+	}
+	if !u.wrote && u.base != nil {
+		u.cancel()
+		return nil // opened without writing: the object is as it was
+	}
+	if err := u.commit(); err != nil {
+		return u.fail("close", err)
+	}
+	return nil
+}
+
+// flushLocked sends the last part and waits for all of them.
+func (u *upload) flushLocked() error {
+	if len(u.ahead) > 0 {
+		return ErrGap
+	}
+	if u.mp != nil && len(u.cur) > 0 {
+		if err := u.acquire(); err != nil {
+			return err
+		}
+		part := u.cur
+		u.cur = nil
+		if err := u.sendPart(part); err != nil {
+			return err
+		}
+	}
+	u.wg.Wait()
+	return u.failed()
+}
+
+// commit makes the object appear: one PUT for a small upload, else the multipart completes.
+// A failure aborts the upload.
+func (u *upload) commit() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return errors.New("upload already published or discarded")
+	}
+	u.done = true
+	defer u.cancel()
+	defer u.f.forget(u)
+	if u.mp == nil {
+		ctx, cancel := context.WithTimeout(u.ctx, dataTimeout)
+		defer cancel()
+		in := &s3.PutObjectInput{Bucket: &u.f.opt.Bucket, Key: aws.String(u.key), Body: bytes.NewReader(u.cur),
+			ContentLength: aws.Int64(int64(len(u.cur))), Metadata: u.meta}
+		u.f.storage(&in.StorageClass, &in.ServerSideEncryption, &in.SSEKMSKeyId)
+		_, err := u.f.c.PutObject(ctx, in)
+		u.f.putBuf(u.cur)
+		u.cur = nil
+		return err
+	}
+	u.pmu.Lock()
+	parts := slices.Clone(u.parts)
+	u.pmu.Unlock()
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
+	if err := u.f.completeMultipart(u.key, u.mp, parts); err != nil {
+		u.f.abortMultipart(u.key, u.mp)
+		return err
+	}
+	return nil
+}
+
+// Publish implements vfs.PendingUpload: the object appears under its name.
+func (u *upload) Publish() error {
+	u.mu.Lock()
+	closed := u.closed
+	u.mu.Unlock()
+	if !closed {
+		if err := u.Close(); err != nil {
+			return err
+		}
+	}
+	if err := u.failed(); err != nil {
+		u.abort()
+		return u.fail("publish", err)
+	}
+	return u.fail("publish", u.commit())
+}
+
+// Discard implements vfs.PendingUpload: the upload is aborted and never visible.
+func (u *upload) Discard() error {
+	u.mu.Lock()
+	u.closed = true
+	u.mu.Unlock()
+	u.abort()
+	return nil
+}
+
+// abort stops the parts in flight and aborts the multipart upload.
+func (u *upload) abort() {
+	u.cancel()
+	u.wg.Wait()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return
+	}
+	u.done = true
+	u.f.forget(u)
+	if u.mp != nil {
+		u.f.abortMultipart(u.key, u.mp)
+	}
+	if u.cur != nil {
+		u.f.putBuf(u.cur)
+		u.cur = nil
+	}
+}
+
+// getBuf returns an empty part buffer, and counts it as held.
+func (f *FS) getBuf() []byte {
+	n := f.opt.PartSize + headroom
+	f.hold(n)
+	if b, ok := f.bufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf gives a buffer from getBuf back.
+func (f *FS) putBuf(b []byte) {
+	if b == nil {
+		return
+	}
+	f.hold(-(f.opt.PartSize + headroom))
+	if int64(cap(b)) < f.opt.PartSize+headroom {
+		return // grown elsewhere: not one of ours to reuse
+	}
+	b = b[:0]
+	f.bufs.Put(&b)
+}
+
+// hold counts the part buffers the backend's uploads hold, and their peak (tests check the
+// bound per upload with it).
+func (f *FS) hold(n int64) {
+	cur := f.held.Add(n)
+	for {
+		p := f.peak.Load()
+		if cur <= p || f.peak.CompareAndSwap(p, cur) {
+			return
+		}
+	}
+}
