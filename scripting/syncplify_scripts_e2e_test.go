@@ -55,28 +55,7 @@ var syncplifyE2E = map[string]func(t *testing.T){
 
 func TestE2ESyncplifyScripts(t *testing.T) {
 	dir := filepath.Join("..", "testdata", "scripts", "syncplify")
-	des, err := os.ReadDir(dir)
-	must(t, err)
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	if len(names) < 15 {
-		t.Errorf("%d scripts in %s, want at least 15", len(names), dir)
-	}
-	for name := range syncplifyE2E {
-		if !slices.Contains(names, name) {
-			t.Errorf("an end-to-end test for %s, which is not in %s", name, dir)
-		}
-	}
-	for _, name := range names {
-		run, ok := syncplifyE2E[name]
-		if !ok {
-			t.Errorf("%s has no end-to-end test", name)
-			continue
-		}
-		t.Run(name, run)
-	}
+	coretest.RunPerFile(t, dir, 15, syncplifyE2E, func(t *testing.T, _ string, run func(*testing.T)) { run(t) })
 }
 
 // The secrets of the web service, as the site's secret store holds them.
