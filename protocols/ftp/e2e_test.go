@@ -229,21 +229,7 @@ func TestCurl(t *testing.T) {
 				return append(append([]string{"-sS", "--fail", "--max-time", "60", "-u", coretest.UserAlice + ":" + coretest.Password}, extra...), a...)
 			}
 
-			data := randomBytes(t, 2<<20+17)
-			up := filepath.Join(local, "up.bin")
-			if err := os.WriteFile(up, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			mustRun(t, time.Minute, nil, curl, args("--ftp-create-dirs", "-T", up, base+"/c/up.bin")...)
-			if got, _ := os.ReadFile(filepath.Join(home, "c", "up.bin")); !bytes.Equal(got, data) {
-				t.Fatalf("uploaded file differs (%d bytes, want %d)", len(got), len(data))
-			}
-
-			down := filepath.Join(local, "down.bin")
-			mustRun(t, time.Minute, nil, curl, args("-o", down, base+"/c/up.bin")...)
-			if got, _ := os.ReadFile(down); !bytes.Equal(got, data) {
-				t.Fatalf("downloaded file differs")
-			}
+			data, up := curlRoundTrip(t, curl, args, base, home, local)
 
 			// Download resume: a wrong local prefix survives only if curl used REST.
 			part := filepath.Join(local, "part.bin")
@@ -272,6 +258,28 @@ func TestCurl(t *testing.T) {
 			}
 		})
 	}
+}
+
+// curlRoundTrip uploads 2 MiB and a bit with curl to /c/up.bin (creating /c), checks the
+// file in home, downloads it back and checks it; it returns the data and its local file.
+// args adds the login and the mode's flags to curl's arguments; base is the server's URL.
+func curlRoundTrip(t *testing.T, curl string, args func(...string) []string, base, home, local string) ([]byte, string) {
+	t.Helper()
+	data := randomBytes(t, 2<<20+17)
+	up := filepath.Join(local, "up.bin")
+	if err := os.WriteFile(up, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, time.Minute, nil, curl, args("--ftp-create-dirs", "-T", up, base+"/c/up.bin")...)
+	if got, _ := os.ReadFile(filepath.Join(home, "c", "up.bin")); !bytes.Equal(got, data) {
+		t.Fatalf("uploaded file differs (%d bytes, want %d)", len(got), len(data))
+	}
+	down := filepath.Join(local, "down.bin")
+	mustRun(t, time.Minute, nil, curl, args("-o", down, base+"/c/up.bin")...)
+	if got, _ := os.ReadFile(down); !bytes.Equal(got, data) {
+		t.Fatal("downloaded file differs")
+	}
+	return data, up
 }
 
 // pythonScript drives ftplib; it prints one line per step so the test can check each.

@@ -121,19 +121,7 @@ func TestS3Curl(t *testing.T) {
 	args := func(a ...string) []string {
 		return append([]string{"-sS", "--fail", "--max-time", "60", "-u", coretest.UserAlice + ":" + coretest.Password}, a...)
 	}
-	data := randomBytes(t, 2<<20+17)
-	up := filepath.Join(local, "up.bin")
-	if err := os.WriteFile(up, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, time.Minute, nil, curl, args("--ftp-create-dirs", "-T", up, base+"/c/up.bin")...)
-	if got, _ := os.ReadFile(filepath.Join(home, "c", "up.bin")); !bytes.Equal(got, data) {
-		t.Fatalf("uploaded object differs (%d bytes, want %d)", len(got), len(data))
-	}
-	mustRun(t, time.Minute, nil, curl, args("-o", filepath.Join(local, "down.bin"), base+"/c/up.bin")...)
-	if got, _ := os.ReadFile(filepath.Join(local, "down.bin")); !bytes.Equal(got, data) {
-		t.Fatal("downloaded file differs")
-	}
+	data, up := curlRoundTrip(t, curl, args, base, home, local)
 	// Resume an upload that stopped after 1 MiB: curl asks SIZE and sends the rest (the
 	// first MiB differs, to tell a resume from a full upload).
 	prefix := bytes.Repeat([]byte{'#'}, 1<<20)
