@@ -205,14 +205,19 @@ func (r *readFile) drop(idx int64) {
 	r.mu.Unlock()
 }
 
-func (r *readFile) Read(p []byte) (int, error) {
-	r.mu.Lock()
-	pos := r.pos
-	r.mu.Unlock()
-	n, err := r.ReadAt(p, pos)
-	r.mu.Lock()
-	r.pos = pos + int64(n)
-	r.mu.Unlock()
+func (r *readFile) Read(p []byte) (int, error) { return readAtPos(&r.mu, &r.pos, p, r.ReadAt) }
+
+// readAtPos is Read over readAt for a handle whose position is *pos, guarded by mu, which is
+// not held while reading (ReadAt takes its own locks). An io.EOF that comes with data is
+// left for the next call.
+func readAtPos(mu *sync.Mutex, pos *int64, p []byte, readAt func([]byte, int64) (int, error)) (int, error) {
+	mu.Lock()
+	off := *pos
+	mu.Unlock()
+	n, err := readAt(p, off)
+	mu.Lock()
+	*pos = off + int64(n)
+	mu.Unlock()
 	if err == io.EOF && n > 0 {
 		err = nil
 	}
@@ -283,16 +288,7 @@ func (v *uploadView) ReadAt(p []byte, off int64) (int, error) {
 	return v.u.readBuffered(p, off, v.u.tmp)
 }
 
-func (v *uploadView) Read(p []byte) (int, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n, err := v.ReadAt(p, v.pos)
-	v.pos += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (v *uploadView) Read(p []byte) (int, error) { return readAtPos(&v.mu, &v.pos, p, v.ReadAt) }
 
 func (v *uploadView) Seek(offset int64, whence int) (int64, error) {
 	v.mu.Lock()
