@@ -159,12 +159,7 @@ func TestLFTP(t *testing.T) {
 			if m == modeExplicit {
 				tlsSettings = "set ftp:ssl-force true\nset ftp:ssl-protect-data true\nset ftp:ssl-protect-list true\nset ssl:verify-certificate no\n"
 			}
-			script := tlsSettings + fmt.Sprintf(`set net:max-retries 1
-set net:timeout 20
-set cmd:fail-exit true
-set mirror:parallel-transfer-count 2
-open -u "%s,%s" -p %s 127.0.0.1
-mirror -R --no-perms %s /tree
+			out := runLftp(t, lftp, local, tlsSettings, port(ts), fmt.Sprintf(`mirror -R --no-perms %s /tree
 mirror --no-perms /tree %s
 get -c /big.bin -o %s
 mkdir /newdir
@@ -173,13 +168,7 @@ rm /tree/d1/e1/f001.bin
 cls -1 /newdir
 rm /newdir/moved.bin
 rmdir /newdir
-bye
-`, coretest.UserAlice, coretest.Password, port(ts), src, back, partial)
-			sf := filepath.Join(local, "script.lftp")
-			if err := os.WriteFile(sf, []byte(script), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			out := mustRun(t, 3*time.Minute, []string{"HOME=" + local}, lftp, "-f", sf)
+`, src, back, partial))
 
 			sameTree(t, src, back)
 			// The server's copy of the tree (before the mv/rm at the end) came back intact;
@@ -258,6 +247,23 @@ func TestCurl(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runLftp runs lftp's commands (one a line) as alice on the server at port, after settings
+// (the TLS ones) and those every test uses, with local as HOME; it returns lftp's output.
+func runLftp(t *testing.T, lftp, local, settings, port, cmds string) string {
+	t.Helper()
+	script := settings + fmt.Sprintf(`set net:max-retries 1
+set net:timeout 20
+set cmd:fail-exit true
+set mirror:parallel-transfer-count 2
+open -u "%s,%s" -p %s 127.0.0.1
+`, coretest.UserAlice, coretest.Password, port) + cmds + "bye\n"
+	sf := filepath.Join(local, "script.lftp")
+	if err := os.WriteFile(sf, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return mustRun(t, 3*time.Minute, []string{"HOME=" + local}, lftp, "-f", sf)
 }
 
 // curlRoundTrip uploads 2 MiB and a bit with curl to /c/up.bin (creating /c), checks the
