@@ -138,6 +138,14 @@ func sameFile(t *testing.T, want, got string) {
 	}
 }
 
+// sftpBatch runs OpenSSH sftp as alice with cmds as its batch file (one command a line) and
+// returns its output; a failed command fails the test unless it starts with "-".
+func (e *e2e) sftpBatch(t *testing.T, sftpBin string, cmds ...string) string {
+	t.Helper()
+	putFile(t, e.local("batch"), []byte(strings.Join(cmds, "\n")+"\n"))
+	return e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
+}
+
 func TestOpenSSHSFTPBatch(t *testing.T) {
 	sftpBin := coretest.NeedBinary(t, "sftp")
 	e := newE2E(t)
@@ -148,7 +156,7 @@ func TestOpenSSHSFTPBatch(t *testing.T) {
 	putFile(t, e.local("got/partial.bin"), data[:1<<20])
 	putFile(t, e.remote("/up/half.bin"), data[:1<<20+5])
 
-	batch := strings.Join([]string{
+	out := e.sftpBatch(t, sftpBin,
 		"mkdir /up/new",
 		"cd /up",
 		"put a.bin a.bin",
@@ -163,10 +171,7 @@ func TestOpenSSHSFTPBatch(t *testing.T) {
 		"rmdir /up/new",
 		"-rmdir /up/tree",
 		"bye",
-	}, "\n") + "\n"
-	putFile(t, e.local("batch"), []byte(batch))
-	args := append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")
-	out := e.run(t, sftpBin, args...)
+	)
 
 	sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
 	sameFile(t, e.local("a.bin"), e.local("got/a.bin"))

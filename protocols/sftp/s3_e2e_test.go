@@ -33,7 +33,7 @@ func TestS3Clients(t *testing.T) {
 		putFile(t, e.local("a.bin"), data)
 		writeTree(t, e.local("tree"), 30)
 		putFile(t, e.local("got/partial.bin"), data[:1<<20])
-		batch := strings.Join([]string{
+		out := e.sftpBatch(t, sftpBin,
 			"mkdir /up",
 			"mkdir /up/new",
 			"cd /up",
@@ -49,9 +49,7 @@ func TestS3Clients(t *testing.T) {
 			"rmdir /up/new",
 			"-rmdir /up/tree",
 			"bye",
-		}, "\n") + "\n"
-		putFile(t, e.local("batch"), []byte(batch))
-		out := e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
+		)
 		sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
 		sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
 		sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
@@ -139,9 +137,7 @@ func TestS3VetoedUpload(t *testing.T) {
 	putFile(t, e.local("x.veto"), randomBytes(t, 11<<20))
 	putFile(t, e.local("old.veto"), []byte("old"))
 	putFile(t, e.remote("/kept.veto"), []byte("old"))
-	batch := "-put x.veto x.veto\n-put x.veto kept.veto\nbye\n"
-	putFile(t, e.local("batch"), []byte(batch))
-	out := e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
+	out := e.sftpBatch(t, sftpBin, "-put x.veto x.veto", "-put x.veto kept.veto", "bye")
 	if !strings.Contains(out, "denied") {
 		t.Errorf("the client was not told the upload was refused:\n%s", out)
 	}
