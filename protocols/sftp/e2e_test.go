@@ -146,6 +146,16 @@ func (e *e2e) sftpBatch(t *testing.T, sftpBin string, cmds ...string) string {
 	return e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
 }
 
+// wantBatchCopies checks what the batch tests' transfers leave: a.bin put to /up and renamed
+// b.bin, got back whole to got/a.bin and by reget to got/partial.bin, and tree put as /up/tree.
+func (e *e2e) wantBatchCopies(t *testing.T) {
+	t.Helper()
+	sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
+	sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
+	sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
+	sameTree(t, e.local("tree"), e.remote("/up/tree"))
+}
+
 func TestOpenSSHSFTPBatch(t *testing.T) {
 	sftpBin := coretest.NeedBinary(t, "sftp")
 	e := newE2E(t)
@@ -173,10 +183,7 @@ func TestOpenSSHSFTPBatch(t *testing.T) {
 		"bye",
 	)
 
-	sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
-	sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
-	sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
-	sameTree(t, e.local("tree"), e.remote("/up/tree"))
+	e.wantBatchCopies(t)
 	for _, gone := range []string{"/up/a.bin", "/up/half.bin", "/up/new"} {
 		if _, err := os.Stat(e.remote(gone)); err == nil {
 			t.Errorf("%s still exists", gone)
