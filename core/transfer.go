@@ -168,20 +168,12 @@ func (h *ReadHandle) SendTo(ctx context.Context, w io.ReaderFrom) (n int64, ok b
 
 // Seek moves the sequential read position.
 func (h *ReadHandle) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += h.pos
-	case io.SeekEnd:
-		off += h.size
-	default:
+	pos, ok := vfs.SeekPosition(h.pos, h.size, off, whence)
+	if !ok {
 		return h.pos, opErr("seek", h.vpath, ErrInvalid, nil)
 	}
-	if off < 0 {
-		return h.pos, opErr("seek", h.vpath, ErrInvalid, nil)
-	}
-	h.pos = off
-	return off, nil
+	h.pos = pos
+	return pos, nil
 }
 
 // Abort marks the transfer as failed (the client aborted or the connection dropped).

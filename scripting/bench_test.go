@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/scripting"
 )
 
@@ -34,30 +34,15 @@ func benchSession(b *testing.B, scripts map[string]string, hs []config.EventHand
 			b.Fatal(err)
 		}
 	}
-	cfg := &config.Site{Name: "bench", ScriptsDir: dir, EventHandlers: hs,
-		VFS:   []config.VFS{{Name: "mem", Type: "memory"}},
-		Users: []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
+	cfg := coretest.AliceOnMemory("bench", dir, hs)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := scripting.New(cfg, scripting.Options{Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = eng.Close() })
-	site, err := core.NewSite(cfg, core.Options{Logger: log, Events: eng})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = site.Shutdown(context.Background()) })
-	ctx := context.Background()
-	s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
-	if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
-		b.Fatal(err)
-	}
-	return eng, s
+	site := coretest.StartSite(b, cfg, eng, log)
+	return eng, coretest.MustDialDirect(b, site, "alice", "pw")
 }
 
 // BenchmarkFire measures one event with 0, 1 and 3 handlers running the documentation

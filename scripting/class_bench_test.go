@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/core/coretest"
 )
 
 // callsPerRun is how many times a benchmark's script repeats its line in one run, so that a
@@ -70,10 +70,7 @@ func benchClassEngine(b *testing.B, classes []*hostClass, file, src string) (*En
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(src), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cfg := &config.Site{Name: "s", ScriptsDir: dir,
-		EventHandlers: []config.EventHandler{{Event: "BeforeFileUpload", Script: file, OnError: "continue"}},
-		VFS:           []config.VFS{{Name: "mem", Type: "memory"}},
-		Users:         []config.User{{ID: "alice", Password: "plain:pw", Home: config.Mount{VFS: "mem", Permissions: []string{"all"}}}}}
+	cfg := coretest.AliceOnMemory("s", dir, []config.EventHandler{{Event: "BeforeFileUpload", Script: file, OnError: "continue"}})
 	sink := &failSink{}
 	eng, err := New(cfg, Options{Logger: slog.New(sink), PoolSize: 1})
 	if err != nil {
@@ -81,20 +78,9 @@ func benchClassEngine(b *testing.B, classes []*hostClass, file, src string) (*En
 	}
 	b.Cleanup(func() { _ = eng.Close() })
 	eng.classes = classes
-	site, err := core.NewSite(cfg, core.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Events: eng})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = site.Shutdown(context.Background()) })
+	site := coretest.StartSite(b, cfg, eng, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
-	s, err := site.Connect(ctx, core.ConnInfo{Remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, Protocol: core.ProtoSFTP})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
-	if err := s.AuthPassword(ctx, "alice", "pw"); err != nil {
-		b.Fatal(err)
-	}
+	s := coretest.MustDialDirect(b, site, "alice", "pw")
 	if err := s.Mkdir(ctx, "/d"); err != nil {
 		b.Fatal(err)
 	}

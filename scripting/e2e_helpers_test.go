@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/protocols/ftp"
 	"github.com/wharf-project/wharf/protocols/sftp"
+	"github.com/wharf-project/wharf/scripting"
 )
 
 // stack is a test site with every adapter listening on loopback: SSH (SFTP and SCP), FTP
@@ -40,25 +41,50 @@ type stack struct {
 // OpenSSH clients) plus extra users, and starts all adapters for it.
 func newStack(t *testing.T, scripts map[string]string, handlers []config.EventHandler, extra ...config.User) *stack {
 	t.Helper()
+	return buildStack(t, scripts, handlers, stackSetup{extra: extra})
+}
+
+// stackSetup is what a test changes in the stack newStack builds.
+type stackSetup struct {
+	extra   []config.User            // users besides alice
+	mutate  func(*config.Site)       // changes the config before the site is built
+	engine  func(*scripting.Options) // engine options (mail, HTTP transport, async pool)
+	lang    string                   // the clients' LANG ("C" when empty)
+	sshOnly bool                     // start only the SSH adapter
+}
+
+// buildStack builds the site for alice plus o.extra and starts its adapters on loopback.
+func buildStack(t *testing.T, scripts map[string]string, handlers []config.EventHandler, o stackSetup) *stack {
+	t.Helper()
 	work := t.TempDir()
 	key, authorized := newClientKey(t, filepath.Join(work, "id_ed25519"))
-	users := append([]config.User{testUser("alice", func(u *config.User) { u.PublicKeys = []string{authorized} })}, extra...)
+	users := append([]config.User{testUser("alice", func(u *config.User) { u.PublicKeys = []string{authorized} })}, o.extra...)
 	cfg, root := newConfig(t, scripts, handlers, users...)
 	cfg.Limits.IdleTimeout.Duration = 30 * time.Second
 	cfg.Limits.LoginTimeout.Duration = 10 * time.Second
 	cfg.SSH.HostKeys = []string{newHostKey(t, filepath.Join(work, "host_ed25519"))}
-	e := buildEnv(t, cfg, root)
+	if o.mutate != nil {
+		o.mutate(cfg)
+	}
+	e := buildEnvOpts(t, cfg, root, o.engine)
 	for _, u := range users {
 		must(t, os.MkdirAll(filepath.Join(root, u.ID), 0o755))
 	}
 	s := &stack{env: e, key: key, work: work}
 	home := filepath.Join(work, "home")
 	must(t, os.MkdirAll(home, 0o700))
-	s.cliEnv = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C"}
+	lang := o.lang
+	if lang == "" {
+		lang = "C"
+	}
+	s.cliEnv = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=" + lang}
 
 	ssrv, err := sftp.New(e.site, sftp.Options{})
 	must(t, err)
 	s.sshAddr = serveOn(t, ssrv.Serve, ssrv.Shutdown)
+	if o.sshOnly {
+		return s
+	}
 	fsrv, err := ftp.New(e.site, ftp.Options{StateDir: t.TempDir()})
 	must(t, err)
 	s.ftpAddr = serveOn(t, fsrv.Serve, fsrv.Shutdown)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/internal/smtptest"
 	"github.com/wharf-project/wharf/ops/mailq"
-	"github.com/wharf-project/wharf/protocols/sftp"
 	"github.com/wharf-project/wharf/scripting"
 )
 
@@ -122,25 +120,7 @@ func transportTrusting(c interface{ Client() *http.Client }) http.RoundTripper {
 // "pw" and a key for OpenSSH) plus extra users, the site's handlers, scripts.
 func newSSHStack(t *testing.T, scripts map[string]string, handlers []config.EventHandler, mut func(*scripting.Options), extra ...config.User) *stack {
 	t.Helper()
-	work := t.TempDir()
-	key, authorized := newClientKey(t, filepath.Join(work, "id_ed25519"))
-	users := append([]config.User{testUser("alice", func(u *config.User) { u.PublicKeys = []string{authorized} })}, extra...)
-	cfg, root := newConfig(t, scripts, handlers, users...)
-	cfg.Limits.IdleTimeout.Duration = 30 * time.Second
-	cfg.Limits.LoginTimeout.Duration = 10 * time.Second
-	cfg.SSH.HostKeys = []string{newHostKey(t, filepath.Join(work, "host_ed25519"))}
-	e := buildEnvOpts(t, cfg, root, mut)
-	for _, u := range users {
-		must(t, os.MkdirAll(filepath.Join(root, u.ID), 0o755))
-	}
-	s := &stack{env: e, key: key, work: work}
-	home := filepath.Join(work, "home")
-	must(t, os.MkdirAll(home, 0o700))
-	s.cliEnv = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C"}
-	ssrv, err := sftp.New(e.site, sftp.Options{})
-	must(t, err)
-	s.sshAddr = serveOn(t, ssrv.Serve, ssrv.Shutdown)
-	return s
+	return buildStack(t, scripts, handlers, stackSetup{extra: extra, engine: mut, sshOnly: true})
 }
 
 // pkgSFTP is a pkg/sftp client of the stack's SSH server.

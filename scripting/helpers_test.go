@@ -191,23 +191,7 @@ func buildEnv(t *testing.T, cfg *config.Site, root string) *env {
 // same state).
 func buildEnvPool(t *testing.T, cfg *config.Site, root string, poolSize int) *env {
 	t.Helper()
-	e := &env{t: t, dir: cfg.ScriptsDir, root: root, cfg: cfg, logs: &logSink{}}
-	eng, err := scripting.New(cfg, scripting.Options{Logger: e.logs.logger(), PoolSize: poolSize, Observe: func(a scripting.Action) {
-		e.mu.Lock()
-		e.acts = append(e.acts, a)
-		e.mu.Unlock()
-	}})
-	if err != nil {
-		t.Fatalf("scripting.New: %v", err)
-	}
-	t.Cleanup(func() { _ = eng.Close() })
-	site, err := core.NewSite(cfg, core.Options{Logger: e.logs.logger(), Events: eng})
-	if err != nil {
-		t.Fatalf("core.NewSite: %v", err)
-	}
-	t.Cleanup(func() { _ = site.Shutdown(context.Background()) })
-	e.site, e.engine = site, eng
-	return e
+	return buildEnvOpts(t, cfg, root, func(o *scripting.Options) { o.PoolSize = poolSize })
 }
 
 func (e *env) actions() []scripting.Action {

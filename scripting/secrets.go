@@ -59,6 +59,14 @@ func loadSecrets(site *config.Site) (*secrets, []string) {
 	return s, warnings
 }
 
+// RedactedValues returns the values of secrets that the engine replaces in logs and errors,
+// longest first, read as a load reads them (one that cannot be read is left out), so that a
+// tool printing what a script did can hide the same values.
+func RedactedValues(secrets map[string]config.Secret) []string {
+	s, _ := loadSecrets(&config.Site{Secrets: secrets})
+	return s.redactable
+}
+
 // redact replaces the values of the current load's secrets in a text bound for a log or an
 // error message.
 func (e *Engine) redact(text string) string {

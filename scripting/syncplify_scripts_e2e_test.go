@@ -19,8 +19,6 @@ import (
 
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/core/coretest"
-	"github.com/wharf-project/wharf/protocols/ftp"
-	"github.com/wharf-project/wharf/protocols/sftp"
 	"github.com/wharf-project/wharf/scripting"
 )
 
@@ -55,28 +53,7 @@ var syncplifyE2E = map[string]func(t *testing.T){
 
 func TestE2ESyncplifyScripts(t *testing.T) {
 	dir := filepath.Join("..", "testdata", "scripts", "syncplify")
-	des, err := os.ReadDir(dir)
-	must(t, err)
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	if len(names) < 15 {
-		t.Errorf("%d scripts in %s, want at least 15", len(names), dir)
-	}
-	for name := range syncplifyE2E {
-		if !slices.Contains(names, name) {
-			t.Errorf("an end-to-end test for %s, which is not in %s", name, dir)
-		}
-	}
-	for _, name := range names {
-		run, ok := syncplifyE2E[name]
-		if !ok {
-			t.Errorf("%s has no end-to-end test", name)
-			continue
-		}
-		t.Run(name, run)
-	}
+	coretest.RunPerFile(t, dir, 15, syncplifyE2E, func(t *testing.T, _ string, run func(*testing.T)) { run(t) })
 }
 
 // The secrets of the web service, as the site's secret store holds them.
@@ -118,37 +95,22 @@ func newSyncplifyStack(t *testing.T, handlers []config.EventHandler, mutate func
 	})
 	dir, err := filepath.Abs(filepath.Join("..", "testdata", "scripts", "syncplify"))
 	must(t, err)
-	work := t.TempDir()
-	key, authorized := newClientKey(t, filepath.Join(work, "id_ed25519"))
-	users := []config.User{testUser("alice", func(u *config.User) { u.PublicKeys = []string{authorized} })}
-	cfg, root := newConfig(t, nil, handlers, users...)
-	cfg.ScriptsDir = dir
-	cfg.Limits.IdleTimeout.Duration = 30 * time.Second
-	cfg.Limits.LoginTimeout.Duration = 10 * time.Second
-	cfg.SSH.HostKeys = []string{newHostKey(t, filepath.Join(work, "host_ed25519"))}
 	secrets := t.TempDir()
-	cfg.Secrets = map[string]config.Secret{}
-	for name, value := range map[string]string{"webhook_url": hook.URL + "/hook", "webhook_token": hookToken,
-		"chat_webhook": hook.URL + "/chat/T01/B02/c0ffee", "dms_url": hook.URL, "dms_api_key": dmsKey} {
-		p := filepath.Join(secrets, name)
-		must(t, os.WriteFile(p, []byte(value+"\n"), 0o600))
-		cfg.Secrets[name] = config.Secret{File: p}
-	}
-	if mutate != nil {
-		mutate(cfg)
-	}
-	e := buildEnvOpts(t, cfg, root, func(o *scripting.Options) { o.Mail = queueMailer{m.queue} })
-	must(t, os.MkdirAll(filepath.Join(root, "alice"), 0o755))
-	s := &stack{env: e, key: key, work: work}
-	home := filepath.Join(work, "home")
-	must(t, os.MkdirAll(home, 0o700))
-	s.cliEnv = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8"}
-	ssrv, err := sftp.New(e.site, sftp.Options{})
-	must(t, err)
-	s.sshAddr = serveOn(t, ssrv.Serve, ssrv.Shutdown)
-	fsrv, err := ftp.New(e.site, ftp.Options{StateDir: t.TempDir()})
-	must(t, err)
-	s.ftpAddr = serveOn(t, fsrv.Serve, fsrv.Shutdown)
+	s := buildStack(t, nil, handlers, stackSetup{lang: "C.UTF-8",
+		engine: func(o *scripting.Options) { o.Mail = queueMailer{m.queue} },
+		mutate: func(cfg *config.Site) {
+			cfg.ScriptsDir = dir
+			cfg.Secrets = map[string]config.Secret{}
+			for name, value := range map[string]string{"webhook_url": hook.URL + "/hook", "webhook_token": hookToken,
+				"chat_webhook": hook.URL + "/chat/T01/B02/c0ffee", "dms_url": hook.URL, "dms_api_key": dmsKey} {
+				p := filepath.Join(secrets, name)
+				must(t, os.WriteFile(p, []byte(value+"\n"), 0o600))
+				cfg.Secrets[name] = config.Secret{File: p}
+			}
+			if mutate != nil {
+				mutate(cfg)
+			}
+		}})
 	return &sstack{stack: s, mail: m, hook: hook}
 }
 

@@ -10,8 +10,6 @@ import (
 
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/core/coretest"
-	"github.com/wharf-project/wharf/protocols/ftp"
-	"github.com/wharf-project/wharf/protocols/sftp"
 )
 
 // End-to-end runs of the VFS scripts of testdata/scripts/syncplify with real clients: OpenSSH
@@ -32,27 +30,7 @@ func syncplifyScripts(t *testing.T, names ...string) map[string]string {
 // newStackWith is newStack with the site's config changed by mutate before it is built.
 func newStackWith(t *testing.T, scripts map[string]string, handlers []config.EventHandler, mutate func(*config.Site)) *stack {
 	t.Helper()
-	work := t.TempDir()
-	key, authorized := newClientKey(t, filepath.Join(work, "id_ed25519"))
-	users := []config.User{testUser("alice", func(u *config.User) { u.PublicKeys = []string{authorized} })}
-	cfg, root := newConfig(t, scripts, handlers, users...)
-	cfg.Limits.IdleTimeout.Duration = 30 * time.Second
-	cfg.Limits.LoginTimeout.Duration = 10 * time.Second
-	cfg.SSH.HostKeys = []string{newHostKey(t, filepath.Join(work, "host_ed25519"))}
-	mutate(cfg)
-	e := buildEnv(t, cfg, root)
-	must(t, os.MkdirAll(filepath.Join(root, "alice"), 0o755))
-	s := &stack{env: e, key: key, work: work}
-	home := filepath.Join(work, "home")
-	must(t, os.MkdirAll(home, 0o700))
-	s.cliEnv = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C"}
-	ssrv, err := sftp.New(e.site, sftp.Options{})
-	must(t, err)
-	s.sshAddr = serveOn(t, ssrv.Serve, ssrv.Shutdown)
-	fsrv, err := ftp.New(e.site, ftp.Options{StateDir: t.TempDir()})
-	must(t, err)
-	s.ftpAddr = serveOn(t, fsrv.Serve, fsrv.Shutdown)
-	return s
+	return buildStack(t, scripts, handlers, stackSetup{mutate: mutate})
 }
 
 // windowsExe is the start of a PE file: "MZ", e_lfanew = 256 at offset 60, "PE\0\0" there.
@@ -64,18 +42,10 @@ func windowsExe() []byte {
 	return b
 }
 
+// lftpPut uploads local to remote as alice over FTP (AUTH TLS) with lftp.
 func (s *stack) lftpPut(t *testing.T, local, remote string) (string, error) {
 	t.Helper()
-	lftp := coretest.NeedBinary(t, "lftp")
-	script := s.local(t, "put.lftp", []byte(fmt.Sprintf(`set ssl:verify-certificate no
-set net:max-retries 1
-set net:timeout 10
-set cmd:fail-exit true
-open -u alice,pw -p %s 127.0.0.1
-put %s -o %s
-bye
-`, s.ftpPort(), local, remote)))
-	return s.try(lftp, "-f", script)
+	return s.lftp(t, "alice", "pw", fmt.Sprintf("put %s -o %s", local, remote))
 }
 
 // e2eRefuseExecutable: an AfterFileUpload script reads an upload's bytes (still under

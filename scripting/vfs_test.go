@@ -110,7 +110,6 @@ func TestVFSFromLua(t *testing.T) {
 		e.logs.dump(t)
 		t.Fatal(err)
 	}
-	got := e.kv()
 	want := map[string]string{
 		"current":        "disk/Disk/true",
 		"stat":           "data.bin,20,file,false,true",
@@ -164,14 +163,7 @@ func TestVFSFromLua(t *testing.T) {
 		"memtype":        "Memory,false",
 		"readonly":       "false,false",
 	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s = %q, want %q", k, got[k], w)
-		}
-	}
-	if t.Failed() {
-		e.logs.dump(t)
-	}
+	e.wantKV(t, want)
 	// On disk: the upload published (the script did not change it), the copy exported, the
 	// import made, /out gone.
 	home := filepath.Join(e.root, "alice")
@@ -238,7 +230,6 @@ func TestVFSFromJS(t *testing.T) {
 		e.logs.dump(t)
 		t.Fatal(err)
 	}
-	got := e.kv()
 	want := map[string]string{
 		"root":    "in:dir",
 		"disk":    "1,true",
@@ -248,14 +239,7 @@ func TestVFSFromJS(t *testing.T) {
 		"bytes":   "true,hi",
 		"missing": "false,stat /nope: no such file or directory",
 	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s = %q, want %q", k, got[k], w)
-		}
-	}
-	if t.Failed() {
-		e.logs.dump(t)
-	}
+	e.wantKV(t, want)
 	if b, err := os.ReadFile(filepath.Join(allowed, "copy.txt")); err != nil || string(b) != "hello" {
 		t.Errorf("copy: %q %v", b, err)
 	}
@@ -283,12 +267,8 @@ func TestVFSMemoryBudget(t *testing.T) {
 	if err := upload(s, "/big.txt", big); err != nil {
 		t.Fatal(err)
 	}
-	got := e.kv()
-	if got["small"] != "xxxx" || got["big"] != "false:read /big.txt: memory budget exceeded (max_memory 1MiB)" ||
-		got["bytes"] != "false" || got["dir"] != "true" {
-		e.logs.dump(t)
-		t.Errorf("got %v", got)
-	}
+	e.wantKV(t, map[string]string{"small": "xxxx", "big": "false:read /big.txt: memory budget exceeded (max_memory 1MiB)",
+		"bytes": "false", "dir": "true"})
 }
 
 // TestVFSNoSession: before a session exists there is no current VFS, a per-user vfs cannot
@@ -304,11 +284,7 @@ func TestVFSNoSession(t *testing.T) {
 	cfg, root := newConfig(t, map[string]string{"pre.lua": script}, []config.EventHandler{h("OnNewConnection", "pre.lua")})
 	e := buildEnv(t, cfg, root)
 	e.connect("192.0.2.1", core.ProtoSFTP)
-	got := e.kv()
-	if got["current"] != "nil" || got["peruser"] != "false" || got["mem"] != "true" {
-		e.logs.dump(t)
-		t.Errorf("got %v", got)
-	}
+	e.wantKV(t, map[string]string{"current": "nil", "peruser": "false", "mem": "true"})
 }
 
 // TestVFSKeptResultsCount: what a result holds counts against the budget for as long as the

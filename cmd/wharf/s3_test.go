@@ -1,36 +1,18 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/internal/s3test"
 )
-
-// s3ChildEnv tells the test binary, started again by TestS3ServerKilledMidUpload, to run
-// `wharf serve -c <its value>` instead of the tests.
-const s3ChildEnv = "WHARF_TEST_S3_CHILD"
-
-// TestS3ChildServe is the child process's body; it is skipped in a normal test run.
-func TestS3ChildServe(t *testing.T) {
-	cfg := os.Getenv(s3ChildEnv)
-	if cfg == "" {
-		t.Skip("runs only as the child of TestS3ServerKilledMidUpload")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	os.Exit(run(ctx, []string{"serve", "-c", cfg}, strings.NewReader(""), os.Stdout, os.Stderr))
-}
 
 // TestS3ServerKilledMidUpload kills the server (SIGKILL) in the middle of an SFTP upload to
 // an s3 vfs: nothing is visible, the crash leaves an incomplete multipart upload, and the
@@ -69,8 +51,8 @@ sites:
 	}
 	start := func() (addr string, cmd *exec.Cmd, exited chan struct{}) {
 		t.Helper()
-		cmd = exec.Command(os.Args[0], "-test.run=^TestS3ChildServe$")
-		cmd.Env = append(os.Environ(), s3ChildEnv+"="+cfgPath, "WHARF_TEST_S3_SECRET="+store.SecretKey)
+		cmd = exec.Command(os.Args[0], "-test.run=^TestWharfChild$") // runs wharf serve -c cfgPath
+		cmd.Env = append(os.Environ(), childArgsEnv+"=serve\x1f-c\x1f"+cfgPath, "WHARF_TEST_S3_SECRET="+store.SecretKey)
 		stdout, stderr := &syncBuffer{}, &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		if err := cmd.Start(); err != nil {

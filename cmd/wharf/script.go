@@ -390,7 +390,7 @@ func runScript(ctx context.Context, o *scriptRun, out io.Writer) error {
 		mailer = sink
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
-	hrec := &httpRecorder{rt: base, secrets: secretValues(o.secrets)}
+	hrec := &httpRecorder{rt: base, secrets: scripting.RedactedValues(o.secrets)}
 	defer base.CloseIdleConnections()
 	eng, err := scripting.New(cfg, scripting.Options{Logger: log, PoolSize: 2, Mail: mailer, HTTPTransport: hrec,
 		Observe: func(a scripting.Action) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wharf-project/wharf/core/coretest"
 )
 
 // hookSeen is a request the test's web service received.
@@ -155,62 +157,39 @@ func TestScriptRunSyncplifyExamples(t *testing.T) {
 			}}},
 	}
 
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if len(names) < 15 {
-		t.Errorf("%d scripts in %s, want at least 15", len(names), dir)
-	}
-	for name := range recipes {
-		if !slices.Contains(names, name) {
-			t.Errorf("a recipe for %s, which is not in %s", name, dir)
-		}
-	}
-	for _, name := range names {
-		runs, ok := recipes[name]
-		if !ok {
-			t.Errorf("%s has no run recipe in this test", name)
-			continue
-		}
-		t.Run(name, func(t *testing.T) {
-			for _, r := range runs {
-				mu.Lock()
-				seen = nil
-				mu.Unlock()
-				args := append([]string{"script", "run", filepath.Join(dir, name)}, r.args...)
-				code, stdout, stderr := runCmd(t, "", args...)
-				if code != 0 {
-					t.Errorf("%v: exit %d\n%s%s", r.args, code, stdout, stderr)
-					continue
-				}
-				lines := strings.Split(stdout, "\n")
-				for _, w := range r.want {
-					re := regexp.MustCompile(w)
-					if !slices.ContainsFunc(lines, re.MatchString) {
-						t.Errorf("%v: no line matches %s:\n%s", r.args, w, stdout)
-					}
-				}
-				mu.Lock()
-				reqs := slices.Clone(seen)
-				mu.Unlock()
-				if r.http != nil {
-					r.http(t, reqs)
-				} else if len(reqs) != 0 && !slices.Contains(r.args, "--secret") {
-					t.Errorf("%v: unexpected requests %+v", r.args, reqs)
-				}
-				for _, s := range []string{"tok-5e6f7a8b", "key-1a2b3c4d", "x9y8z7"} {
-					if strings.Contains(stdout+stderr, s) {
-						t.Errorf("%v: the report shows the secret %s:\n%s", r.args, s, stdout)
-					}
+	coretest.RunPerFile(t, dir, 15, recipes, func(t *testing.T, name string, runs []run) {
+		for _, r := range runs {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			args := append([]string{"script", "run", filepath.Join(dir, name)}, r.args...)
+			code, stdout, stderr := runCmd(t, "", args...)
+			if code != 0 {
+				t.Errorf("%v: exit %d\n%s%s", r.args, code, stdout, stderr)
+				continue
+			}
+			lines := strings.Split(stdout, "\n")
+			for _, w := range r.want {
+				re := regexp.MustCompile(w)
+				if !slices.ContainsFunc(lines, re.MatchString) {
+					t.Errorf("%v: no line matches %s:\n%s", r.args, w, stdout)
 				}
 			}
-		})
-	}
+			mu.Lock()
+			reqs := slices.Clone(seen)
+			mu.Unlock()
+			if r.http != nil {
+				r.http(t, reqs)
+			} else if len(reqs) != 0 && !slices.Contains(r.args, "--secret") {
+				t.Errorf("%v: unexpected requests %+v", r.args, reqs)
+			}
+			for _, s := range []string{"tok-5e6f7a8b", "key-1a2b3c4d", "x9y8z7"} {
+				if strings.Contains(stdout+stderr, s) {
+					t.Errorf("%v: the report shows the secret %s:\n%s", r.args, s, stdout)
+				}
+			}
+		}
+	})
 }
 
 // --smtp-sink queues through the server's mail code: what the relay would refuse (a bad

@@ -12,9 +12,6 @@ import (
 	"mime/quotedprintable"
 	"net/http"
 	"net/mail"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -191,28 +188,4 @@ func (h *httpRecorder) requests() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.seen...)
-}
-
-// secretValues reads the values of secrets, longest first, for redaction (as the engine reads
-// them; values under 4 bytes are not redacted there either).
-func secretValues(secrets map[string]config.Secret) []string {
-	var out []string
-	for _, s := range secrets {
-		var v string
-		switch {
-		case s.Env != "":
-			v = os.Getenv(s.Env)
-		case s.File != "":
-			b, err := os.ReadFile(filepath.Clean(s.File))
-			if err != nil {
-				continue
-			}
-			v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		}
-		if len(v) >= 4 {
-			out = append(out, v)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out
 }

@@ -86,14 +86,8 @@ func (c *checker) checkS3(vk string, v *VFS) {
 	if v.PartSize < s3MinPart || v.PartSize > s3MaxPart {
 		c.errorf(vk+".part_size", "must be from 5MiB to 5GiB (S3's part limits), got %s", v.PartSize)
 	}
-	c.defaultInt(vk+".upload_concurrency", &v.UploadConcurrency, 4)
-	if v.UploadConcurrency < 1 || v.UploadConcurrency > 64 {
-		c.errorf(vk+".upload_concurrency", "must be from 1 to 64, got %d", v.UploadConcurrency)
-	}
-	c.defaultInt(vk+".max_dir_rename_objects", &v.MaxDirRenameObjects, 1000)
-	if v.MaxDirRenameObjects < 1 {
-		c.errorf(vk+".max_dir_rename_objects", "must be at least 1, got %d", v.MaxDirRenameObjects)
-	}
+	c.defaultFromTo(vk+".upload_concurrency", &v.UploadConcurrency, 4, 1, 64)
+	c.defaultAtLeast(vk+".max_dir_rename_objects", &v.MaxDirRenameObjects, 1000, 1)
 	c.defaultDuration(vk+".cleanup_incomplete_uploads_after", &v.CleanupIncompleteUploadsAfter, 24*time.Hour)
 	if v.CleanupIncompleteUploadsAfter.Duration < 0 {
 		c.errorf(vk+".cleanup_incomplete_uploads_after", "must be 0 (never) or a positive duration, got %s", v.CleanupIncompleteUploadsAfter.Duration)

@@ -170,6 +170,22 @@ func (c *checker) defaultInt(key string, v *int, def int) {
 	}
 }
 
+// defaultAtLeast is defaultInt, then a check that the value is at least lo.
+func (c *checker) defaultAtLeast(key string, v *int, def, lo int) {
+	c.defaultInt(key, v, def)
+	if *v < lo {
+		c.errorf(key, "must be at least %d, got %d", lo, *v)
+	}
+}
+
+// defaultFromTo is defaultInt, then a check that the value is from lo to hi.
+func (c *checker) defaultFromTo(key string, v *int, def, lo, hi int) {
+	c.defaultInt(key, v, def)
+	if *v < lo || *v > hi {
+		c.errorf(key, "must be from %d to %d, got %d", lo, hi, *v)
+	}
+}
+
 func boolPtr(b bool) *bool { return &b }
 
 func (c *checker) check(cfg *Config) {
@@ -300,10 +316,7 @@ func (c *checker) checkSite(key string, s *Site) {
 	if s.SSH.SCP == nil {
 		s.SSH.SCP = boolPtr(true)
 	}
-	c.defaultInt(key+".ssh.max_sessions", &s.SSH.MaxSessions, 10)
-	if s.SSH.MaxSessions < 1 {
-		c.errorf(key+".ssh.max_sessions", "must be at least 1, got %d", s.SSH.MaxSessions)
-	}
+	c.defaultAtLeast(key+".ssh.max_sessions", &s.SSH.MaxSessions, 10, 1)
 	c.checkSSHAlgorithms(key+".ssh", &s.SSH)
 	if s.SSH.TrustedUserCAKeys != "" {
 		s.SSH.TrustedUserCAKeys = c.abs(s.SSH.TrustedUserCAKeys)
@@ -385,10 +398,7 @@ func (c *checker) checkSite(key string, s *Site) {
 	if p.IPv6Prefix < 1 || p.IPv6Prefix > 128 {
 		c.errorf(pk+".ipv6_prefix", "must be a prefix length from 1 to 128, got %d", p.IPv6Prefix)
 	}
-	c.defaultInt(pk+".max_bans", &p.MaxBans, 100_000)
-	if p.MaxBans < 1 {
-		c.errorf(pk+".max_bans", "must be at least 1, got %d", p.MaxBans)
-	}
+	c.defaultAtLeast(pk+".max_bans", &p.MaxBans, 100_000, 1)
 
 	// VFS
 	vfsNames := map[string]string{}
@@ -810,14 +820,8 @@ func (c *checker) checkSMTP(key string, m *SMTP) {
 
 // checkScripting applies the defaults of the scripting section.
 func (c *checker) checkScripting(key string, s *Scripting) {
-	c.defaultInt(key+".async_workers", &s.AsyncWorkers, 4)
-	if s.AsyncWorkers < 1 {
-		c.errorf(key+".async_workers", "must be at least 1, got %d", s.AsyncWorkers)
-	}
-	c.defaultInt(key+".async_queue", &s.AsyncQueue, 1000)
-	if s.AsyncQueue < 1 {
-		c.errorf(key+".async_queue", "must be at least 1, got %d", s.AsyncQueue)
-	}
+	c.defaultAtLeast(key+".async_workers", &s.AsyncWorkers, 4, 1)
+	c.defaultAtLeast(key+".async_queue", &s.AsyncQueue, 1000, 1)
 	if !c.has(key + ".mail_spool") {
 		s.MailSpool = 256 << 20
 	} else if s.MailSpool < 1<<20 {

@@ -159,12 +159,7 @@ func TestLFTP(t *testing.T) {
 			if m == modeExplicit {
 				tlsSettings = "set ftp:ssl-force true\nset ftp:ssl-protect-data true\nset ftp:ssl-protect-list true\nset ssl:verify-certificate no\n"
 			}
-			script := tlsSettings + fmt.Sprintf(`set net:max-retries 1
-set net:timeout 20
-set cmd:fail-exit true
-set mirror:parallel-transfer-count 2
-open -u "%s,%s" -p %s 127.0.0.1
-mirror -R --no-perms %s /tree
+			out := runLftp(t, lftp, local, tlsSettings, port(ts), fmt.Sprintf(`mirror -R --no-perms %s /tree
 mirror --no-perms /tree %s
 get -c /big.bin -o %s
 mkdir /newdir
@@ -173,13 +168,7 @@ rm /tree/d1/e1/f001.bin
 cls -1 /newdir
 rm /newdir/moved.bin
 rmdir /newdir
-bye
-`, coretest.UserAlice, coretest.Password, port(ts), src, back, partial)
-			sf := filepath.Join(local, "script.lftp")
-			if err := os.WriteFile(sf, []byte(script), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			out := mustRun(t, 3*time.Minute, []string{"HOME=" + local}, lftp, "-f", sf)
+`, src, back, partial))
 
 			sameTree(t, src, back)
 			// The server's copy of the tree (before the mv/rm at the end) came back intact;
@@ -229,21 +218,7 @@ func TestCurl(t *testing.T) {
 				return append(append([]string{"-sS", "--fail", "--max-time", "60", "-u", coretest.UserAlice + ":" + coretest.Password}, extra...), a...)
 			}
 
-			data := randomBytes(t, 2<<20+17)
-			up := filepath.Join(local, "up.bin")
-			if err := os.WriteFile(up, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			mustRun(t, time.Minute, nil, curl, args("--ftp-create-dirs", "-T", up, base+"/c/up.bin")...)
-			if got, _ := os.ReadFile(filepath.Join(home, "c", "up.bin")); !bytes.Equal(got, data) {
-				t.Fatalf("uploaded file differs (%d bytes, want %d)", len(got), len(data))
-			}
-
-			down := filepath.Join(local, "down.bin")
-			mustRun(t, time.Minute, nil, curl, args("-o", down, base+"/c/up.bin")...)
-			if got, _ := os.ReadFile(down); !bytes.Equal(got, data) {
-				t.Fatalf("downloaded file differs")
-			}
+			data, up := curlRoundTrip(t, curl, args, base, home, local)
 
 			// Download resume: a wrong local prefix survives only if curl used REST.
 			part := filepath.Join(local, "part.bin")
@@ -272,6 +247,45 @@ func TestCurl(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runLftp runs lftp's commands (one a line) as alice on the server at port, after settings
+// (the TLS ones) and those every test uses, with local as HOME; it returns lftp's output.
+func runLftp(t *testing.T, lftp, local, settings, port, cmds string) string {
+	t.Helper()
+	script := settings + fmt.Sprintf(`set net:max-retries 1
+set net:timeout 20
+set cmd:fail-exit true
+set mirror:parallel-transfer-count 2
+open -u "%s,%s" -p %s 127.0.0.1
+`, coretest.UserAlice, coretest.Password, port) + cmds + "bye\n"
+	sf := filepath.Join(local, "script.lftp")
+	if err := os.WriteFile(sf, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return mustRun(t, 3*time.Minute, []string{"HOME=" + local}, lftp, "-f", sf)
+}
+
+// curlRoundTrip uploads 2 MiB and a bit with curl to /c/up.bin (creating /c), checks the
+// file in home, downloads it back and checks it; it returns the data and its local file.
+// args adds the login and the mode's flags to curl's arguments; base is the server's URL.
+func curlRoundTrip(t *testing.T, curl string, args func(...string) []string, base, home, local string) ([]byte, string) {
+	t.Helper()
+	data := randomBytes(t, 2<<20+17)
+	up := filepath.Join(local, "up.bin")
+	if err := os.WriteFile(up, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, time.Minute, nil, curl, args("--ftp-create-dirs", "-T", up, base+"/c/up.bin")...)
+	if got, _ := os.ReadFile(filepath.Join(home, "c", "up.bin")); !bytes.Equal(got, data) {
+		t.Fatalf("uploaded file differs (%d bytes, want %d)", len(got), len(data))
+	}
+	down := filepath.Join(local, "down.bin")
+	mustRun(t, time.Minute, nil, curl, args("-o", down, base+"/c/up.bin")...)
+	if got, _ := os.ReadFile(down); !bytes.Equal(got, data) {
+		t.Fatal("downloaded file differs")
+	}
+	return data, up
 }
 
 // pythonScript drives ftplib; it prints one line per step so the test can check each.

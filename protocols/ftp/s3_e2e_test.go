@@ -64,13 +64,7 @@ func TestS3LFTP(t *testing.T) {
 	if err := os.WriteFile(partial, prefix, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	script := fmt.Sprintf(`set ftp:ssl-allow no
-set net:max-retries 1
-set net:timeout 20
-set cmd:fail-exit true
-set mirror:parallel-transfer-count 2
-open -u "%s,%s" -p %s 127.0.0.1
-mirror -R --no-perms %s /tree
+	out := runLftp(t, lftp, local, "set ftp:ssl-allow no\n", port(ts), fmt.Sprintf(`mirror -R --no-perms %s /tree
 mirror --no-perms /tree %s
 put %s -o /whole.bin
 get /whole.bin -o %s
@@ -81,13 +75,7 @@ mv /tree/d0/e0/f000.bin /newdir/moved.bin
 cls -1 /newdir
 rm /newdir/moved.bin
 rmdir /newdir
-bye
-`, coretest.UserAlice, coretest.Password, port(ts), src, back, bigFile, filepath.Join(local, "whole.back"), partial, bigFile)
-	sf := filepath.Join(local, "script.lftp")
-	if err := os.WriteFile(sf, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out := mustRun(t, 3*time.Minute, []string{"HOME=" + local}, lftp, "-f", sf)
+`, src, back, bigFile, filepath.Join(local, "whole.back"), partial, bigFile))
 	sameTree(t, src, back)
 	if got, _ := os.ReadFile(filepath.Join(local, "whole.back")); !bytes.Equal(got, big) {
 		t.Fatalf("multipart round trip differs (%d bytes)", len(got))
@@ -121,19 +109,7 @@ func TestS3Curl(t *testing.T) {
 	args := func(a ...string) []string {
 		return append([]string{"-sS", "--fail", "--max-time", "60", "-u", coretest.UserAlice + ":" + coretest.Password}, a...)
 	}
-	data := randomBytes(t, 2<<20+17)
-	up := filepath.Join(local, "up.bin")
-	if err := os.WriteFile(up, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, time.Minute, nil, curl, args("--ftp-create-dirs", "-T", up, base+"/c/up.bin")...)
-	if got, _ := os.ReadFile(filepath.Join(home, "c", "up.bin")); !bytes.Equal(got, data) {
-		t.Fatalf("uploaded object differs (%d bytes, want %d)", len(got), len(data))
-	}
-	mustRun(t, time.Minute, nil, curl, args("-o", filepath.Join(local, "down.bin"), base+"/c/up.bin")...)
-	if got, _ := os.ReadFile(filepath.Join(local, "down.bin")); !bytes.Equal(got, data) {
-		t.Fatal("downloaded file differs")
-	}
+	data, up := curlRoundTrip(t, curl, args, base, home, local)
 	// Resume an upload that stopped after 1 MiB: curl asks SIZE and sends the rest (the
 	// first MiB differs, to tell a resume from a full upload).
 	prefix := bytes.Repeat([]byte{'#'}, 1<<20)

@@ -138,6 +138,24 @@ func sameFile(t *testing.T, want, got string) {
 	}
 }
 
+// sftpBatch runs OpenSSH sftp as alice with cmds as its batch file (one command a line) and
+// returns its output; a failed command fails the test unless it starts with "-".
+func (e *e2e) sftpBatch(t *testing.T, sftpBin string, cmds ...string) string {
+	t.Helper()
+	putFile(t, e.local("batch"), []byte(strings.Join(cmds, "\n")+"\n"))
+	return e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
+}
+
+// wantBatchCopies checks what the batch tests' transfers leave: a.bin put to /up and renamed
+// b.bin, got back whole to got/a.bin and by reget to got/partial.bin, and tree put as /up/tree.
+func (e *e2e) wantBatchCopies(t *testing.T) {
+	t.Helper()
+	sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
+	sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
+	sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
+	sameTree(t, e.local("tree"), e.remote("/up/tree"))
+}
+
 func TestOpenSSHSFTPBatch(t *testing.T) {
 	sftpBin := coretest.NeedBinary(t, "sftp")
 	e := newE2E(t)
@@ -148,7 +166,7 @@ func TestOpenSSHSFTPBatch(t *testing.T) {
 	putFile(t, e.local("got/partial.bin"), data[:1<<20])
 	putFile(t, e.remote("/up/half.bin"), data[:1<<20+5])
 
-	batch := strings.Join([]string{
+	out := e.sftpBatch(t, sftpBin,
 		"mkdir /up/new",
 		"cd /up",
 		"put a.bin a.bin",
@@ -163,15 +181,9 @@ func TestOpenSSHSFTPBatch(t *testing.T) {
 		"rmdir /up/new",
 		"-rmdir /up/tree",
 		"bye",
-	}, "\n") + "\n"
-	putFile(t, e.local("batch"), []byte(batch))
-	args := append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")
-	out := e.run(t, sftpBin, args...)
+	)
 
-	sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
-	sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
-	sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
-	sameTree(t, e.local("tree"), e.remote("/up/tree"))
+	e.wantBatchCopies(t)
 	for _, gone := range []string{"/up/a.bin", "/up/half.bin", "/up/new"} {
 		if _, err := os.Stat(e.remote(gone)); err == nil {
 			t.Errorf("%s still exists", gone)
@@ -297,45 +309,66 @@ func TestOpenSSHSCP(t *testing.T) {
 
 }
 
-func TestCurlSFTP(t *testing.T) {
+// needCurlSFTP returns curl's path; a curl built without SFTP skips the test (fails it when
+// WHARF_E2E=1).
+func (e *e2e) needCurlSFTP(t *testing.T) string {
+	t.Helper()
 	curl := coretest.NeedBinary(t, "curl")
-	e := newE2E(t)
-	out, _ := e.try(curl, "-V")
-	if !strings.Contains(out, "sftp") {
+	if out, _ := e.try(curl, "-V"); !strings.Contains(out, "sftp") {
 		if os.Getenv("WHARF_E2E") == "1" {
 			t.Fatalf("curl has no sftp support:\n%s", out)
 		}
 		t.Skip("curl built without sftp")
 	}
-	data := randomBytes(t, 1<<20+99)
-	putFile(t, e.local("c.bin"), data)
-	url := fmt.Sprintf("sftp://127.0.0.1:%s/curl/c.bin", e.port)
-	putFile(t, e.remote("/curl/.keep"), nil)
+	return curl
+}
+
+// curlRoundTrip uploads 1 MiB and a bit with curl to the server's name, then downloads it
+// back, checking both copies; it returns the URL.
+func (e *e2e) curlRoundTrip(t *testing.T, curl, name string) string {
+	t.Helper()
+	putFile(t, e.local("c.bin"), randomBytes(t, 1<<20+99))
+	url := fmt.Sprintf("sftp://127.0.0.1:%s%s", e.port, name)
 	base := []string{"-sS", "--fail", "-k", "--connect-timeout", "10", "-u", "alice:" + testPassword}
 	e.run(t, curl, append(base, "-T", e.local("c.bin"), url)...)
-	sameFile(t, e.local("c.bin"), e.remote("/curl/c.bin"))
+	sameFile(t, e.local("c.bin"), e.remote(name))
 	e.run(t, curl, append(base, "-o", e.local("c.back"), url)...)
 	sameFile(t, e.local("c.bin"), e.local("c.back"))
+	return url
+}
+
+func TestCurlSFTP(t *testing.T) {
+	e := newE2E(t)
+	curl := e.needCurlSFTP(t)
+	putFile(t, e.remote("/curl/.keep"), nil)
+	url := e.curlRoundTrip(t, curl, "/curl/c.bin")
 	// A wrong password fails.
 	if out, err := e.try(curl, "-sS", "--fail", "-k", "-u", "alice:wrong", "-o", e.local("x"), url); err == nil {
 		t.Fatalf("curl with a wrong password succeeded:\n%s", out)
 	}
 }
 
-func TestRclone(t *testing.T) {
-	rclone := coretest.NeedBinary(t, "rclone")
-	e := newE2E(t)
+// rclone returns a runner of rclone, with the transfer flags the tests use, and the
+// on-the-fly remote (":sftp,…:") that logs in to the server as alice.
+func (e *e2e) rclone(t *testing.T) (rc func(args ...string) string, remote string) {
+	t.Helper()
+	bin := coretest.NeedBinary(t, "rclone")
 	conf := e.local("rclone.conf")
 	putFile(t, conf, nil)
-	obscured := strings.TrimSpace(e.run(t, rclone, "--config", conf, "obscure", testPassword))
-	remote := fmt.Sprintf(":sftp,host=127.0.0.1,port=%s,user=alice,pass=%s:", e.port, obscured)
+	obscured := strings.TrimSpace(e.run(t, bin, "--config", conf, "obscure", testPassword))
+	remote = fmt.Sprintf(":sftp,host=127.0.0.1,port=%s,user=alice,pass=%s:", e.port, obscured)
+	flags := []string{"--config", conf, "--transfers", "8", "--checkers", "8", "--retries", "1", "--low-level-retries", "2"}
+	return func(args ...string) string {
+		t.Helper()
+		return e.run(t, bin, append(append([]string(nil), args...), flags...)...)
+	}, remote
+}
+
+func TestRclone(t *testing.T) {
+	e := newE2E(t)
+	rc, remote := e.rclone(t)
 	tree := e.local("tree")
 	writeTree(t, tree, 240)
-	flags := []string{"--config", conf, "--transfers", "8", "--checkers", "8", "--retries", "1", "--low-level-retries", "2"}
-	rc := func(args ...string) string {
-		t.Helper()
-		return e.run(t, rclone, append(append([]string(nil), args...), flags...)...)
-	}
 	rc("copy", tree, remote+"/r/tree")
 	sameTree(t, tree, e.remote("/r/tree"))
 	rc("check", "--download", tree, remote+"/r/tree")

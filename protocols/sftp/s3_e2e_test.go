@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pkgsftp "github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/coretest"
@@ -32,7 +33,7 @@ func TestS3Clients(t *testing.T) {
 		putFile(t, e.local("a.bin"), data)
 		writeTree(t, e.local("tree"), 30)
 		putFile(t, e.local("got/partial.bin"), data[:1<<20])
-		batch := strings.Join([]string{
+		out := e.sftpBatch(t, sftpBin,
 			"mkdir /up",
 			"mkdir /up/new",
 			"cd /up",
@@ -48,13 +49,8 @@ func TestS3Clients(t *testing.T) {
 			"rmdir /up/new",
 			"-rmdir /up/tree",
 			"bye",
-		}, "\n") + "\n"
-		putFile(t, e.local("batch"), []byte(batch))
-		out := e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
-		sameFile(t, e.local("a.bin"), e.remote("/up/b.bin"))
-		sameFile(t, e.local("a.bin"), e.local("got/a.bin"))
-		sameFile(t, e.local("a.bin"), e.local("got/partial.bin"))
-		sameTree(t, e.local("tree"), e.remote("/up/tree"))
+		)
+		e.wantBatchCopies(t)
 		// reput of a.bin onto the first tree file resumes at its size: its bytes, then a.bin's rest.
 		first, _ := os.ReadFile(e.local("tree/d00/e0/f0000.bin"))
 		if got, _ := os.ReadFile(e.remote("/up/half.bin")); !bytes.Equal(got, append(first, data[len(first):]...)) {
@@ -102,33 +98,13 @@ func TestS3Clients(t *testing.T) {
 	})
 
 	t.Run("curl", func(t *testing.T) {
-		curl := coretest.NeedBinary(t, "curl")
-		if out, _ := e.try(curl, "-V"); !strings.Contains(out, "sftp") {
-			t.Skip("curl built without sftp")
-		}
-		data := randomBytes(t, 1<<20+99)
-		putFile(t, e.local("c.bin"), data)
-		url := fmt.Sprintf("sftp://127.0.0.1:%s/c.bin", e.port)
-		base := []string{"-sS", "--fail", "-k", "--connect-timeout", "10", "-u", "alice:" + testPassword}
-		e.run(t, curl, append(base, "-T", e.local("c.bin"), url)...)
-		sameFile(t, e.local("c.bin"), e.remote("/c.bin"))
-		e.run(t, curl, append(base, "-o", e.local("c.back"), url)...)
-		sameFile(t, e.local("c.bin"), e.local("c.back"))
+		e.curlRoundTrip(t, e.needCurlSFTP(t), "/c.bin")
 	})
 
 	t.Run("rclone", func(t *testing.T) {
-		rclone := coretest.NeedBinary(t, "rclone")
-		conf := e.local("rclone.conf")
-		putFile(t, conf, nil)
-		obscured := strings.TrimSpace(e.run(t, rclone, "--config", conf, "obscure", testPassword))
-		remote := fmt.Sprintf(":sftp,host=127.0.0.1,port=%s,user=alice,pass=%s:", e.port, obscured)
+		rc, remote := e.rclone(t)
 		tree := e.local("rtree")
 		writeTree(t, tree, 60)
-		flags := []string{"--config", conf, "--transfers", "8", "--checkers", "8", "--retries", "1", "--low-level-retries", "2"}
-		rc := func(args ...string) string {
-			t.Helper()
-			return e.run(t, rclone, append(append([]string(nil), args...), flags...)...)
-		}
 		rc("copy", tree, remote+"/r/tree")
 		sameTree(t, tree, e.remote("/r/tree"))
 		rc("check", tree, remote+"/r/tree") // sizes and modification times
@@ -158,9 +134,7 @@ func TestS3VetoedUpload(t *testing.T) {
 	putFile(t, e.local("x.veto"), randomBytes(t, 11<<20))
 	putFile(t, e.local("old.veto"), []byte("old"))
 	putFile(t, e.remote("/kept.veto"), []byte("old"))
-	batch := "-put x.veto x.veto\n-put x.veto kept.veto\nbye\n"
-	putFile(t, e.local("batch"), []byte(batch))
-	out := e.run(t, sftpBin, append(e.sshOptions(), "-P", e.port, "-b", e.local("batch"), "alice@127.0.0.1")...)
+	out := e.sftpBatch(t, sftpBin, "-put x.veto x.veto", "-put x.veto kept.veto", "bye")
 	if !strings.Contains(out, "denied") {
 		t.Errorf("the client was not told the upload was refused:\n%s", out)
 	}
@@ -175,19 +149,29 @@ func TestS3VetoedUpload(t *testing.T) {
 	}
 }
 
+// concurrentClient logs alice in over pkg/sftp with concurrent writes, which sends writes
+// out of order. Both close at the test's end; closing the connection before drops it.
+func (e *e2e) concurrentClient(t *testing.T) (*ssh.Client, *pkgsftp.Client) {
+	t.Helper()
+	sc, err := dialKit(e.srv, e.addr, "alice", testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sc.Close() })
+	c, err := pkgsftp.NewClient(sc, pkgsftp.UseConcurrentWrites(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return sc, c
+}
+
 // TestS3KilledUpload drops the client's connection in the middle of an upload of several
 // parts: the object never appears and the multipart upload is aborted.
 func TestS3KilledUpload(t *testing.T) {
 	store := s3test.Start(t)
 	e := newE2EOn(t, store)
-	sc, err := dialKit(e.srv, e.addr, "alice", testPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := pkgsftp.NewClient(sc, pkgsftp.UseConcurrentWrites(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, c := e.concurrentClient(t)
 	f, err := c.Create("/killed.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -216,16 +200,7 @@ func TestS3KilledUpload(t *testing.T) {
 func TestS3PipelinedUpload(t *testing.T) {
 	store := s3test.Start(t)
 	e := newE2EOn(t, store)
-	sc, err := dialKit(e.srv, e.addr, "alice", testPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	c, err := pkgsftp.NewClient(sc, pkgsftp.UseConcurrentWrites(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := e.concurrentClient(t)
 	data := randomBytes(t, 64<<20)
 	for i := range 2 {
 		name := fmt.Sprintf("/piped%d.bin", i)

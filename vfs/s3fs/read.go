@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/afero"
+
+	"github.com/wharf-project/wharf/vfs"
 )
 
 // ReadChunk is the size of one ranged GET of a sequential download; ReadAhead more chunks
@@ -29,7 +31,7 @@ const listHeads = 16
 // openRead opens a file or a directory for reading.
 func (f *FS) openRead(c string) (afero.File, error) {
 	if u := f.pendingUpload(c); u != nil {
-		return &uploadView{u: u}, nil
+		return &uploadView{readOnly: readOnly{notDir{u.tmp}}, u: u}, nil
 	}
 	fi, err := f.statFile(c)
 	if err != nil {
@@ -39,7 +41,7 @@ func (f *FS) openRead(c string) (afero.File, error) {
 		return &dirFile{f: f, name: c, prefix: f.dirKey(c), fi: fi}, nil
 	}
 	ctx, cancel := context.WithCancel(f.ctx)
-	return &readFile{f: f, name: c, key: f.key(c), fi: fi, ctx: ctx, cancel: cancel,
+	return &readFile{readOnly: readOnly{notDir{c}}, f: f, name: c, key: f.key(c), fi: fi, ctx: ctx, cancel: cancel,
 		chunks: map[int64]*chunk{}, last: -2}, nil
 }
 
@@ -87,6 +89,7 @@ type chunk struct {
 // out-of-order reads of SFTP clients) go through chunks fetched ahead; a read elsewhere is
 // one ranged GET of just what it asks.
 type readFile struct {
+	readOnly
 	f      *FS
 	name   string
 	key    string
@@ -202,14 +205,19 @@ func (r *readFile) drop(idx int64) {
 	r.mu.Unlock()
 }
 
-func (r *readFile) Read(p []byte) (int, error) {
-	r.mu.Lock()
-	pos := r.pos
-	r.mu.Unlock()
-	n, err := r.ReadAt(p, pos)
-	r.mu.Lock()
-	r.pos = pos + int64(n)
-	r.mu.Unlock()
+func (r *readFile) Read(p []byte) (int, error) { return readAtPos(&r.mu, &r.pos, p, r.ReadAt) }
+
+// readAtPos is Read over readAt for a handle whose position is *pos, guarded by mu, which is
+// not held while reading (ReadAt takes its own locks). An io.EOF that comes with data is
+// left for the next call.
+func readAtPos(mu *sync.Mutex, pos *int64, p []byte, readAt func([]byte, int64) (int, error)) (int, error) {
+	mu.Lock()
+	off := *pos
+	mu.Unlock()
+	n, err := readAt(p, off)
+	mu.Lock()
+	*pos = off + int64(n)
+	mu.Unlock()
 	if err == io.EOF && n > 0 {
 		err = nil
 	}
@@ -219,20 +227,12 @@ func (r *readFile) Read(p []byte) (int, error) {
 func (r *readFile) Seek(offset int64, whence int) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.pos
-	case io.SeekEnd:
-		offset += r.fi.size
-	default:
+	pos, ok := vfs.SeekPosition(r.pos, r.fi.size, offset, whence)
+	if !ok {
 		return r.pos, pathErr("seek", r.name, fs.ErrInvalid)
 	}
-	if offset < 0 {
-		return r.pos, pathErr("seek", r.name, fs.ErrInvalid)
-	}
-	r.pos = offset
-	return offset, nil
+	r.pos = pos
+	return pos, nil
 }
 
 func (r *readFile) Close() error {
@@ -247,24 +247,32 @@ func (r *readFile) Close() error {
 	return nil
 }
 
-func (r *readFile) Write([]byte) (int, error) { return 0, pathErr("write", r.name, syscall.EBADF) }
-func (r *readFile) WriteAt([]byte, int64) (int, error) {
-	return 0, pathErr("write", r.name, syscall.EBADF)
+// notDir refuses to list a handle that is not a directory, naming it.
+type notDir struct{ path string }
+
+func (d notDir) Readdir(int) ([]os.FileInfo, error) {
+	return nil, pathErr("readdir", d.path, syscall.ENOTDIR)
 }
-func (r *readFile) WriteString(string) (int, error) {
-	return 0, pathErr("write", r.name, syscall.EBADF)
+func (d notDir) Readdirnames(int) ([]string, error) {
+	return nil, pathErr("readdir", d.path, syscall.ENOTDIR)
 }
-func (r *readFile) Truncate(int64) error { return pathErr("truncate", r.name, syscall.EBADF) }
-func (r *readFile) Sync() error          { return nil }
-func (r *readFile) Readdir(int) ([]os.FileInfo, error) {
-	return nil, pathErr("readdir", r.name, syscall.ENOTDIR)
+
+// readOnly refuses what a file handle open only for reading cannot do, naming it.
+type readOnly struct{ notDir }
+
+func (r readOnly) Write([]byte) (int, error) { return 0, pathErr("write", r.path, syscall.EBADF) }
+func (r readOnly) WriteAt([]byte, int64) (int, error) {
+	return 0, pathErr("write", r.path, syscall.EBADF)
 }
-func (r *readFile) Readdirnames(int) ([]string, error) {
-	return nil, pathErr("readdir", r.name, syscall.ENOTDIR)
+func (r readOnly) WriteString(string) (int, error) {
+	return 0, pathErr("write", r.path, syscall.EBADF)
 }
+func (r readOnly) Truncate(int64) error { return pathErr("truncate", r.path, syscall.EBADF) }
+func (readOnly) Sync() error            { return nil }
 
 // uploadView reads an upload not yet published (an AfterFileUpload script reading it).
 type uploadView struct {
+	readOnly
 	u   *upload
 	mu  sync.Mutex
 	pos int64
@@ -273,64 +281,25 @@ type uploadView struct {
 func (v *uploadView) Name() string               { return v.u.tmp }
 func (v *uploadView) Stat() (os.FileInfo, error) { return v.u.Stat() }
 func (v *uploadView) Close() error               { return nil }
-func (v *uploadView) Sync() error                { return nil }
-func (v *uploadView) Write([]byte) (int, error)  { return 0, pathErr("write", v.u.tmp, syscall.EBADF) }
-func (v *uploadView) Truncate(int64) error       { return pathErr("truncate", v.u.tmp, syscall.EBADF) }
-func (v *uploadView) WriteString(string) (int, error) {
-	return 0, pathErr("write", v.u.tmp, syscall.EBADF)
-}
-func (v *uploadView) WriteAt([]byte, int64) (int, error) {
-	return 0, pathErr("write", v.u.tmp, syscall.EBADF)
-}
-func (v *uploadView) Readdir(int) ([]os.FileInfo, error) {
-	return nil, pathErr("readdir", v.u.tmp, syscall.ENOTDIR)
-}
-func (v *uploadView) Readdirnames(int) ([]string, error) {
-	return nil, pathErr("readdir", v.u.tmp, syscall.ENOTDIR)
-}
 
 func (v *uploadView) ReadAt(p []byte, off int64) (int, error) {
 	v.u.mu.Lock()
 	defer v.u.mu.Unlock()
-	if off >= v.u.hw {
-		return 0, io.EOF
-	}
-	if v.u.mp != nil || off < v.u.start || len(v.u.ahead) > 0 {
-		return 0, pathErr("read", v.u.tmp, ErrReadBack)
-	}
-	n := copy(p, v.u.cur[off-v.u.start:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return v.u.readBuffered(p, off, v.u.tmp)
 }
 
-func (v *uploadView) Read(p []byte) (int, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n, err := v.ReadAt(p, v.pos)
-	v.pos += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
+func (v *uploadView) Read(p []byte) (int, error) { return readAtPos(&v.mu, &v.pos, p, v.ReadAt) }
 
 func (v *uploadView) Seek(offset int64, whence int) (int64, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	fi, _ := v.u.Stat()
-	switch whence {
-	case io.SeekCurrent:
-		offset += v.pos
-	case io.SeekEnd:
-		offset += fi.Size()
-	}
-	if offset < 0 {
+	pos, ok := vfs.SeekPosition(v.pos, fi.Size(), offset, whence)
+	if !ok {
 		return v.pos, pathErr("seek", v.u.tmp, fs.ErrInvalid)
 	}
-	v.pos = offset
-	return offset, nil
+	v.pos = pos
+	return pos, nil
 }
 
 // dirFile lists a directory a page of ListObjectsV2 at a time.

@@ -25,6 +25,7 @@ import (
 	"github.com/wharf-project/wharf/internal/s3test"
 	"github.com/wharf-project/wharf/vfs"
 	"github.com/wharf-project/wharf/vfs/s3fs"
+	"github.com/wharf-project/wharf/vfs/vfstest"
 )
 
 const bucket = "wharf"
@@ -62,103 +63,37 @@ func random(t *testing.T, n int) []byte {
 	return b
 }
 
-func writeFile(t *testing.T, fsys afero.Fs, name string, data []byte) {
-	t.Helper()
-	if err := afero.WriteFile(fsys, name, data, 0o600); err != nil {
-		t.Fatalf("write %s: %v", name, err)
-	}
-}
-
-func readFile(t *testing.T, fsys afero.Fs, name string) []byte {
-	t.Helper()
-	b, err := afero.ReadFile(fsys, name)
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	return b
-}
-
 // wantErr checks that err is a *fs.PathError naming path that matches kind and says nothing
 // about the endpoint.
 func (e *env) wantErr(t *testing.T, what string, err error, kind error, path string) {
 	t.Helper()
-	if err == nil {
-		t.Errorf("%s: no error, want %v", what, kind)
-		return
-	}
-	if !errors.Is(err, kind) {
-		t.Errorf("%s: error %v does not match %v", what, err, kind)
-	}
-	var pe *fs.PathError
-	if !errors.As(err, &pe) {
-		t.Errorf("%s: error %T (%v) is not a *fs.PathError", what, err, err)
-	} else if path != "" && pe.Path != path {
-		t.Errorf("%s: error names %q, want %q", what, pe.Path, path)
-	}
-	if strings.Contains(err.Error(), strings.TrimPrefix(e.srv.Endpoint, "http://")) || strings.Contains(err.Error(), e.srv.SecretKey) {
-		t.Errorf("%s: error leaks the endpoint or a key: %v", what, err)
-	}
+	vfstest.WantPathErr(t, what, err, kind, path, e.secrets()...)
 }
 
-func TestFiles(t *testing.T) {
+// secrets are what no error may tell a client: the endpoint and the secret key.
+func (e *env) secrets() []string {
+	return []string{strings.TrimPrefix(e.srv.Endpoint, "http://"), e.srv.SecretKey}
+}
+
+// TestBackendSuite runs the behaviour every backend shares (vfs/vfstest) on S3.
+func TestBackendSuite(t *testing.T) {
+	vfstest.Run(t, vfstest.Backend{FixedMode: 0o644, New: func(t *testing.T) (afero.Fs, []string) {
+		e := newEnv(t)
+		return e.fs, e.secrets()
+	}})
+}
+
+// TestObjects is what S3 adds to the shared suite: files are objects under the prefix,
+// writing inside one is refused, a listing carries the times, names locate as s3:// URLs.
+func TestObjects(t *testing.T) {
 	e := newEnv(t)
 	fsys := e.fs
-	writeFile(t, fsys, "/a.txt", []byte("hello"))
-	if got := readFile(t, fsys, "a.txt"); string(got) != "hello" {
-		t.Fatalf("relative name reads %q", got)
-	}
-	if b, err := os.ReadFile(filepath.Join(e.host, "a.txt")); err != nil || string(b) != "hello" {
+	vfstest.WriteFile(t, fsys, "/a.txt", []byte("hello world"))
+	if b, err := os.ReadFile(filepath.Join(e.host, "a.txt")); err != nil || string(b) != "hello world" {
 		t.Fatalf("object on the store's disk = %q, %v", b, err)
 	}
-	fi, err := fsys.Stat("//a.txt/")
-	if err != nil || fi.Size() != 5 || fi.Name() != "a.txt" || fi.IsDir() {
-		t.Fatalf("Stat = %v, %v", fi, err)
-	}
-	f, err := fsys.Open("./x/../a.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.Name() != "/a.txt" {
-		t.Errorf("Name() = %q", f.Name())
-	}
-	_, err = f.Write([]byte("x"))
-	e.wantErr(t, "write to a read handle", err, syscall.EBADF, "/a.txt")
-	buf := make([]byte, 8)
-	if n, err := f.ReadAt(buf, 2); n != 3 || err != io.EOF || string(buf[:n]) != "llo" {
-		t.Errorf("short ReadAt = %d, %v, %q", n, err, buf[:n])
-	}
-	if n, err := f.ReadAt(buf, 99); n != 0 || err != io.EOF {
-		t.Errorf("ReadAt past the end = %d, %v", n, err)
-	}
-	_ = f.Close()
-	e.wantErr(t, "second close", f.Close(), fs.ErrClosed, "/a.txt")
-
-	_, err = fsys.OpenFile("/a.txt", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	e.wantErr(t, "exclusive create", err, fs.ErrExist, "/a.txt")
-	_, err = fsys.Open("/missing")
-	e.wantErr(t, "open missing", err, fs.ErrNotExist, "/missing")
-	_, err = fsys.Create("/nodir/f")
-	e.wantErr(t, "create without parent", err, fs.ErrNotExist, "/nodir/f")
-	_, err = fsys.Create("/a.txt/f")
+	_, err := fsys.Create("/a.txt/f")
 	e.wantErr(t, "create below a file", err, syscall.ENOTDIR, "/a.txt/f")
-
-	// Append: a small object is sent again with the new data.
-	af, err := fsys.OpenFile("/a.txt", os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := af.Write([]byte(" world")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := af.WriteAt([]byte("x"), 0); err == nil {
-		t.Error("WriteAt on an O_APPEND handle succeeded")
-	}
-	if err := af.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := readFile(t, fsys, "/a.txt"); string(got) != "hello world" {
-		t.Errorf("after append: %q", got)
-	}
 	// Writing inside an existing object is refused, and leaves it as it was.
 	wf, err := fsys.OpenFile("/a.txt", os.O_WRONLY, 0)
 	if err != nil {
@@ -167,23 +102,12 @@ func TestFiles(t *testing.T) {
 	_, err = wf.WriteAt([]byte("J"), 0)
 	e.wantErr(t, "write inside an object", err, errors.ErrUnsupported, "/a.txt")
 	_ = wf.Close()
-	if got := readFile(t, fsys, "/a.txt"); string(got) != "hello world" {
+	if got := vfstest.ReadFile(t, fsys, "/a.txt"); string(got) != "hello world" {
 		t.Errorf("after a refused write: %q", got)
 	}
-
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 600, time.UTC)
 	if err := fsys.Chtimes("/a.txt", mtime, mtime); err != nil {
 		t.Fatal(err)
-	}
-	if err := fsys.Chmod("/a.txt", 0o600); err != nil {
-		t.Errorf("chmod is accepted and ignored: %v", err)
-	}
-	fi, err = fsys.Stat("/a.txt")
-	if err != nil || !fi.ModTime().Equal(mtime) || fi.Mode() != 0o644 {
-		t.Errorf("after Chtimes/Chmod: %v %v, %v", fi.ModTime(), fi.Mode(), err)
-	}
-	if got := readFile(t, fsys, "/a.txt"); string(got) != "hello world" {
-		t.Errorf("after Chtimes: %q", got)
 	}
 	d, _ := fsys.Open("/")
 	fis, err := d.Readdir(-1)
@@ -196,129 +120,27 @@ func TestFiles(t *testing.T) {
 	}
 }
 
-func TestDirs(t *testing.T) {
-	e := newEnv(t)
-	fsys := e.fs
-	fi, err := fsys.Stat("/")
-	if err != nil || !fi.IsDir() {
-		t.Fatalf("Stat(/) = %v, %v", fi, err)
-	}
-	if err := fsys.Mkdir("/d", 0o750); err != nil {
-		t.Fatal(err)
-	}
-	e.wantErr(t, "mkdir twice", fsys.Mkdir("d", 0o750), fs.ErrExist, "/d")
-	e.wantErr(t, "mkdir without parent", fsys.Mkdir("/x/y", 0o750), fs.ErrNotExist, "/x/y")
-	if err := fsys.MkdirAll("/x/y/z", 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := fsys.MkdirAll("/x/y", 0o750); err != nil {
-		t.Errorf("MkdirAll on an existing directory: %v", err)
-	}
-	writeFile(t, fsys, "/d/f1", []byte("1"))
-	writeFile(t, fsys, "/d/f2", []byte("22"))
-	if err := fsys.MkdirAll("/d/f1/sub", 0o750); err == nil {
-		t.Error("MkdirAll through a file succeeded")
-	}
-	dir, err := fsys.Open("/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := dir.Readdirnames(-1)
-	_ = dir.Close()
-	slices.Sort(names)
-	if err != nil || !slices.Equal(names, []string{"d", "x"}) {
-		t.Errorf("Readdirnames(/) = %q, %v", names, err)
-	}
-	// Directories have a time, from their marker or else from when the backend opened.
-	for _, p := range []string{"/", "/x", "/x/y"} {
-		if fi, err := fsys.Stat(p); err != nil || fi.ModTime().Year() < 2000 {
-			t.Errorf("Stat(%s) time = %v, %v", p, fi.ModTime(), err)
-		}
-	}
-	dir, _ = fsys.Open("/d")
-	one, err := dir.Readdir(1)
-	if err != nil || len(one) != 1 {
-		t.Fatalf("Readdir(1) = %v, %v", one, err)
-	}
-	rest, err := dir.Readdir(5)
-	if err != nil || len(rest) != 1 {
-		t.Fatalf("second Readdir(5) = %v, %v", rest, err)
-	}
-	if _, err := dir.Readdir(5); err != io.EOF {
-		t.Errorf("Readdir at the end: %v, want io.EOF", err)
-	}
-	_ = dir.Close()
-	_, err = fsys.OpenFile("/d", os.O_WRONLY, 0)
-	e.wantErr(t, "open a directory for writing", err, syscall.EISDIR, "/d")
-	e.wantErr(t, "remove non-empty", fsys.Remove("/d"), syscall.ENOTEMPTY, "/d")
-	e.wantErr(t, "remove root", fsys.Remove("/"), fs.ErrPermission, "/")
-	e.wantErr(t, "remove missing", fsys.Remove("/nope"), fs.ErrNotExist, "/nope")
-	if err := fsys.Remove("/d/f2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := fsys.Remove("/d/f1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := fsys.Remove("/d"); err != nil {
-		t.Fatalf("rmdir of an emptied directory: %v", err)
-	}
-	if err := fsys.RemoveAll("/x"); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"/d", "/x/y/z", "/x"} {
-		if _, err := fsys.Stat(p); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("Stat(%s) after removal: %v", p, err)
-		}
-	}
-}
-
-func TestRename(t *testing.T) {
+// TestRenameLimit: a directory rename above max_dir_rename_objects is refused, and nothing
+// moves.
+func TestRenameLimit(t *testing.T) {
 	e := newEnv(t, func(o *s3fs.Options) { o.MaxDirRenameObjects = 3 })
 	fsys := e.fs
-	writeFile(t, fsys, "/a", []byte("A"))
-	writeFile(t, fsys, "/b", []byte("B"))
-	if err := fsys.Rename("a", "/b"); err != nil {
+	if err := fsys.MkdirAll("/d2/sub", 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, fsys, "/b"); string(got) != "A" {
-		t.Errorf("rename over a file: /b = %q", got)
-	}
-	e.wantErr(t, "rename missing", fsys.Rename("/a", "/c"), fs.ErrNotExist, "/a")
-	e.wantErr(t, "rename root", fsys.Rename("/", "/c"), fs.ErrPermission, "/")
-	if err := fsys.MkdirAll("/d1/sub", 0o750); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, fsys, "/d1/sub/f", []byte("F"))
-	if err := fsys.Mkdir("/d2", 0o750); err != nil {
-		t.Fatal(err)
-	}
-	e.wantErr(t, "rename over a directory", fsys.Rename("/d1", "/d2"), fs.ErrExist, "/d1")
-	_ = fsys.Remove("/d2")
-	if err := fsys.Rename("/d1", "/d2"); err != nil {
-		t.Fatalf("rename a directory: %v", err)
-	}
-	if got := readFile(t, fsys, "/d2/sub/f"); string(got) != "F" {
-		t.Errorf("after directory rename: %q", got)
-	}
-	if _, err := fsys.Stat("/d1"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("old directory still there: %v", err)
-	}
-	// Above max_dir_rename_objects (3): refused, nothing moved.
-	for _, n := range []string{"1", "2", "3"} {
-		writeFile(t, fsys, "/d2/"+n, []byte(n))
+	for _, n := range []string{"sub/f", "1", "2", "3"} {
+		vfstest.WriteFile(t, fsys, "/d2/"+n, []byte(n))
 	}
 	err := fsys.Rename("/d2", "/d3")
 	e.wantErr(t, "rename a big directory", err, errors.ErrUnsupported, "/d2")
 	if err != nil && !strings.Contains(err.Error(), "max_dir_rename_objects") {
 		t.Errorf("refusal does not say why: %v", err)
 	}
-	if got := readFile(t, fsys, "/d2/sub/f"); string(got) != "F" {
+	if got := vfstest.ReadFile(t, fsys, "/d2/sub/f"); string(got) != "sub/f" {
 		t.Errorf("after a refused rename: %q", got)
 	}
-	for _, bad := range [][2]string{{"/b", "/d2"}, {"/d2", "/b"}, {"/d2", "/d2/sub/x"}, {"/b", "/nodir/b"}} {
-		if err := fsys.Rename(bad[0], bad[1]); err == nil {
-			t.Errorf("Rename(%q, %q) succeeded", bad[0], bad[1])
-		}
+	if _, err := fsys.Stat("/d3"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused rename left /d3: %v", err)
 	}
 }
 
@@ -367,7 +189,7 @@ func TestMultipart(t *testing.T) {
 	if limit := int64(e.opt.UploadConcurrency+1) * (s3fs.MinPartSize + s3fs.Headroom); peak > limit || now != 0 {
 		t.Errorf("part buffers: peak %d bytes (limit %d), %d still held after close", peak, limit, now)
 	}
-	if got := readFile(t, e.fs, "/big.bin"); !bytes.Equal(got, data) {
+	if got := vfstest.ReadFile(t, e.fs, "/big.bin"); !bytes.Equal(got, data) {
 		t.Fatal("content differs after a multipart upload")
 	}
 	if ups := e.srv.Uploads(t, bucket, ""); len(ups) != 0 {
@@ -401,7 +223,7 @@ func TestMultipart(t *testing.T) {
 // appears only on Publish; Discard aborts it, even after all its parts were sent.
 func TestPendingUpload(t *testing.T) {
 	e := newEnv(t)
-	writeFile(t, e.fs, "/keep.txt", []byte("old"))
+	vfstest.WriteFile(t, e.fs, "/keep.txt", []byte("old"))
 	for _, size := range []int{10, 2*s3fs.MinPartSize + 1} {
 		data := random(t, size)
 		a, err := vfs.CreateAtomic(e.fs, "/keep.txt", 0o644)
@@ -418,13 +240,13 @@ func TestPendingUpload(t *testing.T) {
 		if err != nil || fi.Size() != int64(size) {
 			t.Errorf("Stat of the pending upload = %v, %v", fi, err)
 		}
-		if got := readFile(t, e.fs, "/keep.txt"); string(got) != "old" {
+		if got := vfstest.ReadFile(t, e.fs, "/keep.txt"); string(got) != "old" {
 			t.Fatalf("closed but unpublished upload of %d bytes is visible", size)
 		}
 		if err := a.Discard(); err != nil {
 			t.Fatal(err)
 		}
-		if got := readFile(t, e.fs, "/keep.txt"); string(got) != "old" {
+		if got := vfstest.ReadFile(t, e.fs, "/keep.txt"); string(got) != "old" {
 			t.Fatalf("discarded upload of %d bytes is visible", size)
 		}
 		if ups := e.srv.Uploads(t, bucket, ""); len(ups) != 0 {
@@ -447,7 +269,7 @@ func TestPendingUpload(t *testing.T) {
 		if err := a.Publish(); err != nil {
 			t.Fatal(err)
 		}
-		if got := readFile(t, e.fs, "/new.bin"); !bytes.Equal(got, data) {
+		if got := vfstest.ReadFile(t, e.fs, "/new.bin"); !bytes.Equal(got, data) {
 			t.Fatalf("published upload of %d bytes differs", size)
 		}
 	}
@@ -458,7 +280,7 @@ func TestPendingUpload(t *testing.T) {
 func TestAppendLarge(t *testing.T) {
 	e := newEnv(t)
 	data := random(t, s3fs.MinPartSize+100)
-	writeFile(t, e.fs, "/r.bin", data[:s3fs.MinPartSize+10])
+	vfstest.WriteFile(t, e.fs, "/r.bin", data[:s3fs.MinPartSize+10])
 	f, err := e.fs.OpenFile("/r.bin", os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +294,7 @@ func TestAppendLarge(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, e.fs, "/r.bin"); !bytes.Equal(got, data) {
+	if got := vfstest.ReadFile(t, e.fs, "/r.bin"); !bytes.Equal(got, data) {
 		t.Fatal("appended object differs")
 	}
 }
@@ -486,9 +308,9 @@ func TestCleanupAndUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, e.fs, "/a", []byte("12345"))
+	vfstest.WriteFile(t, e.fs, "/a", []byte("12345"))
 	_ = e.fs.Mkdir("/d", 0o755)
-	writeFile(t, e.fs, "/d/b", []byte("123"))
+	vfstest.WriteFile(t, e.fs, "/d/b", []byte("123"))
 	b, n, err := e.fs.Usage(ctx)
 	if err != nil || b != 8 || n != 2 {
 		t.Errorf("Usage = %d bytes, %d files, %v", b, n, err)
@@ -542,7 +364,7 @@ func TestMultipartCopy(t *testing.T) {
 	e := newEnv(t)
 	e.fs.SetCopyLimits(s3fs.MinPartSize, s3fs.MinPartSize)
 	data := random(t, 2*s3fs.MinPartSize+s3fs.MinPartSize/2)
-	writeFile(t, e.fs, "/a.bin", data)
+	vfstest.WriteFile(t, e.fs, "/a.bin", data)
 	if err := e.fs.Rename("/a.bin", "/b.bin"); err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +372,7 @@ func TestMultipartCopy(t *testing.T) {
 	if err := e.fs.Chtimes("/b.bin", mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, e.fs, "/b.bin"); !bytes.Equal(got, data) {
+	if got := vfstest.ReadFile(t, e.fs, "/b.bin"); !bytes.Equal(got, data) {
 		t.Fatal("content differs after a multipart copy")
 	}
 	if fi, err := e.fs.Stat("/b.bin"); err != nil || !fi.ModTime().Equal(mtime) {
@@ -570,7 +392,7 @@ func TestMultipartCopy(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, e.fs, "/b.bin"); !bytes.Equal(got, append(append([]byte(nil), data...), "tail"...)) {
+	if got := vfstest.ReadFile(t, e.fs, "/b.bin"); !bytes.Equal(got, append(append([]byte(nil), data...), "tail"...)) {
 		t.Fatal("content differs after an append by part copies")
 	}
 	if ups := e.srv.Uploads(t, bucket, ""); len(ups) != 0 {

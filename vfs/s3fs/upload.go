@@ -58,6 +58,7 @@ func unsupported(msg string) unsupportedError { return unsupportedError(msg) }
 // smaller than one part goes as one PUT. Nothing is visible before the upload completes: on
 // Close for an OpenFile handle, on Publish for CreateUpload's.
 type upload struct {
+	notDir
 	f        *FS
 	name     string // clean
 	key      string
@@ -95,7 +96,7 @@ var _ vfs.PendingUpload = (*upload)(nil)
 
 func (f *FS) newUpload(c string, base *info, appendTo, readable, deferred bool) *upload {
 	ctx, cancel := context.WithCancel(f.ctx)
-	u := &upload{f: f, name: c, key: f.key(c), deferred: deferred, appendTo: appendTo, readable: readable,
+	u := &upload{notDir: notDir{c}, f: f, name: c, key: f.key(c), deferred: deferred, appendTo: appendTo, readable: readable,
 		ctx: ctx, cancel: cancel, base: base, sem: make(chan struct{}, f.opt.UploadConcurrency)}
 	if base != nil {
 		u.off, u.start, u.hw = base.size, base.size, base.size
@@ -378,11 +379,17 @@ func (u *upload) ReadAt(p []byte, off int64) (int, error) {
 		return n, u.f.err("read", u.name, err)
 	}
 	defer u.mu.Unlock()
+	return u.readBuffered(p, off, u.name)
+}
+
+// readBuffered reads back from the part being filled (u.mu held), naming the upload name in
+// errors. What was already sent as a part, or is held out of order, cannot be read back.
+func (u *upload) readBuffered(p []byte, off int64, name string) (int, error) {
 	if off >= u.hw {
 		return 0, io.EOF
 	}
 	if u.mp != nil || off < u.start || len(u.ahead) > 0 {
-		return 0, pathErr("read", u.name, ErrReadBack)
+		return 0, pathErr("read", name, ErrReadBack)
 	}
 	n := copy(p, u.cur[off-u.start:])
 	if n < len(p) {
@@ -405,20 +412,12 @@ func (u *upload) Read(p []byte) (int, error) {
 func (u *upload) Seek(offset int64, whence int) (int64, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += u.pos
-	case io.SeekEnd:
-		offset += u.hw
-	default:
+	pos, ok := vfs.SeekPosition(u.pos, u.hw, offset, whence)
+	if !ok {
 		return u.pos, pathErr("seek", u.name, fs.ErrInvalid)
 	}
-	if offset < 0 {
-		return u.pos, pathErr("seek", u.name, fs.ErrInvalid)
-	}
-	u.pos = offset
-	return offset, nil
+	u.pos = pos
+	return pos, nil
 }
 
 // Stat describes the upload: the size so far.
@@ -453,13 +452,6 @@ func (u *upload) Truncate(size int64) error {
 }
 
 func (u *upload) Sync() error { return nil }
-
-func (u *upload) Readdir(int) ([]os.FileInfo, error) {
-	return nil, pathErr("readdir", u.name, syscall.ENOTDIR)
-}
-func (u *upload) Readdirnames(int) ([]string, error) {
-	return nil, pathErr("readdir", u.name, syscall.ENOTDIR)
-}
 
 // Close sends what is left. An OpenFile handle then completes the upload (the object
 // appears); a CreateUpload handle waits for Publish or Discard.
