@@ -5,6 +5,9 @@
 //	tool idle   -proto sftp|ftp ...  open -n authenticated sessions, print "ready", hold them
 //	                                 until SIGTERM/SIGINT (or -hold passes)
 //	tool logins -proto sftp|ftp ...  run -n sequential logins, print logins per second
+//	tool bcrypt                      read a password line on stdin, print its bcrypt hash
+//	                                 (cost 10): the S3 cases' user, whose password checks
+//	                                 must not add argon2id's 19 MiB to an upload's peak RSS
 //
 // It talks to wharf and to the reference servers with the same client code, so the numbers
 // compare the servers. Everything is bounded: -n, -timeout and -parallel.
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -45,6 +49,8 @@ func main() {
 		err = cmdIdle(os.Args[2:])
 	case "logins":
 		err = cmdLogins(os.Args[2:])
+	case "bcrypt":
+		err = cmdBcrypt(os.Args[2:])
 	default:
 		usage()
 	}
@@ -55,7 +61,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tool ports N | pasv N | idle [flags] | logins [flags]")
+	fmt.Fprintln(os.Stderr, "usage: tool ports N | pasv N | idle [flags] | logins [flags] | bcrypt")
 	os.Exit(2)
 }
 
@@ -111,6 +117,28 @@ func cmdPasv(args []string) error {
 		}
 	}
 	return errors.New("pasv: no free range found")
+}
+
+// cmdBcrypt prints the bcrypt hash (cost 10) of the first line of stdin. The password is not
+// an argument, so it stays out of the process list.
+func cmdBcrypt(args []string) error {
+	if len(args) != 0 {
+		return errors.New("bcrypt takes no arguments (the password is read from stdin)")
+	}
+	line, err := bufio.NewReader(io.LimitReader(os.Stdin, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("bcrypt: reading the password: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return errors.New("bcrypt: empty password on stdin")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), 10)
+	if err != nil {
+		return fmt.Errorf("bcrypt: %w", err)
+	}
+	fmt.Println(string(h))
+	return nil
 }
 
 type target struct {
