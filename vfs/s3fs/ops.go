@@ -303,7 +303,7 @@ func (f *FS) KnownHash(_ context.Context, name, algo string) (string, bool, erro
 	if err != nil {
 		return "", false, err
 	}
-	fi, _, err := f.statCached(c, false, false)
+	fi, err := f.statFile(c) // not the cache: a hash says what the object holds now
 	if err != nil {
 		return "", false, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/afero"
 
+	"github.com/wharf-project/wharf/internal/s3test"
 	"github.com/wharf-project/wharf/vfs"
 	"github.com/wharf-project/wharf/vfs/s3fs"
 	"github.com/wharf-project/wharf/vfs/vfstest"
@@ -378,4 +379,84 @@ func TestStaleEntry(t *testing.T) {
 		_ = f.Close()
 	}
 	e.wantErr(t, "read of an object removed behind the backend", err, fs.ErrNotExist, "/f")
+}
+
+// BenchmarkSmallFiles times what a folder download and a folder upload of 200 × 4 KiB files
+// ask of the store (list, then stat, open and read each; list, then stat, upload and set the
+// time of each), over loopback to versitygw.
+func BenchmarkSmallFiles(b *testing.B) {
+	const files = 200
+	srv := s3test.Start(b)
+	srv.Bucket(b, bucket)
+	opt := s3fs.Options{Bucket: bucket, Prefix: "bench", Endpoint: srv.Endpoint, Region: s3test.Region,
+		PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+	fsys, err := s3fs.New(context.Background(), opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fsys.Close()
+	data := []byte(strings.Repeat("x", 4096))
+	mtime := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	upload := func(dir string) {
+		d, err := fsys.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = d.Readdir(-1)
+		_ = d.Close()
+		for i := range files {
+			name := fmt.Sprintf("%s/f%03d", dir, i)
+			_, _ = fsys.Stat(name)
+			up, err := fsys.CreateUpload(name, 0o644)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = up.Write(data)
+			if err := up.Publish(); err != nil {
+				b.Fatal(err)
+			}
+			if err := fsys.Chtimes(name, mtime, mtime); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := fsys.Mkdir("/down", 0o755); err != nil {
+		b.Fatal(err)
+	}
+	upload("/down")
+	b.Run("download", func(b *testing.B) {
+		for b.Loop() {
+			d, err := fsys.Open("/down")
+			if err != nil {
+				b.Fatal(err)
+			}
+			fis, _ := d.Readdir(-1)
+			_ = d.Close()
+			for _, fi := range fis {
+				name := "/down/" + fi.Name()
+				if _, err := fsys.Stat(name); err != nil {
+					b.Fatal(err)
+				}
+				f, err := fsys.Open(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, f); err != nil {
+					b.Fatal(err)
+				}
+				_ = f.Close()
+			}
+		}
+	})
+	b.Run("upload", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			n++
+			dir := fmt.Sprintf("/up%d", n)
+			if err := fsys.Mkdir(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			upload(dir)
+		}
+	})
 }
