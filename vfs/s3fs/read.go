@@ -477,7 +477,7 @@ func (d *dirFile) page() error {
 			etag: strings.Trim(aws.ToString(o.ETag), `"`)}
 		files = append(files, fi)
 	}
-	described := f.describe(ctx, d.prefix, files)
+	described := f.describe(ctx, d.name, d.prefix, files)
 	for i, fi := range files {
 		d.buf = append(d.buf, fi)
 		d.saw(fi.name)
@@ -513,12 +513,18 @@ func (d *dirFile) saw(name string) {
 
 // describe reads the modification time kept in the metadata of listed objects, listHeads at a
 // time, and says which it described: an object whose HEAD fails keeps the store's
-// LastModified. A described entry is what a Stat would return.
-func (f *FS) describe(ctx context.Context, prefix string, files []*info) []bool {
+// LastModified. A described entry is what a Stat would return. An object of the directory dir
+// with a fresh cache entry of the same ETag and size takes it instead of a HEAD, and does not
+// refresh it (a listing repeated every few seconds would otherwise keep it forever).
+func (f *FS) describe(ctx context.Context, dir, prefix string, files []*info) []bool {
 	ok := make([]bool, len(files))
 	sem := make(chan struct{}, listHeads)
 	var wg sync.WaitGroup
 	for i, fi := range files {
+		if c := f.meta.get(path.Join(dir, fi.name), false); c != nil && !c.dir && c.etag == fi.etag && c.size == fi.size {
+			*fi = *c
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()

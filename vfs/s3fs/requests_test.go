@@ -119,6 +119,19 @@ func TestRequestsPerDownload(t *testing.T) {
 	if total > files {
 		t.Errorf("stat+open+read of %d listed files: %d requests %v, want one GET each", files, total, byKind)
 	}
+	// The same listing again (clients list twice: lftp's mirror, a refresh) takes the
+	// objects' times from the cache, with the same times.
+	again := listDir(t, e.fs, "/d")
+	byKind, total = c.take()
+	t.Logf("listing again: %v", byKind)
+	if total > 3 {
+		t.Errorf("listing of %d files again: %d requests %v", files, total, byKind)
+	}
+	for i := range again {
+		if again[i].Name() != fis[i].Name() || !again[i].ModTime().Equal(fis[i].ModTime()) || again[i].Size() != fis[i].Size() {
+			t.Errorf("listed again: %v, first %v", again[i], fis[i])
+		}
+	}
 }
 
 // listDir lists a directory of the backend.
