@@ -461,8 +461,8 @@ func BenchmarkSmallFiles(b *testing.B) {
 			}
 		}
 	})
+	n := 0 // folders uploaded, across the runs of the sub-benchmark (-count)
 	b.Run("upload", func(b *testing.B) {
-		n := 0
 		for b.Loop() {
 			n++
 			dir := fmt.Sprintf("/up%d", n)
