@@ -116,3 +116,9 @@ func classify(err error) error {
 func isNotFound(err error) bool {
 	return errors.Is(classify(err), fs.ErrNotExist)
 }
+
+// isChanged reports a failed If-Match: the object is no longer the one that was looked up.
+func isChanged(err error) bool {
+	var se *storeError
+	return errors.As(classify(err), &se) && se.kind == fs.ErrExist
+}

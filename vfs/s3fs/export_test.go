@@ -1,5 +1,11 @@
 package s3fs
 
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
 // Held returns the bytes of part buffers the backend's uploads hold now, and the peak.
 func (f *FS) Held() (now, peak int64) { return f.held.Load(), f.peak.Load() }
 
@@ -9,3 +15,8 @@ const Headroom = headroom
 // SetCopyLimits lowers the size above which objects are copied in parts, and the parts'
 // size, so that tests reach the multipart copy with small objects.
 func (f *FS) SetCopyLimits(maxCopy, part int64) { f.maxCopy, f.copyPart = maxCopy, part }
+
+// NewWithHTTPClient is New with the S3 client's HTTP client (tests count requests).
+func NewWithHTTPClient(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
+	return newFS(ctx, opt, hc)
+}

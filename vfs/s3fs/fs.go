@@ -82,6 +82,7 @@ type FS struct {
 	bufs    sync.Pool            // part buffers (*[]byte)
 	held    atomic.Int64         // bytes of part buffers held by uploads
 	peak    atomic.Int64         // the most held at once
+	meta    metaCache            // what recent HEADs and listings found (see cache.go)
 
 	// opened is the time of directories that have no marker to take one from (a zero time
 	// reads as year 1 in listings, or wraps in SFTP's 32-bit times).
@@ -101,7 +102,10 @@ var (
 
 // New connects to the bucket (it must exist) and aborts the incomplete uploads under the
 // prefix older than opt.CleanupAfter.
-func New(ctx context.Context, opt Options) (*FS, error) {
+func New(ctx context.Context, opt Options) (*FS, error) { return newFS(ctx, opt, nil) }
+
+// newFS is New with the HTTP client of the S3 client (nil = the SDK's); tests count requests.
+func newFS(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 	if opt.Bucket == "" {
 		return nil, errors.New("s3: no bucket")
 	}
@@ -144,6 +148,9 @@ func New(ctx context.Context, opt Options) (*FS, error) {
 			o.BaseEndpoint = aws.String(opt.Endpoint)
 		}
 		o.UsePathStyle = opt.PathStyle
+		if hc != nil {
+			o.HTTPClient = hc
+		}
 		// Checksums only where the API requires them: several S3-compatible stores reject
 		// the SDK's default trailing checksums. The signature covers the payload over plain
 		// HTTP, TLS does over HTTPS.
@@ -320,7 +327,7 @@ func (f *FS) needParent(op, c string) error {
 	if dir == "/" || f.knownDir(dir) {
 		return nil
 	}
-	fi, err := f.stat(dir)
+	fi, _, err := f.statCached(dir, true, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return pathErr(op, c, fs.ErrNotExist)
@@ -376,11 +383,28 @@ func (f *FS) Stat(name string) (os.FileInfo, error) {
 	if u := f.pendingUpload(c); u != nil {
 		return u.Stat()
 	}
-	fi, err := f.stat(c)
+	fi, _, err := f.statCached(c, true, false)
 	if err != nil {
 		return nil, err
 	}
 	return fi, nil
+}
+
+// statCached is stat answered from the metadata cache when it can be: a fresh entry, or a
+// fresh complete listing of the parent that did not find c. partial accepts entries of
+// objects written through this FS whose store time is unknown. cached says the answer came
+// from the cache.
+func (f *FS) statCached(c string, together, partial bool) (fi *info, cached bool, err error) {
+	if c != "/" {
+		if fi := f.meta.get(c, partial); fi != nil {
+			return fi, true, nil
+		}
+		if f.meta.missing(c) {
+			return nil, true, pathErr("stat", c, fs.ErrNotExist)
+		}
+	}
+	fi, err = f.statBoth(c, together)
+	return fi, false, err
 }
 
 // stat describes c: the object of that key, else a directory if any key lies below it.
@@ -396,6 +420,7 @@ func (f *FS) statBoth(c string, together bool) (*info, error) {
 	if c == "/" {
 		return &info{name: "/", dir: true, mod: f.opened}, nil
 	}
+	gen := f.meta.generation()
 	ctx, cancel := f.opCtx()
 	defer cancel()
 	type listed struct {
@@ -414,7 +439,9 @@ func (f *FS) statBoth(c string, together bool) (*info, error) {
 	}
 	out, err := f.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(f.key(c))})
 	if err == nil {
-		return f.headInfo(path.Base(c), out), nil // the LIST is cancelled with ctx
+		fi := f.headInfo(path.Base(c), out)
+		f.meta.put(gen, c, fi, false)
+		return fi, nil // the LIST is cancelled with ctx
 	}
 	if !isNotFound(err) {
 		return nil, f.err("stat", c, err)
@@ -435,6 +462,7 @@ func (f *FS) statBoth(c string, together bool) (*info, error) {
 	if len(l.out.Contents) > 0 && aws.ToString(l.out.Contents[0].Key) == f.dirKey(c) {
 		fi.mod = aws.ToTime(l.out.Contents[0].LastModified)
 	}
+	f.meta.put(gen, c, fi, false)
 	return fi, nil
 }
 
@@ -502,6 +530,7 @@ func (f *FS) MkdirAll(name string, _ os.FileMode) error {
 }
 
 func (f *FS) putMarker(c string) error {
+	defer f.meta.invalidate(c)
 	return f.err("mkdir", c, f.putKeyMarker(f.dirKey(c)))
 }
 
@@ -542,6 +571,7 @@ func (f *FS) Remove(name string) error {
 	if err != nil {
 		return err
 	}
+	defer f.meta.invalidate(c)
 	ctx, cancel := f.opCtx()
 	defer cancel()
 	if !fi.IsDir() {
@@ -576,6 +606,7 @@ func (f *FS) RemoveAll(name string) error {
 		return pathErr("removeall", c, fs.ErrPermission)
 	}
 	f.forgetDirs(c)
+	defer f.meta.invalidate(c)
 	keys := []string{f.key(c)}
 	err = f.walkKeys(f.dirKey(c), func(o types.Object) error {
 		keys = append(keys, aws.ToString(o.Key))
@@ -645,7 +676,7 @@ func (f *FS) Chmod(name string, _ os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.statFile(c)
+	_, _, err = f.statCached(c, false, false)
 	return err
 }
 
@@ -666,16 +697,32 @@ func (f *FS) Chtimes(name string, _, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	fi, err := f.statFile(c)
+	fi, cached, err := f.statCached(c, false, true)
 	if err != nil || fi.IsDir() {
 		return err
 	}
+	defer f.meta.forget(c)
+	err = f.setMtime(c, fi, mtime)
+	if cached && (isNotFound(err) || isChanged(err)) {
+		// The cached entry is stale: the copy must not bring back old metadata.
+		f.meta.forget(c)
+		if fi, err = f.statFile(c); err != nil || fi.IsDir() {
+			return err
+		}
+		err = f.setMtime(c, fi, mtime)
+	}
+	return f.err("chtimes", c, err)
+}
+
+// setMtime copies the object fi describes onto itself with mtime in its metadata, provided
+// it is still that object (its ETag).
+func (f *FS) setMtime(c string, fi *info, mtime time.Time) error {
 	meta := map[string]string{}
 	for k, v := range fi.meta {
 		meta[k] = v
 	}
 	meta[metaMtime] = formatMtime(mtime)
-	return f.err("chtimes", c, f.copyObject(f.key(c), f.key(c), fi.size, meta))
+	return f.copyObjectIf(f.key(c), f.key(c), fi.size, meta, fi.etag)
 }
 
 func formatMtime(t time.Time) string {

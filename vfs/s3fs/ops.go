@@ -51,6 +51,8 @@ func (f *FS) Rename(oldname, newname string) error {
 	if o == n {
 		return nil
 	}
+	defer f.meta.invalidate(n)
+	defer f.meta.invalidate(o)
 	dst, err := f.stat(n)
 	switch {
 	case err == nil && dst.IsDir():
@@ -153,10 +155,20 @@ func (f *FS) copySource(key string) *string {
 // copyObject copies src to dst on the server; meta, when not nil, replaces the metadata.
 // Objects above 5 GiB are copied as a multipart upload of server-side part copies.
 func (f *FS) copyObject(src, dst string, size int64, meta map[string]string) error {
+	return f.copyObjectIf(src, dst, size, meta, "")
+}
+
+// copyObjectIf is copyObject that fails unless src's ETag is etag (when not empty).
+func (f *FS) copyObjectIf(src, dst string, size int64, meta map[string]string, etag string) error {
+	var ifMatch *string
+	if etag != "" {
+		ifMatch = aws.String(`"` + etag + `"`)
+	}
 	if size <= f.maxCopy {
 		ctx, cancel := context.WithTimeout(f.ctx, dataTimeout)
 		defer cancel()
-		in := &s3.CopyObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(dst), CopySource: f.copySource(src)}
+		in := &s3.CopyObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(dst), CopySource: f.copySource(src),
+			CopySourceIfMatch: ifMatch}
 		if meta != nil {
 			in.Metadata, in.MetadataDirective = meta, types.MetadataDirectiveReplace
 		}
@@ -182,7 +194,7 @@ func (f *FS) copyObject(src, dst string, size int64, meta map[string]string) err
 		end := min(off+f.copyPart, size) - 1
 		ctx, cancel := context.WithTimeout(f.ctx, dataTimeout)
 		out, err := f.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &f.opt.Bucket, Key: aws.String(dst),
-			UploadId: mp, PartNumber: aws.Int32(num), CopySource: f.copySource(src),
+			UploadId: mp, PartNumber: aws.Int32(num), CopySource: f.copySource(src), CopySourceIfMatch: ifMatch,
 			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end))})
 		cancel()
 		if err != nil {
@@ -191,7 +203,7 @@ func (f *FS) copyObject(src, dst string, size int64, meta map[string]string) err
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(num)})
 	}
-	if err := f.completeMultipart(dst, mp, parts); err != nil {
+	if _, err := f.completeMultipart(dst, mp, parts); err != nil {
 		f.abortMultipart(dst, mp)
 		return err
 	}
@@ -210,12 +222,16 @@ func (f *FS) startMultipart(key string, meta map[string]string) (*string, error)
 	return out.UploadId, nil
 }
 
-func (f *FS) completeMultipart(key string, id *string, parts []types.CompletedPart) error {
+// completeMultipart assembles an upload and returns its object's ETag.
+func (f *FS) completeMultipart(key string, id *string, parts []types.CompletedPart) (string, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, dataTimeout) // the store assembles the parts
 	defer cancel()
-	_, err := f.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &f.opt.Bucket,
+	out, err := f.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &f.opt.Bucket,
 		Key: aws.String(key), UploadId: id, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
-	return err
+	if err != nil {
+		return "", err
+	}
+	return strings.Trim(aws.ToString(out.ETag), `"`), nil
 }
 
 // abortMultipart drops an upload; it runs even after the backend was closed, so that nothing
@@ -287,7 +303,7 @@ func (f *FS) KnownHash(_ context.Context, name, algo string) (string, bool, erro
 	if err != nil {
 		return "", false, err
 	}
-	fi, err := f.statFile(c)
+	fi, err := f.statFile(c) // not the cache: a hash says what the object holds now
 	if err != nil {
 		return "", false, err
 	}

@@ -2,13 +2,16 @@ package s3fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -33,16 +36,17 @@ func (f *FS) openRead(c string) (afero.File, error) {
 	if u := f.pendingUpload(c); u != nil {
 		return &uploadView{readOnly: readOnly{notDir{u.tmp}}, u: u}, nil
 	}
-	fi, err := f.statFile(c)
+	fi, cached, err := f.statCached(c, false, false)
 	if err != nil {
 		return nil, pathErr("open", c, unwrapPath(err))
 	}
 	if fi.IsDir() {
-		return &dirFile{f: f, name: c, prefix: f.dirKey(c), fi: fi}, nil
+		return &dirFile{f: f, name: c, prefix: f.dirKey(c), fi: fi, gen: f.meta.generation(), start: time.Now(),
+			names: map[string]struct{}{}}, nil
 	}
 	ctx, cancel := context.WithCancel(f.ctx)
-	return &readFile{readOnly: readOnly{notDir{c}}, f: f, name: c, key: f.key(c), fi: fi, ctx: ctx, cancel: cancel,
-		chunks: map[int64]*chunk{}, last: -2}, nil
+	return &readFile{readOnly: readOnly{notDir{c}}, f: f, name: c, key: f.key(c), fi: fi, cached: cached,
+		ctx: ctx, cancel: cancel, chunks: map[int64]*chunk{}, last: -2}, nil
 }
 
 func unwrapPath(err error) error {
@@ -93,26 +97,91 @@ type readFile struct {
 	f      *FS
 	name   string
 	key    string
-	fi     *info
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	chunks map[int64]*chunk
-	last   int64 // index of the chunk read last
-	pos    int64
-	closed bool
+	mu sync.Mutex
+	fi *info // what the handle reads: its size, and the ETag every GET must match
+	// cached says fi came from the metadata cache; until a read returned data (delivered),
+	// a GET that finds the object changed or gone looks it up again, once (retried).
+	cached, delivered, retried bool
+	chunks                     map[int64]*chunk
+	last                       int64 // index of the chunk read last
+	pos                        int64
+	closed                     bool
 }
 
 func (r *readFile) Name() string { return r.name }
 
-func (r *readFile) Stat() (os.FileInfo, error) { return r.fi, nil }
+func (r *readFile) Stat() (os.FileInfo, error) { return r.info(), nil }
+
+func (r *readFile) info() *info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fi
+}
+
+// refresh looks the object up again after a GET found it changed or gone (err), if the handle
+// was opened from the cache and has returned no data yet: a stale entry costs one more
+// request, never a read of another version. It says whether to read again.
+func (r *readFile) refresh(old *info, err error) bool {
+	if !isNotFound(err) && !isChanged(err) {
+		return false
+	}
+	r.mu.Lock()
+	if r.fi != old {
+		r.mu.Unlock()
+		return true // another read refreshed it
+	}
+	if !r.cached || r.retried || r.delivered || r.closed {
+		r.mu.Unlock()
+		return false
+	}
+	r.retried = true
+	r.mu.Unlock()
+	r.f.meta.forget(r.name)
+	fi, serr := r.f.statFile(r.name)
+	if serr != nil || fi.IsDir() {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.fi, r.chunks, r.last = fi, map[int64]*chunk{}, -2
+	return true
+}
+
+// deliver marks that the handle returned data of the version fi describes, and says whether
+// fi is still the handle's (a refresh may have replaced it meanwhile).
+func (r *readFile) deliver(fi *info) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delivered = true
+	return r.fi == fi
+}
 
 func (r *readFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, pathErr("read", r.name, fs.ErrInvalid)
 	}
-	size := r.fi.size
+	for {
+		fi := r.info()
+		n, err := r.readAt(fi, p, off)
+		if n == 0 && err != nil && err != io.EOF && r.refresh(fi, err) {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			err = r.f.err("read", r.name, err)
+		}
+		return n, err
+	}
+}
+
+// readAt reads the version fi describes; store errors are returned as the SDK gave them.
+func (r *readFile) readAt(fi *info, p []byte, off int64) (int, error) {
+	size := fi.size
 	n := 0
 	for n < len(p) {
 		at := off + int64(n)
@@ -120,17 +189,20 @@ func (r *readFile) ReadAt(p []byte, off int64) (int, error) {
 			return n, io.EOF
 		}
 		idx := at / ReadChunk
-		c, direct, err := r.chunk(idx)
+		c, direct, err := r.chunk(fi, idx)
 		if err != nil {
 			return n, err
 		}
 		if direct {
 			want := min(int64(len(p)-n), size-at)
-			data, err := r.f.getRange(r.ctx, r.key, r.fi.etag, at, want)
-			n += copy(p[n:], data)
+			data, err := r.f.getRange(r.ctx, r.key, fi.etag, at, want)
 			if err != nil {
-				return n, r.f.err("read", r.name, err)
+				return n, err
 			}
+			if !r.deliver(fi) {
+				return n, errStale
+			}
+			n += copy(p[n:], data)
 			if int64(len(data)) < want {
 				return n, io.EOF
 			}
@@ -142,8 +214,11 @@ func (r *readFile) ReadAt(p []byte, off int64) (int, error) {
 			return n, pathErr("read", r.name, fs.ErrClosed)
 		}
 		if c.err != nil {
-			r.drop(idx)
-			return n, r.f.err("read", r.name, c.err)
+			r.drop(c, idx)
+			return n, c.err
+		}
+		if !r.deliver(fi) {
+			return n, errStale
 		}
 		in := at - idx*ReadChunk
 		if in >= int64(len(c.data)) {
@@ -156,11 +231,14 @@ func (r *readFile) ReadAt(p []byte, off int64) (int, error) {
 
 // chunk returns chunk idx, fetching it and the ReadAhead after it for a sequential reader.
 // direct is true for a read far from the previous one: it goes straight to the store.
-func (r *readFile) chunk(idx int64) (*chunk, bool, error) {
+func (r *readFile) chunk(fi *info, idx int64) (*chunk, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, false, pathErr("read", r.name, fs.ErrClosed)
+	}
+	if r.fi != fi {
+		return nil, false, errStale
 	}
 	c, ok := r.chunks[idx]
 	sequential := ok || r.last == -2 || (idx >= r.last-1 && idx <= r.last+1)
@@ -192,18 +270,26 @@ func (r *readFile) fetch(idx int64) *chunk {
 	c := &chunk{done: make(chan struct{})}
 	off := idx * ReadChunk
 	n := min(ReadChunk, r.fi.size-off)
+	etag := r.fi.etag
 	go func() {
 		defer close(c.done)
-		c.data, c.err = r.f.getRange(r.ctx, r.key, r.fi.etag, off, n)
+		c.data, c.err = r.f.getRange(r.ctx, r.key, etag, off, n)
 	}()
 	return c
 }
 
-func (r *readFile) drop(idx int64) {
+// drop forgets chunk c (failed), at idx, unless a refresh replaced it already.
+func (r *readFile) drop(c *chunk, idx int64) {
 	r.mu.Lock()
-	delete(r.chunks, idx)
+	if r.chunks[idx] == c {
+		delete(r.chunks, idx)
+	}
 	r.mu.Unlock()
 }
+
+// errStale is a read that raced with a refresh of its handle: it returned no data of the new
+// version and is refused rather than mixing two.
+var errStale = errors.New("object storage: the object changed during the read")
 
 func (r *readFile) Read(p []byte) (int, error) { return readAtPos(&r.mu, &r.pos, p, r.ReadAt) }
 
@@ -308,6 +394,11 @@ type dirFile struct {
 	name   string
 	prefix string
 	fi     *info
+	// gen and start are the cache generation and time when the listing began; names what it
+	// found so far, kept when it completes (nil past metaMax).
+	gen   uint64
+	start time.Time
+	names map[string]struct{}
 
 	mu     sync.Mutex
 	token  *string
@@ -386,9 +477,13 @@ func (d *dirFile) page() error {
 			etag: strings.Trim(aws.ToString(o.ETag), `"`)}
 		files = append(files, fi)
 	}
-	f.describe(ctx, d.prefix, files)
-	for _, fi := range files {
+	described := f.describe(ctx, d.name, d.prefix, files)
+	for i, fi := range files {
 		d.buf = append(d.buf, fi)
+		d.saw(fi.name)
+		if described[i] {
+			f.meta.put(d.gen, path.Join(d.name, fi.name), fi, false)
+		}
 	}
 	for _, p := range lo.CommonPrefixes {
 		base := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(p.Prefix), d.prefix), "/")
@@ -396,16 +491,40 @@ func (d *dirFile) page() error {
 			continue
 		}
 		d.buf = append(d.buf, &info{name: base, dir: true, mod: f.opened})
+		d.saw(base)
+	}
+	if d.ended && d.names != nil {
+		f.meta.putListing(d.gen, d.name, d.start, d.names)
 	}
 	return nil
 }
 
+// saw adds a name to those of the listing.
+func (d *dirFile) saw(name string) {
+	if d.names == nil {
+		return
+	}
+	if len(d.names) == metaMax {
+		d.names = nil // too many to keep
+		return
+	}
+	d.names[name] = struct{}{}
+}
+
 // describe reads the modification time kept in the metadata of listed objects, listHeads at a
-// time. An object whose HEAD fails keeps the store's LastModified.
-func (f *FS) describe(ctx context.Context, prefix string, files []*info) {
+// time, and says which it described: an object whose HEAD fails keeps the store's
+// LastModified. A described entry is what a Stat would return. An object of the directory dir
+// with a fresh cache entry of the same ETag and size takes it instead of a HEAD, and does not
+// refresh it (a listing repeated every few seconds would otherwise keep it forever).
+func (f *FS) describe(ctx context.Context, dir, prefix string, files []*info) []bool {
+	ok := make([]bool, len(files))
 	sem := make(chan struct{}, listHeads)
 	var wg sync.WaitGroup
-	for _, fi := range files {
+	for i, fi := range files {
+		if c := f.meta.get(path.Join(dir, fi.name), false); c != nil && !c.dir && c.etag == fi.etag && c.size == fi.size {
+			*fi = *c
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -413,12 +532,12 @@ func (f *FS) describe(ctx context.Context, prefix string, files []*info) {
 			if err != nil {
 				return
 			}
-			if t, ok := parseMtime(out.Metadata[metaMtime]); ok {
-				fi.mod = t
-			}
+			*fi = *f.headInfo(fi.name, out)
+			ok[i] = true
 		})
 	}
 	wg.Wait()
+	return ok
 }
 
 func (d *dirFile) Read([]byte) (int, error) { return 0, pathErr("read", d.name, syscall.EISDIR) }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -511,25 +512,40 @@ func (u *upload) commit() error {
 	u.done = true
 	defer u.cancel()
 	defer u.f.forget(u)
+	// What was known of the name is stale whatever happens; what the upload wrote is known
+	// but for its store time, which only Chtimes (MFMT, SITE UTIME, setstat after a put) can
+	// do without.
+	u.f.meta.created(u.name)
+	gen := u.f.meta.generation()
+	written := &info{name: path.Base(u.name), size: u.hw, meta: u.meta}
 	if u.mp == nil {
 		ctx, cancel := context.WithTimeout(u.ctx, dataTimeout)
 		defer cancel()
 		in := &s3.PutObjectInput{Bucket: &u.f.opt.Bucket, Key: aws.String(u.key), Body: bytes.NewReader(u.cur),
 			ContentLength: aws.Int64(int64(len(u.cur))), Metadata: u.meta}
 		u.f.storage(&in.StorageClass, &in.ServerSideEncryption, &in.SSEKMSKeyId)
-		_, err := u.f.c.PutObject(ctx, in)
+		written.size = int64(len(u.cur))
+		out, err := u.f.c.PutObject(ctx, in)
 		u.f.putBuf(u.cur)
 		u.cur = nil
-		return err
+		if err != nil {
+			return err
+		}
+		written.etag = strings.Trim(aws.ToString(out.ETag), `"`)
+		u.f.meta.put(gen, u.name, written, true)
+		return nil
 	}
 	u.pmu.Lock()
 	parts := slices.Clone(u.parts)
 	u.pmu.Unlock()
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
-	if err := u.f.completeMultipart(u.key, u.mp, parts); err != nil {
+	etag, err := u.f.completeMultipart(u.key, u.mp, parts)
+	if err != nil {
 		u.f.abortMultipart(u.key, u.mp)
 		return err
 	}
+	written.etag = etag
+	u.f.meta.put(gen, u.name, written, true)
 	return nil
 }
 

@@ -1,0 +1,161 @@
+package s3fs
+
+import (
+	"path"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The metadata cache answers Stat and opens for reading from what a HEAD or a listing told
+// shortly before: a directory download (SFTP get -r, lftp mirror) lists, then stats and opens
+// every file, which without it costs a HEAD and a LIST more per file than its GET. Changes made
+// through this FS drop what they touch; changes made by others (another node, a direct write
+// to the bucket) show after at most metaTTL. Reads stay safe meanwhile: every GET carries the
+// ETag the handle was opened with, and a handle opened from the cache whose first GET finds the
+// object changed or gone looks it up again once (see readFile.refresh).
+const (
+	metaTTL = 5 * time.Second
+	metaMax = 10_000 // entries, and names of the directory listings kept
+)
+
+type metaCache struct {
+	mu      sync.Mutex
+	gen     uint64               // counts invalidations: a lookup that spans one is not kept
+	entries map[string]metaEntry // by clean name
+	listed  map[string]dirListing
+	names   int // names held by listed
+}
+
+type metaEntry struct {
+	fi *info
+	at time.Time
+	// partial entries know the size, ETag and metadata of an object written through this FS
+	// but not its store time: only Chtimes, which needs no more, uses them.
+	partial bool
+}
+
+// dirListing is the set of names a complete listing of a directory found.
+type dirListing struct {
+	at    time.Time
+	names map[string]struct{}
+}
+
+func (m *metaCache) generation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen
+}
+
+// get returns a copy of the fresh entry of c; partial says whether partial ones do.
+func (m *metaCache) get(c string, partial bool) *info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[c]
+	if !ok || time.Since(e.at) >= metaTTL || (e.partial && !partial) {
+		return nil
+	}
+	fi := *e.fi
+	return &fi
+}
+
+// missing reports whether a fresh complete listing of c's directory did not find c.
+func (m *metaCache) missing(c string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.listed[path.Dir(c)]
+	if !ok || time.Since(l.at) >= metaTTL {
+		return false
+	}
+	_, found := l.names[path.Base(c)]
+	return !found
+}
+
+// put keeps fi for c unless something was invalidated since gen (the lookup may have seen the
+// store before that change).
+func (m *metaCache) put(gen uint64, c string, fi *info, partial bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.gen {
+		return
+	}
+	if m.entries == nil || len(m.entries) >= metaMax {
+		m.entries = map[string]metaEntry{} // a bound, not an LRU: the next lookups ask again
+	}
+	cp := *fi
+	m.entries[c] = metaEntry{fi: &cp, at: time.Now(), partial: partial}
+}
+
+// putListing keeps the names of a complete listing of dir started at gen.
+func (m *metaCache) putListing(gen uint64, dir string, at time.Time, names map[string]struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.gen || len(names) > metaMax {
+		return
+	}
+	if m.listed == nil || m.names+len(names) > metaMax {
+		m.listed, m.names = map[string]dirListing{}, 0
+	}
+	if old, ok := m.listed[dir]; ok {
+		m.names -= len(old.names)
+	}
+	m.listed[dir] = dirListing{at: at, names: names}
+	m.names += len(names)
+}
+
+// forget drops what is known of the file c alone: a change of its content or metadata that
+// leaves the names around it as they were (Chtimes, a stale entry).
+func (m *metaCache) forget(c string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	delete(m.entries, c)
+}
+
+// created drops what is known of the file c, just written, and of its directories, whose
+// listings now hold it: they keep their names, with c's added.
+func (m *metaCache) created(c string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	delete(m.entries, c)
+	for x := c; x != "/" && x != "."; {
+		d := path.Dir(x)
+		delete(m.entries, d)
+		if l, ok := m.listed[d]; ok {
+			if _, ok := l.names[path.Base(x)]; !ok {
+				l.names[path.Base(x)] = struct{}{}
+				m.names++
+			}
+		}
+		x = d
+	}
+}
+
+// invalidate drops what is known of c, of everything below it, and of its directories (whose
+// listing and existence it may change).
+func (m *metaCache) invalidate(c string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	below := strings.TrimSuffix(c, "/") + "/"
+	for k := range m.entries {
+		if k == c || strings.HasPrefix(k, below) {
+			delete(m.entries, k)
+		}
+	}
+	for k, l := range m.listed {
+		if k == c || strings.HasPrefix(k, below) {
+			m.names -= len(l.names)
+			delete(m.listed, k)
+		}
+	}
+	for d := c; d != "/" && d != "."; {
+		d = path.Dir(d)
+		delete(m.entries, d)
+		if l, ok := m.listed[d]; ok {
+			m.names -= len(l.names)
+			delete(m.listed, d)
+		}
+	}
+}
