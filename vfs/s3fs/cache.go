@@ -137,6 +137,28 @@ func (m *metaCache) created(c string) {
 func (m *metaCache) invalidate(c string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.invalidateLocked(c)
+}
+
+// madeDir is invalidate for a directory this FS just made, whose lookup, started at gen,
+// found no key below it (at): unless something changed through this FS since, the directory
+// is known empty, so that the uploads that follow (SFTP put -r, lftp mirror -R into a new
+// folder) learn that their names are new without a HEAD and a LIST each.
+func (m *metaCache) madeDir(gen uint64, c string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	unchanged := m.gen == gen
+	m.invalidateLocked(c)
+	if !unchanged {
+		return
+	}
+	if m.listed == nil || m.names >= metaMax {
+		m.listed, m.names = map[string]dirListing{}, 0
+	}
+	m.listed[c] = dirListing{at: at, names: map[string]struct{}{}}
+}
+
+func (m *metaCache) invalidateLocked(c string) {
 	m.gen++
 	below := strings.TrimSuffix(c, "/") + "/"
 	for k := range m.entries {

@@ -484,6 +484,7 @@ func (f *FS) Mkdir(name string, _ os.FileMode) error {
 	if c == "/" {
 		return pathErr("mkdir", c, fs.ErrExist)
 	}
+	gen, at := f.meta.generation(), time.Now()
 	if _, err := f.stat(c); err == nil {
 		return pathErr("mkdir", c, fs.ErrExist)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -492,7 +493,14 @@ func (f *FS) Mkdir(name string, _ os.FileMode) error {
 	if err := f.needParent("mkdir", c); err != nil {
 		return err
 	}
-	return f.putMarker(c)
+	if err := f.putKeyMarker(f.dirKey(c)); err != nil {
+		f.meta.invalidate(c)
+		return f.err("mkdir", c, err)
+	}
+	// The stat found no key below c: the new directory is empty.
+	f.meta.madeDir(gen, c, at)
+	f.sawDir(c)
+	return nil
 }
 
 // MkdirAll implements afero.Fs. A marker for the last directory makes the ones above it

@@ -197,6 +197,53 @@ func TestRequestsPerUpload(t *testing.T) {
 	}
 }
 
+// TestRequestsIntoNewFolder: uploads into a folder just made (SFTP put -r, lftp mirror -R)
+// cost their PUT alone: the mkdir's lookup found the folder empty.
+func TestRequestsIntoNewFolder(t *testing.T) {
+	e, c := newCounted(t)
+	if err := e.fs.Mkdir("/new", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.take()
+	const files = 10
+	for i := range files {
+		name := fmt.Sprintf("/new/f%02d", i)
+		if _, err := e.fs.Stat(name); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("stat of a new name: %v", err)
+		}
+		up, err := e.fs.CreateUpload(name, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write([]byte(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := up.Publish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byKind, total := c.take()
+	t.Logf("stat+upload of %d new files in a new folder: %v", files, byKind)
+	if total > files {
+		t.Errorf("stat+upload of %d new files in a new folder: %d requests %v, want a PUT each", files, total, byKind)
+	}
+	// The folder's listing then holds them, and a file made behind the FS's back in a folder
+	// made after it is not hidden: the mkdir's lookup saw it.
+	if got := len(listDir(t, e.fs, "/new")); got != files {
+		t.Errorf("listing: %d files, want %d", got, files)
+	}
+	if _, err := e.srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+		Key: aws.String("users/alice/other/x"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.fs.Mkdir("/other", 0o755); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("mkdir over a folder made by another writer: %v", err)
+	}
+	if _, err := e.fs.Stat("/other/x"); err != nil {
+		t.Errorf("stat of a file another writer made: %v", err)
+	}
+}
+
 // TestCacheInvalidation: every change made through the backend shows at once, even where a
 // Stat or a listing just filled the cache.
 func TestCacheInvalidation(t *testing.T) {
