@@ -163,19 +163,7 @@ func TestRequestsPerUpload(t *testing.T) {
 	mtime := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
 	for i := range files {
 		name := fmt.Sprintf("/up/f%02d", i)
-		if _, err := e.fs.Stat(name); !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("stat of a new name: %v", err)
-		}
-		up, err := e.fs.CreateUpload(name, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := up.Write([]byte(name)); err != nil {
-			t.Fatal(err)
-		}
-		if err := up.Publish(); err != nil {
-			t.Fatal(err)
-		}
+		uploadNew(t, e.fs, name)
 		if err := e.fs.Chtimes(name, mtime, mtime); err != nil {
 			t.Fatal(err)
 		}
@@ -197,6 +185,25 @@ func TestRequestsPerUpload(t *testing.T) {
 	}
 }
 
+// uploadNew stats a new name, as the core does before an upload, then uploads its own name
+// into it through a pending upload.
+func uploadNew(t *testing.T, fsys *s3fs.FS, name string) {
+	t.Helper()
+	if _, err := fsys.Stat(name); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat of a new name: %v", err)
+	}
+	up, err := fsys.CreateUpload(name, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write([]byte(name)); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Publish(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRequestsIntoNewFolder: uploads into a folder just made (SFTP put -r, lftp mirror -R)
 // cost their PUT alone: the mkdir's lookup found the folder empty.
 func TestRequestsIntoNewFolder(t *testing.T) {
@@ -208,19 +215,7 @@ func TestRequestsIntoNewFolder(t *testing.T) {
 	const files = 10
 	for i := range files {
 		name := fmt.Sprintf("/new/f%02d", i)
-		if _, err := e.fs.Stat(name); !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("stat of a new name: %v", err)
-		}
-		up, err := e.fs.CreateUpload(name, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := up.Write([]byte(name)); err != nil {
-			t.Fatal(err)
-		}
-		if err := up.Publish(); err != nil {
-			t.Fatal(err)
-		}
+		uploadNew(t, e.fs, name)
 	}
 	byKind, total := c.take()
 	t.Logf("stat+upload of %d new files in a new folder: %v", files, byKind)
