@@ -63,27 +63,36 @@ func TestFailedLoginTimeDoesNotTellUsersApart(t *testing.T) {
 	// attempt did. The assertion is on the CPU time: this machine runs other work, which
 	// stretches wall times at random (tens of percent under load) but not this process's
 	// CPU time, and a client's wall time follows the work when the server is not overloaded.
-	const rounds = 9
-	wall, cpu := map[string][]time.Duration{}, map[string][]time.Duration{}
-	for range rounds {
-		for _, name := range names {
-			s := connect(t, site, "127.0.0.1", core.ProtoFTP)
-			runtime.GC() // each attempt starts from the same heap, and pays for its own garbage
-			startCPU, start := cpuTime(t), time.Now()
-			err := attempt(s, name)
-			wall[name] = append(wall[name], time.Since(start))
-			cpu[name] = append(cpu[name], cpuTime(t)-startCPU)
-			s.Close()
-			if !errors.Is(err, core.ErrAuth) {
-				t.Fatalf("%s: %v", name, err)
+	// Other tests' goroutines share this process's CPU time; a measurement they disturb is
+	// made again, at most three times in all. A real difference (a skipped or cheaper hash for
+	// some kind of user, tens of percent) shows in every one.
+	const attempts = 3
+	for try := 1; ; try++ {
+		const rounds = 9
+		wall, cpu := map[string][]time.Duration{}, map[string][]time.Duration{}
+		for range rounds {
+			for _, name := range names {
+				s := connect(t, site, "127.0.0.1", core.ProtoFTP)
+				runtime.GC() // each attempt starts from the same heap, and pays for its own garbage
+				startCPU, start := cpuTime(t), time.Now()
+				err := attempt(s, name)
+				wall[name] = append(wall[name], time.Since(start))
+				cpu[name] = append(cpu[name], cpuTime(t)-startCPU)
+				s.Close()
+				if !errors.Is(err, core.ErrAuth) {
+					t.Fatalf("%s: %v", name, err)
+				}
 			}
 		}
-	}
-	wallDiff := spread(wall, "wall")
-	cpuDiff := spread(cpu, "CPU")
-	t.Logf("medians differ by %.0f%% (wall), %.0f%% (CPU)", 100*wallDiff, 100*cpuDiff)
-	if cpuDiff >= 0.10 {
-		t.Fatalf("median failed-login CPU times differ by %.0f%%; want < 10%%", 100*cpuDiff)
+		wallDiff := spread(wall, "wall")
+		cpuDiff := spread(cpu, "CPU")
+		t.Logf("medians differ by %.0f%% (wall), %.0f%% (CPU)", 100*wallDiff, 100*cpuDiff)
+		if cpuDiff < 0.10 {
+			return
+		}
+		if try == attempts {
+			t.Fatalf("median failed-login CPU times differ by %.0f%% in %d measurements; want < 10%%", 100*cpuDiff, attempts)
+		}
 	}
 }
 
