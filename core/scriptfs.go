@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -292,6 +293,14 @@ func (f *ScriptFS) audit(op, p, target string, start time.Time, bytes int64, err
 
 // resolve maps a path to its mount. Temporary upload names cannot be reached; names the
 // client could not create (control characters) cannot be created either.
+// resolveCtx is resolve for an operation that gives up once ctx is done.
+func (f *ScriptFS) resolveCtx(ctx context.Context, op, p string, create bool) (target, error) {
+	if err := ctx.Err(); err != nil {
+		return target{}, opErr(op, p, ErrFailure, err)
+	}
+	return f.resolve(op, p, create)
+}
+
 func (f *ScriptFS) resolve(op, p string, create bool) (target, error) {
 	v, err := vfs.Clean(p)
 	if err != nil {

@@ -140,10 +140,7 @@ func (f *ScriptFS) Open(ctx context.Context, p string) (afero.File, error) {
 func (f *ScriptFS) WriteAt(ctx context.Context, p string, data []byte, off int64, whence int) (err error) {
 	defer func(start time.Time) { f.audit("write", p, "", start, int64(len(data)), err) }(f.site.now())
 	const op = "write"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, true)
+	t, err := f.resolveCtx(ctx, op, p, true)
 	if err != nil {
 		return err
 	}

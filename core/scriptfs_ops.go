@@ -113,10 +113,7 @@ func (f *ScriptFS) ReadDir(ctx context.Context, dir string, each func(fs.FileInf
 func (f *ScriptFS) Mkdir(ctx context.Context, p string, all bool) (err error) {
 	defer func(start time.Time) { f.audit(OpMkdir, p, "", start, 0, err) }(f.site.now())
 	const op = "mkdir"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, true)
+	t, err := f.resolveCtx(ctx, op, p, true)
 	if err != nil {
 		return err
 	}
@@ -136,10 +133,7 @@ func (f *ScriptFS) Mkdir(ctx context.Context, p string, all bool) (err error) {
 func (f *ScriptFS) Rmdir(ctx context.Context, p string) (err error) {
 	defer func(start time.Time) { f.audit(OpRmdir, p, "", start, 0, err) }(f.site.now())
 	const op = "rmdir"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, false)
+	t, err := f.resolveCtx(ctx, op, p, false)
 	if err != nil {
 		return err
 	}
@@ -168,10 +162,7 @@ func (f *ScriptFS) Rmdir(ctx context.Context, p string) (err error) {
 func (f *ScriptFS) Remove(ctx context.Context, p string) (err error) {
 	defer func(start time.Time) { f.audit(OpRemove, p, "", start, 0, err) }(f.site.now())
 	const op = "remove"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, false)
+	t, err := f.resolveCtx(ctx, op, p, false)
 	if err != nil {
 		return err
 	}
@@ -271,10 +262,7 @@ func removeTree(ctx context.Context, q *usage, fsys afero.Fs, p string) error {
 func (f *ScriptFS) Rename(ctx context.Context, from, to string) (err error) {
 	defer func(start time.Time) { f.audit(OpRename, from, to, start, 0, err) }(f.site.now())
 	const op = "rename"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, from, ErrFailure, err)
-	}
-	src, err := f.resolve(op, from, false)
+	src, err := f.resolveCtx(ctx, op, from, false)
 	if err != nil {
 		return err
 	}
@@ -370,10 +358,7 @@ func (f *ScriptFS) TreeSize(ctx context.Context, p string) (size int64, err erro
 func (f *ScriptFS) Chtimes(ctx context.Context, p string, atime, mtime time.Time) (err error) {
 	defer func(start time.Time) { f.audit(OpSetStat, p, "", start, 0, err) }(f.site.now())
 	const op = "chtimes"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, false)
+	t, err := f.resolveCtx(ctx, op, p, false)
 	if err != nil {
 		return err
 	}
@@ -390,10 +375,7 @@ func (f *ScriptFS) Chtimes(ctx context.Context, p string, atime, mtime time.Time
 func (f *ScriptFS) Truncate(ctx context.Context, p string, size int64) (err error) {
 	defer func(start time.Time) { f.audit(OpSetStat, p, "", start, 0, err) }(f.site.now())
 	const op = "truncate"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, false)
+	t, err := f.resolveCtx(ctx, op, p, false)
 	if err != nil {
 		return err
 	}
@@ -414,10 +396,7 @@ func (f *ScriptFS) Truncate(ctx context.Context, p string, size int64) (err erro
 func (f *ScriptFS) Chmod(ctx context.Context, p string, mode fs.FileMode) (err error) {
 	defer func(start time.Time) { f.audit(OpSetStat, p, "", start, 0, err) }(f.site.now())
 	const op = "chmod"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, p, ErrFailure, err)
-	}
-	t, err := f.resolve(op, p, false)
+	t, err := f.resolveCtx(ctx, op, p, false)
 	if err != nil {
 		return err
 	}
@@ -435,10 +414,7 @@ func (f *ScriptFS) Chmod(ctx context.Context, p string, mode fs.FileMode) (err e
 func (f *ScriptFS) Symlink(ctx context.Context, targetPath, link string) (err error) {
 	defer func(start time.Time) { f.audit(OpSymlink, link, targetPath, start, 0, err) }(f.site.now())
 	const op = "symlink"
-	if err := ctx.Err(); err != nil {
-		return opErr(op, link, ErrFailure, err)
-	}
-	l, err := f.resolve(op, link, true)
+	l, err := f.resolveCtx(ctx, op, link, true)
 	if err != nil {
 		return err
 	}
