@@ -50,6 +50,7 @@ type Site struct {
 	perIP    map[netip.Addr]int
 	perUser  map[string]int
 	backends map[string]afero.Fs // by vfs name + resolved root
+	partBufs *s3fs.PartBuffers   // the part buffers of every s3 backend's uploads
 	usage    map[string]*usage   // quota usage by user id
 	limits   map[string]*bandwidth
 	prot     *protector
@@ -118,7 +119,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 	s := &Site{
 		name: c.Name, log: opts.Logger, events: opts.Events, observer: opts.Observer, now: opts.Now,
 		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{}, unauthPerIP: map[netip.Addr]int{},
-		backends: map[string]afero.Fs{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
+		backends: map[string]afero.Fs{}, partBufs: s3fs.NewPartBuffers(), usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		mem:       memReleaser{quiet: memReleaseQuiet, release: debug.FreeOSMemory},
 	}
@@ -515,7 +516,7 @@ func (s *Site) s3Backend(def config.VFS, key, prefix string) (afero.Fs, error) {
 		SecretKey: def.SecretKey.Value(), StorageClass: def.StorageClass, SSE: def.SSE,
 		SSEKMSKeyID: def.SSEKMSKeyID, PartSize: int64(def.PartSize), UploadConcurrency: def.UploadConcurrency,
 		MaxDirRenameObjects: def.MaxDirRenameObjects, CleanupAfter: def.CleanupIncompleteUploadsAfter.Duration,
-		Logger: s.log.With("vfs", def.Name)})
+		Logger: s.log.With("vfs", def.Name), Buffers: s.partBufs})
 	if err != nil {
 		// The cause names the endpoint and the bucket: for the log, not for clients.
 		s.log.Error("cannot open the s3 vfs", "vfs", def.Name, "err", err)

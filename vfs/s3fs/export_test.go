@@ -9,8 +9,8 @@ import (
 // Held returns the bytes of part buffers the backend's uploads hold now, and the peak.
 func (f *FS) Held() (now, peak int64) { return f.held.Load(), f.peak.Load() }
 
-// Headroom is the room of a part buffer past the part size.
-const Headroom = headroom
+// Buffers returns the number of part buffers the backend's pool mapped and of those in use.
+func (f *FS) Buffers() (mapped, inUse int) { return f.bufs.counts() }
 
 // SetCopyLimits lowers the size above which objects are copied in parts, and the parts'
 // size, so that tests reach the multipart copy with small objects.

@@ -65,6 +65,9 @@ type Options struct {
 	// when the backend starts (0 = never).
 	CleanupAfter time.Duration
 	Logger       *slog.Logger
+	// Buffers serves the part buffers of uploads; nil: a pool of the backend's own. One
+	// pool for all the backends of a process keeps its memory to the uploads in progress.
+	Buffers *PartBuffers
 }
 
 // FS is a backend over one bucket and prefix.
@@ -79,10 +82,10 @@ type FS struct {
 	mu      sync.Mutex
 	pending map[string]*upload   // uploads not yet published, by TempName
 	dirs    map[string]time.Time // directories seen to exist, and when (see dirTTL)
-	bufs    sync.Pool            // part buffers (*[]byte)
-	held    atomic.Int64         // bytes of part buffers held by uploads
-	peak    atomic.Int64         // the most held at once
-	meta    metaCache            // what recent HEADs and listings found (see cache.go)
+	bufs    *PartBuffers
+	held    atomic.Int64 // bytes of part buffers held by uploads
+	peak    atomic.Int64 // the most held at once
+	meta    metaCache    // what recent HEADs and listings found (see cache.go)
 
 	// opened is the time of directories that have no marker to take one from (a zero time
 	// reads as year 1 in listings, or wraps in SFTP's 32-bit times).
@@ -128,6 +131,9 @@ func newFS(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.Buffers == nil {
+		opt.Buffers = NewPartBuffers()
+	}
 	var loads []func(*awsconfig.LoadOptions) error
 	if opt.Region != "" {
 		loads = append(loads, awsconfig.WithRegion(opt.Region))
@@ -158,7 +164,7 @@ func newFS(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	bctx, stop := context.WithCancel(context.Background())
-	f := &FS{c: c, opt: opt, prefix: p, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{},
+	f := &FS{c: c, opt: opt, prefix: p, bufs: opt.Buffers, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{},
 		maxCopy: maxCopySize, copyPart: copyPartSize, opened: time.Now().Truncate(time.Second)}
 	hctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()

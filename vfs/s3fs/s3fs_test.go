@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -182,11 +183,11 @@ func TestMultipart(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// At most UploadConcurrency parts in flight and one filling, each with room for one
-	// write (the writes received ahead are held apart, up to the window).
+	// At most UploadConcurrency parts in flight and one filling (the writes received ahead
+	// are held apart, up to the window).
 	now, peak := e.fs.Held()
 	t.Logf("peak of part buffers: %d bytes", peak)
-	if limit := int64(e.opt.UploadConcurrency+1) * (s3fs.MinPartSize + s3fs.Headroom); peak > limit || now != 0 {
+	if limit := int64(e.opt.UploadConcurrency+1) * s3fs.MinPartSize; peak > limit || now != 0 {
 		t.Errorf("part buffers: peak %d bytes (limit %d), %d still held after close", peak, limit, now)
 	}
 	if got := vfstest.ReadFile(t, e.fs, "/big.bin"); !bytes.Equal(got, data) {
@@ -397,5 +398,65 @@ func TestMultipartCopy(t *testing.T) {
 	}
 	if ups := e.srv.Uploads(t, bucket, ""); len(ups) != 0 {
 		t.Errorf("uploads left: %v", ups)
+	}
+}
+
+// TestUploadBuffersReturned: every way an upload ends gives its part buffers back to the
+// pool (they live outside the Go heap, so one not returned would never be freed), and
+// uploads one after another reuse the same few buffers.
+func TestUploadBuffersReturned(t *testing.T) {
+	e := newEnv(t)
+	write := func(name string, n int) vfs.PendingUpload {
+		t.Helper()
+		up, err := e.fs.CreateUpload(name, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := random(t, n)
+		for off := 0; off < n; off += 32 << 10 { // as an SFTP client writes
+			if _, err := up.Write(data[off:min(off+32<<10, n)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return up
+	}
+	for _, n := range []int{0, 10, s3fs.MinPartSize, s3fs.MinPartSize + 1, 2 * s3fs.MinPartSize} {
+		name := fmt.Sprintf("/f-%d", n)
+		if err := write(name, n).Publish(); err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if st, err := e.fs.Stat(name); err != nil || st.Size() != int64(n) {
+			t.Fatalf("%d bytes: stat %v, %v", n, st, err)
+		}
+	}
+	// Discarded (a veto) before and after its first part went out.
+	for _, n := range []int{100, 3 * s3fs.MinPartSize / 2} {
+		if err := write(fmt.Sprintf("/vetoed-%d", n), n).Discard(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Closed with a gap: refused.
+	f, _ := e.fs.Create("/gap")
+	_, _ = f.WriteAt([]byte("x"), 0)
+	_, _ = f.WriteAt([]byte("y"), 10)
+	if err := f.Close(); !errors.Is(err, s3fs.ErrGap) {
+		t.Errorf("close with a gap: %v", err)
+	}
+	// Truncated up, then closed.
+	f, _ = e.fs.Create("/grown")
+	if err := f.Truncate(1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mapped, inUse := e.fs.Buffers()
+	now, _ := e.fs.Held()
+	t.Logf("buffers mapped: %d", mapped)
+	if inUse != 0 || now != 0 {
+		t.Errorf("after every upload ended: %d buffers (%d bytes) still in use", inUse, now)
+	}
+	if limit := e.opt.UploadConcurrency + 1; mapped > limit {
+		t.Errorf("%d buffers mapped for uploads one at a time, want at most %d", mapped, limit)
 	}
 }

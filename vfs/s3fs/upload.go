@@ -32,10 +32,6 @@ import (
 // take data out of order, and wharf keeps no spill file on local disk).
 const Window = 2 * 64 * 32 << 10
 
-// headroom is the room a part buffer has past PartSize, for the write that fills it: SFTP
-// writes are 32 KiB (256 KiB at most), and a full buffer goes out before the next write.
-const headroom = 256 << 10
-
 // Errors an upload refuses with. They match errors.ErrUnsupported (the core's "operation not
 // supported" kind) and say why.
 var (
@@ -54,8 +50,7 @@ func unsupported(msg string) unsupportedError { return unsupportedError(msg) }
 
 // upload is a file open for writing. Data received in order fills a part buffer; a full
 // buffer goes out as a part of a multipart upload, at most UploadConcurrency parts at a time,
-// so an upload holds at most (PartSize + 256 KiB) × (UploadConcurrency + 1) bytes plus the
-// Window. A file
+// so an upload holds at most PartSize × (UploadConcurrency + 1) bytes plus the Window. A file
 // smaller than one part goes as one PUT. Nothing is visible before the upload completes: on
 // Close for an OpenFile handle, on Publish for CreateUpload's.
 type upload struct {
@@ -170,14 +165,12 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 		}
 	}
 	u.wrote = true
-	if u.cur == nil {
-		u.cur = u.f.getBuf()
-	}
 	end := off + int64(len(p))
 	switch {
 	case off == u.off:
-		u.cur = append(u.cur, p...)
-		u.off = end
+		if err := u.push(p); err != nil {
+			return 0, u.fail("write", err)
+		}
 	case off > u.off:
 		if end-u.off > Window || u.aheadLen+int64(len(p)) > Window {
 			return 0, pathErr("write", u.name, ErrOutOfOrder)
@@ -195,59 +188,69 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 			return 0, pathErr("write", u.name, ErrRewrite)
 		}
 		n := copy(u.cur[off-u.start:], p)
-		if n < len(p) {
-			u.cur = append(u.cur, p[n:]...)
-			u.off = end
+		if err := u.push(p[n:]); err != nil {
+			return 0, u.fail("write", err)
 		}
 	}
 	u.hw = max(u.hw, end)
-	// The writes received ahead that now continue the data go one at a time, each full
-	// part out before the next, so the buffer never grows past a part and one write.
+	// The writes received ahead that now continue the data go one at a time, so the data
+	// held apart shrinks as the buffer fills.
 	for {
-		if err := u.sendFull(); err != nil {
-			return 0, u.fail("write", err)
-		}
-		if !u.drainOne() {
+		b, ok := u.nextAhead()
+		if !ok {
 			return len(p), nil
+		}
+		if err := u.push(b); err != nil {
+			return 0, u.fail("write", err)
 		}
 	}
 }
 
-// drainOne moves one write received ahead that now continues (or overlaps) the data in
-// order into the buffer, and reports whether there was one.
-func (u *upload) drainOne() bool {
+// nextAhead takes one write received ahead that now continues (or overlaps) the data in
+// order, and returns the part of it past the data: what is left to push.
+func (u *upload) nextAhead() ([]byte, bool) {
 	for o, b := range u.ahead {
 		if o > u.off {
 			continue
 		}
 		delete(u.ahead, o)
 		u.aheadLen -= int64(len(b))
-		if e := o + int64(len(b)); e > u.off {
-			// Data from o to u.off was received in order meanwhile; a rewrite of it wins
-			// only while it is in the buffer, as a direct write would.
-			if o >= u.start {
-				copy(u.cur[o-u.start:], b[:u.off-o])
-			}
-			u.cur = append(u.cur, b[u.off-o:]...)
-			u.off = e
+		e := o + int64(len(b))
+		if e <= u.off {
+			return nil, true
 		}
-		return true
+		// Data from o to u.off was received in order meanwhile; a rewrite of it wins
+		// only while it is in the buffer, as a direct write would.
+		if o >= u.start {
+			copy(u.cur[o-u.start:], b[:u.off-o])
+		}
+		return b[u.off-o:], true
 	}
-	return false
+	return nil, false
 }
 
-// sendFull sends the full parts of the buffer. A new buffer is taken only once a part may
-// go, so an upload holds at most UploadConcurrency parts in flight and one filling.
-func (u *upload) sendFull() error {
+// push appends data received in order, sending each part as it fills: the buffer never
+// holds more than a part, and a new buffer is taken only when data comes for it (after the
+// slot of the part before was acquired), so an upload holds at most UploadConcurrency parts
+// in flight and one filling.
+func (u *upload) push(b []byte) error {
 	ps := int(u.f.opt.PartSize)
-	for len(u.cur) >= ps {
+	for len(b) > 0 {
+		if u.cur == nil {
+			u.cur = u.f.getBuf()
+		}
+		n := min(len(b), ps-len(u.cur))
+		u.cur = append(u.cur, b[:n]...)
+		u.off += int64(n)
+		b = b[n:]
+		if len(u.cur) < ps {
+			continue
+		}
 		if err := u.acquire(); err != nil {
 			return err
 		}
-		buf := u.f.getBuf()
-		buf = append(buf, u.cur[ps:]...)
-		part := u.cur[:ps]
-		u.cur = buf
+		part := u.cur
+		u.cur = nil
 		u.start += int64(ps)
 		if err := u.sendPart(part); err != nil {
 			return err
@@ -314,7 +317,7 @@ func (u *upload) prepareBase() error {
 		if err != nil {
 			return err
 		}
-		u.cur, u.start = append(u.f.getBuf(), data...), 0
+		u.cur, u.start = append(u.f.getBuf(), data...), 0 // < MinPartSize ≤ PartSize: fits
 		return nil
 	}
 	id, err := u.f.startMultipart(u.key, u.meta)
@@ -445,7 +448,10 @@ func (u *upload) Truncate(size int64) error {
 	if n := int(size - u.start); n <= len(u.cur) {
 		u.cur = u.cur[:n]
 	} else {
-		u.cur = append(u.cur, make([]byte, n-len(u.cur))...)
+		if u.cur == nil {
+			u.cur = u.f.getBuf()
+		}
+		u.cur = append(u.cur, make([]byte, n-len(u.cur))...) // ≤ PartSize: fits
 	}
 	u.off, u.hw = size, size
 	u.wrote = true
@@ -496,6 +502,10 @@ func (u *upload) flushLocked() error {
 		if err := u.sendPart(part); err != nil {
 			return err
 		}
+	}
+	if u.mp != nil && u.cur != nil { // empty: the data ended at a part's end
+		u.f.putBuf(u.cur)
+		u.cur = nil
 	}
 	u.wg.Wait()
 	return u.failed()
@@ -595,14 +605,10 @@ func (u *upload) abort() {
 	}
 }
 
-// getBuf returns an empty part buffer, and counts it as held.
+// getBuf returns an empty part buffer of PartSize, and counts it as held.
 func (f *FS) getBuf() []byte {
-	n := f.opt.PartSize + headroom
-	f.hold(n)
-	if b, ok := f.bufs.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, n)
+	f.hold(f.opt.PartSize)
+	return f.bufs.get(int(f.opt.PartSize))
 }
 
 // putBuf gives a buffer from getBuf back.
@@ -610,12 +616,8 @@ func (f *FS) putBuf(b []byte) {
 	if b == nil {
 		return
 	}
-	f.hold(-(f.opt.PartSize + headroom))
-	if int64(cap(b)) < f.opt.PartSize+headroom {
-		return // grown elsewhere: not one of ours to reuse
-	}
-	b = b[:0]
-	f.bufs.Put(&b)
+	f.hold(-f.opt.PartSize)
+	f.bufs.put(b)
 }
 
 // hold counts the part buffers the backend's uploads hold, and their peak (tests check the
