@@ -388,7 +388,7 @@ func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, err
 	}
 
 	if alloc != nil && length > smallPacketLength {
-		b = alloc.GetPage(orderID)
+		b = alloc.getPageFor(orderID, int(length))
 	} else {
 		b = make([]byte, length)
 	}
@@ -910,9 +910,9 @@ func (p *sshFxpReadPacket) getDataSlice(alloc *allocator, orderID uint32, maxTxP
 	}
 
 	if alloc != nil {
-		// GetPage returns a slice with capacity = maxMsgLength this is enough to avoid new allocations in
-		// sshFxpDataPacket.MarshalBinary
-		return alloc.GetPage(orderID)[:dataLen]
+		// The page has room for the header too, so that sshFxpDataPacket.MarshalBinary
+		// does not allocate.
+		return alloc.getPageFor(orderID, int(dataLen)+dataHeaderLen)[:dataLen]
 	}
 
 	// allocate with extra space for the header
