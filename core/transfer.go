@@ -126,46 +126,6 @@ func (h *ReadHandle) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sendChunk is how much SendTo hands to the destination per call: between calls it checks
-// that the session is still alive and counts the bytes; the destination can renew its
-// stall deadline for each call, as for a buffered copy of the same size.
-const sendChunk = 256 << 10
-
-// SendTo sends the file from the sequential read position to its end through w.ReadFrom,
-// giving w the backend's operating-system file: a TCP socket sends it with sendfile(2),
-// without copying it through user space. It applies only to a file on a disk backend with no
-// download bandwidth limit (the limiter must see the bytes); otherwise it sends nothing and
-// reports false, and the caller copies with Read. Byte counts, activity and events are as
-// for Read.
-func (h *ReadHandle) SendTo(ctx context.Context, w io.ReaderFrom) (n int64, ok bool, err error) {
-	s := h.sess
-	of, isOS := h.f.(vfs.OSFiler)
-	if !isOS || (s.bw != nil && s.bw.down != nil) {
-		return 0, false, nil
-	}
-	f := of.OSFile()
-	// sendfile reads from the file's offset; Read and ReadAt use pread and never move it.
-	if _, err := f.Seek(h.pos, io.SeekStart); err != nil {
-		return 0, false, nil
-	}
-	for {
-		if s.Closed() || s.ctx.Err() != nil || ctx.Err() != nil {
-			return n, true, opErr("read", h.vpath, ErrClosed, errors.Join(context.Cause(s.ctx), context.Cause(ctx)))
-		}
-		m, err := w.ReadFrom(&io.LimitedReader{R: f, N: sendChunk})
-		h.pos += m
-		n += m
-		h.bytes.Add(m)
-		s.Touch()
-		if err != nil {
-			return n, true, err
-		}
-		if m < sendChunk {
-			return n, true, nil // end of file
-		}
-	}
-}
-
 // Seek moves the sequential read position.
 func (h *ReadHandle) Seek(off int64, whence int) (int64, error) {
 	pos, ok := vfs.SeekPosition(h.pos, h.size, off, whence)

@@ -15,17 +15,6 @@ type diskFile struct {
 	d    *Disk
 }
 
-// OSFiler is a backend file that is an operating-system file. Zero-copy paths use it: a
-// download to a plain TCP socket goes out with sendfile(2) instead of through user space.
-type OSFiler interface {
-	OSFile() *os.File
-}
-
-var _ OSFiler = (*diskFile)(nil)
-
-// OSFile implements OSFiler. Its name holds the host path: callers must not report it.
-func (f *diskFile) OSFile() *os.File { return f.f }
-
 // err keeps io.EOF bare: io.Reader, io.ReaderAt and Readdir callers compare
 // against it with ==.
 func (f *diskFile) err(op string, err error) error {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -243,16 +242,4 @@ func (c *dataConn) Write(p []byte) (int, error) {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
 	}
 	return c.Conn.Write(p)
-}
-
-// ReadFrom sends r with one stall deadline, like one Write: given a file (core's SendTo hands
-// it one chunk at a time), a TCP socket sends it with sendfile(2).
-func (c *dataConn) ReadFrom(r io.Reader) (int64, error) {
-	if c.idle > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
-	}
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
