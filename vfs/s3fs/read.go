@@ -175,6 +175,7 @@ func (f *FS) getRange(ctx context.Context, key, etag string, off, n int64) ([]by
 // chunk is one ReadChunk of a download, being fetched or fetched.
 type chunk struct {
 	done chan struct{}
+	off  int64 // the object offset of data[0]: the chunk's start, or past the head
 	data []byte
 	err  error
 }
@@ -320,7 +321,7 @@ func (r *readFile) readAt(fi *info, p []byte, off int64) (int, error) {
 		if !r.deliver(fi) {
 			return n, errStale
 		}
-		in := at - idx*ReadChunk
+		in := at - c.off
 		if in >= int64(len(c.data)) {
 			return n, io.EOF // the object shrank under us
 		}
@@ -367,9 +368,10 @@ func (r *readFile) chunk(fi *info, idx int64) (*chunk, bool, error) {
 }
 
 func (r *readFile) fetch(idx int64) *chunk {
-	c := &chunk{done: make(chan struct{})}
-	off := idx * ReadChunk
-	n := min(ReadChunk, r.fi.size-off)
+	// The first chunk starts past the head the open brought, which serves the reads before.
+	off := max(idx*ReadChunk, min(int64(len(r.head)), (idx+1)*ReadChunk))
+	n := min((idx+1)*ReadChunk, r.fi.size) - off
+	c := &chunk{done: make(chan struct{}), off: off}
 	etag := r.fi.etag
 	go func() {
 		defer close(c.done)
