@@ -617,3 +617,12 @@ func TestStaleSmallEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIdleConnections: the HTTP client keeps more idle connections to the store than a
+// listing sends HEADs at once; with the SDK's 10, every listing opened and closed dozens.
+func TestIdleConnections(t *testing.T) {
+	e := newEnv(t)
+	if n := e.fs.IdleConnsPerHost(); n < 4*s3fs.ListHeads {
+		t.Errorf("%d idle connections per host, want at least %d", n, 4*s3fs.ListHeads)
+	}
+}
