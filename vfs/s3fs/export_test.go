@@ -3,6 +3,7 @@ package s3fs
 import (
 	"context"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -19,4 +20,12 @@ func (f *FS) SetCopyLimits(maxCopy, part int64) { f.maxCopy, f.copyPart = maxCop
 // NewWithHTTPClient is New with the S3 client's HTTP client (tests count requests).
 func NewWithHTTPClient(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 	return newFS(ctx, opt, hc)
+}
+
+// ListHeads is how many HEADs a listing sends at once.
+const ListHeads = listHeads
+
+// IdleConnsPerHost is how many idle connections to the store the backend's HTTP client keeps.
+func (f *FS) IdleConnsPerHost() int {
+	return f.c.Options().HTTPClient.(*awshttp.BuildableClient).GetTransport().MaxIdleConnsPerHost
 }

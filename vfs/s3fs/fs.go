@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -43,6 +45,7 @@ const (
 	metaMtime    = "mtime"          // x-amz-meta-mtime, seconds since 1970 as rclone writes it
 	opTimeout    = 60 * time.Second // one metadata request (the SDK retries inside it)
 	dataTimeout  = 10 * time.Minute // one part or one ranged GET
+	idleConns    = 128              // idle HTTP connections kept to the store
 )
 
 // Options configure a backend (config vfs[] entries of type s3).
@@ -154,8 +157,14 @@ func newFS(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 			o.BaseEndpoint = aws.String(opt.Endpoint)
 		}
 		o.UsePathStyle = opt.PathStyle
-		if hc != nil {
-			o.HTTPClient = hc
+		o.HTTPClient = hc
+		if hc == nil {
+			// The SDK keeps 10 idle connections per host: a listing's HEADs (listHeads at
+			// once), the parts of a few uploads and the read-ahead of a few downloads go over
+			// more, and every request past 10 opened a connection and closed it after use.
+			o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+				t.MaxIdleConns, t.MaxIdleConnsPerHost = idleConns, idleConns
+			})
 		}
 		// Checksums only where the API requires them: several S3-compatible stores reject
 		// the SDK's default trailing checksums. The signature covers the payload over plain
@@ -434,8 +443,7 @@ func (f *FS) statBoth(c string, together bool) (*info, error) {
 		err error
 	}
 	list := func() listed {
-		out, err := f.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &f.opt.Bucket,
-			Prefix: aws.String(f.dirKey(c)), MaxKeys: aws.Int32(1)})
+		out, err := f.listOne(ctx, c)
 		return listed{out, err}
 	}
 	var early chan listed
@@ -458,24 +466,41 @@ func (f *FS) statBoth(c string, together bool) (*info, error) {
 	} else {
 		l = list()
 	}
-	if l.err != nil {
-		return nil, f.err("stat", c, l.err)
+	return f.dirInfo(gen, c, l.out, l.err)
+}
+
+// listOne lists the first key below the directory c: whether c exists as a directory.
+func (f *FS) listOne(ctx context.Context, c string) (*s3.ListObjectsV2Output, error) {
+	return f.c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &f.opt.Bucket,
+		Prefix: aws.String(f.dirKey(c)), MaxKeys: aws.Int32(1)})
+}
+
+// dirInfo describes c, which is no object, from listOne's answer (out, err), started at gen:
+// a directory if any key lies below it, else missing.
+func (f *FS) dirInfo(gen uint64, c string, out *s3.ListObjectsV2Output, err error) (*info, error) {
+	if err != nil {
+		return nil, f.err("stat", c, err)
 	}
-	if len(l.out.Contents) == 0 && len(l.out.CommonPrefixes) == 0 {
+	if len(out.Contents) == 0 && len(out.CommonPrefixes) == 0 {
 		return nil, pathErr("stat", c, fs.ErrNotExist)
 	}
 	fi := &info{name: path.Base(c), dir: true, mod: f.opened}
-	if len(l.out.Contents) > 0 && aws.ToString(l.out.Contents[0].Key) == f.dirKey(c) {
-		fi.mod = aws.ToTime(l.out.Contents[0].LastModified)
+	if len(out.Contents) > 0 && aws.ToString(out.Contents[0].Key) == f.dirKey(c) {
+		fi.mod = aws.ToTime(out.Contents[0].LastModified)
 	}
 	f.meta.put(gen, c, fi, false)
 	return fi, nil
 }
 
 func (f *FS) headInfo(base string, out *s3.HeadObjectOutput) *info {
-	fi := &info{name: base, size: aws.ToInt64(out.ContentLength), mod: aws.ToTime(out.LastModified),
-		etag: strings.Trim(aws.ToString(out.ETag), `"`), meta: out.Metadata}
-	if t, ok := parseMtime(out.Metadata[metaMtime]); ok {
+	return objInfo(base, aws.ToInt64(out.ContentLength), out.LastModified, out.ETag, out.Metadata)
+}
+
+// objInfo describes an object from what a HEAD or a GET of it answered: its modification
+// time is the one kept in x-amz-meta-mtime, else the store's.
+func objInfo(base string, size int64, modified *time.Time, etag *string, meta map[string]string) *info {
+	fi := &info{name: base, size: size, mod: aws.ToTime(modified), etag: strings.Trim(aws.ToString(etag), `"`), meta: meta}
+	if t, ok := parseMtime(meta[metaMtime]); ok {
 		fi.mod = t
 	}
 	return fi

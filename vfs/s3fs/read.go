@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/afero"
 
 	"github.com/wharf-project/wharf/vfs"
@@ -31,12 +35,19 @@ const (
 // carry the metadata that holds a modification time set by a client.
 const listHeads = 16
 
+// openHead is how much of an object an open for reading fetches when no fresh cache entry
+// describes it: the GET that finds the object, where a HEAD did before, brings its first
+// bytes with it, the whole of a small file, so that reading it costs no other request. It is
+// also the size up to which an open from the cache starts reading the file at once, while the
+// client sends its first read.
+const openHead = 256 << 10
+
 // openRead opens a file or a directory for reading.
 func (f *FS) openRead(c string) (afero.File, error) {
 	if u := f.pendingUpload(c); u != nil {
 		return &uploadView{readOnly: readOnly{notDir{u.tmp}}, u: u}, nil
 	}
-	fi, cached, err := f.statCached(c, false, false)
+	fi, head, cached, err := f.lookupRead(c)
 	if err != nil {
 		return nil, pathErr("open", c, unwrapPath(err))
 	}
@@ -45,8 +56,87 @@ func (f *FS) openRead(c string) (afero.File, error) {
 			names: map[string]struct{}{}}, nil
 	}
 	ctx, cancel := context.WithCancel(f.ctx)
-	return &readFile{readOnly: readOnly{notDir{c}}, f: f, name: c, key: f.key(c), fi: fi, cached: cached,
-		ctx: ctx, cancel: cancel, chunks: map[int64]*chunk{}, last: -2}, nil
+	r := &readFile{readOnly: readOnly{notDir{c}}, f: f, name: c, key: f.key(c), fi: fi, head: head, cached: cached,
+		ctx: ctx, cancel: cancel, chunks: map[int64]*chunk{}, last: -2}
+	if cached && fi.size > 0 && fi.size <= openHead {
+		_, _, _ = r.chunk(fi, 0) // starts the GET of the whole file
+	}
+	return r, nil
+}
+
+// lookupRead finds what an open for reading opens: from the cache when it can (cached), else
+// with a GET of the object's first openHead bytes (head), then, when there is no such object,
+// a LIST for a directory. A GET costs what a HEAD does and tells the same.
+func (f *FS) lookupRead(c string) (fi *info, head []byte, cached bool, err error) {
+	if c == "/" {
+		fi, err = f.statFile(c)
+		return fi, nil, false, err
+	}
+	if fi := f.meta.get(c, false); fi != nil {
+		return fi, nil, true, nil
+	}
+	if f.meta.missing(c) {
+		return nil, nil, true, pathErr("stat", c, fs.ErrNotExist)
+	}
+	gen := f.meta.generation()
+	fi, head, err = f.getHead(c)
+	switch {
+	case err == nil:
+		f.meta.put(gen, c, fi, false)
+		return fi, head, false, nil
+	case isNotFound(err):
+		ctx, cancel := f.opCtx()
+		defer cancel()
+		out, err := f.listOne(ctx, c)
+		fi, err = f.dirInfo(gen, c, out, err)
+		return fi, nil, false, err
+	case isInvalidRange(err): // an empty object: S3 refuses any range of it
+		fi, err = f.statFile(c)
+		return fi, nil, false, err
+	}
+	return nil, nil, false, f.err("stat", c, err)
+}
+
+// getHead GETs the first openHead bytes of c's object and describes the object.
+func (f *FS) getHead(c string) (*info, []byte, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, dataTimeout)
+	defer cancel()
+	out, err := f.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &f.opt.Bucket, Key: aws.String(f.key(c)),
+		Range: aws.String(fmt.Sprintf("bytes=0-%d", openHead-1))})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer out.Body.Close()
+	size, ok := rangeTotal(aws.ToString(out.ContentRange))
+	if !ok {
+		size = aws.ToInt64(out.ContentLength) // the whole object: the store ignored the range
+	}
+	head := make([]byte, min(size, openHead))
+	if _, err := io.ReadFull(out.Body, head); err != nil {
+		return nil, nil, err
+	}
+	return objInfo(path.Base(c), size, out.LastModified, out.ETag, out.Metadata), head, nil
+}
+
+// rangeTotal is the object size a Content-Range header ("bytes 0-4095/4096") gives.
+func rangeTotal(cr string) (int64, bool) {
+	_, total, ok := strings.Cut(cr, "/")
+	if !ok || !strings.HasPrefix(cr, "bytes ") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// isInvalidRange reports a range the object does not have (S3 answers 416 for any range of
+// an empty object).
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
 }
 
 func unwrapPath(err error) error {
@@ -85,6 +175,7 @@ func (f *FS) getRange(ctx context.Context, key, etag string, off, n int64) ([]by
 // chunk is one ReadChunk of a download, being fetched or fetched.
 type chunk struct {
 	done chan struct{}
+	off  int64 // the object offset of data[0]: the chunk's start, or past the head
 	data []byte
 	err  error
 }
@@ -99,6 +190,11 @@ type readFile struct {
 	key    string
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// head is the start of the object that the open's GET brought (see lookupRead). It is set
+	// at open and never changes: a handle with a head was not opened from the cache, so it is
+	// never refreshed.
+	head []byte
 
 	mu sync.Mutex
 	fi *info // what the handle reads: its size, and the ETag every GET must match
@@ -188,6 +284,11 @@ func (r *readFile) readAt(fi *info, p []byte, off int64) (int, error) {
 		if at >= size {
 			return n, io.EOF
 		}
+		if at < int64(len(r.head)) {
+			r.deliver(fi)
+			n += copy(p[n:], r.head[at:])
+			continue
+		}
 		idx := at / ReadChunk
 		c, direct, err := r.chunk(fi, idx)
 		if err != nil {
@@ -220,7 +321,7 @@ func (r *readFile) readAt(fi *info, p []byte, off int64) (int, error) {
 		if !r.deliver(fi) {
 			return n, errStale
 		}
-		in := at - idx*ReadChunk
+		in := at - c.off
 		if in >= int64(len(c.data)) {
 			return n, io.EOF // the object shrank under us
 		}
@@ -267,9 +368,10 @@ func (r *readFile) chunk(fi *info, idx int64) (*chunk, bool, error) {
 }
 
 func (r *readFile) fetch(idx int64) *chunk {
-	c := &chunk{done: make(chan struct{})}
-	off := idx * ReadChunk
-	n := min(ReadChunk, r.fi.size-off)
+	// The first chunk starts past the head the open brought, which serves the reads before.
+	off := max(idx*ReadChunk, min(int64(len(r.head)), (idx+1)*ReadChunk))
+	n := min((idx+1)*ReadChunk, r.fi.size) - off
+	c := &chunk{done: make(chan struct{}), off: off}
 	etag := r.fi.etag
 	go func() {
 		defer close(c.done)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -514,4 +515,114 @@ func BenchmarkSmallFiles(b *testing.B) {
 			upload(dir)
 		}
 	})
+}
+
+// TestRequestsOpenUnlisted: a file the cache knows nothing of (not listed, or listed more
+// than the cache's lifetime ago, as the last files of a long folder download are) opens and
+// reads with one GET, which finds the object and brings a small file whole; what it found
+// (size, ETag, the time kept in x-amz-meta-mtime) is what the handle and Stat say.
+func TestRequestsOpenUnlisted(t *testing.T) {
+	e, c := newCounted(t)
+	s3c := e.srv.Client()
+	mtime := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
+	put := func(name string, data []byte, meta map[string]string) {
+		t.Helper()
+		if _, err := s3c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+			Key: aws.String("users/alice" + name), Body: bytes.NewReader(data), Metadata: meta}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const files = 10
+	for i := range files {
+		put(fmt.Sprintf("/f%02d", i), []byte(strings.Repeat(string(rune('a'+i)), 4096)),
+			map[string]string{"mtime": strconv.FormatInt(mtime.Unix(), 10)})
+	}
+	c.take()
+	for i := range files {
+		name := fmt.Sprintf("/f%02d", i)
+		f, err := e.fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() != 4096 || !fi.ModTime().Equal(mtime) || fi.IsDir() {
+			t.Errorf("%s: handle's stat %v (%v, %d bytes), %v; want %v", name, fi, fi.ModTime(), fi.Size(), err, mtime)
+		}
+		b, err := io.ReadAll(f)
+		_ = f.Close()
+		if err != nil || string(b) != strings.Repeat(string(rune('a'+i)), 4096) {
+			t.Fatalf("read %s: %d bytes, %v", name, len(b), err)
+		}
+	}
+	byKind, total := c.take()
+	t.Logf("open+read of %d files not in the cache: %v", files, byKind)
+	if total > files {
+		t.Errorf("open+read of %d files not in the cache: %d requests %v, want one GET each", files, total, byKind)
+	}
+	// What the GET found is cached like a HEAD's answer.
+	if fi, err := e.fs.Stat("/f00"); err != nil || !fi.ModTime().Equal(mtime) || fi.Size() != 4096 {
+		t.Errorf("stat after the open: %v, %v", fi, err)
+	}
+	if byKind, total := c.take(); total != 0 {
+		t.Errorf("stat after the open: %v, want none", byKind)
+	}
+
+	// An empty object, one larger than what the open fetches, a directory and a missing name
+	// open as before.
+	put("/empty", nil, nil)
+	big := random(t, s3fs.ReadChunk+12345)
+	put("/big", big, nil)
+	put("/dir/x", []byte("x"), nil)
+	if got := vfstest.ReadFile(t, e.fs, "/empty"); len(got) != 0 {
+		t.Errorf("empty object: %q", got)
+	}
+	if got := vfstest.ReadFile(t, e.fs, "/big"); !bytes.Equal(got, big) {
+		t.Errorf("big object: %d bytes, equal %v", len(got), bytes.Equal(got, big))
+	}
+	if got := listDir(t, e.fs, "/dir"); len(got) != 1 || got[0].Name() != "x" {
+		t.Errorf("directory: %v", got)
+	}
+	_, err := e.fs.Open("/missing")
+	e.wantErr(t, "open of a missing name", err, fs.ErrNotExist, "/missing")
+}
+
+// TestStaleSmallEntry: a small file opened from a cache entry starts its GET at the open; when
+// the object was replaced behind the backend's back, that GET fails its If-Match and the read
+// returns the new version whole, as for a large file (TestStaleEntry).
+func TestStaleSmallEntry(t *testing.T) {
+	e := newEnv(t)
+	vfstest.WriteFile(t, e.fs, "/s", []byte("old"))
+	if _, err := e.fs.Stat("/s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+		Key: aws.String("users/alice/s"), Body: strings.NewReader("newer")}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.fs.Open("/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(f)
+	_ = f.Close()
+	if err != nil || string(got) != "newer" {
+		t.Errorf("read of a small file replaced behind the backend: %q, %v", got, err)
+	}
+	// Opened and closed without a read: the GET started at the open ends with the handle.
+	f, err = e.fs.Open("/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIdleConnections: the HTTP client keeps more idle connections to the store than a
+// listing sends HEADs at once; with the SDK's 10, every listing opened and closed dozens.
+func TestIdleConnections(t *testing.T) {
+	e := newEnv(t)
+	if n := e.fs.IdleConnsPerHost(); n < 4*s3fs.ListHeads {
+		t.Errorf("%d idle connections per host, want at least %d", n, 4*s3fs.ListHeads)
+	}
 }
