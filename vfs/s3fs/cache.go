@@ -19,12 +19,32 @@ const (
 	metaMax = 10_000 // entries, and names of the directory listings kept
 )
 
+// mtimeTTL is how long a listing may take an object's modification time from a HEAD made
+// before, instead of a HEAD of its own, while the listing shows the object as it was then
+// (same ETag, size and store time). S3 keeps the time wharf and rclone set in the object's
+// metadata (x-amz-meta-mtime), which listings do not return: without this every listing of
+// a directory costs one HEAD per file. Content changes show at once (the ETag or size
+// changes); only a change of the metadata alone by another writer, on a store that keeps
+// the store time of a metadata-only copy (versitygw does; AWS S3 does not), shows late, by
+// mtimeTTL at most. rclone's directory cache keeps whole listings for as long by default.
+const mtimeTTL = 5 * time.Minute
+
 type metaCache struct {
 	mu      sync.Mutex
 	gen     uint64               // counts invalidations: a lookup that spans one is not kept
 	entries map[string]metaEntry // by clean name
 	listed  map[string]dirListing
-	names   int // names held by listed
+	names   int                   // names held by listed
+	mtimes  map[string]mtimeEntry // by clean name
+}
+
+// mtimeEntry is what a listing showed of an object, and what a HEAD then found.
+type mtimeEntry struct {
+	etag   string
+	size   int64
+	stored time.Time // the listing's LastModified
+	fi     *info     // the HEAD's description
+	at     time.Time
 }
 
 type metaEntry struct {
@@ -86,6 +106,34 @@ func (m *metaCache) put(gen uint64, c string, fi *info, partial bool) {
 	m.entries[c] = metaEntry{fi: &cp, at: time.Now(), partial: partial}
 }
 
+// remember keeps fi, which a HEAD found for the object that a listing showed as listed,
+// unless something was invalidated since gen.
+func (m *metaCache) remember(gen uint64, c string, listed, fi *info) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.gen {
+		return
+	}
+	if m.mtimes == nil || len(m.mtimes) >= metaMax {
+		m.mtimes = map[string]mtimeEntry{}
+	}
+	cp := *fi
+	m.mtimes[c] = mtimeEntry{etag: listed.etag, size: listed.size, stored: listed.mod, fi: &cp, at: time.Now()}
+}
+
+// recall returns a copy of what a HEAD found for c within mtimeTTL, if a listing shows the
+// object as it showed it then.
+func (m *metaCache) recall(c string, listed *info) *info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.mtimes[c]
+	if !ok || time.Since(e.at) >= mtimeTTL || e.etag != listed.etag || e.size != listed.size || !e.stored.Equal(listed.mod) {
+		return nil
+	}
+	fi := *e.fi
+	return &fi
+}
+
 // putListing keeps the names of a complete listing of dir started at gen.
 func (m *metaCache) putListing(gen uint64, dir string, at time.Time, names map[string]struct{}) {
 	m.mu.Lock()
@@ -110,6 +158,7 @@ func (m *metaCache) forget(c string) {
 	defer m.mu.Unlock()
 	m.gen++
 	delete(m.entries, c)
+	delete(m.mtimes, c)
 }
 
 // created drops what is known of the file c, just written, and of its directories, whose
@@ -119,6 +168,7 @@ func (m *metaCache) created(c string) {
 	defer m.mu.Unlock()
 	m.gen++
 	delete(m.entries, c)
+	delete(m.mtimes, c)
 	for x := c; x != "/" && x != "."; {
 		d := path.Dir(x)
 		delete(m.entries, d)
@@ -164,6 +214,11 @@ func (m *metaCache) invalidateLocked(c string) {
 	for k := range m.entries {
 		if k == c || strings.HasPrefix(k, below) {
 			delete(m.entries, k)
+		}
+	}
+	for k := range m.mtimes {
+		if k == c || strings.HasPrefix(k, below) {
+			delete(m.mtimes, k)
 		}
 	}
 	for k, l := range m.listed {

@@ -29,3 +29,11 @@ const ListHeads = listHeads
 func (f *FS) IdleConnsPerHost() int {
 	return f.c.Options().HTTPClient.(*awshttp.BuildableClient).GetTransport().MaxIdleConnsPerHost
 }
+
+// ExpireCache drops the metadata cache's entries and listings, as waiting metaTTL would; what
+// listings remember for mtimeTTL stays.
+func (f *FS) ExpireCache() {
+	f.meta.mu.Lock()
+	defer f.meta.mu.Unlock()
+	f.meta.entries, f.meta.listed, f.meta.names = nil, nil, 0
+}

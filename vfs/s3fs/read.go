@@ -617,14 +617,23 @@ func (d *dirFile) saw(name string) {
 // time, and says which it described: an object whose HEAD fails keeps the store's
 // LastModified. A described entry is what a Stat would return. An object of the directory dir
 // with a fresh cache entry of the same ETag and size takes it instead of a HEAD, and does not
-// refresh it (a listing repeated every few seconds would otherwise keep it forever).
+// refresh it (a listing repeated every few seconds would otherwise keep it forever). An
+// object the listing shows as a HEAD of the last mtimeTTL found it takes that HEAD's answer
+// (see mtimeTTL).
 func (f *FS) describe(ctx context.Context, dir, prefix string, files []*info) []bool {
 	ok := make([]bool, len(files))
 	sem := make(chan struct{}, listHeads)
 	var wg sync.WaitGroup
+	gen := f.meta.generation()
 	for i, fi := range files {
-		if c := f.meta.get(path.Join(dir, fi.name), false); c != nil && !c.dir && c.etag == fi.etag && c.size == fi.size {
-			*fi = *c
+		c := path.Join(dir, fi.name)
+		if e := f.meta.get(c, false); e != nil && !e.dir && e.etag == fi.etag && e.size == fi.size {
+			*fi = *e
+			continue
+		}
+		if r := f.meta.recall(c, fi); r != nil {
+			*fi = *r
+			ok[i] = true
 			continue
 		}
 		sem <- struct{}{}
@@ -634,8 +643,12 @@ func (f *FS) describe(ctx context.Context, dir, prefix string, files []*info) []
 			if err != nil {
 				return
 			}
+			listed := *fi
 			*fi = *f.headInfo(fi.name, out)
 			ok[i] = true
+			if fi.etag == listed.etag && fi.size == listed.size {
+				f.meta.remember(gen, c, &listed, fi)
+			}
 		})
 	}
 	wg.Wait()

@@ -626,3 +626,71 @@ func TestIdleConnections(t *testing.T) {
 		t.Errorf("%d idle connections per host, want at least %d", n, 4*s3fs.ListHeads)
 	}
 }
+
+// TestListingRemembersTimes: a listing takes the modification time of an object that it shows
+// as a HEAD of the last mtimeTTL found it from that HEAD, without a HEAD of its own; a time
+// set through the backend, and a content replaced by another writer, show at once.
+func TestListingRemembersTimes(t *testing.T) {
+	e, c := newCounted(t)
+	const files = 10
+	if err := e.fs.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range files {
+		vfstest.WriteFile(t, e.fs, fmt.Sprintf("/d/f%02d", i), []byte(strings.Repeat("x", 100+i)))
+	}
+	t2018 := time.Date(2018, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := e.fs.Chtimes("/d/f00", t2018, t2018); err != nil {
+		t.Fatal(err)
+	}
+	e.fs.ExpireCache()
+	c.take()
+	first := listDir(t, e.fs, "/d")
+	byKind, _ := c.take()
+	if byKind["HEAD"] != files {
+		t.Errorf("first listing: %v, want a HEAD per file", byKind)
+	}
+	if !first[0].ModTime().Equal(t2018) {
+		t.Errorf("f00 listed with %v, want %v", first[0].ModTime(), t2018)
+	}
+
+	// Past the metadata cache's life: the listing alone, with the same times.
+	e.fs.ExpireCache()
+	again := listDir(t, e.fs, "/d")
+	byKind, _ = c.take()
+	if byKind["HEAD"] != 0 {
+		t.Errorf("listing again: %v, want no HEAD", byKind)
+	}
+	for i := range again {
+		if again[i].Name() != first[i].Name() || !again[i].ModTime().Equal(first[i].ModTime()) || again[i].Size() != first[i].Size() {
+			t.Errorf("listed again: %v %v, first %v %v", again[i].Name(), again[i].ModTime(), first[i].Name(), first[i].ModTime())
+		}
+	}
+
+	// A time set through the backend (a copy of the object onto itself, which on versitygw
+	// keeps its ETag and store time) shows at the next listing.
+	t2019 := time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := e.fs.Chtimes("/d/f01", t2019, t2019); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer replaces f02, with a time of its own.
+	t2017 := time.Date(2017, 6, 7, 8, 9, 10, 0, time.UTC)
+	if _, err := e.srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+		Key: aws.String("users/alice/d/f02"), Body: strings.NewReader("other content"),
+		Metadata: map[string]string{"mtime": strconv.FormatInt(t2017.Unix(), 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	e.fs.ExpireCache()
+	c.take()
+	third := listDir(t, e.fs, "/d")
+	byKind, _ = c.take()
+	if !third[1].ModTime().Equal(t2019) {
+		t.Errorf("f01 after Chtimes: %v, want %v", third[1].ModTime(), t2019)
+	}
+	if !third[2].ModTime().Equal(t2017) || third[2].Size() != int64(len("other content")) {
+		t.Errorf("f02 replaced by another writer: %v, %d bytes; want %v", third[2].ModTime(), third[2].Size(), t2017)
+	}
+	if byKind["HEAD"] != 2 {
+		t.Errorf("listing after two changes: %v, want a HEAD for each changed file only", byKind)
+	}
+}
