@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -25,6 +26,13 @@ type Disk struct {
 	// (see disk_link.go). The Disks that OpenDir returns share it.
 	links    *sync.Mutex
 	maxCheck int // MaxLinkCheckEntries; lower in tests
+
+	// The root directory as a descriptor, for the upload directories of openUploadDir:
+	// opened through root on first use, closed by Close.
+	dirMu   sync.Mutex
+	dirFile *os.File
+	dirFd   int
+	dirErr  error
 }
 
 var (
@@ -57,6 +65,7 @@ func NewDisk(root string) (*Disk, error) {
 
 // Close releases the root descriptor. Files already open stay usable.
 func (d *Disk) Close() error {
+	_ = d.closeRootFd()
 	if err := d.root.Close(); err != nil {
 		return fmt.Errorf("vfs: closing disk root: %w", err)
 	}
@@ -75,6 +84,47 @@ func (d *Disk) OpenDir(name string) (DirFs, error) {
 		return nil, d.err("open", c, err)
 	}
 	return &Disk{root: r, host: filepath.Join(d.host, filepath.FromSlash(c)), links: d.links, maxCheck: d.maxCheck}, nil
+}
+
+// rootFd returns a descriptor of the Disk's root directory, opened through the root on first
+// use and kept until Close.
+func (d *Disk) rootFd() (int, error) {
+	d.dirMu.Lock()
+	defer d.dirMu.Unlock()
+	if d.dirFile == nil && d.dirErr == nil {
+		f, err := d.root.Open(".")
+		if err != nil {
+			d.dirErr = err
+		} else {
+			d.dirFile = f
+			var fd uintptr
+			rc, err := f.SyscallConn()
+			if err == nil {
+				err = rc.Control(func(x uintptr) { fd = x })
+			}
+			if err != nil {
+				d.dirErr = err
+			} else {
+				d.dirFd = int(fd)
+			}
+		}
+	}
+	if d.dirErr != nil {
+		return -1, d.dirErr
+	}
+	return d.dirFd, nil
+}
+
+// closeRootFd releases the descriptor rootFd opened.
+func (d *Disk) closeRootFd() error {
+	d.dirMu.Lock()
+	defer d.dirMu.Unlock()
+	if d.dirFile == nil {
+		return nil
+	}
+	err := d.dirFile.Close()
+	d.dirFile, d.dirErr = nil, errors.New("vfs: disk closed")
+	return err
 }
 
 // Name implements afero.Fs.
