@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -31,7 +32,7 @@ type Disk struct {
 	// opened through root on first use, closed by Close.
 	dirMu   sync.Mutex
 	dirFile *os.File
-	dirFd   int
+	dirConn syscall.RawConn
 	dirErr  error
 }
 
@@ -86,36 +87,31 @@ func (d *Disk) OpenDir(name string) (DirFs, error) {
 	return &Disk{root: r, host: filepath.Join(d.host, filepath.FromSlash(c)), links: d.links, maxCheck: d.maxCheck}, nil
 }
 
-// rootFd returns a descriptor of the Disk's root directory, opened through the root on first
-// use and kept until Close.
-func (d *Disk) rootFd() (int, error) {
+// rootConn returns the Disk's root directory as a raw descriptor, opened through the root on
+// first use and kept until Close. Use the descriptor only inside its Control: that holds it
+// open, so a concurrent Close cannot let its number go to another file meanwhile.
+func (d *Disk) rootConn() (syscall.RawConn, error) {
 	d.dirMu.Lock()
 	defer d.dirMu.Unlock()
-	if d.dirFile == nil && d.dirErr == nil {
+	if d.dirConn == nil && d.dirErr == nil {
 		f, err := d.root.Open(".")
-		if err != nil {
-			d.dirErr = err
-		} else {
-			d.dirFile = f
-			var fd uintptr
-			rc, err := f.SyscallConn()
-			if err == nil {
-				err = rc.Control(func(x uintptr) { fd = x })
-			}
-			if err != nil {
-				d.dirErr = err
+		if err == nil {
+			var rc syscall.RawConn
+			if rc, err = f.SyscallConn(); err == nil {
+				d.dirFile, d.dirConn = f, rc
 			} else {
-				d.dirFd = int(fd)
+				_ = f.Close()
 			}
 		}
+		d.dirErr = err
 	}
 	if d.dirErr != nil {
-		return -1, d.dirErr
+		return nil, d.dirErr
 	}
-	return d.dirFd, nil
+	return d.dirConn, nil
 }
 
-// closeRootFd releases the descriptor rootFd opened.
+// closeRootFd releases the descriptor rootConn opened.
 func (d *Disk) closeRootFd() error {
 	d.dirMu.Lock()
 	defer d.dirMu.Unlock()
@@ -123,7 +119,7 @@ func (d *Disk) closeRootFd() error {
 		return nil
 	}
 	err := d.dirFile.Close()
-	d.dirFile, d.dirErr = nil, errors.New("vfs: disk closed")
+	d.dirFile, d.dirConn, d.dirErr = nil, nil, errors.New("vfs: disk closed")
 	return err
 }
 

@@ -27,8 +27,7 @@ import (
 // path, which gives the error to report.
 type uploadDir struct {
 	d    *Disk
-	fd   int
-	own  bool   // fd was opened for this upload (the root's own descriptor is not)
+	fd   int    // the directory, this upload's own descriptor (also for the root: the root's is shared)
 	name string // clean backend name of the directory, for errors
 }
 
@@ -37,21 +36,24 @@ var _ entryDir = (*uploadDir)(nil)
 // openUploadDir opens the clean directory name for atomic uploads; an error means "use
 // os.Root" (the error to report comes from there).
 func (d *Disk) openUploadDir(name string) (entryDir, error) {
-	rfd, err := d.rootFd()
+	rc, err := d.rootConn()
 	if err != nil {
 		return nil, err
 	}
-	if name == "/" {
-		return &uploadDir{d: d, fd: rfd, name: name}, nil
-	}
-	fd, err := unix.Openat2(rfd, relName(name), &unix.OpenHow{
+	fd := -1
+	how := &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	}
+	if cerr := rc.Control(func(rfd uintptr) {
+		fd, err = ignoringEINTR(func() (int, error) { return unix.Openat2(int(rfd), relName(name), how) })
+	}); cerr != nil {
+		return nil, cerr
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &uploadDir{d: d, fd: fd, own: true, name: name}, nil
+	return &uploadDir{d: d, fd: fd, name: name}, nil
 }
 
 // base checks that name is "/" and one base name (the form AtomicFile uses in its directory).
@@ -129,7 +131,7 @@ func (u *uploadDir) lstat(b string) (fs.FileInfo, error) {
 
 // Close releases the directory.
 func (u *uploadDir) Close() error {
-	if !u.own || u.fd < 0 {
+	if u.fd < 0 {
 		return nil
 	}
 	fd := u.fd

@@ -166,3 +166,22 @@ func TestAtomicTargetCloseReleases(t *testing.T) {
 		t.Errorf("%d descriptors open after 50 targets, %d before", after, before)
 	}
 }
+
+// After Close no upload starts, through the upload directory or os.Root.
+func TestUploadAfterDiskClose(t *testing.T) {
+	d, host := newUploadDisk(t)
+	PrepareAtomic(d, "/sub/warm").Close() // the root descriptor is open
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.openUploadDir("/sub"); err == nil {
+		t.Error("openUploadDir after Close succeeded")
+	}
+	if a, err := CreateAtomic(d, "/sub/f", 0o600); err == nil {
+		_ = a.Discard()
+		t.Error("upload after Close succeeded")
+	}
+	if des, err := os.ReadDir(filepath.Join(host, "root", "sub")); err != nil || len(des) != 1 {
+		t.Errorf("sub holds %v (%v)", des, err)
+	}
+}
