@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -222,5 +223,38 @@ func BenchmarkEventDispatch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSmallUpload is one small file uploaded as lftp's mirror -R does it over FTP (issue
+// #24): open a new name in a folder for writing (an atomic upload on a disk), write 4 KiB,
+// close (publish), then SITE CHMOD 644 (a path SetStat). Run it under strace -c -f for the
+// system calls per file, or with -benchmem for the allocations.
+func BenchmarkSmallUpload(b *testing.B) {
+	s, _ := benchSession(b, nil, true)
+	ctx := context.Background()
+	if err := s.Mkdir(ctx, "/up"); err != nil {
+		b.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{'s'}, 4096)
+	mode := os.FileMode(0o644)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		name := "/up/f" + strconv.Itoa(n)
+		h, err := s.OpenWrite(ctx, name, core.WriteMode{Truncate: true}, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.Write(data); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SetStat(ctx, name, core.Attrs{Mode: &mode}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

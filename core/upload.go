@@ -97,7 +97,24 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 	if offset < 0 {
 		return nil, s.fail(opErr(op, t.virtual, ErrInvalid, nil))
 	}
-	fi, err := t.mount.FS.Stat(t.path)
+	// An upload that may be atomic (its content starts empty) looks its name up in the
+	// directory it will be created in, opened once for both (vfs.AtomicTarget) — unless a
+	// BeforeFileUpload script runs in between, which may move that directory: then the
+	// directory is opened after the script, as the name would be resolved.
+	atomic := t.atomic && !mode.Append && offset == 0
+	var target *vfs.AtomicTarget
+	var fi fs.FileInfo
+	if atomic && !s.site.events.Handles(BeforeFileUpload, s.NamedUser()) {
+		target = vfs.PrepareAtomic(t.mount.FS, t.path)
+		defer func() {
+			if target != nil {
+				_ = target.Close()
+			}
+		}()
+		fi, err = target.Stat()
+	} else {
+		fi, err = t.mount.FS.Stat(t.path)
+	}
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, s.fail(backendErr(op, t.virtual, err))
@@ -126,12 +143,17 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 	}
 	// Atomic when the content starts empty; the temp file is opened read-write, so read+write
 	// opens (pkg/sftp's Create) qualify too.
-	if t.atomic && (!exists || mode.Truncate) && !mode.Append && offset == 0 {
+	if atomic && (!exists || mode.Truncate) {
+		if target == nil {
+			target = vfs.PrepareAtomic(t.mount.FS, t.path)
+		}
 		var credit int64
 		if exists && fi.Mode().IsRegular() && vfs.LinkCount(fi) <= 1 {
 			credit = fi.Size()
 		}
-		err = h.openAtomic(!exists, credit)
+		tg := target
+		target = nil // Create owns it now
+		err = h.openAtomic(tg, !exists, credit)
 	} else {
 		err = h.openInPlace()
 	}
@@ -142,16 +164,17 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 	return h, nil
 }
 
-// openAtomic starts an upload under a temporary name.
-func (h *WriteHandle) openAtomic(newName bool, credit int64) error {
+// openAtomic starts an upload under a temporary name at target, which it takes over.
+func (h *WriteHandle) openAtomic(target *vfs.AtomicTarget, newName bool, credit int64) error {
 	t := h.t
 	if newName {
 		if !h.quota.reserve(0, 1) {
+			_ = target.Close()
 			return opErr("open", t.virtual, ErrQuota, errors.New("file count quota reached"))
 		}
 		h.files = 1
 	}
-	af, err := vfs.CreateAtomic(t.mount.FS, t.path, filePerm)
+	af, err := target.Create(filePerm)
 	if err != nil {
 		h.quota.release(0, h.files)
 		return backendErr("open", t.virtual, err)

@@ -42,8 +42,8 @@ type AtomicFile struct {
 	tmp  string // temporary name, clean
 
 	// The renames and removals go to dir under dirName and dirTmp: the backend itself with
-	// the full names, or, from a DirOpener, the upload's directory with base names.
-	dir      afero.Fs
+	// the full names, or the upload's directory with base names (see AtomicTarget).
+	dir      atomicDir
 	dirClose func() error // releases dir when it was opened for the upload
 	dirName  string
 	dirTmp   string
@@ -61,14 +61,107 @@ type AtomicFile struct {
 // created exclusively with mode perm; its name carries random hex so that
 // concurrent uploads of one name cannot collide.
 func CreateAtomic(fsys afero.Fs, name string, perm os.FileMode) (*AtomicFile, error) {
+	return PrepareAtomic(fsys, name).Create(perm)
+}
+
+// AtomicTarget is the place of an atomic upload before it starts: the final name, with its
+// directory opened once where the backend allows it, so that the caller can look the name up
+// (Stat) and then start the upload (Create) without resolving the directory's path again.
+// Call Create, or Close to give the directory back.
+type AtomicTarget struct {
+	fsys afero.Fs
+	name string // clean final name
+	err  error  // name was invalid: Create reports it
+
+	dir      atomicDir
+	dirClose func() error
+	dirName  string // the final name in dir
+	entries  entryDir
+}
+
+// atomicDir is where an atomic upload creates, renames and removes its temporary file: the
+// backend itself with full names, or the upload's directory (DirOpener, or a Disk's upload
+// directory) with "/" and a base name.
+type atomicDir interface {
+	OpenFile(name string, flag int, perm os.FileMode) (afero.File, error)
+	Rename(oldname, newname string) error
+	Remove(name string) error
+}
+
+// entryDir is a Disk's upload directory (disk_upload_linux.go): it also looks entries up.
+type entryDir interface {
+	atomicDir
+	lstat(base string) (fs.FileInfo, error)
+	Close() error
+}
+
+// PrepareAtomic prepares an atomic upload of name in fsys (see AtomicTarget). It does not fail:
+// an invalid name, or a directory that cannot be opened, fails Stat or Create as it would
+// without preparing.
+func PrepareAtomic(fsys afero.Fs, name string) *AtomicTarget {
 	c, err := Clean(name)
 	if err != nil {
-		return nil, &fs.PathError{Op: "create", Path: printable(name), Err: err}
+		return &AtomicTarget{fsys: fsys, name: name, err: &fs.PathError{Op: "create", Path: printable(name), Err: err}}
 	}
 	if c == "/" {
-		return nil, &fs.PathError{Op: "create", Path: c, Err: fs.ErrInvalid}
+		return &AtomicTarget{fsys: fsys, name: c, err: &fs.PathError{Op: "create", Path: c, Err: fs.ErrInvalid}}
 	}
-	if uc, ok := fsys.(UploadCreator); ok {
+	t := &AtomicTarget{fsys: fsys, name: c, dir: fsys, dirName: c}
+	if _, ok := fsys.(UploadCreator); ok {
+		return t
+	}
+	dir, base := path.Split(c)
+	if d, ok := fsys.(*Disk); ok {
+		if ed, err := d.openUploadDir(path.Clean(dir)); err == nil {
+			t.dir, t.dirClose, t.dirName, t.entries = ed, ed.Close, "/"+base, ed
+			return t
+		}
+		// Otherwise os.Root below, which reports why the directory cannot be used.
+	}
+	if do, ok := fsys.(DirOpener); ok && dir != "/" {
+		if sub, err := do.OpenDir(dir); err == nil {
+			t.dir, t.dirClose, t.dirName = sub, sub.Close, "/"+base
+		}
+		// Otherwise the full names below fail with the error to report.
+	}
+	return t
+}
+
+// Stat describes the final name as fsys.Stat does (symbolic links followed).
+func (t *AtomicTarget) Stat() (fs.FileInfo, error) {
+	if t.entries != nil {
+		fi, err := t.entries.lstat(t.dirName[1:])
+		switch {
+		case err == nil && fi.Mode()&fs.ModeSymlink == 0:
+			return fi, nil
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, &fs.PathError{Op: "stat", Path: t.name, Err: fs.ErrNotExist}
+		}
+		// A symbolic link is followed, within the root, by the backend.
+	}
+	return t.fsys.Stat(t.name)
+}
+
+// Close gives the directory back without starting the upload.
+func (t *AtomicTarget) Close() error {
+	if t.dirClose == nil {
+		return nil
+	}
+	err := t.dirClose()
+	t.dirClose = nil
+	return err
+}
+
+// Create starts the upload: the temporary file is created exclusively with mode perm in the
+// final name's directory; its name carries random hex so that concurrent uploads of one name
+// cannot collide. The target belongs to the upload from then on (also when Create fails).
+func (t *AtomicTarget) Create(perm os.FileMode) (*AtomicFile, error) {
+	if t.err != nil {
+		_ = t.Close()
+		return nil, t.err
+	}
+	c := t.name
+	if uc, ok := t.fsys.(UploadCreator); ok {
 		up, err := uc.CreateUpload(c, perm)
 		if err != nil {
 			return nil, err
@@ -77,17 +170,16 @@ func CreateAtomic(fsys afero.Fs, name string, perm os.FileMode) (*AtomicFile, er
 	}
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
+		_ = t.Close()
 		return nil, fmt.Errorf("vfs: random upload name: %w", err)
 	}
 	dir, base := path.Split(c)
 	tmpBase := TempPrefix + hex.EncodeToString(rnd[:]) + "-"
 	tmpBase += truncName(base, nameMax-len(tmpBase))
-	a := &AtomicFile{name: c, tmp: dir + tmpBase, dir: fsys, dirName: c, dirTmp: dir + tmpBase}
-	if do, ok := fsys.(DirOpener); ok && dir != "/" {
-		if sub, err := do.OpenDir(dir); err == nil {
-			a.dir, a.dirClose, a.dirName, a.dirTmp = sub, sub.Close, "/"+base, "/"+tmpBase
-		}
-		// Otherwise the full names below fail with the error to report.
+	a := &AtomicFile{name: c, tmp: dir + tmpBase, dir: t.dir, dirClose: t.dirClose, dirName: t.dirName, dirTmp: dir + tmpBase}
+	t.dirClose = nil
+	if a.dirName != a.name {
+		a.dirTmp = "/" + tmpBase
 	}
 	f, err := a.dir.OpenFile(a.dirTmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {

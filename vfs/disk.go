@@ -1,12 +1,14 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -25,6 +27,13 @@ type Disk struct {
 	// (see disk_link.go). The Disks that OpenDir returns share it.
 	links    *sync.Mutex
 	maxCheck int // MaxLinkCheckEntries; lower in tests
+
+	// The root directory as a descriptor, for the upload directories of openUploadDir:
+	// opened through root on first use, closed by Close.
+	dirMu   sync.Mutex
+	dirFile *os.File
+	dirConn syscall.RawConn
+	dirErr  error
 }
 
 var (
@@ -57,6 +66,7 @@ func NewDisk(root string) (*Disk, error) {
 
 // Close releases the root descriptor. Files already open stay usable.
 func (d *Disk) Close() error {
+	_ = d.closeRootFd()
 	if err := d.root.Close(); err != nil {
 		return fmt.Errorf("vfs: closing disk root: %w", err)
 	}
@@ -75,6 +85,42 @@ func (d *Disk) OpenDir(name string) (DirFs, error) {
 		return nil, d.err("open", c, err)
 	}
 	return &Disk{root: r, host: filepath.Join(d.host, filepath.FromSlash(c)), links: d.links, maxCheck: d.maxCheck}, nil
+}
+
+// rootConn returns the Disk's root directory as a raw descriptor, opened through the root on
+// first use and kept until Close. Use the descriptor only inside its Control: that holds it
+// open, so a concurrent Close cannot let its number go to another file meanwhile.
+func (d *Disk) rootConn() (syscall.RawConn, error) {
+	d.dirMu.Lock()
+	defer d.dirMu.Unlock()
+	if d.dirConn == nil && d.dirErr == nil {
+		f, err := d.root.Open(".")
+		if err == nil {
+			var rc syscall.RawConn
+			if rc, err = f.SyscallConn(); err == nil {
+				d.dirFile, d.dirConn = f, rc
+			} else {
+				_ = f.Close()
+			}
+		}
+		d.dirErr = err
+	}
+	if d.dirErr != nil {
+		return nil, d.dirErr
+	}
+	return d.dirConn, nil
+}
+
+// closeRootFd releases the descriptor rootConn opened.
+func (d *Disk) closeRootFd() error {
+	d.dirMu.Lock()
+	defer d.dirMu.Unlock()
+	if d.dirFile == nil {
+		return nil
+	}
+	err := d.dirFile.Close()
+	d.dirFile, d.dirConn, d.dirErr = nil, nil, errors.New("vfs: disk closed")
+	return err
 }
 
 // Name implements afero.Fs.

@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
+	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/coretest"
 )
 
@@ -66,5 +68,30 @@ func BenchmarkFTPUpload(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkFTPSmallUpload is STOR of 4 KiB to a new name in a folder, with PASV, as lftp's
+// mirror -R sends each file (issue #24); the site has no event handlers, as a server without
+// scripts. -benchmem counts the client's allocations too (jlaffaye/ftp, in this process).
+func BenchmarkFTPSmallUpload(b *testing.B) {
+	site, _ := newSite(b, core.NopDispatcher{}, nil)
+	ts := serve(b, site, modePlain)
+	c, err := ts.dial(modePlain, coretest.UserAlice, coretest.Password)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Quit()
+	if err := c.MakeDir("/up"); err != nil {
+		b.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{'s'}, 4096)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		if err := c.Stor("/up/f"+strconv.Itoa(n), bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

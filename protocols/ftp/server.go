@@ -293,6 +293,10 @@ func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) {
 		DefaultTransferType:     ftpserver.TransferTypeBinary, // never rewrite bytes for clients that skip TYPE
 		ActiveConnectionsCheck:  ftpserver.IPMatchRequired,
 		PasvConnectionsCheck:    ftpserver.IPMatchRequired,
+		// Data connections carry their own stall deadline (dataConn), so TCP keep-alives
+		// add nothing there but four setsockopt calls per transfer (issue #24). The
+		// control connection keeps them.
+		PassiveKeepAlive: -1,
 	}
 	if r := cfg.FTP.PassivePorts; r.Start > 0 && r.End >= r.Start {
 		st.PassiveTransferPortRange = passivePorts{Start: r.Start, End: r.End}

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -396,4 +397,10 @@ type Settings struct {
 	ActiveConnectionsCheck DataConnectionRequirement
 	// PasvConnectionsCheck defines the security requirements for passive connections
 	PasvConnectionsCheck DataConnectionRequirement
+	// PassiveKeepAlive is the TCP keep-alive period of the connections a passive listener
+	// accepts, as net.ListenConfig's KeepAlive: 0 is Go's default (15 s), negative turns
+	// keep-alives off. A driver that bounds stalled data connections itself (deadlines)
+	// can turn them off and save four setsockopt calls per transfer. (wharf patch, see
+	// WHARF.md)
+	PassiveKeepAlive time.Duration
 }

@@ -1,6 +1,7 @@
 package ftpserver
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -133,7 +134,7 @@ func (c *clientHandler) findListenerWithinPortRange(portMapping PasvPortGetter) 
 			return 0, nil, newNetworkError(fmt.Sprintf("could not resolve port %d", candidate.listenedPort), errResolve)
 		}
 
-		tcpListener, errListen := net.ListenTCP("tcp", laddr)
+		tcpListener, errListen := c.listenPassive(laddr)
 		if errListen == nil {
 			return candidate.exposedPort, tcpListener, nil
 		}
@@ -145,6 +146,30 @@ func (c *clientHandler) findListenerWithinPortRange(portMapping PasvPortGetter) 
 	)
 
 	return 0, nil, ErrNoAvailableListeningPort
+}
+
+// listenPassive opens a passive listener on laddr, with the settings' PassiveKeepAlive for
+// the connections it accepts. (wharf patch, see WHARF.md)
+func (c *clientHandler) listenPassive(laddr *net.TCPAddr) (*net.TCPListener, error) {
+	if c.server.settings.PassiveKeepAlive == 0 {
+		return net.ListenTCP("tcp", laddr)
+	}
+
+	lc := net.ListenConfig{KeepAlive: c.server.settings.PassiveKeepAlive}
+
+	l, err := lc.Listen(context.Background(), "tcp", laddr.String())
+	if err != nil {
+		return nil, err
+	}
+
+	tl, ok := l.(*net.TCPListener)
+	if !ok {
+		_ = l.Close()
+
+		return nil, fmt.Errorf("passive listener is a %T, not TCP", l)
+	}
+
+	return tl, nil
 }
 
 func (c *clientHandler) handlePASV(_ string) error {
@@ -241,7 +266,7 @@ func (c *clientHandler) getPassiveListener() (int, net.Listener, passiveDeadline
 	if portMapping != nil {
 		exposedPort, tcpListener, err = c.findListenerWithinPortRange(portMapping)
 	} else {
-		tcpListener, err = net.ListenTCP("tcp", addr)
+		tcpListener, err = c.listenPassive(addr)
 	}
 	if err != nil {
 		return 0, nil, nil, err

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -510,5 +511,82 @@ func TestWharfClientHooks(t *testing.T) {
 
 	for _, id := range driver.clients {
 		require.Equal(t, driver.Clients[0].ID(), id)
+	}
+}
+
+// keepAliveDriver records whether the data connections its passive listeners accept have
+// SO_KEEPALIVE set.
+type keepAliveDriver struct {
+	TestServerDriver
+	keepAlive chan int
+}
+
+func (d *keepAliveDriver) WrapPassiveListener(l net.Listener) (net.Listener, error) {
+	return &keepAliveListener{Listener: l, d: d}, nil
+}
+
+type keepAliveListener struct {
+	net.Listener
+	d *keepAliveDriver
+}
+
+func (l *keepAliveListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+
+	v := -1
+
+	if tc, ok := conn.(*net.TCPConn); ok {
+		if rc, errRaw := tc.SyscallConn(); errRaw == nil {
+			_ = rc.Control(func(fd uintptr) { v, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) })
+		}
+	}
+	l.d.keepAlive <- v
+
+	return conn, nil
+}
+
+// TestWharfPassiveKeepAlive (patch 7): Settings.PassiveKeepAlive < 0 accepts data connections
+// without TCP keep-alives; the default keeps Go's.
+func TestWharfPassiveKeepAlive(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setting time.Duration
+		ports   PasvPortGetter
+		want    int
+	}{
+		{"default", 0, nil, 1},
+		{"off", -1, nil, 0},
+		{"off, port range", -1, PortRange{Start: 30000, End: 59999}, 0},
+		{"30s", 30 * time.Second, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			driver := &keepAliveDriver{
+				TestServerDriver: TestServerDriver{Settings: &Settings{
+					PassiveKeepAlive: tc.setting, PassiveTransferPortRange: tc.ports,
+				}},
+				keepAlive: make(chan int, 1),
+			}
+			driver.Init()
+			server := NewTestServerWithDriverAndLogger(t, driver, nil)
+			require.NoError(t, afero.WriteFile(driver.fs, "/file.txt", []byte("payload"), 0o600))
+
+			c := dialWharf(t, server)
+			c.login()
+			raw, err := net.DialTimeout("tcp", c.pasv(), 5*time.Second)
+			require.NoError(t, err)
+
+			defer func() { _ = raw.Close() }()
+
+			require.NoError(t, raw.SetDeadline(time.Now().Add(20*time.Second)))
+			c.cmd(StatusFileStatusOK, "RETR file.txt")
+			data, err := io.ReadAll(raw)
+			require.NoError(t, err)
+			require.Equal(t, "payload", string(data))
+			c.expect(StatusClosingDataConn)
+			require.Equal(t, tc.want, <-driver.keepAlive)
+		})
 	}
 }
