@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
@@ -26,6 +27,10 @@ func TestSyncplifyListRootByTime(t *testing.T) {
 	e := syncplifyEnv(t, []config.EventHandler{h("AfterDirCreate", "list-root-by-time.js")})
 	s := e.login("alice")
 	must(t, upload(s, "/old.txt", "12345"))
+	// An hour older: made within one tick of the kernel's coarse clock, the file and the
+	// folder would have the same time.
+	hourAgo := time.Now().Add(-time.Hour)
+	must(t, s.SetStat(context.Background(), "/old.txt", core.Attrs{Atime: &hourAgo, Mtime: &hourAgo}))
 	must(t, s.Mkdir(context.Background(), "/new"))
 	// Newest first; a folder's size is the file system's.
 	got := e.logs.scriptLines()
