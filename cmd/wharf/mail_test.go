@@ -158,6 +158,15 @@ sites:
 	_, _ = f.Write([]byte("late"))
 	must(f.Close())
 	relay.Wait(4, 10*time.Second) // the upload's own mail
+	// The queue removes a message's spool file just after the relay's reply: wait for it, or
+	// the stop below may keep the delivered message for the next start as well.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if spool, _ := os.ReadDir(filepath.Join(dir, "state", "mail")); len(spool) == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the delivered message stays in the spool: %v", spool)
+		}
+	}
 	relayAddr := relay.Addr()
 	relay.Close()
 	if code := srv.stop(); code != 0 {
