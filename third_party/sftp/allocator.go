@@ -16,19 +16,9 @@ const (
 	spareTrimDelay = 2 * time.Second
 )
 
-// smallPage is the size of the pages for the packets of ordinary transfers: a 32 KiB write
-// request, or the reply to a 32 KiB read, with its header and a handle of up to 1 KiB.
-//
-// wharf: upstream had one page size, maxMsgLength (256 KiB), for every packet. A pipelined
-// transfer (64 requests of 32 KiB in flight, as OpenSSH's sftp and most clients send) then
-// kept 64 × 256 KiB = 16 MiB of pages live in the heap, about 14 of them never written, and
-// the garbage collector let the heap grow to twice that before collecting.
-const smallPage = 33 << 10
-
 type allocator struct {
 	sync.Mutex
-	available      [][]byte // pages of maxMsgLength
-	availableSmall [][]byte // pages of smallPage
+	available [][]byte
 	// map key is the request order
 	used map[uint32][][]byte
 
@@ -50,37 +40,23 @@ func newAllocator() *allocator {
 // The slice have a fixed size = maxMsgLength, this value is suitable for both
 // receiving new packets and reading the files to serve
 func (a *allocator) GetPage(requestOrderID uint32) []byte {
-	return a.getPage(requestOrderID, maxMsgLength)
-}
-
-// getPageFor returns a page of at least size bytes: a small one when size fits.
-func (a *allocator) getPageFor(requestOrderID uint32, size int) []byte {
-	if size <= smallPage {
-		return a.getPage(requestOrderID, smallPage)
-	}
-	return a.getPage(requestOrderID, maxMsgLength)
-}
-
-func (a *allocator) getPage(requestOrderID uint32, size int) []byte {
 	a.Lock()
 	defer a.Unlock()
 
 	var result []byte
 
 	// get an available page and remove it from the available ones.
-	list := &a.available
-	if size == smallPage {
-		list = &a.availableSmall
-	}
-	if n := len(*list); n > 0 {
-		result = (*list)[n-1]
-		(*list)[n-1] = nil    // clear out the internal pointer
-		*list = (*list)[:n-1] // truncate the slice
+	if len(a.available) > 0 {
+		truncLength := len(a.available) - 1
+		result = a.available[truncLength]
+
+		a.available[truncLength] = nil          // clear out the internal pointer
+		a.available = a.available[:truncLength] // truncate the slice
 	}
 
 	// no preallocated slice found, just allocate a new one
 	if result == nil {
-		result = make([]byte, size)
+		result = make([]byte, maxMsgLength)
 	}
 
 	// put result in used pages
@@ -95,15 +71,11 @@ func (a *allocator) ReleasePages(requestOrderID uint32) {
 	a.Lock()
 	defer a.Unlock()
 
-	for _, p := range a.used[requestOrderID] {
-		if cap(p) == smallPage {
-			a.availableSmall = append(a.availableSmall, p)
-		} else {
-			a.available = append(a.available, p)
-		}
+	if used := a.used[requestOrderID]; len(used) > 0 {
+		a.available = append(a.available, used...)
 	}
 	delete(a.used, requestOrderID)
-	if (len(a.available) > sparePages || len(a.availableSmall) > sparePages) && a.trimmer == nil && !a.freed {
+	if len(a.available) > sparePages && a.trimmer == nil && !a.freed {
 		a.trimGets = a.gets
 		a.trimmer = time.AfterFunc(spareTrimDelay, a.trimSpares)
 	}
@@ -127,10 +99,6 @@ func (a *allocator) trimSpares() {
 		clear(a.available[sparePages:])
 		a.available = a.available[:sparePages]
 	}
-	if len(a.availableSmall) > sparePages {
-		clear(a.availableSmall[sparePages:])
-		a.availableSmall = a.availableSmall[:sparePages]
-	}
 	a.trimmer = nil
 }
 
@@ -141,7 +109,6 @@ func (a *allocator) Free() {
 	defer a.Unlock()
 
 	a.available = nil
-	a.availableSmall = nil
 	a.used = make(map[uint32][][]byte)
 	a.freed = true
 	if a.trimmer != nil {
@@ -165,7 +132,7 @@ func (a *allocator) countAvailablePages() int {
 	a.Lock()
 	defer a.Unlock()
 
-	return len(a.available) + len(a.availableSmall)
+	return len(a.available)
 }
 
 func (a *allocator) isRequestOrderIDUsed(requestOrderID uint32) bool {

@@ -388,7 +388,7 @@ func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, err
 	}
 
 	if alloc != nil && length > smallPacketLength {
-		b = alloc.getPageFor(orderID, int(length))
+		b = alloc.GetPage(orderID)
 	} else {
 		b = make([]byte, length)
 	}
@@ -910,9 +910,9 @@ func (p *sshFxpReadPacket) getDataSlice(alloc *allocator, orderID uint32, maxTxP
 	}
 
 	if alloc != nil {
-		// The page has room for the header too, so that sshFxpDataPacket.MarshalBinary
-		// does not allocate.
-		return alloc.getPageFor(orderID, int(dataLen)+dataHeaderLen)[:dataLen]
+		// GetPage returns a slice with capacity = maxMsgLength this is enough to avoid new allocations in
+		// sshFxpDataPacket.MarshalBinary
+		return alloc.GetPage(orderID)[:dataLen]
 	}
 
 	// allocate with extra space for the header
