@@ -1,6 +1,7 @@
 package s3fs
 
 import (
+	"maps"
 	"path"
 	"strings"
 	"sync"
@@ -156,6 +157,10 @@ func (m *metaCache) putListing(gen uint64, dir string, at time.Time, names map[s
 func (m *metaCache) forget(c string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.forgetLocked(c)
+}
+
+func (m *metaCache) forgetLocked(c string) {
 	m.gen++
 	delete(m.entries, c)
 	delete(m.mtimes, c)
@@ -166,9 +171,7 @@ func (m *metaCache) forget(c string) {
 func (m *metaCache) created(c string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen++
-	delete(m.entries, c)
-	delete(m.mtimes, c)
+	m.forgetLocked(c)
 	for x := c; x != "/" && x != "."; {
 		d := path.Dir(x)
 		delete(m.entries, d)
@@ -211,16 +214,9 @@ func (m *metaCache) madeDir(gen uint64, c string, at time.Time) {
 func (m *metaCache) invalidateLocked(c string) {
 	m.gen++
 	below := strings.TrimSuffix(c, "/") + "/"
-	for k := range m.entries {
-		if k == c || strings.HasPrefix(k, below) {
-			delete(m.entries, k)
-		}
-	}
-	for k := range m.mtimes {
-		if k == c || strings.HasPrefix(k, below) {
-			delete(m.mtimes, k)
-		}
-	}
+	under := func(k string) bool { return k == c || strings.HasPrefix(k, below) }
+	deleteKeys(m.entries, under)
+	deleteKeys(m.mtimes, under)
 	for k, l := range m.listed {
 		if k == c || strings.HasPrefix(k, below) {
 			m.names -= len(l.names)
@@ -235,4 +231,9 @@ func (m *metaCache) invalidateLocked(c string) {
 			delete(m.listed, d)
 		}
 	}
+}
+
+// deleteKeys deletes the entries of m whose key matches.
+func deleteKeys[V any](m map[string]V, match func(string) bool) {
+	maps.DeleteFunc(m, func(k string, _ V) bool { return match(k) })
 }

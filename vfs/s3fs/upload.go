@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -96,7 +97,7 @@ func (f *FS) newUpload(c string, base *info, appendTo, readable, deferred bool) 
 		ctx: ctx, cancel: cancel, base: base, sem: make(chan struct{}, f.opt.UploadConcurrency)}
 	if base != nil {
 		u.off, u.start, u.hw = base.size, base.size, base.size
-		u.meta = maps(base.meta)
+		u.meta = maps.Clone(base.meta)
 		delete(u.meta, metaMtime) // the content changes: its time is now
 	}
 	if deferred {
@@ -106,14 +107,6 @@ func (f *FS) newUpload(c string, base *info, appendTo, readable, deferred bool) 
 		u.tmp = dir + vfs.TempPrefix + hex.EncodeToString(rnd[:]) + "-" + b
 	}
 	return u
-}
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // TempName implements vfs.PendingUpload.
