@@ -59,6 +59,14 @@ func (l *releaseLog) waitFor(t *testing.T, n int, quiet time.Duration) []time.Ti
 	return at
 }
 
+// burst runs two overlapping checks, the smallest burst that is released.
+func burst(m *memReleaser, memoryHard bool) {
+	m.begin()
+	m.begin()
+	m.end(memoryHard)
+	m.end(memoryHard)
+}
+
 // newTestReleaser returns a releaser whose release records whether a check was in flight.
 func newTestReleaser(quiet time.Duration) (*memReleaser, *releaseLog) {
 	l := &releaseLog{}
@@ -120,8 +128,7 @@ func TestMemReleaserWaitsForChecksInFlight(t *testing.T) {
 	}
 
 	// The timer is armed when a slow check starts: it expires while the check runs.
-	m.begin()
-	m.end(true)
+	burst(m, true)
 	m.begin()
 	time.Sleep(3 * testQuiet)
 	if at, _ := l.snapshot(); len(at) != 1 {
@@ -134,8 +141,7 @@ func TestMemReleaserWaitsForChecksInFlight(t *testing.T) {
 func TestMemReleaserIgnoresCheapChecks(t *testing.T) {
 	m, l := newTestReleaser(testQuiet)
 	for range 20 {
-		m.begin()
-		m.end(false) // bcrypt, plain, public key
+		burst(m, false) // bcrypt, plain, public key
 	}
 	l.waitFor(t, 0, testQuiet)
 	m.mu.Lock()
@@ -145,12 +151,32 @@ func TestMemReleaserIgnoresCheapChecks(t *testing.T) {
 	}
 }
 
-func TestMemReleaserOncePerQuietPeriod(t *testing.T) {
+// Memory-hard checks that come one at a time keep the memory the next one needs: no release,
+// however many there are, until two overlap.
+func TestMemReleaserKeepsLoneChecksWarm(t *testing.T) {
 	m, l := newTestReleaser(testQuiet)
-	// Memory-hard checks closer together than the quiet period: never quiet, no release.
-	for range 8 {
+	for range 3 {
 		m.begin()
 		m.end(true)
+		time.Sleep(2 * testQuiet)
+	}
+	l.waitFor(t, 0, testQuiet)
+	m.begin()
+	m.begin() // a second login arrives while the first one's check runs
+	m.end(true)
+	m.end(true)
+	l.waitFor(t, 1, testQuiet)
+	// The count starts again after a release: a lone check brings none.
+	m.begin()
+	m.end(true)
+	l.waitFor(t, 1, testQuiet)
+}
+
+func TestMemReleaserOncePerQuietPeriod(t *testing.T) {
+	m, l := newTestReleaser(testQuiet)
+	// Memory-hard bursts closer together than the quiet period: never quiet, no release.
+	for range 8 {
+		burst(m, true)
 		time.Sleep(testQuiet / 4)
 	}
 	if at, _ := l.snapshot(); len(at) != 0 {
@@ -158,12 +184,10 @@ func TestMemReleaserOncePerQuietPeriod(t *testing.T) {
 	}
 	at := l.waitFor(t, 1, testQuiet)
 	// Nothing new to release: cheap checks after it do not bring another.
-	m.begin()
-	m.end(false)
+	burst(m, false)
 	l.waitFor(t, 1, testQuiet)
-	// A new memory-hard check does, a quiet period after it.
-	m.begin()
-	m.end(true)
+	// A new memory-hard burst does, a quiet period after it.
+	burst(m, true)
 	at2 := l.waitFor(t, 2, testQuiet)
 	if d := at2[1].Sub(at[0]); d < testQuiet {
 		t.Errorf("releases %v apart, want at least %v", d, testQuiet)
@@ -174,9 +198,8 @@ func TestMemReleaserOncePerQuietPeriod(t *testing.T) {
 // re-armed the timer: it must not release before the quiet period has passed.
 func TestMemReleaserEarlyCallback(t *testing.T) {
 	m, l := newTestReleaser(testQuiet)
-	m.begin()
-	m.end(true) // arms the timer
-	m.fire()    // as if the previous expiry's callback ran just now
+	burst(m, true) // arms the timer
+	m.fire()       // as if the previous expiry's callback ran just now
 	if at, _ := l.snapshot(); len(at) != 0 {
 		t.Fatal("a callback released right after a check ended")
 	}
@@ -185,11 +208,9 @@ func TestMemReleaserEarlyCallback(t *testing.T) {
 
 func TestMemReleaserStop(t *testing.T) {
 	m, l := newTestReleaser(testQuiet)
-	m.begin()
-	m.end(true)
+	burst(m, true)
 	m.stop()
-	m.begin()
-	m.end(true)
+	burst(m, true)
 	l.waitFor(t, 0, testQuiet)
 }
 
@@ -263,43 +284,59 @@ func TestSiteReleasesMemoryAfterArgon2Logins(t *testing.T) {
 	l.waitFor(t, 0, testQuiet)
 
 	// A failed attempt, here an unknown user, runs every hash class of the site, argon2id
-	// among them, so that it costs what any wrong password costs.
+	// among them, so that it costs what any wrong password costs. Alone, it keeps its memory
+	// for the next check; two at once are a burst.
 	if err := memTestLogin(t, site, "nobody", "pw", false); err == nil {
 		t.Fatal("unknown user logged in")
 	}
+	l.waitFor(t, 0, testQuiet)
+	concurrently(t, 2, func(int) {
+		if err := memTestLogin(t, site, "nobody", "pw", false); err == nil {
+			t.Error("unknown user logged in")
+		}
+	})
 	l.waitFor(t, 1, testQuiet)
 
 	// A burst of argon2id logins, right and wrong, more than there are hash slots.
-	var wg sync.WaitGroup
-	for i := range 2*cap(site.hashSlots) + 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pw := "pw"
-			if i%3 == 0 {
-				pw = "wrong"
-			}
-			if err := memTestLogin(t, site, "argon", pw, false); (err == nil) != (pw == "pw") {
-				t.Errorf("argon login with %q: %v", pw, err)
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(t, 2*cap(site.hashSlots)+2, func(i int) {
+		pw := "pw"
+		if i%3 == 0 {
+			pw = "wrong"
+		}
+		if err := memTestLogin(t, site, "argon", pw, false); (err == nil) != (pw == "pw") {
+			t.Errorf("argon login with %q: %v", pw, err)
+		}
+	})
 	l.waitFor(t, 2, testQuiet)
 
 	// Keyboard-interactive with an argon2id password counts too.
-	if err := memTestLogin(t, site, "argon", "pw", true); err != nil {
-		t.Fatal(err)
-	}
+	concurrently(t, 2, func(int) {
+		if err := memTestLogin(t, site, "argon", "pw", true); err != nil {
+			t.Error(err)
+		}
+	})
 	l.waitFor(t, 3, testQuiet)
+}
+
+// concurrently runs n calls of f at once, so that their password checks overlap (the
+// ones that find no hash slot wait for one, in flight too), and waits for them.
+func concurrently(t *testing.T, n int, f func(i int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { f(i) })
+	}
+	wg.Wait()
 }
 
 func TestSiteShutdownCancelsMemoryRelease(t *testing.T) {
 	quiet := 500 * time.Millisecond
 	site, l := memTestSite(t, quiet)
-	if err := memTestLogin(t, site, "argon", "pw", false); err != nil {
-		t.Fatal(err)
-	}
+	concurrently(t, 2, func(int) {
+		if err := memTestLogin(t, site, "argon", "pw", false); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := site.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,11 @@ func (l *Log) Close() error {
 // Observe implements core.Observer: logins, operations, session ends, refused connections,
 // bans and lifted bans become lines; accepted connections and strikes are in the server log.
 func (l *Log) Observe(f *core.Fact) {
+	// Into a server log whose level is above info, nothing is written: skip building the
+	// record (a dozen attributes per file operation).
+	if !l.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
 	var event string
 	switch f.Kind {
 	case core.FactLogin:
