@@ -30,6 +30,14 @@ const (
 // mtimeTTL at most. rclone's directory cache keeps whole listings for as long by default.
 const mtimeTTL = 5 * time.Minute
 
+// writtenTTL is how long an object written through this FS is known to exist for a chmod,
+// which S3 ignores and which needs no more than that: lftp's mirror -R sends SITE CHMOD for
+// every file after the last upload, minutes after the first for a large tree, and a HEAD
+// each doubled the requests of a small-file upload. A change through this FS (remove,
+// rename, overwrite) drops it at once; only a removal by another writer shows late, as a
+// chmod that succeeds on a name just gone.
+const writtenTTL = mtimeTTL
+
 type metaCache struct {
 	mu      sync.Mutex
 	gen     uint64               // counts invalidations: a lookup that spans one is not kept
@@ -78,6 +86,15 @@ func (m *metaCache) get(c string, partial bool) *info {
 	}
 	fi := *e.fi
 	return &fi
+}
+
+// written reports whether c is an object written through this FS within writtenTTL that no
+// change through this FS has touched since.
+func (m *metaCache) written(c string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[c]
+	return ok && e.partial && time.Since(e.at) < writtenTTL
 }
 
 // missing reports whether a fresh complete listing of c's directory did not find c.

@@ -709,13 +709,17 @@ func (f *FS) deleteKeys(keys []string) error {
 	return nil
 }
 
-// Chmod implements afero.Fs: accepted and ignored (objects have no mode).
+// Chmod implements afero.Fs: accepted and ignored (objects have no mode), for a name that
+// exists. An object this FS wrote needs no lookup for that (metaCache.written).
 func (f *FS) Chmod(name string, _ os.FileMode) error {
 	c, err := f.clean("chmod", name)
 	if err != nil {
 		return err
 	}
-	_, _, err = f.statCached(c, false, false)
+	if f.meta.written(c) {
+		return nil
+	}
+	_, _, err = f.statCached(c, false, true)
 	return err
 }
 

@@ -205,6 +205,50 @@ func uploadNew(t *testing.T, fsys *s3fs.FS, name string) {
 	}
 }
 
+// TestRequestsChmodAfterUpload: lftp's mirror -R chmods every file after the last upload;
+// for files this FS wrote that costs no request (for writtenTTL, past the stat cache's TTL),
+// while a name removed through the FS, or never written, is still not found.
+func TestRequestsChmodAfterUpload(t *testing.T) {
+	e, c := newCounted(t)
+	if err := e.fs.Mkdir("/up", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const files = 10
+	for i := range files {
+		uploadNew(t, e.fs, fmt.Sprintf("/up/f%02d", i))
+	}
+	c.take()
+	for i := range files {
+		if err := e.fs.Chmod(fmt.Sprintf("/up/f%02d", i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if byKind, total := c.take(); total != 0 {
+		t.Errorf("chmod of %d files just uploaded: %d requests %v, want none", files, total, byKind)
+	}
+	if err := e.fs.Remove("/up/f00"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.fs.Chmod("/up/f00", 0o644); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("chmod of a removed file: %v, want not found", err)
+	}
+	if err := e.fs.Chmod("/up/never", 0o644); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("chmod of a name never written: %v, want not found", err)
+	}
+	// A file another writer made is looked up.
+	if _, err := e.srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+		Key: aws.String("users/alice/up/other"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	c.take()
+	if err := e.fs.Chmod("/up/other", 0o644); err != nil {
+		t.Errorf("chmod of a file another writer made: %v", err)
+	}
+	if _, total := c.take(); total == 0 {
+		t.Error("chmod of a file another writer made sent no request")
+	}
+}
+
 // TestRequestsIntoNewFolder: uploads into a folder just made (SFTP put -r, lftp mirror -R)
 // cost their PUT alone: the mkdir's lookup found the folder empty.
 func TestRequestsIntoNewFolder(t *testing.T) {
