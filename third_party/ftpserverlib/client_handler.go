@@ -120,7 +120,33 @@ type clientHandler struct {
 	isTransferAborted   bool            // indicate if the transfer was aborted
 	connClosed          bool            // indicates if the connection has been commanded to close
 	tlsRequirement      TLSRequirement  // TLS requirement to respect
+
+	transfers *transferWorker // runs transfer commands; nil before the first
 }
+
+// transferWorker is a client's transfer goroutine: transfer-related commands run apart from
+// the goroutine that reads commands (which must stay free to read ABOR), and one goroutine
+// runs them one after another. A client transferring many files sends the next command
+// within milliseconds; a goroutine per command grew (copied) the stack of the transfer path
+// again for every file.
+type transferWorker struct {
+	jobs chan transferJob // capacity 1: transfer commands never overlap
+	done chan struct{}    // closed when the client ends
+	idle time.Duration    // how long the goroutine waits for the next job before it exits
+
+	mu    sync.Mutex
+	alive bool // the goroutine runs a job or waits for one
+}
+
+// transferJob is a transfer-related command for the client's transfer goroutine.
+type transferJob struct {
+	desc           *CommandDescription
+	command, param string
+}
+
+// transferIdle is how long a client's transfer goroutine waits for its next transfer command
+// before it exits.
+const transferIdle = time.Second
 
 // newClientHandler initializes a client handler when someone connects
 func (server *FtpServer) newClientHandler(
@@ -392,6 +418,10 @@ func (c *clientHandler) Close() error {
 
 // disconnects client and ends transfer notifying the driver
 func (c *clientHandler) end() {
+	if c.transfers != nil {
+		close(c.transfers.done) // no transfer command comes after this
+	}
+
 	c.server.driver.ClientDisconnected(c)
 	c.server.clientDeparture(c)
 
@@ -629,14 +659,71 @@ func (c *clientHandler) handleCommand(line string) {
 		c.isTransferAborted = false
 
 		c.transferWg.Add(1)
-
-		go func(cmd, param string) {
-			defer c.transferWg.Done()
-
-			c.executeCommandFn(cmdDesc, cmd, param)
-		}(command, param)
+		c.startTransfer(transferJob{desc: cmdDesc, command: command, param: param})
 	} else {
 		c.executeCommandFn(cmdDesc, command, param)
+	}
+}
+
+// startTransfer runs a transfer-related command on the client's transfer goroutine, and
+// starts that goroutine if it is not running. The caller has waited for the previous
+// transfer command (transferWg), so the goroutine, when alive, has taken that one's job and
+// the send cannot block.
+func (c *clientHandler) startTransfer(job transferJob) {
+	w := c.transfers
+	if w == nil {
+		w = &transferWorker{jobs: make(chan transferJob, 1), done: make(chan struct{}), idle: transferIdle}
+		c.transfers = w
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	if w.alive {
+		w.jobs <- job
+
+		return
+	}
+
+	w.alive = true
+
+	go c.transferLoop(w, job)
+}
+
+// transferLoop runs job, then the jobs that come, until none came for w.idle or the client
+// ended.
+func (c *clientHandler) transferLoop(w *transferWorker, job transferJob) {
+	idle := time.NewTimer(w.idle)
+	defer idle.Stop()
+
+	for {
+		c.executeCommandFn(job.desc, job.command, job.param)
+		c.transferWg.Done()
+		idle.Reset(w.idle)
+
+		select {
+		case job = <-w.jobs:
+			continue
+		case <-w.done:
+			return
+		case <-idle.C:
+		}
+
+		// Idle: exit, unless a job came while the timer fired (startTransfer sends under
+		// the lock, so after this check none can come without starting a new goroutine).
+		w.mu.Lock()
+		select {
+		case job = <-w.jobs:
+			w.mu.Unlock()
+
+			continue
+		default:
+		}
+
+		w.alive = false
+		w.mu.Unlock()
+
+		return
 	}
 }
 
