@@ -99,6 +99,24 @@ const allocClientEnv = "WHARF_ALLOC_CLIENT"
 type serverAllocs struct {
 	mallocs, bytes, gcs uint64
 	liveMax             uint64 // the largest live heap the collector reported during the phase
+	// small and smallBytes count the objects of at most 32 KiB, the garbage a request makes;
+	// large ones are pages of the request server's allocator (taken when a phase has more
+	// requests in flight than its warm-up had) and pool misses.
+	small, smallBytes, large uint64
+}
+
+// sizeCounts reads the runtime's histogram of allocations by size: the count and bytes of
+// objects of at most 32 KiB (bytes by their size class) and the count of larger ones.
+func sizeCounts() (small, smallBytes, large uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs-by-size:bytes"}}
+	metrics.Read(s)
+	h := s[0].Value.Float64Histogram()
+	last := len(h.Counts) - 1 // [32769, +Inf)
+	for i, n := range h.Counts[:last] {
+		small += n
+		smallBytes += n * uint64(h.Buckets[i+1]-1)
+	}
+	return small, smallBytes, h.Counts[last]
 }
 
 // allocPhase runs a child client in mode ("up", "down", "small-up", "small-down") against
@@ -194,16 +212,19 @@ func allocPhase(t *testing.T, mode string, n int64) serverAllocs {
 	profile(t, mode+".before")
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	small0, smallBytes0, large0 := sizeCounts()
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		t.Fatal(err)
 	}
 	expect("done")
 	runtime.ReadMemStats(&after)
+	small1, smallBytes1, large1 := sizeCounts()
 	profile(t, mode+".after")
 	close(stop)
 	return serverAllocs{
 		mallocs: after.Mallocs - before.Mallocs, bytes: after.TotalAlloc - before.TotalAlloc,
 		gcs: uint64(after.NumGC - before.NumGC), liveMax: <-sampled,
+		small: small1 - small0, smallBytes: smallBytes1 - smallBytes0, large: large1 - large0,
 	}
 }
 
@@ -291,9 +312,12 @@ func TestSFTPServerAllocs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.mode, func(t *testing.T) {
 			a := allocPhase(t, c.mode, c.n)
-			m, b := float64(a.mallocs)/float64(c.requests), float64(a.bytes)/float64(c.requests)
-			t.Logf("server per %s: %.1f allocations, %.0f bytes; %d GCs, %.1f MiB allocated in all, live heap at most %.1f MiB",
-				c.per, m, b, a.gcs, float64(a.bytes)/(1<<20), float64(a.liveMax)/(1<<20))
+			r := float64(c.requests)
+			m, b := float64(a.small)/r, float64(a.smallBytes)/r
+			t.Logf("server per %s: %.1f allocations, %.0f bytes of at most 32 KiB (all: %.1f, %.0f bytes); "+
+				"%d larger; %d GCs, %.1f MiB allocated in all, live heap at most %.1f MiB",
+				c.per, m, b, float64(a.mallocs)/r, float64(a.bytes)/r, a.large,
+				a.gcs, float64(a.bytes)/(1<<20), float64(a.liveMax)/(1<<20))
 			if m > c.maxMallocs || b > c.maxBytes {
 				t.Errorf("server per %s: %.1f allocations and %.0f bytes, want at most %.0f and %.0f",
 					c.per, m, b, c.maxMallocs, c.maxBytes)
