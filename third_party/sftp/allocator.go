@@ -19,8 +19,10 @@ const (
 type allocator struct {
 	sync.Mutex
 	available [][]byte
-	// map key is the request order
-	used map[uint32][][]byte
+	// map key is the request order. wharf: the pages of a request are a value with room for
+	// one page (a request takes at most one in practice), where upstream appended to a
+	// new slice per request.
+	used map[uint32]usedPages
 
 	gets     uint64      // pages handed out so far
 	trimGets uint64      // gets when the trim timer was last armed
@@ -28,11 +30,33 @@ type allocator struct {
 	freed    bool
 }
 
+// usedPages are the pages one request took.
+type usedPages struct {
+	first []byte
+	more  [][]byte
+}
+
+func (u usedPages) add(page []byte) usedPages {
+	if u.first == nil {
+		u.first = page
+	} else {
+		u.more = append(u.more, page)
+	}
+	return u
+}
+
+func (u usedPages) count() int {
+	if u.first == nil {
+		return 0
+	}
+	return 1 + len(u.more)
+}
+
 func newAllocator() *allocator {
 	return &allocator{
 		// micro optimization: initialize available pages with an initial capacity
 		available: make([][]byte, 0, SftpServerWorkerCount*2),
-		used:      make(map[uint32][][]byte),
+		used:      make(map[uint32]usedPages),
 	}
 }
 
@@ -60,7 +84,7 @@ func (a *allocator) GetPage(requestOrderID uint32) []byte {
 	}
 
 	// put result in used pages
-	a.used[requestOrderID] = append(a.used[requestOrderID], result)
+	a.used[requestOrderID] = a.used[requestOrderID].add(result)
 	a.gets++
 
 	return result
@@ -71,8 +95,11 @@ func (a *allocator) ReleasePages(requestOrderID uint32) {
 	a.Lock()
 	defer a.Unlock()
 
-	if used := a.used[requestOrderID]; len(used) > 0 {
-		a.available = append(a.available, used...)
+	if used, ok := a.used[requestOrderID]; ok {
+		if used.first != nil {
+			a.available = append(a.available, used.first)
+		}
+		a.available = append(a.available, used.more...)
 	}
 	delete(a.used, requestOrderID)
 	if len(a.available) > sparePages && a.trimmer == nil && !a.freed {
@@ -109,7 +136,7 @@ func (a *allocator) Free() {
 	defer a.Unlock()
 
 	a.available = nil
-	a.used = make(map[uint32][][]byte)
+	a.used = make(map[uint32]usedPages)
 	a.freed = true
 	if a.trimmer != nil {
 		a.trimmer.Stop()
@@ -123,7 +150,7 @@ func (a *allocator) countUsedPages() int {
 
 	num := 0
 	for _, p := range a.used {
-		num += len(p)
+		num += p.count()
 	}
 	return num
 }

@@ -228,6 +228,9 @@ func TestRequestServerWritesOverlapWithinBound(t *testing.T) {
 	assert.LessOrEqual(t, w.max.Load(), int32(SftpServerWorkerCount), "at most SftpServerWorkerCount writes at once")
 }
 
+// funcJob is a job that runs f.
+func funcJob(f func()) rwJob { return rwJob{handle: func(orderedRequest) { f() }} }
+
 // TestRWPoolBoundsReusesAndExits runs many jobs through the pool: never more than
 // SftpServerWorkerCount at once, on at most that many workers (reused, not one per job), and
 // the workers exit once idle for rwLinger.
@@ -256,7 +259,7 @@ func TestRWPoolBoundsReusesAndExits(t *testing.T) {
 		ran.Add(1)
 	}
 	for range 500 {
-		p.run(job, spawn)
+		p.run(funcJob(job), spawn)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for ran.Load() < 500 && time.Now().Before(deadline) {
@@ -277,7 +280,7 @@ func TestRWPoolBoundsReusesAndExits(t *testing.T) {
 	// After they exit, a new job starts a new worker.
 	before := spawned.Load()
 	done := make(chan struct{})
-	p.run(func() { close(done) }, spawn)
+	p.run(funcJob(func() { close(done) }), spawn)
 	<-done
 	assert.Equal(t, before+1, spawned.Load())
 	p.stop()
@@ -296,7 +299,7 @@ func TestRWPoolStop(t *testing.T) {
 		}()
 	}
 	for range 4 {
-		p.run(func() {}, spawn)
+		p.run(funcJob(func() {}), spawn)
 	}
 	start := time.Now()
 	p.stop()
@@ -404,24 +407,26 @@ func TestDispatchRunsALoneReadOrWriteInline(t *testing.T) {
 		}
 		return int(n.Load()), doneAtReturn
 	}
-	write := &sshFxpWritePacket{ID: 1, Data: []byte("x")}
-	read := &sshFxpReadPacket{ID: 2, Len: 10}
+	// A packet per dispatch: once its response is sent, the manager gives it back to its
+	// pool (packet-pools.go).
+	write := func() *sshFxpWritePacket { return &sshFxpWritePacket{ID: 1, Data: []byte("x")} }
+	read := func() *sshFxpReadPacket { return &sshFxpReadPacket{ID: 2, Len: 10} }
 
-	if n, done := run(t, true, job{p: write}); n != 0 || !done[0] {
+	if n, done := run(t, true, job{p: write()}); n != 0 || !done[0] {
 		t.Errorf("a lone write: %d workers started, done when dispatch returned: %v; want 0, true", n, done[0])
 	}
-	if n, done := run(t, true, job{p: read}); n != 0 || !done[0] {
+	if n, done := run(t, true, job{p: read()}); n != 0 || !done[0] {
 		t.Errorf("a lone read: %d workers started, done when dispatch returned: %v; want 0, true", n, done[0])
 	}
-	if n, _ := run(t, true, job{p: write, pending: true}); n != 1 {
+	if n, _ := run(t, true, job{p: write(), pending: true}); n != 1 {
 		t.Errorf("a write with input waiting: %d workers started, want 1", n)
 	}
-	if n, _ := run(t, false, job{p: write}); n != 1 {
+	if n, _ := run(t, false, job{p: write()}); n != 1 {
 		t.Errorf("a write on a connection that cannot tell: %d workers started, want 1", n)
 	}
 	// The first write is held on its worker; the second, with nothing waiting, still goes
 	// to a worker (a second one) because a write is in progress.
-	if n, done := run(t, true, job{p: write, pending: true, block: make(chan struct{})}, job{p: write}); n != 2 || done[0] {
+	if n, done := run(t, true, job{p: write(), pending: true, block: make(chan struct{})}, job{p: write()}); n != 2 || done[0] {
 		t.Errorf("a write while another is in progress: %d workers started, want 2 (first done at return: %v)", n, done[0])
 	}
 }
