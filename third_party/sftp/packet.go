@@ -405,7 +405,7 @@ func recvPacketLen(r io.Reader, alloc *allocator, orderID uint32, lenBuf *[4]byt
 	}
 
 	if alloc != nil && length > smallPacketLength {
-		b = alloc.GetPage(orderID)
+		b = alloc.getPageFor(orderID, int(length))
 	} else {
 		b = make([]byte, length)
 	}
@@ -927,9 +927,9 @@ func (p *sshFxpReadPacket) getDataSlice(alloc *allocator, orderID uint32, maxTxP
 	}
 
 	if alloc != nil {
-		// GetPage returns a slice with capacity = maxMsgLength this is enough to avoid new allocations in
-		// sshFxpDataPacket.MarshalBinary
-		return alloc.GetPage(orderID)[:dataLen]
+		// The page has room for the header too, so that sshFxpDataPacket.MarshalBinary
+		// does not allocate.
+		return alloc.getPageFor(orderID, int(dataLen)+dataHeaderLen)[:dataLen]
 	}
 
 	// allocate with extra space for the header

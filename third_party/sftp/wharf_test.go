@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -589,4 +590,46 @@ func TestMaxOpenHandlesDefault(t *testing.T) {
 	for _, f := range open {
 		require.NoError(t, f.Close())
 	}
+}
+
+// TestPagesFitTheirPacket: the packets of an ordinary transfer (32 KiB writes, replies to
+// 32 KiB reads) take small pages; only longer ones take a page of maxMsgLength; a released
+// page goes back to its own size's spares.
+func TestPagesFitTheirPacket(t *testing.T) {
+	alloc := newAllocator()
+	defer alloc.Free()
+	handle := make([]byte, 4+64)
+	write := append(append(append([]byte{0, 0, 0, 7}, handle...), make([]byte, 8)...), marshalUint32(nil, 32<<10)...)
+	write = rawPacket(sshFxpWrite, append(write, make([]byte, 32<<10)...))
+	// The body follows the type byte, at the start of the page.
+	_, body, err := recvPacket(bytes.NewReader(write), alloc, 1)
+	require.NoError(t, err)
+	assert.Equal(t, smallPage-1, cap(body), "a 32 KiB write is read into a small page")
+
+	long := rawPacket(sshFxpWrite, make([]byte, 100<<10))
+	_, body, err = recvPacket(bytes.NewReader(long), alloc, 2)
+	require.NoError(t, err)
+	assert.Equal(t, maxMsgLength-1, cap(body), "a 100 KiB write needs a full page")
+
+	read := &sshFxpReadPacket{ID: 1, Len: 32 << 10}
+	data := read.getDataSlice(alloc, 3, defaultMaxTxPacket)
+	assert.Len(t, data, 32<<10)
+	assert.Equal(t, smallPage, cap(data), "the reply to a 32 KiB read fits a small page")
+	reply := &sshFxpDataPacket{ID: 1, Length: uint32(len(data)), Data: data}
+	b, err := reply.MarshalBinary()
+	require.NoError(t, err)
+	assert.Equal(t, unsafe.SliceData(data), unsafe.SliceData(b), "the reply is marshalled in its page")
+
+	alloc.ReleasePages(1)
+	alloc.ReleasePages(2)
+	alloc.ReleasePages(3)
+	alloc.Lock()
+	small, big := len(alloc.availableSmall), len(alloc.available)
+	alloc.Unlock()
+	assert.Equal(t, 2, small)
+	assert.Equal(t, 1, big)
+	// The spare small page is taken again rather than a new one made.
+	again := alloc.getPageFor(4, 1000+dataHeaderLen+4096)
+	assert.Equal(t, smallPage, cap(again))
+	assert.Equal(t, 2, alloc.countAvailablePages())
 }
