@@ -16,11 +16,23 @@ const (
 	spareTrimDelay = 2 * time.Second
 )
 
+// smallPage is the size of the pages for the packets of ordinary transfers: a 32 KiB write
+// request, or the reply to a 32 KiB read, with its header and a handle of up to 1 KiB.
+//
+// wharf: upstream had one page size, maxMsgLength (256 KiB), for every packet. A pipelined
+// transfer (64 requests of 32 KiB in flight, as OpenSSH's sftp and most clients send) then
+// kept 64 × 256 KiB = 16 MiB of pages live in the heap, about 14 of them never written, and
+// the garbage collector let the heap grow to twice that before collecting.
+const smallPage = 33 << 10
+
 type allocator struct {
 	sync.Mutex
-	available [][]byte
-	// map key is the request order
-	used map[uint32][][]byte
+	available      [][]byte // pages of maxMsgLength
+	availableSmall [][]byte // pages of smallPage
+	// map key is the request order. wharf: the pages of a request are a value with room for
+	// one page (a request takes at most one in practice), where upstream appended to a
+	// new slice per request.
+	used map[uint32]usedPages
 
 	gets     uint64      // pages handed out so far
 	trimGets uint64      // gets when the trim timer was last armed
@@ -28,11 +40,33 @@ type allocator struct {
 	freed    bool
 }
 
+// usedPages are the pages one request took.
+type usedPages struct {
+	first []byte
+	more  [][]byte
+}
+
+func (u usedPages) add(page []byte) usedPages {
+	if u.first == nil {
+		u.first = page
+	} else {
+		u.more = append(u.more, page)
+	}
+	return u
+}
+
+func (u usedPages) count() int {
+	if u.first == nil {
+		return 0
+	}
+	return 1 + len(u.more)
+}
+
 func newAllocator() *allocator {
 	return &allocator{
 		// micro optimization: initialize available pages with an initial capacity
 		available: make([][]byte, 0, SftpServerWorkerCount*2),
-		used:      make(map[uint32][][]byte),
+		used:      make(map[uint32]usedPages),
 	}
 }
 
@@ -40,30 +74,53 @@ func newAllocator() *allocator {
 // The slice have a fixed size = maxMsgLength, this value is suitable for both
 // receiving new packets and reading the files to serve
 func (a *allocator) GetPage(requestOrderID uint32) []byte {
+	return a.getPage(requestOrderID, maxMsgLength)
+}
+
+// getPageFor returns a page of at least size bytes: a small one when size fits.
+func (a *allocator) getPageFor(requestOrderID uint32, size int) []byte {
+	if size <= smallPage {
+		return a.getPage(requestOrderID, smallPage)
+	}
+	return a.getPage(requestOrderID, maxMsgLength)
+}
+
+func (a *allocator) getPage(requestOrderID uint32, size int) []byte {
 	a.Lock()
 	defer a.Unlock()
 
 	var result []byte
 
 	// get an available page and remove it from the available ones.
-	if len(a.available) > 0 {
-		truncLength := len(a.available) - 1
-		result = a.available[truncLength]
-
-		a.available[truncLength] = nil          // clear out the internal pointer
-		a.available = a.available[:truncLength] // truncate the slice
+	list := &a.available
+	if size == smallPage {
+		list = &a.availableSmall
+	}
+	if n := len(*list); n > 0 {
+		result = (*list)[n-1]
+		(*list)[n-1] = nil    // clear out the internal pointer
+		*list = (*list)[:n-1] // truncate the slice
 	}
 
 	// no preallocated slice found, just allocate a new one
 	if result == nil {
-		result = make([]byte, maxMsgLength)
+		result = make([]byte, size)
 	}
 
 	// put result in used pages
-	a.used[requestOrderID] = append(a.used[requestOrderID], result)
+	a.used[requestOrderID] = a.used[requestOrderID].add(result)
 	a.gets++
 
 	return result
+}
+
+// release puts a page back with the available ones of its size; the caller holds a.Mutex.
+func (a *allocator) release(p []byte) {
+	if cap(p) == smallPage {
+		a.availableSmall = append(a.availableSmall, p)
+	} else {
+		a.available = append(a.available, p)
+	}
 }
 
 // ReleasePages marks unused all pages in use for the given requestID
@@ -71,11 +128,16 @@ func (a *allocator) ReleasePages(requestOrderID uint32) {
 	a.Lock()
 	defer a.Unlock()
 
-	if used := a.used[requestOrderID]; len(used) > 0 {
-		a.available = append(a.available, used...)
+	if used, ok := a.used[requestOrderID]; ok {
+		if used.first != nil {
+			a.release(used.first)
+		}
+		for _, p := range used.more {
+			a.release(p)
+		}
 	}
 	delete(a.used, requestOrderID)
-	if len(a.available) > sparePages && a.trimmer == nil && !a.freed {
+	if (len(a.available) > sparePages || len(a.availableSmall) > sparePages) && a.trimmer == nil && !a.freed {
 		a.trimGets = a.gets
 		a.trimmer = time.AfterFunc(spareTrimDelay, a.trimSpares)
 	}
@@ -99,6 +161,10 @@ func (a *allocator) trimSpares() {
 		clear(a.available[sparePages:])
 		a.available = a.available[:sparePages]
 	}
+	if len(a.availableSmall) > sparePages {
+		clear(a.availableSmall[sparePages:])
+		a.availableSmall = a.availableSmall[:sparePages]
+	}
 	a.trimmer = nil
 }
 
@@ -109,7 +175,8 @@ func (a *allocator) Free() {
 	defer a.Unlock()
 
 	a.available = nil
-	a.used = make(map[uint32][][]byte)
+	a.availableSmall = nil
+	a.used = make(map[uint32]usedPages)
 	a.freed = true
 	if a.trimmer != nil {
 		a.trimmer.Stop()
@@ -123,7 +190,7 @@ func (a *allocator) countUsedPages() int {
 
 	num := 0
 	for _, p := range a.used {
-		num += len(p)
+		num += p.count()
 	}
 	return num
 }
@@ -132,7 +199,7 @@ func (a *allocator) countAvailablePages() int {
 	a.Lock()
 	defer a.Unlock()
 
-	return len(a.available)
+	return len(a.available) + len(a.availableSmall)
 }
 
 func (a *allocator) isRequestOrderIDUsed(requestOrderID uint32) bool {

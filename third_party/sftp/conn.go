@@ -16,20 +16,49 @@ type conn struct {
 	// this is the same allocator used in packet manager
 	alloc      *allocator
 	sync.Mutex // used to serialise writes to sendPacket
+
+	// wharf: buffers of the connection, so that a packet's length and a response's header
+	// are not allocated per packet. lenBuf belongs to the goroutine that receives (one at a
+	// time); txBuf is used under the mutex, and a Write keeps nothing of what it is given
+	// (io.Writer's contract).
+	lenBuf [4]byte
+	txBuf  []byte
 }
+
+// shortDataPacket is the longest DATA packet sent in one Write: one that fits in an SSH
+// packet of the usual 32 KiB. A longer one is split into SSH packets anyway, and is written
+// as header and data, without moving the data.
+const shortDataPacket = 32 << 10
+
+// txBufKeep is the largest header buffer a connection keeps (status messages are short).
+const txBufKeep = 1 << 10
 
 // the orderID is used in server mode if the allocator is enabled.
 // For the client mode just pass 0.
 // It returns io.EOF if the connection is closed and
 // there are no more packets to read.
 func (c *conn) recvPacket(orderID uint32) (fxp, []byte, error) {
-	return recvPacket(c, c.alloc, orderID)
+	return recvPacketLen(c, c.alloc, orderID, &c.lenBuf)
 }
 
 func (c *conn) sendPacket(m encoding.BinaryMarshaler) error {
 	c.Lock()
 	defer c.Unlock()
 
+	if d, ok := m.(*sshFxpDataPacket); ok && len(d.Data)+dataHeaderLen <= shortDataPacket &&
+		cap(d.Data)-len(d.Data) >= dataHeaderLen {
+		// A short reply goes in one Write, so in one SSH packet, its header put in front of
+		// the data in the page's spare room (as upstream did for every reply).
+		b, _ := d.MarshalBinary()
+		return writePacket(c, b, nil)
+	}
+	if a, ok := m.(packetAppender); ok {
+		header, payload := a.appendPacket(c.txBuf[:0])
+		if cap(header) <= txBufKeep {
+			c.txBuf = header[:0]
+		}
+		return writePacket(c, header, payload)
+	}
 	return sendPacket(c, m)
 }
 

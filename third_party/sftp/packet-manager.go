@@ -17,9 +17,11 @@ import (
 // sends the responses that are due, under a mutex, and dispatch runs other requests on the
 // receiving goroutine and reads and writes on workers that exit when idle (rwpool.go).
 type packetManager struct {
-	mu          sync.Mutex
-	incoming    orderedPackets
-	outgoing    orderedPackets
+	mu sync.Mutex
+	// wharf: slices of the two concrete types, where upstream boxed every request and
+	// response into an orderedPacket interface (two allocations per request).
+	incoming    []orderedRequest
+	outgoing    []orderedResponse
 	sender      packetSender // connection object
 	working     *sync.WaitGroup
 	packetCount uint32
@@ -86,12 +88,12 @@ type orderedPacket interface {
 	id() uint32
 	orderID() uint32
 }
-type orderedPackets []orderedPacket
 
-// insert adds p, keeping the slice sorted by order id.
-func (o orderedPackets) insert(p orderedPacket) orderedPackets {
+// insertOrdered adds p to o, keeping o sorted by order id.
+func insertOrdered[T orderedPacket](o []T, p T) []T {
 	i := sort.Search(len(o), func(i int) bool { return o[i].orderID() > p.orderID() })
-	o = append(o, nil)
+	var zero T
+	o = append(o, zero)
 	copy(o[i+1:], o[i:])
 	o[i] = p
 	return o
@@ -102,7 +104,7 @@ func (o orderedPackets) insert(p orderedPacket) orderedPackets {
 func (s *packetManager) incomingPacket(pkt orderedRequest) {
 	s.working.Add(1)
 	s.mu.Lock()
-	s.incoming = s.incoming.insert(pkt)
+	s.incoming = insertOrdered(s.incoming, pkt)
 	s.mu.Unlock()
 }
 
@@ -110,7 +112,7 @@ func (s *packetManager) incomingPacket(pkt orderedRequest) {
 // of the requests.
 func (s *packetManager) readyPacket(pkt orderedResponse) {
 	s.mu.Lock()
-	s.outgoing = s.outgoing.insert(pkt)
+	s.outgoing = insertOrdered(s.outgoing, pkt)
 	s.maybeSendPackets()
 	s.mu.Unlock()
 	s.working.Done()
@@ -151,10 +153,8 @@ func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest)
 			return
 		}
 		s.rwBusy.Add(1)
-		s.rw.run(func() {
-			defer s.rwBusy.Add(-1)
-			handle(pkt)
-		}, spawn)
+		// wharf: a job value rather than a closure, which would be allocated per request.
+		s.rw.run(rwJob{handle: handle, pkt: pkt, busy: &s.rwBusy}, spawn)
 		return
 	case *sshFxpClosePacket:
 		// wait for reads/writes to finish when file is closed
@@ -179,18 +179,21 @@ func (s *packetManager) maybeSendPackets() {
 		// debug("outgoing: %v", ids(s.outgoing))
 		if in.orderID() == out.orderID() {
 			debug("Sending packet: %v", out.id())
-			s.sender.sendPacket(out.(encoding.BinaryMarshaler))
+			s.sender.sendPacket(out.responsePacket)
 			if s.alloc != nil {
 				// mark for reuse the slices allocated for this request
 				s.alloc.ReleasePages(in.orderID())
 			}
+			// wharf: the request and its response are done with; the hot ones go back to
+			// their pools (packet-pools.go).
+			releasePackets(in.requestPacket, out.responsePacket)
 			// pop off heads
-			copy(s.incoming, s.incoming[1:])            // shift left
-			s.incoming[len(s.incoming)-1] = nil         // clear last
-			s.incoming = s.incoming[:len(s.incoming)-1] // remove last
-			copy(s.outgoing, s.outgoing[1:])            // shift left
-			s.outgoing[len(s.outgoing)-1] = nil         // clear last
-			s.outgoing = s.outgoing[:len(s.outgoing)-1] // remove last
+			copy(s.incoming, s.incoming[1:])                  // shift left
+			s.incoming[len(s.incoming)-1] = orderedRequest{}  // clear last
+			s.incoming = s.incoming[:len(s.incoming)-1]       // remove last
+			copy(s.outgoing, s.outgoing[1:])                  // shift left
+			s.outgoing[len(s.outgoing)-1] = orderedResponse{} // clear last
+			s.outgoing = s.outgoing[:len(s.outgoing)-1]       // remove last
 		} else {
 			break
 		}

@@ -106,7 +106,7 @@ func TestPacketManager(t *testing.T) {
 		}
 		for _, p := range table {
 			pkt := <-sender.sent
-			id := pkt.(orderedResponse).id()
+			id := pkt.(responsePacket).id()
 			assert.Equal(t, id, p.in.id())
 		}
 	}

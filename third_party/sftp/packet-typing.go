@@ -92,9 +92,9 @@ func makePacket(p rxPacket) (requestPacket, error) {
 	case sshFxpClose:
 		pkt = &sshFxpClosePacket{}
 	case sshFxpRead:
-		pkt = &sshFxpReadPacket{}
+		pkt = readPacketPool.Get().(*sshFxpReadPacket) // wharf: see packet-pools.go
 	case sshFxpWrite:
-		pkt = &sshFxpWritePacket{}
+		pkt = writePacketPool.Get().(*sshFxpWritePacket)
 	case sshFxpFstat:
 		pkt = &sshFxpFstatPacket{}
 	case sshFxpSetstat:

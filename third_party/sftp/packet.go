@@ -337,7 +337,18 @@ func sendPacket(w io.Writer, m encoding.BinaryMarshaler) error {
 	if err != nil {
 		return fmt.Errorf("binary marshaller failed: %w", err)
 	}
+	return writePacket(w, header, payload)
+}
 
+// packetAppender is a packet that can marshal its header into a buffer the caller gives
+// (wharf): the hot responses, status and data, which conn.sendPacket marshals into a buffer
+// of the connection instead of a new one per packet. header starts with room for the length.
+type packetAppender interface {
+	appendPacket(b []byte) (header, payload []byte)
+}
+
+// writePacket writes a marshalled packet, setting its length.
+func writePacket(w io.Writer, header, payload []byte) error {
 	length := len(header) + len(payload) - 4 // subtract the uint32(length) from the start
 	if debugDumpTxPacketBytes {
 		debug("send packet: %s %d bytes %x%x", fxp(header[4]), length, header[5:], payload)
@@ -365,10 +376,16 @@ func sendPacket(w io.Writer, m encoding.BinaryMarshaler) error {
 const smallPacketLength = 4096
 
 func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, error) {
+	return recvPacketLen(r, alloc, orderID, new([4]byte))
+}
+
+// recvPacketLen is recvPacket reading the length into lenBuf (wharf: a connection's own,
+// where upstream allocated 4 bytes per packet).
+func recvPacketLen(r io.Reader, alloc *allocator, orderID uint32, lenBuf *[4]byte) (fxp, []byte, error) {
 	// wharf: the length comes first, and a page is taken only for a long packet. Upstream took
 	// a page before reading, so every session held a 256 KiB page while it waited for its
 	// next request, idle or not.
-	b := make([]byte, 4)
+	b := lenBuf[:]
 	if n, err := io.ReadFull(r, b[:4]); err != nil {
 		if err == io.EOF {
 			return 0, nil, err
@@ -388,7 +405,7 @@ func recvPacket(r io.Reader, alloc *allocator, orderID uint32) (fxp, []byte, err
 	}
 
 	if alloc != nil && length > smallPacketLength {
-		b = alloc.GetPage(orderID)
+		b = alloc.getPageFor(orderID, int(length))
 	} else {
 		b = make([]byte, length)
 	}
@@ -910,9 +927,9 @@ func (p *sshFxpReadPacket) getDataSlice(alloc *allocator, orderID uint32, maxTxP
 	}
 
 	if alloc != nil {
-		// GetPage returns a slice with capacity = maxMsgLength this is enough to avoid new allocations in
-		// sshFxpDataPacket.MarshalBinary
-		return alloc.GetPage(orderID)[:dataLen]
+		// The page has room for the header too, so that sshFxpDataPacket.MarshalBinary
+		// does not allocate.
+		return alloc.getPageFor(orderID, int(dataLen)+dataHeaderLen)[:dataLen]
 	}
 
 	// allocate with extra space for the header
@@ -1214,11 +1231,15 @@ func (p *sshFxpStatusPacket) MarshalBinary() ([]byte, error) {
 		4 + len(p.StatusError.msg) +
 		4 + len(p.StatusError.lang)
 
-	b := make([]byte, 4, l)
+	b, _ := p.appendPacket(make([]byte, 0, l))
+	return b, nil
+}
+
+func (p *sshFxpStatusPacket) appendPacket(b []byte) ([]byte, []byte) {
+	b = append(b, 0, 0, 0, 0) // the length, set by writePacket
 	b = append(b, sshFxpStatus)
 	b = marshalUint32(b, p.ID)
 	b = marshalStatus(b, p.StatusError)
-
 	return b, nil
 }
 
@@ -1232,12 +1253,16 @@ func (p *sshFxpDataPacket) marshalPacket() ([]byte, []byte, error) {
 	l := 4 + 1 + 4 + // uint32(length) + byte(type) + uint32(id)
 		4
 
-	b := make([]byte, 4, l)
+	header, payload := p.appendPacket(make([]byte, 0, l))
+	return header, payload, nil
+}
+
+func (p *sshFxpDataPacket) appendPacket(b []byte) ([]byte, []byte) {
+	b = append(b, 0, 0, 0, 0) // the length, set by writePacket
 	b = append(b, sshFxpData)
 	b = marshalUint32(b, p.ID)
 	b = marshalUint32(b, p.Length)
-
-	return b, p.Data, nil
+	return b, p.Data
 }
 
 // MarshalBinary encodes the receiver into a binary form and returns the result.

@@ -433,11 +433,7 @@ func fileget(h FileReader, r *Request, pkt requestPacket, alloc *allocator, orde
 		return statusFromError(pkt.id(), err)
 	}
 
-	return &sshFxpDataPacket{
-		ID:     pkt.id(),
-		Length: uint32(n),
-		Data:   data[:n],
-	}
+	return newDataPacket(pkt.id(), data[:n])
 }
 
 // wrap FileWriter handler
@@ -470,11 +466,7 @@ func fileputget(h FileWriter, r *Request, pkt requestPacket, alloc *allocator, o
 			return statusFromError(pkt.id(), err)
 		}
 
-		return &sshFxpDataPacket{
-			ID:     pkt.id(),
-			Length: uint32(n),
-			Data:   data[:n],
-		}
+		return newDataPacket(pkt.id(), data[:n])
 
 	case *sshFxpWritePacket:
 		data, offset := p.Data, int64(p.Offset)

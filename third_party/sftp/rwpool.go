@@ -2,6 +2,7 @@ package sftp
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,7 +19,7 @@ const rwLinger = time.Second
 // finds the pool stopped, exits.
 type rwPool struct {
 	slots chan struct{} // one per job in progress
-	jobs  chan func()   // jobs promised to waiting workers
+	jobs  chan rwJob    // jobs promised to waiting workers
 	done  chan struct{} // closed by stop
 	once  sync.Once
 
@@ -31,14 +32,14 @@ type rwPool struct {
 func newRWPool() *rwPool {
 	return &rwPool{
 		slots: make(chan struct{}, SftpServerWorkerCount),
-		jobs:  make(chan func(), SftpServerWorkerCount),
+		jobs:  make(chan rwJob, SftpServerWorkerCount),
 		done:  make(chan struct{}),
 	}
 }
 
 // run starts job on a worker, first waiting while SftpServerWorkerCount jobs are in progress;
 // spawn starts a new worker's goroutine.
-func (p *rwPool) run(job func(), spawn func(func())) {
+func (p *rwPool) run(job rwJob, spawn func(func())) {
 	p.slots <- struct{}{} // the worker that runs job gives it back once it waits again
 	p.mu.Lock()
 	if p.idle > 0 {
@@ -48,7 +49,8 @@ func (p *rwPool) run(job func(), spawn func(func())) {
 		return
 	}
 	p.mu.Unlock()
-	spawn(func() { p.work(job) })
+	first := job // captured here, so that only a spawn allocates
+	spawn(func() { p.work(first) })
 }
 
 // stop makes waiting workers exit once the jobs promised to them are done. Call it after the
@@ -57,19 +59,34 @@ func (p *rwPool) stop() {
 	p.once.Do(func() { close(p.done) })
 }
 
-func (p *rwPool) work(job func()) {
+// rwJob is one read or write for a worker. It is a value rather than a closure so that
+// handing a request to a worker allocates nothing.
+type rwJob struct {
+	handle func(orderedRequest)
+	pkt    orderedRequest
+	busy   *atomic.Int32 // if not nil, decremented once handle returns
+}
+
+func (j rwJob) run() {
+	if j.busy != nil {
+		defer j.busy.Add(-1)
+	}
+	j.handle(j.pkt)
+}
+
+func (p *rwPool) work(job rwJob) {
 	t := time.NewTimer(rwLinger)
 	defer t.Stop()
-	for job != nil {
-		job()
-		job = p.next(t)
+	for ok := true; ok; {
+		job.run()
+		job, ok = p.next(t)
 	}
 }
 
-// next gives back the worker's slot and waits for its next job; nil means exit. The worker
+// next gives back the worker's slot and waits for its next job; false means exit. The worker
 // counts as waiting before its slot is free, so run, once it has the slot, finds it: there
 // are never more workers than slots.
-func (p *rwPool) next(t *time.Timer) func() {
+func (p *rwPool) next(t *time.Timer) (rwJob, bool) {
 	p.mu.Lock()
 	p.idle++
 	p.mu.Unlock()
@@ -77,7 +94,7 @@ func (p *rwPool) next(t *time.Timer) func() {
 	t.Reset(rwLinger)
 	select {
 	case job := <-p.jobs:
-		return job
+		return job, true
 	case <-t.C:
 	case <-p.done:
 	}
@@ -85,9 +102,9 @@ func (p *rwPool) next(t *time.Timer) func() {
 	if p.idle > 0 {
 		p.idle--
 		p.mu.Unlock()
-		return nil
+		return rwJob{}, false
 	}
 	p.mu.Unlock()
 	// Every waiting worker, this one included, has been promised a job: take one.
-	return <-p.jobs
+	return <-p.jobs, true
 }

@@ -609,7 +609,8 @@ func (p *sshFxpFsetstatPacket) respond(svr *Server) responsePacket {
 }
 
 func statusFromError(id uint32, err error) *sshFxpStatusPacket {
-	ret := &sshFxpStatusPacket{
+	ret := statusPacketPool.Get().(*sshFxpStatusPacket) // wharf: see packet-pools.go
+	*ret = sshFxpStatusPacket{
 		ID: id,
 		StatusError: StatusError{
 			// sshFXOk               = 0

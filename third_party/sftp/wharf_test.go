@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -228,6 +229,9 @@ func TestRequestServerWritesOverlapWithinBound(t *testing.T) {
 	assert.LessOrEqual(t, w.max.Load(), int32(SftpServerWorkerCount), "at most SftpServerWorkerCount writes at once")
 }
 
+// funcJob is a job that runs f.
+func funcJob(f func()) rwJob { return rwJob{handle: func(orderedRequest) { f() }} }
+
 // TestRWPoolBoundsReusesAndExits runs many jobs through the pool: never more than
 // SftpServerWorkerCount at once, on at most that many workers (reused, not one per job), and
 // the workers exit once idle for rwLinger.
@@ -256,7 +260,7 @@ func TestRWPoolBoundsReusesAndExits(t *testing.T) {
 		ran.Add(1)
 	}
 	for range 500 {
-		p.run(job, spawn)
+		p.run(funcJob(job), spawn)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for ran.Load() < 500 && time.Now().Before(deadline) {
@@ -277,7 +281,7 @@ func TestRWPoolBoundsReusesAndExits(t *testing.T) {
 	// After they exit, a new job starts a new worker.
 	before := spawned.Load()
 	done := make(chan struct{})
-	p.run(func() { close(done) }, spawn)
+	p.run(funcJob(func() { close(done) }), spawn)
 	<-done
 	assert.Equal(t, before+1, spawned.Load())
 	p.stop()
@@ -296,7 +300,7 @@ func TestRWPoolStop(t *testing.T) {
 		}()
 	}
 	for range 4 {
-		p.run(func() {}, spawn)
+		p.run(funcJob(func() {}), spawn)
 	}
 	start := time.Now()
 	p.stop()
@@ -404,24 +408,26 @@ func TestDispatchRunsALoneReadOrWriteInline(t *testing.T) {
 		}
 		return int(n.Load()), doneAtReturn
 	}
-	write := &sshFxpWritePacket{ID: 1, Data: []byte("x")}
-	read := &sshFxpReadPacket{ID: 2, Len: 10}
+	// A packet per dispatch: once its response is sent, the manager gives it back to its
+	// pool (packet-pools.go).
+	write := func() *sshFxpWritePacket { return &sshFxpWritePacket{ID: 1, Data: []byte("x")} }
+	read := func() *sshFxpReadPacket { return &sshFxpReadPacket{ID: 2, Len: 10} }
 
-	if n, done := run(t, true, job{p: write}); n != 0 || !done[0] {
+	if n, done := run(t, true, job{p: write()}); n != 0 || !done[0] {
 		t.Errorf("a lone write: %d workers started, done when dispatch returned: %v; want 0, true", n, done[0])
 	}
-	if n, done := run(t, true, job{p: read}); n != 0 || !done[0] {
+	if n, done := run(t, true, job{p: read()}); n != 0 || !done[0] {
 		t.Errorf("a lone read: %d workers started, done when dispatch returned: %v; want 0, true", n, done[0])
 	}
-	if n, _ := run(t, true, job{p: write, pending: true}); n != 1 {
+	if n, _ := run(t, true, job{p: write(), pending: true}); n != 1 {
 		t.Errorf("a write with input waiting: %d workers started, want 1", n)
 	}
-	if n, _ := run(t, false, job{p: write}); n != 1 {
+	if n, _ := run(t, false, job{p: write()}); n != 1 {
 		t.Errorf("a write on a connection that cannot tell: %d workers started, want 1", n)
 	}
 	// The first write is held on its worker; the second, with nothing waiting, still goes
 	// to a worker (a second one) because a write is in progress.
-	if n, done := run(t, true, job{p: write, pending: true, block: make(chan struct{})}, job{p: write}); n != 2 || done[0] {
+	if n, done := run(t, true, job{p: write(), pending: true, block: make(chan struct{})}, job{p: write()}); n != 2 || done[0] {
 		t.Errorf("a write while another is in progress: %d workers started, want 2 (first done at return: %v)", n, done[0])
 	}
 }
@@ -584,4 +590,46 @@ func TestMaxOpenHandlesDefault(t *testing.T) {
 	for _, f := range open {
 		require.NoError(t, f.Close())
 	}
+}
+
+// TestPagesFitTheirPacket: the packets of an ordinary transfer (32 KiB writes, replies to
+// 32 KiB reads) take small pages; only longer ones take a page of maxMsgLength; a released
+// page goes back to its own size's spares.
+func TestPagesFitTheirPacket(t *testing.T) {
+	alloc := newAllocator()
+	defer alloc.Free()
+	handle := make([]byte, 4+64)
+	write := append(append(append([]byte{0, 0, 0, 7}, handle...), make([]byte, 8)...), marshalUint32(nil, 32<<10)...)
+	write = rawPacket(sshFxpWrite, append(write, make([]byte, 32<<10)...))
+	// The body follows the type byte, at the start of the page.
+	_, body, err := recvPacket(bytes.NewReader(write), alloc, 1)
+	require.NoError(t, err)
+	assert.Equal(t, smallPage-1, cap(body), "a 32 KiB write is read into a small page")
+
+	long := rawPacket(sshFxpWrite, make([]byte, 100<<10))
+	_, body, err = recvPacket(bytes.NewReader(long), alloc, 2)
+	require.NoError(t, err)
+	assert.Equal(t, maxMsgLength-1, cap(body), "a 100 KiB write needs a full page")
+
+	read := &sshFxpReadPacket{ID: 1, Len: 32 << 10}
+	data := read.getDataSlice(alloc, 3, defaultMaxTxPacket)
+	assert.Len(t, data, 32<<10)
+	assert.Equal(t, smallPage, cap(data), "the reply to a 32 KiB read fits a small page")
+	reply := &sshFxpDataPacket{ID: 1, Length: uint32(len(data)), Data: data}
+	b, err := reply.MarshalBinary()
+	require.NoError(t, err)
+	assert.Equal(t, unsafe.SliceData(data), unsafe.SliceData(b), "the reply is marshalled in its page")
+
+	alloc.ReleasePages(1)
+	alloc.ReleasePages(2)
+	alloc.ReleasePages(3)
+	alloc.Lock()
+	small, big := len(alloc.availableSmall), len(alloc.available)
+	alloc.Unlock()
+	assert.Equal(t, 2, small)
+	assert.Equal(t, 1, big)
+	// The spare small page is taken again rather than a new one made.
+	again := alloc.getPageFor(4, 1000+dataHeaderLen+4096)
+	assert.Equal(t, smallPage, cap(again))
+	assert.Equal(t, 2, alloc.countAvailablePages())
 }

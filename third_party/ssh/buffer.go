@@ -9,53 +9,68 @@ import (
 	"sync"
 )
 
-// buffer provides a linked list buffer for data exchange
-// between producer and consumer. Theoretically the buffer is
-// of unlimited capacity as it does no allocation of its own.
+// buffer provides a queue of byte slices for data exchange between producer and consumer.
+// Theoretically the buffer is of unlimited capacity as it does no allocation of its own.
+//
+// wharf: a slice of chunks instead of upstream's linked list of elements (one allocation per
+// packet less), and a chunk may own the packet its data is in, which Read gives back to the
+// packet pool once it has copied the last byte out (see packetpool.go and WHARF.md).
 type buffer struct {
-	// protects concurrent access to head, tail and closed
+	// protects concurrent access to chunks, head and closed
 	*sync.Cond
 
-	head *element // the buffer that will be read first
-	tail *element // the buffer that will be read last
+	chunks []chunk // chunks[head:] are waiting to be read; each holds at least one byte
+	head   int
 
 	closed bool
 }
 
-// An element represents a single link in a linked list.
-type element struct {
-	buf  []byte
-	next *element
+// A chunk is data written to the buffer and not yet read. pkt, if not nil, is the pooled
+// packet that data is part of: the buffer owns it.
+type chunk struct {
+	data []byte
+	pkt  []byte
 }
+
+// bufferKeepChunks is the largest chunk slice an empty buffer keeps; a larger one (many
+// small packets were queued) is dropped when the buffer empties.
+const bufferKeepChunks = 256
 
 // newBuffer returns an empty buffer that is not closed.
 func newBuffer() *buffer {
-	e := new(element)
-	b := &buffer{
-		Cond: newCond(),
-		head: e,
-		tail: e,
-	}
-	return b
+	return &buffer{Cond: newCond()}
 }
 
 // write makes buf available for Read to receive.
 // buf must not be modified after the call to write.
-func (b *buffer) write(buf []byte) {
+func (b *buffer) write(buf []byte) { b.writePacket(buf, nil) }
+
+// writePacket makes data available for Read to receive. pkt, if not nil, is the pooled
+// packet data is part of: the buffer owns it and gives it back to the pool once data is
+// read (or drops it if the buffer is closed first).
+func (b *buffer) writePacket(data, pkt []byte) {
+	if len(data) == 0 {
+		putPacketBuffer(pkt)
+		return
+	}
 	b.Cond.L.Lock()
-	e := &element{buf: buf}
-	b.tail.next = e
-	b.tail = e
+	if b.head > 0 && b.head >= len(b.chunks)/2 && len(b.chunks) == cap(b.chunks) {
+		// Reuse the room of the chunks already read rather than growing the slice.
+		n := copy(b.chunks, b.chunks[b.head:])
+		clear(b.chunks[n:])
+		b.chunks, b.head = b.chunks[:n], 0
+	}
+	b.chunks = append(b.chunks, chunk{data: data, pkt: pkt})
 	b.Cond.Signal()
 	b.Cond.L.Unlock()
 }
 
 // pending reports whether Read has data it can return without waiting (wharf's change, see
-// WHARF.md). handleData never writes an empty slice, so an element after head holds data.
+// WHARF.md). Every chunk waiting to be read holds data.
 func (b *buffer) pending() bool {
 	b.Cond.L.Lock()
 	defer b.Cond.L.Unlock()
-	return len(b.head.buf) > 0 || b.head != b.tail
+	return b.head < len(b.chunks)
 }
 
 // eof closes the buffer. Reads from the buffer once all
@@ -74,16 +89,25 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 	defer b.Cond.L.Unlock()
 
 	for len(buf) > 0 {
-		// if there is data in b.head, copy it
-		if len(b.head.buf) > 0 {
-			r := copy(buf, b.head.buf)
-			buf, b.head.buf = buf[r:], b.head.buf[r:]
+		// if there is data waiting, copy it
+		if b.head < len(b.chunks) {
+			c := &b.chunks[b.head]
+			r := copy(buf, c.data)
+			buf, c.data = buf[r:], c.data[r:]
 			n += r
-			continue
-		}
-		// if there is a next buffer, make it the head
-		if len(b.head.buf) == 0 && b.head != b.tail {
-			b.head = b.head.next
+			if len(c.data) == 0 {
+				// Nothing refers to the packet any more: the data was copied out.
+				putPacketBuffer(c.pkt)
+				*c = chunk{}
+				b.head++
+				if b.head == len(b.chunks) {
+					b.head = 0
+					b.chunks = b.chunks[:0]
+					if cap(b.chunks) > bufferKeepChunks {
+						b.chunks = nil
+					}
+				}
+			}
 			continue
 		}
 

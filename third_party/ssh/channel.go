@@ -222,8 +222,10 @@ type channel struct {
 	// protects sentClose and packetPool. This mutex must be
 	// different from windowMu, as writePacket can block if there
 	// is a key exchange pending.
-	writeMu   sync.Mutex
-	sentClose bool
+	writeMu sync.Mutex
+	// adjustPacket is where sendWindowAdjust builds its packet, under writeMu.
+	adjustPacket [9]byte
+	sentClose    bool
 
 	// packetPool has a buffer for each extended channel ID to
 	// save allocations during writes.
@@ -354,7 +356,7 @@ func (ch *channel) handleData(packet []byte) error {
 	ch.windowMu.Unlock()
 
 	if extended == 1 {
-		ch.extPending.write(data)
+		ch.extPending.writePacket(data, packet)
 	} else if extended > 0 {
 		// RFC 4254, Section 5.2 defines no extended data types other
 		// than stderr (type 1, handled above) and this package provides
@@ -369,8 +371,24 @@ func (ch *channel) handleData(packet []byte) error {
 			return err
 		}
 	} else {
-		ch.pending.write(data)
+		ch.pending.writePacket(data, packet)
 	}
+	return nil
+}
+
+// handleWindowAdjust handles a msgChannelWindowAdjust packet without decode's reflection and
+// allocations (wharf, see WHARF.md): a transfer's peer sends one every few data packets. The
+// packet goes back to its pool.
+func (ch *channel) handleWindowAdjust(packet []byte) error {
+	if len(packet) != 9 {
+		return parseError(msgChannelWindowAdjust)
+	}
+	n := binary.BigEndian.Uint32(packet[5:])
+	if !ch.remoteWin.add(n) {
+		// The packet is left alone: the mux handles one that deliverData refused.
+		return fmt.Errorf("ssh: invalid window update for %d bytes", n)
+	}
+	putPacketBuffer(packet)
 	return nil
 }
 
@@ -390,9 +408,27 @@ func (c *channel) adjustWindow(adj uint32) error {
 	if sendAdj == 0 {
 		return nil
 	}
-	return c.sendMessage(windowAdjustMsg{
-		AdditionalBytes: sendAdj,
-	})
+	return c.sendWindowAdjust(sendAdj)
+}
+
+// sendWindowAdjust sends a window adjustment of n bytes built in the channel's own buffer,
+// without Marshal's reflection and allocations (wharf, see WHARF.md). writeMu guards the
+// buffer as it does packetPool: the transport is done with a packet when writePacket returns
+// (one it keeps during a key exchange, it copies).
+func (c *channel) sendWindowAdjust(n uint32) error {
+	if debugMux {
+		log.Printf("send(%d): %#v", c.mux.chanList.offset, windowAdjustMsg{PeersID: c.remoteId, AdditionalBytes: n})
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.sentClose {
+		return io.EOF
+	}
+	p := c.adjustPacket[:]
+	p[0] = msgChannelWindowAdjust
+	binary.BigEndian.PutUint32(p[1:], c.remoteId)
+	binary.BigEndian.PutUint32(p[5:], n)
+	return c.mux.conn.writePacket(p)
 }
 
 func (c *channel) ReadExtended(data []byte, extended uint32) (n int, err error) {
@@ -464,6 +500,8 @@ func (ch *channel) handlePacket(packet []byte) error {
 	switch packet[0] {
 	case msgChannelData, msgChannelExtendedData:
 		return ch.handleData(packet)
+	case msgChannelWindowAdjust:
+		return ch.handleWindowAdjust(packet)
 	case msgChannelClose:
 		ch.sendMessage(channelCloseMsg{PeersID: ch.remoteId})
 		ch.mux.chanList.remove(ch.localId)

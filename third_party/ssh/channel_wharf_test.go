@@ -19,8 +19,8 @@ func buffered(b *buffer) int {
 	b.L.Lock()
 	defer b.L.Unlock()
 	n := 0
-	for e := b.head; e != nil; e = e.next {
-		n += len(e.buf)
+	for _, c := range b.chunks[b.head:] {
+		n += len(c.data)
 	}
 	return n
 }

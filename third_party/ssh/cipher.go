@@ -723,6 +723,10 @@ type chacha20Poly1305Cipher struct {
 	lengthKey  [32]byte
 	contentKey [32]byte
 	buf        []byte
+	// nonce is the packet's nonce, a field rather than a local so that it is not allocated
+	// for every packet (it escapes into the AEAD; wharf, see WHARF.md). A cipher reads or
+	// writes one direction's packets, one at a time.
+	nonce [12]byte
 
 	// bulk is the IETF ChaCha20-Poly1305 AEAD under contentKey, used only for its
 	// keystream: see xorContent.
@@ -775,7 +779,7 @@ func newChaCha20Cipher(key, unusedIV, unusedMACKey []byte, unusedAlgs DirectionA
 }
 
 func (c *chacha20Poly1305Cipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error) {
-	nonce := make([]byte, 12)
+	nonce := c.nonce[:]
 	binary.BigEndian.PutUint32(nonce[8:], seqNum)
 	s, err := chacha20.NewUnauthenticatedCipher(c.contentKey[:], nonce)
 	if err != nil {
@@ -845,7 +849,7 @@ func (c *chacha20Poly1305Cipher) readCipherPacket(seqNum uint32, r io.Reader) ([
 }
 
 func (c *chacha20Poly1305Cipher) writeCipherPacket(seqNum uint32, w io.Writer, rand io.Reader, payload []byte) error {
-	nonce := make([]byte, 12)
+	nonce := c.nonce[:]
 	binary.BigEndian.PutUint32(nonce[8:], seqNum)
 	s, err := chacha20.NewUnauthenticatedCipher(c.contentKey[:], nonce)
 	if err != nil {

@@ -274,7 +274,7 @@ func (t *handshakeTransport) readLoop() {
 		// Nothing handed over is still being handled (and readLoop is the only one to hand
 		// packets over), so the mux's goroutine is waiting for the next packet: a data
 		// packet can go to its channel from here without overtaking another packet.
-		if p[0] == msgChannelData && t.inflight.Load() == 0 {
+		if (p[0] == msgChannelData || p[0] == msgChannelWindowAdjust) && t.inflight.Load() == 0 {
 			if f := t.deliverData.Load(); f != nil && (*f)(p) {
 				continue
 			}

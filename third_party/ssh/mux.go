@@ -159,19 +159,22 @@ type dataDeliverer interface {
 	setDataHandler(func(packet []byte) bool)
 }
 
-// deliverData handles a msgChannelData packet on the transport's reading goroutine while
-// the mux's goroutine waits for its next packet. It returns false, having changed nothing,
-// for a packet the mux must handle: an unknown or unconfirmed channel, or one that
-// handleData refuses (it checks before it changes anything), so that the mux reports the
-// error as before. handleData of msgChannelData sends nothing, so this cannot wait on a key
-// exchange that needs the reading goroutine.
+// deliverData handles a msgChannelData or msgChannelWindowAdjust packet on the transport's
+// reading goroutine while the mux's goroutine waits for its next packet. It returns false,
+// having changed nothing, for a packet the mux must handle: an unknown or unconfirmed
+// channel, or one that handleData or handleWindowAdjust refuses (they check before they
+// change anything), so that the mux reports the error as before. Neither sends anything, so
+// this cannot wait on a key exchange that needs the reading goroutine.
 func (m *mux) deliverData(packet []byte) bool {
-	if len(packet) < 9 || packet[0] != msgChannelData {
+	if len(packet) < 9 || (packet[0] != msgChannelData && packet[0] != msgChannelWindowAdjust) {
 		return false
 	}
 	ch := m.chanList.getChan(binary.BigEndian.Uint32(packet[1:]))
 	if ch == nil || !ch.established.Load() {
 		return false // handlePacket's rules apply
+	}
+	if packet[0] == msgChannelWindowAdjust {
+		return ch.handleWindowAdjust(packet) == nil
 	}
 	return ch.handleData(packet) == nil
 }

@@ -173,7 +173,15 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 
 	// The packet may point to an internal buffer, so copy the
 	// packet out here.
-	fresh := make([]byte, len(packet))
+	//
+	// wharf: into a pooled buffer for the packets whose handlers give it back (channel data
+	// and window adjustments, see packetpool.go).
+	var fresh []byte
+	if len(packet) > 0 && pooledPacket(packet[0]) {
+		fresh = getPacketBuffer(len(packet))
+	} else {
+		fresh = make([]byte, len(packet))
+	}
 	copy(fresh, packet)
 
 	return fresh, err
