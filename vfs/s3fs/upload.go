@@ -71,8 +71,9 @@ type upload struct {
 	off      int64 // bytes received in order (including the base)
 	start    int64 // offset of cur[0]
 	cur      []byte
-	ahead    map[int64][]byte // writes received ahead of off
-	aheadLen int64
+	ahead    map[int64][]byte // writes received ahead of off, past cur's part: copies
+	spans    []span           // writes received ahead of off within cur's part, already in cur past its length; sorted, disjoint
+	aheadLen int64            // bytes held by ahead and covered by spans
 	hw       int64 // size: the highest end written
 	pos      int64 // for Read, Write and Seek
 	meta     map[string]string
@@ -90,6 +91,9 @@ type upload struct {
 }
 
 var _ vfs.PendingUpload = (*upload)(nil)
+
+// span is a range of absolute offsets, [off, end).
+type span struct{ off, end int64 }
 
 func (f *FS) newUpload(c string, base *info, appendTo, readable, deferred bool) *upload {
 	ctx, cancel := context.WithCancel(f.ctx)
@@ -168,6 +172,17 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 		if end-u.off > Window || u.aheadLen+int64(len(p)) > Window {
 			return 0, pathErr("write", u.name, ErrOutOfOrder)
 		}
+		if end <= u.start+u.f.opt.PartSize {
+			// Within the part being filled: straight into the buffer, where the data
+			// received in order will join it, instead of a copy held apart (most of an
+			// SFTP upload's writes come out of order, and the copies were its garbage).
+			if u.cur == nil {
+				u.cur = u.f.getBuf()
+			}
+			copy(u.cur[:cap(u.cur)][off-u.start:], p)
+			u.addSpan(off, end)
+			break
+		}
 		if u.ahead == nil {
 			u.ahead = map[int64][]byte{}
 		}
@@ -189,6 +204,9 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 	// The writes received ahead that now continue the data go one at a time, so the data
 	// held apart shrinks as the buffer fills.
 	for {
+		if err := u.advance(); err != nil {
+			return 0, u.fail("write", err)
+		}
 		b, ok := u.nextAhead()
 		if !ok {
 			return len(p), nil
@@ -197,6 +215,44 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 			return 0, u.fail("write", err)
 		}
 	}
+}
+
+// addSpan records that [off, end), past the data received in order and within cur's part,
+// is in the buffer; overlapping and adjacent spans merge.
+func (u *upload) addSpan(off, end int64) {
+	i := 0
+	for i < len(u.spans) && u.spans[i].end < off {
+		i++
+	}
+	j := i
+	for j < len(u.spans) && u.spans[j].off <= end {
+		off, end = min(off, u.spans[j].off), max(end, u.spans[j].end)
+		u.aheadLen -= u.spans[j].end - u.spans[j].off
+		j++
+	}
+	u.spans = slices.Replace(u.spans, i, j, span{off, end})
+	u.aheadLen += end - off
+}
+
+// advance moves the data received in order over the spans that now continue it, sending the
+// part when that fills it. Spans lie within cur's part, so they are all used up by then.
+func (u *upload) advance() error {
+	for len(u.spans) > 0 && u.spans[0].off <= u.off {
+		sp := u.spans[0]
+		u.spans = slices.Delete(u.spans, 0, 1)
+		u.aheadLen -= sp.end - sp.off
+		if sp.end <= u.off {
+			continue
+		}
+		u.cur = u.cur[:sp.end-u.start]
+		u.off = sp.end
+		if len(u.cur) == int(u.f.opt.PartSize) {
+			if err := u.sendCur(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // nextAhead takes one write received ahead that now continues (or overlaps) the data in
@@ -239,17 +295,22 @@ func (u *upload) push(b []byte) error {
 		if len(u.cur) < ps {
 			continue
 		}
-		if err := u.acquire(); err != nil {
-			return err
-		}
-		part := u.cur
-		u.cur = nil
-		u.start += int64(ps)
-		if err := u.sendPart(part); err != nil {
+		if err := u.sendCur(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sendCur sends the full buffer as the next part; the next data starts a new buffer.
+func (u *upload) sendCur() error {
+	if err := u.acquire(); err != nil {
+		return err
+	}
+	part := u.cur
+	u.cur = nil
+	u.start += u.f.opt.PartSize
+	return u.sendPart(part)
 }
 
 // acquire waits while UploadConcurrency parts are in flight.
@@ -385,7 +446,7 @@ func (u *upload) readBuffered(p []byte, off int64, name string) (int, error) {
 	if off >= u.hw {
 		return 0, io.EOF
 	}
-	if u.mp != nil || off < u.start || len(u.ahead) > 0 {
+	if u.mp != nil || off < u.start || len(u.ahead) > 0 || len(u.spans) > 0 {
 		return 0, pathErr("read", name, ErrReadBack)
 	}
 	n := copy(p, u.cur[off-u.start:])
@@ -435,7 +496,7 @@ func (u *upload) Truncate(size int64) error {
 		u.base, u.off, u.start, u.hw = nil, 0, 0, 0
 		return nil
 	}
-	if u.base != nil || u.mp != nil || len(u.ahead) > 0 || size < u.start || size-u.start > u.f.opt.PartSize {
+	if u.base != nil || u.mp != nil || len(u.ahead) > 0 || len(u.spans) > 0 || size < u.start || size-u.start > u.f.opt.PartSize {
 		return pathErr("truncate", u.name, ErrRewrite)
 	}
 	if n := int(size - u.start); n <= len(u.cur) {
@@ -483,7 +544,7 @@ func (u *upload) Close() error {
 
 // flushLocked sends the last part and waits for all of them.
 func (u *upload) flushLocked() error {
-	if len(u.ahead) > 0 {
+	if len(u.ahead) > 0 || len(u.spans) > 0 {
 		return ErrGap
 	}
 	if u.mp != nil && len(u.cur) > 0 {
