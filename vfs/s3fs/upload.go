@@ -74,8 +74,8 @@ type upload struct {
 	ahead    map[int64][]byte // writes received ahead of off, past cur's part: copies
 	spans    []span           // writes received ahead of off within cur's part, already in cur past its length; sorted, disjoint
 	aheadLen int64            // bytes held by ahead and covered by spans
-	hw       int64 // size: the highest end written
-	pos      int64 // for Read, Write and Seek
+	hw       int64            // size: the highest end written
+	pos      int64            // for Read, Write and Seek
 	meta     map[string]string
 	wrote    bool
 	closed   bool
