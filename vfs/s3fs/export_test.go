@@ -30,10 +30,18 @@ func (f *FS) IdleConnsPerHost() int {
 	return f.c.Options().HTTPClient.(*awshttp.BuildableClient).GetTransport().MaxIdleConnsPerHost
 }
 
-// ExpireCache drops the metadata cache's entries and listings, as waiting metaTTL would; what
-// listings remember for mtimeTTL stays.
+// ExpireCache ages the metadata cache's entries and listings by metaTTL, as waiting metaTTL
+// would: they no longer answer lookups, while what is kept longer (the times listings
+// remember for mtimeTTL, the objects written for writtenTTL) still does.
 func (f *FS) ExpireCache() {
 	f.meta.mu.Lock()
 	defer f.meta.mu.Unlock()
-	f.meta.entries, f.meta.listed, f.meta.names = nil, nil, 0
+	for k, e := range f.meta.entries {
+		e.at = e.at.Add(-metaTTL)
+		f.meta.entries[k] = e
+	}
+	for k, l := range f.meta.listed {
+		l.at = l.at.Add(-metaTTL)
+		f.meta.listed[k] = l
+	}
 }
