@@ -22,6 +22,9 @@ func NewWithHTTPClient(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS,
 	return newFS(ctx, opt, hc)
 }
 
+// MaxAhead is how many separate pieces written ahead an upload holds.
+const MaxAhead = maxAhead
+
 // ListHeads is how many HEADs a listing sends at once.
 const ListHeads = listHeads
 

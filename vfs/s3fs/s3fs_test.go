@@ -291,6 +291,51 @@ func TestOutOfOrderInPlace(t *testing.T) {
 	}
 }
 
+// TestScatteredWritesBounded is the attack on the bookkeeping of writes received ahead:
+// single bytes with a gap after each, within the window, inside the part being filled and
+// past it. Each would be a piece of its own (millions within 4 MiB); the upload refuses the
+// write that would hold more than s3fs.MaxAhead pieces, with a clear error, and nothing
+// appears.
+func TestScatteredWritesBounded(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name  string
+		start int64 // where the scattered writes begin, after data written in order
+	}{
+		{"in the part", 0},
+		{"past the part", s3fs.MinPartSize - 64<<10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := e.fs.Create("/scattered.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.start > 0 {
+				if _, err := f.WriteAt(make([]byte, tc.start), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			held := 0
+			for k := int64(1); k <= 4*s3fs.MaxAhead; k++ {
+				off := tc.start + 64<<10 + 2*k // past the part's end in the second case
+				if _, err = f.WriteAt([]byte{'x'}, off); err != nil {
+					break
+				}
+				held++
+			}
+			if !errors.Is(err, s3fs.ErrScattered) || held != s3fs.MaxAhead {
+				t.Fatalf("%d scattered writes held, then %v; want %d, then %v", held, err, s3fs.MaxAhead, s3fs.ErrScattered)
+			}
+			if err := f.Close(); !errors.Is(err, s3fs.ErrGap) {
+				t.Errorf("close with gaps: %v", err)
+			}
+			if _, err := e.fs.Stat("/scattered.bin"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a failed upload is visible: %v", err)
+			}
+		})
+	}
+}
+
 // TestPendingUpload is the atomic contract the core relies on: an upload from CreateAtomic
 // appears only on Publish; Discard aborts it, even after all its parts were sent.
 func TestPendingUpload(t *testing.T) {

@@ -33,10 +33,17 @@ import (
 // take data out of order, and wharf keeps no spill file on local disk).
 const Window = 2 * 64 * 32 << 10
 
+// maxAhead is how many separate pieces of data received ahead an upload holds at once:
+// OpenSSH keeps 64 writes in flight, and writes that touch merge into one piece. It bounds
+// the bookkeeping that a client writing single bytes with gaps between them could make
+// grow to millions of pieces within the Window.
+const maxAhead = 1024
+
 // Errors an upload refuses with. They match errors.ErrUnsupported (the core's "operation not
 // supported" kind) and say why.
 var (
 	ErrOutOfOrder = unsupported("write too far ahead of the data received so far: object storage takes an upload in order, within a window of 4 MiB")
+	ErrScattered  = unsupported("too many separate writes ahead of the data received so far: object storage takes an upload in order")
 	ErrRewrite    = unsupported("object storage cannot change data already sent: only appending at the end of an object is possible")
 	ErrGap        = unsupported("upload has a gap (data never written): object storage cannot store a sparse file")
 	ErrReadBack   = unsupported("an upload to object storage cannot be read back before it is complete")
@@ -171,6 +178,9 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 	case off > u.off:
 		if end-u.off > Window || u.aheadLen+int64(len(p)) > Window {
 			return 0, pathErr("write", u.name, ErrOutOfOrder)
+		}
+		if len(u.spans)+len(u.ahead) >= maxAhead {
+			return 0, pathErr("write", u.name, ErrScattered)
 		}
 		if end <= u.start+u.f.opt.PartSize {
 			// Within the part being filled: straight into the buffer, where the data
