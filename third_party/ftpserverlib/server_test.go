@@ -23,7 +23,26 @@ func TestMain(m *testing.M) {
 	//nolint:gosmopolitan // Intentional modification for testing timezone behavior
 	time.Local = loc
 
-	os.Exit(m.Run())
+	os.Exit(runInPrivateTempDir(m))
+}
+
+// runInPrivateTempDir runs the tests with TMPDIR set to a directory of their own and removes
+// it afterwards: upstream's test driver and several tests create temporary files and
+// directories they never remove, and thousands of them in the shared temporary directory
+// broke other suites that list it (pkg/sftp's TestClientReadDir reads at most 4,096 entries).
+func runInPrivateTempDir(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ftpserverlib-tests")
+	if err != nil {
+		panic(err)
+	}
+
+	defer os.RemoveAll(dir) //nolint:errcheck // best effort
+
+	if err := os.Setenv("TMPDIR", dir); err != nil {
+		panic(err)
+	}
+
+	return m.Run()
 }
 
 var errListenerAccept = errors.New("error accepting a connection")

@@ -1427,7 +1427,7 @@ func TestClientReadDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	osfiles, err := d.Readdir(4096)
+	osfiles, err := d.Readdir(-1)
 	if err != nil {
 		t.Fatal(err)
 	}
