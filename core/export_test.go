@@ -29,3 +29,6 @@ func HiddenCount(s *Session) int { s.mu.Lock(); defer s.mu.Unlock(); return len(
 
 // QuestionCount returns how many interactive questions a session holds.
 func QuestionCount(s *Session) int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.questions) }
+
+// S3Clients returns how many S3 clients a site made.
+func S3Clients(s *Site) int { s.s3mu.Lock(); defer s.s3mu.Unlock(); return len(s.s3Clients) }

@@ -80,3 +80,44 @@ func TestS3MissingBucket(t *testing.T) {
 		t.Errorf("the client's error names the store: %v", err)
 	}
 }
+
+// TestS3UsersShareOneClient: the backends of every user prefix on one store and credentials
+// share one S3 client, loaded at start; other credentials get a client of their own. Each
+// user still sees only their own prefix.
+func TestS3UsersShareOneClient(t *testing.T) {
+	store := s3test.Start(t)
+	dir := store.Bucket(t, s3kit.Bucket)
+	site := testSite(t, []config.User{
+		user("u1", func(u *config.User) { u.Home.VFS = "s3" }),
+		user("u2", func(u *config.User) { u.Home.VFS = "s3" }),
+		user("u3", func(u *config.User) { u.Home.VFS = "other" }),
+	}, nil, func(c *config.Site) {
+		c.VFS = append(c.VFS, s3kit.VFS(store, "s3", "home/{user}"), s3kit.VFS(store, "other", "other/{user}"))
+		wrong := s3kit.VFS(store, "wrong", "wrong/{user}")
+		wrong.AccessKey = config.InlineSecret("someone-else")
+		c.VFS = append(c.VFS, wrong)
+	})
+	if n := core.S3Clients(site); n != 2 {
+		t.Fatalf("after start: %d S3 clients, want 2 (one per store and credentials)", n)
+	}
+	ctx := context.Background()
+	for _, id := range []string{"u1", "u2", "u3"} {
+		s := login(t, site, id)
+		if err := upload(ctx, s, "/mine.txt", id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		fis, err := s.List(ctx, "/")
+		if err != nil || len(fis) != 1 || fis[0].Name() != "mine.txt" {
+			t.Fatalf("%s lists %v, %v; want only mine.txt", id, fis, err)
+		}
+	}
+	for _, p := range []string{"home/u1/mine.txt", "home/u2/mine.txt", "other/u3/mine.txt"} {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil || string(b) != strings.Split(p, "/")[1] {
+			t.Errorf("%s holds %q, %v", p, b, err)
+		}
+	}
+	if n := core.S3Clients(site); n != 2 {
+		t.Errorf("after three users' logins: %d S3 clients, want 2", n)
+	}
+}

@@ -51,6 +51,10 @@ type Site struct {
 	perUser  map[string]int
 	backends map[string]afero.Fs // by vfs name + resolved root
 	partBufs *s3fs.PartBuffers   // the part buffers of every s3 backend's uploads
+	// s3mu guards s3Clients: the connections to S3 stores, by s3ClientKey, shared by the
+	// backends of every user prefix on the store
+	s3mu      sync.Mutex
+	s3Clients map[string]*s3fs.Client
 	usage    map[string]*usage   // quota usage by user id
 	limits   map[string]*bandwidth
 	prot     *protector
@@ -119,7 +123,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 	s := &Site{
 		name: c.Name, log: opts.Logger, events: opts.Events, observer: opts.Observer, now: opts.Now,
 		sessions: map[string]*Session{}, perIP: map[netip.Addr]int{}, perUser: map[string]int{}, unauthPerIP: map[netip.Addr]int{},
-		backends: map[string]afero.Fs{}, partBufs: s3fs.NewPartBuffers(), usage: map[string]*usage{}, limits: map[string]*bandwidth{},
+		backends: map[string]afero.Fs{}, partBufs: s3fs.NewPartBuffers(), s3Clients: map[string]*s3fs.Client{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		mem:       memReleaser{quiet: memReleaseQuiet, release: debug.FreeOSMemory},
 	}
@@ -183,6 +187,16 @@ func (s *Site) Reload(c *config.Site) error {
 		hashes = append(hashes, c.Users[i].Password)
 	}
 	sc.dummies = dummiesFor(hashes)
+	for _, v := range c.VFS {
+		if v.Type != "s3" {
+			continue
+		}
+		// The AWS configuration is loaded now rather than at the first login: a problem in
+		// it shows at start, and no login pays for it (nothing is sent yet).
+		if _, err := s.s3Client(v); err != nil {
+			s.log.Error("cannot load the configuration of the s3 vfs; its users cannot log in", "vfs", v.Name, "err", err)
+		}
+	}
 	s.cfg.Store(sc)
 	s.prot.configure(c.Protector, s.now())
 	return nil
@@ -511,12 +525,15 @@ func (s *Site) s3Backend(def config.VFS, key, prefix string) (afero.Fs, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s3OpenTimeout)
 	defer cancel()
-	d, err := s3fs.New(ctx, s3fs.Options{Bucket: def.Bucket, Prefix: prefix, Endpoint: def.Endpoint,
-		Region: def.Region, PathStyle: def.PathStyle, AccessKey: def.AccessKey.Value(),
-		SecretKey: def.SecretKey.Value(), StorageClass: def.StorageClass, SSE: def.SSE,
-		SSEKMSKeyID: def.SSEKMSKeyID, PartSize: int64(def.PartSize), UploadConcurrency: def.UploadConcurrency,
-		MaxDirRenameObjects: def.MaxDirRenameObjects, CleanupAfter: def.CleanupIncompleteUploadsAfter.Duration,
-		Logger: s.log.With("vfs", def.Name), Buffers: s.partBufs})
+	cl, err := s.s3Client(def)
+	var d *s3fs.FS
+	if err == nil {
+		d, err = s3fs.New(ctx, s3fs.Options{Bucket: def.Bucket, Prefix: prefix, StorageClass: def.StorageClass,
+			SSE: def.SSE, SSEKMSKeyID: def.SSEKMSKeyID, PartSize: int64(def.PartSize),
+			UploadConcurrency: def.UploadConcurrency, MaxDirRenameObjects: def.MaxDirRenameObjects,
+			CleanupAfter: def.CleanupIncompleteUploadsAfter.Duration, Logger: s.log.With("vfs", def.Name),
+			Buffers: s.partBufs, Client: cl})
+	}
 	if err != nil {
 		// The cause names the endpoint and the bucket: for the log, not for clients.
 		s.log.Error("cannot open the s3 vfs", "vfs", def.Name, "err", err)
@@ -530,6 +547,26 @@ func (s *Site) s3Backend(def config.VFS, key, prefix string) (afero.Fs, error) {
 	}
 	s.backends[key] = d
 	return d, nil
+}
+
+// s3Client returns the site's client for the store and credentials of an s3 vfs, made once.
+func (s *Site) s3Client(def config.VFS) (*s3fs.Client, error) {
+	secret := sha256.Sum256([]byte(def.SecretKey.Value()))
+	key := fmt.Sprintf("%s\x00%s\x00%t\x00%s\x00%x", def.Endpoint, def.Region, def.PathStyle, def.AccessKey.Value(), secret)
+	s.s3mu.Lock()
+	defer s.s3mu.Unlock()
+	if c, ok := s.s3Clients[key]; ok {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s3OpenTimeout)
+	defer cancel()
+	c, err := s3fs.NewClient(ctx, s3fs.ClientOptions{Endpoint: def.Endpoint, Region: def.Region,
+		PathStyle: def.PathStyle, AccessKey: def.AccessKey.Value(), SecretKey: def.SecretKey.Value()})
+	if err != nil {
+		return nil, err
+	}
+	s.s3Clients[key] = c
+	return c, nil
 }
 
 // mountTable opens the user's mounts.

@@ -71,6 +71,80 @@ type Options struct {
 	// Buffers serves the part buffers of uploads; nil: a pool of the backend's own. One
 	// pool for all the backends of a process keeps its memory to the uploads in progress.
 	Buffers *PartBuffers
+	// Client is the connection to the store, shared with other backends on it (see
+	// NewClient); nil: the backend makes one of its own from Endpoint, Region, PathStyle,
+	// AccessKey and SecretKey, which are ignored when Client is set.
+	Client *Client
+}
+
+// ClientOptions say how to reach a store: the fields of Options that are not about a bucket
+// or prefix.
+type ClientOptions struct {
+	Endpoint  string // "" = AWS
+	Region    string
+	PathStyle bool
+	// AccessKey and SecretKey; both empty = the default AWS credential chain.
+	AccessKey, SecretKey string
+}
+
+func (o Options) clientOptions() ClientOptions {
+	return ClientOptions{Endpoint: o.Endpoint, Region: o.Region, PathStyle: o.PathStyle, AccessKey: o.AccessKey, SecretKey: o.SecretKey}
+}
+
+// Client is a connection to an S3 store: the SDK's client, its configuration and its pool of
+// HTTP connections. A site opens one backend per user prefix, and the backends on one store
+// with the same credentials share a Client. One SDK client per backend cost every user's
+// first login the loading of the AWS configuration (with a CA bundle, the parsing of every
+// certificate in it), and each user a connection pool of their own.
+type Client struct {
+	c *s3.Client
+}
+
+// NewClient loads the AWS configuration (environment, shared files) and makes a client. It
+// sends nothing: credentials from the default chain are fetched at the first request.
+func NewClient(ctx context.Context, opt ClientOptions) (*Client, error) {
+	return newClient(ctx, opt, nil)
+}
+
+// newClient is NewClient with the HTTP client of the S3 client (nil = the SDK's); tests
+// count requests.
+func newClient(ctx context.Context, opt ClientOptions, hc s3.HTTPClient) (*Client, error) {
+	var loads []func(*awsconfig.LoadOptions) error
+	if opt.Region != "" {
+		loads = append(loads, awsconfig.WithRegion(opt.Region))
+	}
+	if opt.AccessKey != "" || opt.SecretKey != "" {
+		loads = append(loads, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(opt.AccessKey, opt.SecretKey, "")))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, loads...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // what S3-compatible stores answer for
+	}
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opt.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opt.Endpoint)
+		}
+		o.UsePathStyle = opt.PathStyle
+		o.HTTPClient = hc
+		if hc == nil {
+			// The SDK keeps 10 idle connections per host: a listing's HEADs (listHeads at
+			// once), the parts of a few uploads and the read-ahead of a few downloads go over
+			// more, and every request past 10 opened a connection and closed it after use.
+			o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+				t.MaxIdleConns, t.MaxIdleConnsPerHost = idleConns, idleConns
+			})
+		}
+		// Checksums only where the API requires them: several S3-compatible stores reject
+		// the SDK's default trailing checksums. The signature covers the payload over plain
+		// HTTP, TLS does over HTTPS.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return &Client{c: c}, nil
 }
 
 // FS is a backend over one bucket and prefix.
@@ -110,7 +184,8 @@ var (
 // prefix older than opt.CleanupAfter.
 func New(ctx context.Context, opt Options) (*FS, error) { return newFS(ctx, opt, nil) }
 
-// newFS is New with the HTTP client of the S3 client (nil = the SDK's); tests count requests.
+// newFS is New with the HTTP client of the S3 client it makes when opt.Client is nil (nil =
+// the SDK's); tests count requests.
 func newFS(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 	if opt.Bucket == "" {
 		return nil, errors.New("s3: no bucket")
@@ -137,41 +212,14 @@ func newFS(ctx context.Context, opt Options, hc s3.HTTPClient) (*FS, error) {
 	if opt.Buffers == nil {
 		opt.Buffers = NewPartBuffers()
 	}
-	var loads []func(*awsconfig.LoadOptions) error
-	if opt.Region != "" {
-		loads = append(loads, awsconfig.WithRegion(opt.Region))
-	}
-	if opt.AccessKey != "" || opt.SecretKey != "" {
-		loads = append(loads, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(opt.AccessKey, opt.SecretKey, "")))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, loads...)
-	if err != nil {
-		return nil, fmt.Errorf("s3: loading the AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1" // what S3-compatible stores answer for
-	}
-	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if opt.Endpoint != "" {
-			o.BaseEndpoint = aws.String(opt.Endpoint)
+	cl := opt.Client
+	if cl == nil {
+		var err error
+		if cl, err = newClient(ctx, opt.clientOptions(), hc); err != nil {
+			return nil, err
 		}
-		o.UsePathStyle = opt.PathStyle
-		o.HTTPClient = hc
-		if hc == nil {
-			// The SDK keeps 10 idle connections per host: a listing's HEADs (listHeads at
-			// once), the parts of a few uploads and the read-ahead of a few downloads go over
-			// more, and every request past 10 opened a connection and closed it after use.
-			o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-				t.MaxIdleConns, t.MaxIdleConnsPerHost = idleConns, idleConns
-			})
-		}
-		// Checksums only where the API requires them: several S3-compatible stores reject
-		// the SDK's default trailing checksums. The signature covers the payload over plain
-		// HTTP, TLS does over HTTPS.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
+	}
+	c := cl.c
 	bctx, stop := context.WithCancel(context.Background())
 	f := &FS{c: c, opt: opt, prefix: p, bufs: opt.Buffers, log: opt.Logger, ctx: bctx, stop: stop, pending: map[string]*upload{}, dirs: map[string]time.Time{},
 		maxCopy: maxCopySize, copyPart: copyPartSize, opened: time.Now().Truncate(time.Second)}
