@@ -55,10 +55,10 @@ type Site struct {
 	// backends of every user prefix on the store
 	s3mu      sync.Mutex
 	s3Clients map[string]*s3fs.Client
-	usage    map[string]*usage   // quota usage by user id
-	limits   map[string]*bandwidth
-	prot     *protector
-	closed   bool
+	usage     map[string]*usage // quota usage by user id
+	limits    map[string]*bandwidth
+	prot      *protector
+	closed    bool
 	// connections that have not logged in yet, in all and by address (Session.preAuth);
 	// guarded by mu
 	unauth      int
