@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -256,12 +257,13 @@ func TestOutOfOrderInPlace(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	// Two groups straddle a part's end (at 5 and 15 MiB): about 2 MiB is past it, held
-	// apart; the other 13 MiB or so written ahead is not copied. The bound leaves room for
-	// the HTTP client's allocations for the parts sent meanwhile.
+	// Nothing written ahead is copied on the heap: within the part being filled it goes
+	// into the part's buffer, past the part's end (two groups straddle one, at 5 and 15
+	// MiB) into the ahead buffer. Copies on the heap were 2.4 MB here. The bound leaves
+	// room for the HTTP client's allocations for the parts sent meanwhile (0.25–0.4 MB).
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("%d bytes written ahead of the data, %d bytes allocated", ahead, alloc)
-	if alloc > uint64(ahead)/3 {
+	if alloc > uint64(ahead)/24 {
 		t.Errorf("%d bytes allocated for %d bytes written ahead: the writes were copied", alloc, ahead)
 	}
 	// A range written ahead and written again before the data reaches it: the later wins.
@@ -288,6 +290,50 @@ func TestOutOfOrderInPlace(t *testing.T) {
 	}
 	if _, err := e.fs.Stat("/gap.bin"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a failed upload is visible: %v", err)
+	}
+}
+
+// TestShuffledWrites: writes of uneven sizes arrive shuffled in groups, as a pipelining
+// client's do, across several parts' ends; the object is the data.
+func TestShuffledWrites(t *testing.T) {
+	e := newEnv(t)
+	for seed := uint64(1); seed <= 3; seed++ {
+		r := mrand.New(mrand.NewPCG(seed, 7))
+		data := random(t, 3*s3fs.MinPartSize+r.IntN(s3fs.MinPartSize))
+		type piece struct{ off, end int }
+		var pieces []piece
+		for off := 0; off < len(data); {
+			end := min(off+1+r.IntN(48<<10), len(data))
+			pieces = append(pieces, piece{off, end})
+			off = end
+		}
+		name := fmt.Sprintf("/shuffled-%d.bin", seed)
+		f, err := e.fs.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const group = 64 // at most 64 × 48 KiB ahead: within the Window
+		for g := 0; g < len(pieces); g += group {
+			batch := slices.Clone(pieces[g:min(g+group, len(pieces))])
+			r.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+			for _, p := range batch {
+				if _, err := f.WriteAt(data[p.off:p.end], int64(p.off)); err != nil {
+					t.Fatalf("seed %d: write [%d, %d): %v", seed, p.off, p.end, err)
+				}
+			}
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if got := vfstest.ReadFile(t, e.fs, name); !bytes.Equal(got, data) {
+			t.Fatalf("seed %d: content differs after shuffled writes", seed)
+		}
+	}
+	if now, _ := e.fs.Held(); now != 0 {
+		t.Errorf("%d bytes of part buffers held after the uploads", now)
+	}
+	if _, inUse := e.fs.Buffers(); inUse != 0 {
+		t.Errorf("%d buffers in use after the uploads", inUse)
 	}
 }
 
@@ -558,6 +604,25 @@ func TestUploadBuffersReturned(t *testing.T) {
 	if err := f.Close(); !errors.Is(err, s3fs.ErrGap) {
 		t.Errorf("close with a gap: %v", err)
 	}
+	// Data held past the part being filled when the upload ends: closed with the gap
+	// before it, and discarded.
+	head := random(t, s3fs.MinPartSize-1<<20)
+	f, _ = e.fs.Create("/gap-past")
+	_, _ = f.Write(head)
+	if _, err := f.WriteAt([]byte("y"), s3fs.MinPartSize+10); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); !errors.Is(err, s3fs.ErrGap) {
+		t.Errorf("close with a gap before data past the part: %v", err)
+	}
+	up, _ := e.fs.CreateUpload("/discarded-past", 0o644)
+	_, _ = up.Write(head)
+	if _, err := up.WriteAt([]byte("y"), s3fs.MinPartSize+10); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Discard(); err != nil {
+		t.Fatal(err)
+	}
 	// Truncated up, then closed.
 	f, _ = e.fs.Create("/grown")
 	if err := f.Truncate(1000); err != nil {
@@ -572,7 +637,7 @@ func TestUploadBuffersReturned(t *testing.T) {
 	if inUse != 0 || now != 0 {
 		t.Errorf("after every upload ended: %d buffers (%d bytes) still in use", inUse, now)
 	}
-	if limit := e.opt.UploadConcurrency + 1; mapped > limit {
+	if limit := e.opt.UploadConcurrency + 2; mapped > limit { // and one ahead buffer
 		t.Errorf("%d buffers mapped for uploads one at a time, want at most %d", mapped, limit)
 	}
 }

@@ -33,6 +33,9 @@ import (
 // take data out of order, and wharf keeps no spill file on local disk).
 const Window = 2 * 64 * 32 << 10
 
+// Data received ahead past a part fits in the next part's buffer (takeAhead).
+const _ = uint(MinPartSize - Window)
+
 // maxAhead is how many separate pieces of data received ahead an upload holds at once:
 // OpenSSH keeps 64 writes in flight, and writes that touch merge into one piece. It bounds
 // the bookkeeping that a client writing single bytes with gaps between them could make
@@ -78,9 +81,14 @@ type upload struct {
 	off      int64 // bytes received in order (including the base)
 	start    int64 // offset of cur[0]
 	cur      []byte
-	ahead    map[int64][]byte // writes received ahead of off, past cur's part: copies
-	spans    []span           // writes received ahead of off within cur's part, already in cur past its length; sorted, disjoint
-	aheadLen int64            // bytes held by ahead and covered by spans
+	spans    []span // writes received ahead of off within cur's part, already in cur past its length; sorted, disjoint
+	// aheadBuf holds the writes received ahead of off past cur's part, at their distance
+	// from the part's end (Window bytes from the buffer pool, taken when needed), and
+	// aheadSpans says where they are; sorted, disjoint. Once cur goes out, they move to the
+	// next part's buffer.
+	aheadBuf   []byte
+	aheadSpans []span
+	aheadLen   int64 // bytes covered by spans and aheadSpans
 	hw       int64            // size: the highest end written
 	pos      int64            // for Read, Write and Seek
 	meta     map[string]string
@@ -179,28 +187,34 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 		if end-u.off > Window || u.aheadLen+int64(len(p)) > Window {
 			return 0, pathErr("write", u.name, ErrOutOfOrder)
 		}
-		if len(u.spans)+len(u.ahead) >= maxAhead {
+		if len(u.spans)+len(u.aheadSpans) >= maxAhead {
 			return 0, pathErr("write", u.name, ErrScattered)
 		}
-		if end <= u.start+u.f.opt.PartSize {
-			// Within the part being filled: straight into the buffer, where the data
-			// received in order will join it, instead of a copy held apart (most of an
-			// SFTP upload's writes come out of order, and the copies were its garbage).
+		// Straight into the buffer of the part it belongs to, where the data received in
+		// order will join it; what lies past the part being filled goes to the ahead
+		// buffer. Most of an SFTP upload's writes come out of order, and copies of them
+		// held on the heap were its garbage (and, at a part's end, up to the Window of live
+		// heap, which the collector let grow twice over).
+		partEnd := u.start + u.f.opt.PartSize
+		in, past := p, []byte(nil)
+		if end > partEnd {
+			in, past = p[:max(partEnd-off, 0)], p[max(partEnd-off, 0):]
+		}
+		if len(in) > 0 {
 			if u.cur == nil {
 				u.cur = u.f.getBuf()
 			}
-			copy(u.cur[:cap(u.cur)][off-u.start:], p)
-			u.addSpan(off, end)
-			break
+			copy(u.cur[:cap(u.cur)][off-u.start:], in)
+			u.addSpan(&u.spans, off, off+int64(len(in)))
 		}
-		if u.ahead == nil {
-			u.ahead = map[int64][]byte{}
+		if len(past) > 0 {
+			o := end - int64(len(past))
+			if u.aheadBuf == nil {
+				u.aheadBuf = u.f.bufs.get(Window)[:Window]
+			}
+			copy(u.aheadBuf[o-partEnd:], past)
+			u.addSpan(&u.aheadSpans, o, end)
 		}
-		if old, ok := u.ahead[off]; ok {
-			u.aheadLen -= int64(len(old))
-		}
-		u.ahead[off] = bytes.Clone(p)
-		u.aheadLen += int64(len(p))
 	default: // over data received already: possible while it is still in the buffer
 		if off < u.start {
 			return 0, pathErr("write", u.name, ErrRewrite)
@@ -211,37 +225,60 @@ func (u *upload) writeLocked(p []byte, off int64) (int, error) {
 		}
 	}
 	u.hw = max(u.hw, end)
-	// The writes received ahead that now continue the data go one at a time, so the data
-	// held apart shrinks as the buffer fills.
-	for {
-		if err := u.advance(); err != nil {
-			return 0, u.fail("write", err)
-		}
-		b, ok := u.nextAhead()
-		if !ok {
-			return len(p), nil
-		}
-		if err := u.push(b); err != nil {
-			return 0, u.fail("write", err)
-		}
+	if err := u.advance(); err != nil {
+		return 0, u.fail("write", err)
 	}
+	return len(p), nil
 }
 
-// addSpan records that [off, end), past the data received in order and within cur's part,
-// is in the buffer; overlapping and adjacent spans merge.
-func (u *upload) addSpan(off, end int64) {
+// addSpan records in spans (u.spans or u.aheadSpans) that [off, end), past the data
+// received in order, is in its buffer; overlapping and adjacent spans merge.
+func (u *upload) addSpan(spans *[]span, off, end int64) {
+	ss := *spans
 	i := 0
-	for i < len(u.spans) && u.spans[i].end < off {
+	for i < len(ss) && ss[i].end < off {
 		i++
 	}
 	j := i
-	for j < len(u.spans) && u.spans[j].off <= end {
-		off, end = min(off, u.spans[j].off), max(end, u.spans[j].end)
-		u.aheadLen -= u.spans[j].end - u.spans[j].off
+	for j < len(ss) && ss[j].off <= end {
+		off, end = min(off, ss[j].off), max(end, ss[j].end)
+		u.aheadLen -= ss[j].end - ss[j].off
 		j++
 	}
-	u.spans = slices.Replace(u.spans, i, j, span{off, end})
+	*spans = slices.Replace(ss, i, j, span{off, end})
 	u.aheadLen += end - off
+}
+
+// takeAhead moves what the ahead buffer holds into the buffer of the part it now belongs
+// to, once the part before went out (so cur is nil and start is that part's end), and
+// gives the ahead buffer back. Spans of the part that went out that the data in order
+// covered since are dropped.
+func (u *upload) takeAhead() {
+	u.spans = slices.DeleteFunc(u.spans, func(sp span) bool {
+		if sp.end > u.off {
+			return false
+		}
+		u.aheadLen -= sp.end - sp.off
+		return true
+	})
+	if len(u.aheadSpans) > 0 {
+		u.cur = u.f.getBuf()
+		full := u.cur[:cap(u.cur)]
+		for _, sp := range u.aheadSpans {
+			copy(full[sp.off-u.start:sp.end-u.start], u.aheadBuf[sp.off-u.start:])
+		}
+		u.spans = append(u.spans, u.aheadSpans...)
+		u.aheadSpans = u.aheadSpans[:0]
+	}
+	u.dropAheadBuf()
+}
+
+// dropAheadBuf gives the ahead buffer back to the pool.
+func (u *upload) dropAheadBuf() {
+	if u.aheadBuf != nil {
+		u.f.bufs.put(u.aheadBuf)
+		u.aheadBuf = nil
+	}
 }
 
 // advance moves the data received in order over the spans that now continue it, sending the
@@ -263,29 +300,6 @@ func (u *upload) advance() error {
 		}
 	}
 	return nil
-}
-
-// nextAhead takes one write received ahead that now continues (or overlaps) the data in
-// order, and returns the part of it past the data: what is left to push.
-func (u *upload) nextAhead() ([]byte, bool) {
-	for o, b := range u.ahead {
-		if o > u.off {
-			continue
-		}
-		delete(u.ahead, o)
-		u.aheadLen -= int64(len(b))
-		e := o + int64(len(b))
-		if e <= u.off {
-			return nil, true
-		}
-		// Data from o to u.off was received in order meanwhile; a rewrite of it wins
-		// only while it is in the buffer, as a direct write would.
-		if o >= u.start {
-			copy(u.cur[o-u.start:], b[:u.off-o])
-		}
-		return b[u.off-o:], true
-	}
-	return nil, false
 }
 
 // push appends data received in order, sending each part as it fills: the buffer never
@@ -320,7 +334,11 @@ func (u *upload) sendCur() error {
 	part := u.cur
 	u.cur = nil
 	u.start += u.f.opt.PartSize
-	return u.sendPart(part)
+	if err := u.sendPart(part); err != nil {
+		return err
+	}
+	u.takeAhead()
+	return nil
 }
 
 // acquire waits while UploadConcurrency parts are in flight.
@@ -456,7 +474,7 @@ func (u *upload) readBuffered(p []byte, off int64, name string) (int, error) {
 	if off >= u.hw {
 		return 0, io.EOF
 	}
-	if u.mp != nil || off < u.start || len(u.ahead) > 0 || len(u.spans) > 0 {
+	if u.mp != nil || off < u.start || len(u.aheadSpans) > 0 || len(u.spans) > 0 {
 		return 0, pathErr("read", name, ErrReadBack)
 	}
 	n := copy(p, u.cur[off-u.start:])
@@ -506,7 +524,7 @@ func (u *upload) Truncate(size int64) error {
 		u.base, u.off, u.start, u.hw = nil, 0, 0, 0
 		return nil
 	}
-	if u.base != nil || u.mp != nil || len(u.ahead) > 0 || len(u.spans) > 0 || size < u.start || size-u.start > u.f.opt.PartSize {
+	if u.base != nil || u.mp != nil || len(u.aheadSpans) > 0 || len(u.spans) > 0 || size < u.start || size-u.start > u.f.opt.PartSize {
 		return pathErr("truncate", u.name, ErrRewrite)
 	}
 	if n := int(size - u.start); n <= len(u.cur) {
@@ -554,7 +572,7 @@ func (u *upload) Close() error {
 
 // flushLocked sends the last part and waits for all of them.
 func (u *upload) flushLocked() error {
-	if len(u.ahead) > 0 || len(u.spans) > 0 {
+	if len(u.aheadSpans) > 0 || len(u.spans) > 0 {
 		return ErrGap
 	}
 	if u.mp != nil && len(u.cur) > 0 {
@@ -667,6 +685,7 @@ func (u *upload) abort() {
 		u.f.putBuf(u.cur)
 		u.cur = nil
 	}
+	u.dropAheadBuf()
 }
 
 // getBuf returns an empty part buffer of PartSize, and counts it as held.
