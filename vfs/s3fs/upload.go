@@ -76,12 +76,12 @@ type upload struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	mu       sync.Mutex
-	base     *info // existing object the upload appends to, until prepared
-	off      int64 // bytes received in order (including the base)
-	start    int64 // offset of cur[0]
-	cur      []byte
-	spans    []span // writes received ahead of off within cur's part, already in cur past its length; sorted, disjoint
+	mu    sync.Mutex
+	base  *info // existing object the upload appends to, until prepared
+	off   int64 // bytes received in order (including the base)
+	start int64 // offset of cur[0]
+	cur   []byte
+	spans []span // writes received ahead of off within cur's part, already in cur past its length; sorted, disjoint
 	// aheadBuf holds the writes received ahead of off past cur's part, at their distance
 	// from the part's end (Window bytes from the buffer pool, taken when needed), and
 	// aheadSpans says where they are; sorted, disjoint. Once cur goes out, they move to the
@@ -89,16 +89,16 @@ type upload struct {
 	aheadBuf   []byte
 	aheadSpans []span
 	aheadLen   int64 // bytes covered by spans and aheadSpans
-	hw       int64            // size: the highest end written
-	pos      int64            // for Read, Write and Seek
-	meta     map[string]string
-	wrote    bool
-	closed   bool
-	done     bool // published or discarded
-	mp       *string
-	nextPart int32
-	sem      chan struct{}
-	wg       sync.WaitGroup
+	hw         int64 // size: the highest end written
+	pos        int64 // for Read, Write and Seek
+	meta       map[string]string
+	wrote      bool
+	closed     bool
+	done       bool // published or discarded
+	mp         *string
+	nextPart   int32
+	sem        chan struct{}
+	wg         sync.WaitGroup
 
 	pmu   sync.Mutex // guards parts and err, set by the part senders
 	parts []types.CompletedPart
