@@ -151,13 +151,25 @@ func (c *conn) finish(ch ssh.Channel, code uint32) {
 	_ = ch.Close()
 }
 
+// sshPages lends pkg/sftp its pages from the pools the SSH connections read channel data
+// into: the data a pipelined transfer has in flight is then held in one set of buffers,
+// where the channel's packets and the SFTP server's pages were two, each pool keeping the
+// most it ever held (2 MiB each for OpenSSH's 64 writes of 32 KiB), with the garbage
+// collector's slack on top.
+type sshPages struct{}
+
+func (sshPages) Get(n int) []byte { return ssh.GetBuffer(n) }
+func (sshPages) Put(b []byte)     { ssh.PutBuffer(b) }
+
 func (c *conn) serveSFTP(ctx context.Context, ch ssh.Channel) uint32 {
 	c.growWindow(ch)
 	rs := pkgsftp.NewRequestServer(ch, newHandlers(ctx, c.sess),
 		pkgsftp.WithStartDirectory("/"),
-		// Reuses packet buffers across requests; safe because no handler keeps the
-		// []byte given to WriteAt after returning.
-		pkgsftp.WithRSAllocator(),
+		// Reads requests into pages lent by the SSH layer's packet pools, and gives them
+		// back once answered (third_party/sftp and third_party/ssh WHARF.md). Safe because
+		// no handler keeps the []byte given to WriteAt, or filled by ReadAt, after
+		// returning: the page goes to any session's channel data next.
+		pkgsftp.WithRSPageSource(sshPages{}),
 		// Each open handle can hold a host file descriptor: without a cap one session
 		// could take all of the process's. 0 = unlimited.
 		pkgsftp.WithMaxOpenHandles(c.srv.site.Config().Limits.MaxHandlesPerSession),

@@ -25,6 +25,18 @@ const (
 // the garbage collector let the heap grow to twice that before collecting.
 const smallPage = 33 << 10
 
+// SmallPageSize is the size of the pages a PageSource lends (wharf).
+const SmallPageSize = smallPage
+
+// PageSource lends an allocator its pages of SmallPageSize bytes (wharf; see
+// WithRSPageSource). Get returns a slice of length size; Put takes back a page once its
+// request is answered. Pages of other sizes, and the pages of requests still in progress
+// when the session ends, are never given back.
+type PageSource interface {
+	Get(size int) []byte
+	Put(page []byte)
+}
+
 type allocator struct {
 	sync.Mutex
 	available      [][]byte // pages of maxMsgLength
@@ -38,6 +50,8 @@ type allocator struct {
 	trimGets uint64      // gets when the trim timer was last armed
 	trimmer  *time.Timer // armed while there are spares beyond sparePages
 	freed    bool
+
+	src PageSource // lends the small pages; nil: availableSmall keeps them
 }
 
 // usedPages are the pages one request took.
@@ -90,6 +104,12 @@ func (a *allocator) getPage(requestOrderID uint32, size int) []byte {
 	defer a.Unlock()
 
 	var result []byte
+	if size == smallPage && a.src != nil {
+		result = a.src.Get(smallPage)
+		a.used[requestOrderID] = a.used[requestOrderID].add(result)
+		a.gets++
+		return result
+	}
 
 	// get an available page and remove it from the available ones.
 	list := &a.available
@@ -116,6 +136,10 @@ func (a *allocator) getPage(requestOrderID uint32, size int) []byte {
 
 // release puts a page back with the available ones of its size; the caller holds a.Mutex.
 func (a *allocator) release(p []byte) {
+	if cap(p) == smallPage && a.src != nil {
+		a.src.Put(p)
+		return
+	}
 	if cap(p) == smallPage {
 		a.availableSmall = append(a.availableSmall, p)
 	} else {

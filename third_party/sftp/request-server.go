@@ -54,6 +54,19 @@ func WithRSAllocator() RequestServerOption {
 	}
 }
 
+// WithRSPageSource is WithRSAllocator with the pages of ordinary transfers' requests and
+// replies (SmallPageSize) lent by src instead of kept by the session (wharf): a server can
+// lend them from the pools its connection reads into, so that the data in flight is not
+// held in two sets of buffers.
+func WithRSPageSource(src PageSource) RequestServerOption {
+	return func(rs *RequestServer) {
+		alloc := newAllocator()
+		alloc.src = src
+		rs.pktMgr.alloc = alloc
+		rs.conn.alloc = alloc
+	}
+}
+
 // WithStartDirectory sets a start directory to use as base for relative paths.
 // If unset the default is "/"
 func WithStartDirectory(startDirectory string) RequestServerOption {

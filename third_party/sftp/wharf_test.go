@@ -633,3 +633,81 @@ func TestPagesFitTheirPacket(t *testing.T) {
 	assert.Equal(t, smallPage, cap(again))
 	assert.Equal(t, 2, alloc.countAvailablePages())
 }
+
+// countingPages is a PageSource that counts what it lends and gets back.
+type countingPages struct {
+	mu        sync.Mutex
+	lent, got int
+	out       map[*byte]bool
+	sizes     []int
+}
+
+func (c *countingPages) Get(size int) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := make([]byte, size)
+	c.lent++
+	c.sizes = append(c.sizes, size)
+	if c.out == nil {
+		c.out = map[*byte]bool{}
+	}
+	c.out[unsafe.SliceData(b)] = true
+	return b
+}
+
+func (c *countingPages) Put(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.out[unsafe.SliceData(b)] && len(b) == SmallPageSize {
+		c.got++
+		delete(c.out, unsafe.SliceData(b))
+	}
+}
+
+// TestPageSourceLendsSmallPages: with WithRSPageSource, the small pages of a pipelined
+// transfer's requests and replies come from the source and all go back to it, whole, once
+// answered; the session keeps none of its own, and long packets still take pages of their
+// own.
+func TestPageSourceLendsSmallPages(t *testing.T) {
+	alloc := newAllocator()
+	src := &countingPages{}
+	alloc.src = src
+	small := alloc.getPageFor(1, 1000)
+	long := alloc.getPageFor(2, 100<<10)
+	assert.Equal(t, SmallPageSize, len(small))
+	assert.Equal(t, maxMsgLength, len(long))
+	alloc.ReleasePages(1)
+	alloc.ReleasePages(2)
+	assert.Equal(t, 1, src.lent, "only the small page is lent")
+	assert.Equal(t, 1, src.got, "and given back")
+	assert.Equal(t, 0, len(alloc.availableSmall), "the session keeps no small page")
+	assert.Equal(t, 1, len(alloc.available), "long pages are the session's own")
+	alloc.Free()
+
+	src = &countingPages{}
+	p := clientRequestServerPairWithHandlers(t, InMemHandler(), WithRSPageSource(src))
+	defer p.Close()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	f, err := p.cli.OpenFile("/f", os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+	require.NoError(t, err)
+	p.cli.useConcurrentWrites = true
+	_, err = f.ReadFrom(bytes.NewReader(data))
+	require.NoError(t, err)
+	_, err = f.Seek(0, io.SeekStart)
+	require.NoError(t, err)
+	back, err := io.ReadAll(f)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	assert.True(t, bytes.Equal(data, back), "the file reads back whole")
+
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	assert.GreaterOrEqual(t, src.lent, 2*(1<<20)/(32<<10), "a page lent for each 32 KiB write and read")
+	assert.Equal(t, src.lent, src.got, "every page lent came back once its request was answered")
+	for _, n := range src.sizes {
+		assert.Equal(t, SmallPageSize, n)
+	}
+}

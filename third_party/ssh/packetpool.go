@@ -19,9 +19,13 @@ import (
 // holds at most twice its length: a client sending tiny packets costs the server no more
 // than twice what it did.
 
-// maxPooledPacket is the longest packet a pool holds: a data packet with channelMaxPacket
-// bytes of data.
-const maxPooledPacket = 9 + channelMaxPacket
+// maxPooledPacket is the size of the largest class: a data packet with channelMaxPacket
+// bytes of data fits, and so does a request of an SFTP server that carries that much data,
+// the page GetBuffer lends for it (33 KiB, pkg/sftp's page for such requests).
+const maxPooledPacket = 33 << 10
+
+// Packets are read into buffers of the largest class.
+const _ = uint(maxPooledPacket - (9 + channelMaxPacket))
 
 // packetClasses are the pools' buffer sizes, shortest first.
 var packetClasses = [...]int{64, 128, 256, 512, 1 << 10, 2 << 10, 4 << 10, 8 << 10, 16 << 10, maxPooledPacket}
@@ -68,3 +72,15 @@ func putPacketBuffer(b []byte) {
 	}
 	packetPools[c].Put(unsafe.Pointer(unsafe.SliceData(b)))
 }
+
+// GetBuffer lends a buffer of length n from the pools channel data is read into, and
+// PutBuffer takes it back (wharf). An SFTP server that reads its requests into these
+// buffers holds the data in flight on a connection in one set of buffers: the channel's
+// packets and the server's pages were two pools, each keeping the most it ever held, so a
+// pipelined upload kept its 2 MiB in flight live twice over, and the garbage collector let
+// the heap grow to twice that.
+func GetBuffer(n int) []byte { return getPacketBuffer(n) }
+
+// PutBuffer gives back a buffer from GetBuffer once its last user is done with it. A buffer
+// of another origin is ignored.
+func PutBuffer(b []byte) { putPacketBuffer(b) }
