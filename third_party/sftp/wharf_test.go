@@ -684,6 +684,9 @@ func TestPageSourceLendsSmallPages(t *testing.T) {
 	assert.Equal(t, 1, len(alloc.available), "long pages are the session's own")
 	alloc.Free()
 
+	// -allocator would add WithRSAllocator after this test's option, replacing its source.
+	defer func(v bool) { *testAllocator = v }(*testAllocator)
+	*testAllocator = false
 	src = &countingPages{}
 	p := clientRequestServerPairWithHandlers(t, InMemHandler(), WithRSPageSource(src))
 	defer p.Close()
