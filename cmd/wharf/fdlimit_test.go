@@ -101,8 +101,11 @@ sites:
 			t.Logf("child stdout:\n%s\nchild stderr:\n%s", stdout.String(), stderr.String())
 		}
 	}()
+	// The banner is written line by line: wait for all of it, not its first line.
 	coretest.Eventually(t, 30*time.Second, "the child to start serving", func() bool {
-		return strings.Contains(stdout.String(), "is running")
+		out := stdout.String()
+		return strings.Contains(out, "is running") && len(childListenLine.FindAllStringSubmatch(out, -1)) == 3 &&
+			metricsLine.MatchString(out)
 	})
 	addrs := map[string]string{}
 	for _, m := range childListenLine.FindAllStringSubmatch(stdout.String(), -1) {

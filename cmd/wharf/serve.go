@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -501,8 +502,15 @@ type certificateHolder interface {
 
 // printBanner tells a person where the gateway listens, where data lives, the fingerprints
 // to compare with what a client shows on its first connection and, for the embedded
-// default, how to log in.
+// default, how to log in. It is written in one write, so that a program reading the output
+// (a supervisor, a test) that sees its first line sees all of it.
 func (s *server) printBanner(w io.Writer, demoPassword string) {
+	var b bytes.Buffer
+	s.writeBanner(&b, demoPassword)
+	_, _ = w.Write(b.Bytes())
+}
+
+func (s *server) writeBanner(w io.Writer, demoPassword string) {
 	fmt.Fprintf(w, "wharf %s is running.\n", version)
 	for _, b := range s.listeners {
 		fmt.Fprintf(w, "  %-5s %s (site %s)\n", strings.ToUpper(b.protocol), b.ln.Addr(), b.site.Name())
