@@ -484,11 +484,9 @@ func (s *Site) backend(def config.VFS, userID string) (afero.Fs, error) {
 	key := def.Name + "\x00" + def.Type + "\x00" + root + "\x00" + prefix
 	if def.Type == "s3" {
 		// A reload that changes the store, the keys or the tuning opens a new backend.
-		secret := sha256.Sum256([]byte(def.SecretKey.Value()))
-		key += fmt.Sprintf("\x00%s\x00%s\x00%s\x00%t\x00%s\x00%x\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d",
-			def.Bucket, def.Endpoint, def.Region, def.PathStyle, def.AccessKey.Value(), secret, def.StorageClass,
-			def.SSE, def.SSEKMSKeyID, def.PartSize, def.UploadConcurrency, def.MaxDirRenameObjects,
-			def.CleanupIncompleteUploadsAfter.Duration)
+		key += fmt.Sprintf("\x00%s\x00%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d",
+			s3ClientKey(def), def.Bucket, def.StorageClass, def.SSE, def.SSEKMSKeyID, def.PartSize,
+			def.UploadConcurrency, def.MaxDirRenameObjects, def.CleanupIncompleteUploadsAfter.Duration)
 		return s.s3Backend(def, key, prefix)
 	}
 	s.mu.Lock()
@@ -549,10 +547,16 @@ func (s *Site) s3Backend(def config.VFS, key, prefix string) (afero.Fs, error) {
 	return d, nil
 }
 
+// s3ClientKey names the store and credentials of an s3 vfs: the vfs with the same key share
+// a client. The secret key enters as its hash.
+func s3ClientKey(def config.VFS) string {
+	secret := sha256.Sum256([]byte(def.SecretKey.Value()))
+	return fmt.Sprintf("%s\x00%s\x00%t\x00%s\x00%x", def.Endpoint, def.Region, def.PathStyle, def.AccessKey.Value(), secret)
+}
+
 // s3Client returns the site's client for the store and credentials of an s3 vfs, made once.
 func (s *Site) s3Client(def config.VFS) (*s3fs.Client, error) {
-	secret := sha256.Sum256([]byte(def.SecretKey.Value()))
-	key := fmt.Sprintf("%s\x00%s\x00%t\x00%s\x00%x", def.Endpoint, def.Region, def.PathStyle, def.AccessKey.Value(), secret)
+	key := s3ClientKey(def)
 	s.s3mu.Lock()
 	defer s.s3mu.Unlock()
 	if c, ok := s.s3Clients[key]; ok {

@@ -186,7 +186,7 @@ func TestMultipart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// At most UploadConcurrency parts in flight and one filling (the writes received ahead
-	// are held apart, up to the window).
+	// past it are in the ahead buffer, up to the window, which Held does not count).
 	now, peak := e.fs.Held()
 	t.Logf("peak of part buffers: %d bytes", peak)
 	if limit := int64(e.opt.UploadConcurrency+1) * s3fs.MinPartSize; peak > limit || now != 0 {
@@ -223,8 +223,8 @@ func TestMultipart(t *testing.T) {
 }
 
 // TestOutOfOrderInPlace: writes that arrive ahead of the data, as an SFTP client's pipelined
-// writes do, go straight into the part buffer when they fall within the part being filled;
-// only those past its end are held apart as copies. Before, every one was copied to the heap
+// writes do, go straight into the part buffer when they fall within the part being filled,
+// and into the ahead buffer past its end, never into copies. Before, every one was copied to the heap
 // (63% of a 1 GiB OpenSSH upload's data), and the collector ran for it. The content is the
 // same, and a rewrite of a range still in the buffer wins, as on a disk.
 func TestOutOfOrderInPlace(t *testing.T) {

@@ -282,7 +282,8 @@ func (u *upload) dropAheadBuf() {
 }
 
 // advance moves the data received in order over the spans that now continue it, sending the
-// part when that fills it. Spans lie within cur's part, so they are all used up by then.
+// part when that fills it; the spans of the data held ahead then move in (takeAhead), and it
+// goes on over them.
 func (u *upload) advance() error {
 	for len(u.spans) > 0 && u.spans[0].off <= u.off {
 		sp := u.spans[0]
