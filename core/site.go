@@ -33,6 +33,12 @@ type Options struct {
 	// StateDir holds state that survives restarts (the protector's bans); "" keeps it in
 	// memory only.
 	StateDir string
+	// Cluster shares bans, session limits and quotas with the other nodes of a cluster; nil
+	// for a single node.
+	Cluster Cluster
+	// RefuseWhenStoreDown refuses new logins while the cluster store cannot be reached
+	// (cluster.on_store_down: refuse); otherwise the site serves on local state meanwhile.
+	RefuseWhenStoreDown bool
 }
 
 // Site is one virtual site of the config: its users, file systems, limits and event handlers,

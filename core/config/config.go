@@ -28,6 +28,8 @@ type Config struct {
 	SMTP *SMTP `yaml:"smtp"`
 	// Scripting holds the settings of event scripts shared by all sites.
 	Scripting Scripting `yaml:"scripting"`
+	// Cluster makes the process a node of a cluster (nil: a single node).
+	Cluster *Cluster `yaml:"cluster"`
 
 	File     string    `yaml:"-"` // the file it came from ("(embedded default)" for the default)
 	Dir      string    `yaml:"-"` // absolute folder that relative paths were resolved against

@@ -229,6 +229,9 @@ func (c *checker) check(cfg *Config) {
 		c.checkSMTP("smtp", cfg.SMTP)
 	}
 	c.checkScripting("scripting", &cfg.Scripting)
+	if cfg.Cluster != nil {
+		c.checkCluster("cluster", cfg.Cluster)
+	}
 
 	if len(cfg.Sites) == 0 {
 		c.errorf("sites", "at least one site is required")

@@ -1,0 +1,80 @@
+package core
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Cluster is the state a site shares with the other nodes of a cluster (the cluster: section
+// of the config): protector strikes and bans, the live logged-in sessions and quota usage. A
+// site without one (Options.Cluster nil) keeps all of it in the process, as a single node.
+//
+// Every method may wait on the network and is bounded by ctx. An error means the store did
+// not answer: the site then carries on as cluster.on_store_down says, and never fails an
+// operation already in progress because of it. Sites are told apart by name: nodes that
+// serve a site of the same name share its bans, sessions and quotas.
+type Cluster interface {
+	// NodeID names this node.
+	NodeID() string
+
+	// Strike records a strike against key at the given time and returns the key's strikes
+	// within window on every node, this one included.
+	Strike(ctx context.Context, site string, key netip.Prefix, at time.Time, window time.Duration) (int, error)
+	// UpdateBan changes the ban record of key atomically across the cluster: change receives
+	// the stored record (the zero record when there is none) and returns the new one, which
+	// is stored, clears the key's strikes and is announced to every node (this one
+	// included). It returns the record stored.
+	UpdateBan(ctx context.Context, site string, key netip.Prefix, change func(BanRecord) BanRecord) (BanRecord, error)
+	// PutBans stores records made while the store was unreachable: each replaces the stored
+	// record of its key only when its LastOffence is later. They are announced like
+	// UpdateBan's.
+	PutBans(ctx context.Context, site string, bans []ClusterBan) error
+	// LiftBans removes the records of keys (every record of the site when all is set),
+	// announces it, and returns the records removed.
+	LiftBans(ctx context.Context, site string, keys []netip.Prefix, all bool) ([]ClusterBan, error)
+	// Bans returns every ban record of the site, expired ones included (their offences
+	// still count for a repeat offender).
+	Bans(ctx context.Context, site string) ([]ClusterBan, error)
+
+	// ClaimSession records a logged-in session unless its user already has max live
+	// sessions in the cluster (max 0: no limit), in which case the error wraps ErrLimit.
+	// others is the number of the user's other live sessions in the cluster. Sessions of a
+	// node that stopped heartbeating for node_ttl are not live.
+	ClaimSession(ctx context.Context, s ClusterSession, max int) (others int, err error)
+	// EndSession removes a session's record.
+	EndSession(ctx context.Context, site, id string) error
+
+	// AddUsage adds bytes and files (either may be negative) to the user's quota usage in
+	// the cluster. A positive addition that would take usage past a positive limit (maxBytes,
+	// maxFiles) is refused: ok is false and nothing is added. Usage never goes below zero.
+	// It returns the usage after the change.
+	AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (ok bool, usedBytes, usedFiles int64, err error)
+	// SetUsage replaces the user's usage with a fresh count of the storage (the user's first
+	// session in the cluster, when no node holds any of it).
+	SetUsage(ctx context.Context, site, user string, bytes, files int64) error
+}
+
+// BanRecord is a ban as the cluster stores it.
+type BanRecord struct {
+	Until       time.Time // the ban is in force before Until
+	Offences    int       // bans of the key within the last 7 days, this one included
+	LastOffence time.Time
+}
+
+// ClusterBan is a key's ban record.
+type ClusterBan struct {
+	Key netip.Prefix // an address (/32, /128) or an IPv6 prefix
+	BanRecord
+}
+
+// ClusterSession is a logged-in session as the cluster records it.
+type ClusterSession struct {
+	ID       string
+	Site     string
+	User     string
+	Node     string // the node that serves it; set by the store
+	Protocol string
+	RemoteIP string
+	Start    time.Time
+}
