@@ -26,10 +26,10 @@ type Options struct {
 
 	// Handlers of what nodes announce (each may be nil). They run on the store's listening
 	// goroutine, one at a time, in the order announced; they must not block for long.
-	OnBan    func(site string, b core.ClusterBan)                 // a ban stored (by any node)
-	OnLift   func(site string, keys []netip.Prefix, all bool)     // bans lifted
-	OnKick   func(sessionID string)                               // kick a session if it is here
-	OnReload func()                                               // reload the configuration
+	OnBan    func(site string, b core.ClusterBan)             // a ban stored (by any node)
+	OnLift   func(site string, keys []netip.Prefix, all bool) // bans lifted
+	OnKick   func(sessionID string)                           // kick a session if it is here
+	OnReload func()                                           // reload the configuration
 	// OnReconnect runs when the store answers again after it could not be reached (and
 	// after the first connection, if the store was down at Open): the node pushes what it
 	// did meanwhile (bans) and reloads the cluster's state.
@@ -56,7 +56,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) { return nil, error
 func (s *Store) Close(ctx context.Context) error { return nil }
 
 // Health reports whether the store answers, since when it does not, and the last error.
-func (s *Store) Health() (up bool, downSince time.Time, lastErr string) { return false, time.Time{}, "" }
+func (s *Store) Health() (up bool, downSince time.Time, lastErr string) {
+	return false, time.Time{}, ""
+}
 
 // SetConfigHash publishes a new configuration hash (after a reload), at the next heartbeat.
 func (s *Store) SetConfigHash(h string) {}
@@ -105,4 +107,3 @@ func Inspect(ctx context.Context, dsn string, nodeTTL time.Duration) (Status, er
 func Migrate(ctx context.Context, dsn string, log *slog.Logger) (applied []int, version int, err error) {
 	return nil, 0, errors.ErrUnsupported
 }
-
