@@ -64,7 +64,7 @@ func TestBrokenConfigs(t *testing.T) {
 		notInMsgs string // must not appear in any message (secrets)
 	}{
 		{"typo'd key", head + "    limitz: {}\n", "sites[0].limitz", 7, `unknown key; did you mean "limits"?`, ""},
-		{"unknown key without suggestion", "zzzzzz: 1\n" + head, "zzzzzz", 1, "unknown key (valid keys: log, state_dir, sites, metrics, audit, reload, smtp, scripting)", ""},
+		{"unknown key without suggestion", "zzzzzz: 1\n" + head, "zzzzzz", 1, "unknown key (valid keys: log, state_dir, sites, metrics, audit, reload, smtp, scripting, cluster)", ""},
 		{"duplicate key", head + "    scripts_dir: a\n    scripts_dir: b\n", "sites[0].scripts_dir", 8, "duplicate key (first defined at line 7)", ""},
 		{"wrong type int", head + "    limits: {max_connections: lots}\n", "sites[0].limits.max_connections", 7, `expected an integer, got "lots"`, ""},
 		{"wrong type list", "sites:\n  - name: x\n    listeners: sftp\n", "sites[0].listeners", 3, `expected a list, got "sftp"`, ""},
