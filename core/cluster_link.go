@@ -26,9 +26,21 @@ import (
 // storeTimeout bounds every call to the cluster store, on top of the caller's context.
 const storeTimeout = 2 * time.Second
 
-// storeDownRefusal is why a login is refused while the store cannot be reached and
-// cluster.on_store_down is refuse.
-const storeDownRefusal = "the cluster store cannot be reached; new logins are refused (cluster.on_store_down: refuse)"
+// ErrStoreDown is why a login is refused while the cluster store cannot be reached and
+// cluster.on_store_down is refuse. The login's error is of kind ErrLimit (adapters answer
+// with their "service not available" replies); IsStoreDown tells it apart from a session
+// limit, to send this text instead.
+var ErrStoreDown = errors.New("the cluster store cannot be reached; new logins are refused (cluster.on_store_down: refuse)")
+
+// IsStoreDown reports whether a login was refused because the cluster store cannot be
+// reached (see ErrStoreDown).
+func IsStoreDown(err error) bool {
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return errors.Is(oe.Err, ErrStoreDown)
+	}
+	return errors.Is(err, ErrStoreDown)
+}
 
 // clusterLink is a site's connection to the cluster store and what it remembers while the
 // store does not answer.

@@ -481,7 +481,7 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (int, 
 		case errors.Is(err, ErrLimit):
 			return -1, fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
 		case s.cl.refuse:
-			return -1, fmt.Errorf("%s: %w", storeDownRefusal, ErrLimit)
+			return -1, fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
 		}
 	}
 	s.mu.Lock()
