@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/core/coretest"
@@ -245,10 +247,13 @@ func TestClusterQuotaConcurrentNodes(t *testing.T) {
 	}
 	home := core.HomeFS(sess[0])
 	var refused atomic.Int64
+	// Phase 1: uploads of new names only. Files only appear, whole (atomic uploads), so a
+	// scan made while they run never counts more than the storage held when it ended: the
+	// watcher's figure can be trusted.
 	var maxSeen atomic.Int64
 	stop := make(chan struct{})
 	watched := make(chan struct{})
-	go func() { // watches the storage while the workers run
+	go func() {
 		defer close(watched)
 		for {
 			if b, _, err := core.ScanUsage(home); err == nil && b > maxSeen.Load() {
@@ -261,32 +266,16 @@ func TestClusterQuotaConcurrentNodes(t *testing.T) {
 			}
 		}
 	}()
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := sess[w]
-			for i := range 60 {
-				name := fmt.Sprintf("/w%d-%d", w, i%12) // each worker its own names
-				switch i % 6 {
-				case 4:
-					_ = s.Remove(ctx, fmt.Sprintf("/w%d-%d", w, (i+5)%12))
-				case 5:
-					size := int64(i * 100)
-					_ = s.SetStat(ctx, name, core.Attrs{Size: &size})
-				default:
-					err := upload(ctx, s, name, strings.Repeat("y", 1024*(1+(i*7+w*3)%40)))
-					if errors.Is(err, core.ErrQuota) {
-						refused.Add(1)
-					} else if err != nil {
-						t.Errorf("worker %d upload %s: %v", w, name, err)
-					}
-				}
+	workers(4, func(w int) {
+		for i := range 20 {
+			err := upload(ctx, sess[w], fmt.Sprintf("/new%d-%d", w, i), strings.Repeat("n", 1024*(1+(i*7+w*3)%40)))
+			if errors.Is(err, core.ErrQuota) {
+				refused.Add(1)
+			} else if err != nil {
+				t.Errorf("worker %d upload: %v", w, err)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	close(stop)
 	<-watched
 	if refused.Load() == 0 {
@@ -295,6 +284,33 @@ func TestClusterQuotaConcurrentNodes(t *testing.T) {
 	if m := maxSeen.Load(); m > quota {
 		t.Fatalf("the storage held %d bytes at one point, over the %d-byte quota", m, quota)
 	}
+	// Phase 2: removals, truncations and uploads over existing names, each worker on its own
+	// names, all at once; the storage is checked when they are done.
+	refused.Store(0)
+	workers(4, func(w int) {
+		s := sess[w]
+		for i := range 60 {
+			name := fmt.Sprintf("/w%d-%d", w, i%12)
+			switch i % 6 {
+			case 4:
+				_ = s.Remove(ctx, fmt.Sprintf("/new%d-%d", w, i/6))
+				_ = s.Remove(ctx, fmt.Sprintf("/w%d-%d", w, (i+5)%12))
+			case 5:
+				size := int64(i * 100)
+				_ = s.SetStat(ctx, name, core.Attrs{Size: &size})
+			default:
+				err := upload(ctx, s, name, strings.Repeat("y", 1024*(1+(i*7+w*3)%40)))
+				if errors.Is(err, core.ErrQuota) {
+					refused.Add(1)
+				} else if err != nil {
+					t.Errorf("worker %d upload %s: %v", w, name, err)
+				}
+			}
+		}
+	})
+	if refused.Load() == 0 {
+		t.Fatal("no upload of phase 2 reached the quota: the test proves nothing")
+	}
 	sb, sf, err := core.ScanUsage(home)
 	if err != nil {
 		t.Fatal(err)
@@ -302,9 +318,22 @@ func TestClusterQuotaConcurrentNodes(t *testing.T) {
 	if sb > quota {
 		t.Fatalf("the storage holds %d bytes, over the %d-byte quota", sb, quota)
 	}
+	// The store counts the storage and the allowances the two nodes hold.
+	ab0, af0 := core.AllowanceOf(sess[0])
+	ab1, af1 := core.AllowanceOf(sess[1])
+	if b, f := tc.store.Usage("t", "q"); b-ab0-ab1 != sb || f-af0-af1 != sf {
+		t.Fatalf("store counts %d bytes in %d files with allowances %d+%d bytes, %d+%d files; the storage holds %d in %d",
+			b, f, ab0, ab1, af0, af1, sb, sf)
+	}
+	// A node reports the cluster's figure less its own allowance.
 	for i, s := range sess {
-		if b, f := core.ClusterUsageOf(s); b != sb || f != sf {
-			t.Fatalf("session %d reports %d bytes in %d files, the storage holds %d in %d", i, b, f, sb, sf)
+		ob, of := ab1, af1
+		if i%2 == 1 {
+			ob, of = ab0, af0
+		}
+		if b, f := core.ClusterUsageOf(s); b != sb+ob || f != sf+of {
+			t.Fatalf("session %d reports %d bytes in %d files, the storage holds %d in %d and the other node's allowance is %d, %d",
+				i, b, f, sb, sf, ob, of)
 		}
 	}
 	for _, s := range sess {
@@ -374,12 +403,13 @@ func TestClusterStoreDownLocal(t *testing.T) {
 	if got := len(tc.store.LiveSessions("t", "q")); got != 0 {
 		t.Fatalf("store holds %d live sessions after both ended", got)
 	}
-	sb, _, err := core.ScanUsage(core.HomeFS(login(t, tc.nodes[1], "q")))
+	// Both sessions ended: the node gave its allowance back, and the store counts the storage.
+	sb, sf, err := core.ScanUsage(afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(tc.root, "q")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := tc.store.Usage("t", "q"); b != sb || sb != 30<<10 {
-		t.Fatalf("store counts %d bytes, the storage holds %d (want 30 KiB)", b, sb)
+	if b, f := tc.store.Usage("t", "q"); b != sb || f != sf || sb != 30<<10 {
+		t.Fatalf("store counts %d bytes in %d files, the storage holds %d in %d (want 30 KiB)", b, f, sb, sf)
 	}
 }
 
@@ -486,4 +516,17 @@ func runPropSteps(t *testing.T, st *propState, steps int) {
 	if msg := st.check(); msg != "" {
 		t.Fatalf("after closing everything: %s\nsteps:\n%s", msg, strings.Join(log, "\n"))
 	}
+}
+
+// workers runs f(0) … f(n-1) at once and waits for them.
+func workers(n int, f func(w int)) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(w)
+		}()
+	}
+	wg.Wait()
 }

@@ -43,3 +43,15 @@ func ClusterUsageOf(s *Session) (bytes, files int64) {
 	s.quotaRecord().refresh(context.Background())
 	return UsageOf(s)
 }
+
+// AllowanceOf returns the unused quota allowance a session's node holds for its user in the
+// cluster store.
+func AllowanceOf(s *Session) (bytes, files int64) {
+	q := s.quotaRecord()
+	if q == nil || q.cl == nil {
+		return 0, 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cl.allowB, q.cl.allowF
+}
