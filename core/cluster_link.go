@@ -77,9 +77,12 @@ func (l *clusterLink) usable() bool { return !l.down.Load() }
 
 // note records the outcome of a store call and returns err: the site logs once when the
 // store stops answering and once when it answers again. A refusal that wraps ErrLimit is an
-// answer.
+// answer; a call its caller cancelled is neither.
 func (s *Site) note(err error) error {
 	l := s.cl
+	if errors.Is(err, context.Canceled) {
+		return err // the caller gave up (a client left mid-login): says nothing about the store
+	}
 	if err == nil || errors.Is(err, ErrLimit) {
 		if l.down.Swap(false) {
 			s.log.Info("cluster store answers again", "node", l.c.NodeID())

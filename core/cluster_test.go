@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -529,4 +530,53 @@ func workers(n int, f func(w int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// A node hears its own bans again: the equal record changes nothing (no second journal line,
+// no event). A ban from a node with another ipv6_prefix is kept under this node's prefix.
+func TestClusterApplyOwnBanAndIPv6(t *testing.T) {
+	store := coretest.NewClusterStore()
+	dir := t.TempDir()
+	yes := true
+	d := &coretest.Dispatcher{}
+	d.On(core.OnBlocklistAdd, func(*core.Event) {})
+	c := &config.Site{Name: "t", Protector: config.Protector{Enabled: &yes, Threshold: 10, IPv6Prefix: 64},
+		VFS: []config.VFS{{Name: "mem", Type: "memory"}}}
+	s, err := core.NewSite(c, core.Options{Events: d, StateDir: dir, Cluster: store.Node("n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	store.Listen(coretest.Deliver(s))
+	if _, err := s.AddBan(context.Background(), "192.0.2.7", time.Hour, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	journal, err := os.ReadFile(filepath.Join(dir, "bans-t.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(journal), "\n"); n != 1 {
+		t.Fatalf("journal after one ban heard back from the store:\n%s\nwant one line", journal)
+	}
+	if n := blocklistAdds(d); n != 1 {
+		t.Fatalf("OnBlocklistAdd fired %d times, want once", n)
+	}
+	now := time.Now()
+	s.ApplyClusterBan(core.ClusterBan{Key: netip.MustParsePrefix("2001:db8:1:2::5/128"),
+		BanRecord: core.BanRecord{Until: now.Add(time.Hour), Offences: 1, LastOffence: now}})
+	if !s.Banned(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Fatal("an address's ban from another node does not cover this node's /64 of it")
+	}
+	s.ApplyClusterBan(core.ClusterBan{Key: netip.MustParsePrefix("2001:db8:9::/48"),
+		BanRecord: core.BanRecord{Until: now.Add(time.Hour), Offences: 1, LastOffence: now}})
+	if s.Banned(netip.MustParseAddr("2001:db8:9::1")) {
+		t.Fatal("a /48 ban was applied to a table of /64 keys")
+	}
+	s.ApplyClusterLift([]netip.Prefix{netip.MustParsePrefix("2001:db8:1:2::5/128")}, false)
+	if s.Banned(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Fatal("a lift from another node is not applied")
+	}
+	if n := blocklistAdds(d); n != 1 {
+		t.Fatalf("announcements fired OnBlocklistAdd (%d in all)", n)
+	}
 }

@@ -276,16 +276,9 @@ func (p *protector) ban(ip netip.Addr, now time.Time, base time.Duration) (time.
 	return rec.Until.Sub(now), k
 }
 
-// set bans key k until now+d, as an operator asked: the duration is not doubled for a repeat
-// offender, and it replaces a longer ban in force.
-func (p *protector) set(k netip.Prefix, now time.Time, d time.Duration) banRecord {
-	_, rec := p.update(func() netip.Prefix { return k }, banChange(now, d, false), now)
-	return rec
-}
-
 // banChange is what a ban at now does to the key's record: it bans for base, doubled for
 // each offence within offenceMemory when double is set (the protector's bans; an operator's
-// last exactly base), up to maxBan. It is a pure function of the record, so that a cluster
+// last exactly base, and replace a longer ban in force), up to maxBan. It is a pure function of the record, so that a cluster
 // store may apply it to the record it holds.
 func banChange(now time.Time, base time.Duration, double bool) func(banRecord) banRecord {
 	return func(b banRecord) banRecord {
