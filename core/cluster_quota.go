@@ -9,9 +9,10 @@ import (
 // allowances that nodes reserved and have not used yet. A node reserves an allowance in
 // chunks (AddUsage with the limits: the store refuses what would pass them) and serves
 // writes from it without asking the store; what it frees (deletions, truncations, short
-// writes) goes back to its allowance, of which it keeps at most one chunk, and it gives the
-// whole allowance back when the user's last open upload on the node closes and when the
-// user's last session on the node ends. The usage a node reports is the store's figure less
+// writes) goes back to its allowance, of which it keeps at most one chunk while the user has
+// uploads open on the node and none otherwise, and it gives the whole allowance back when the
+// user's last open upload on the node closes and when the user's last session on the node
+// ends. The usage a node reports is the store's figure less
 // its own unused allowance.
 //
 // In usage, bytes and files then hold the store's figure as last heard plus the changes
@@ -60,11 +61,13 @@ func (u *usage) reserveClusterLocked(bytes, files int64) bool {
 // the changes since), remembering the change to push.
 func (u *usage) growLocked(needB, needF int64) bool {
 	c := u.cl
+	// The chunk also fills the other kind's allowance when it is empty: an upload reserves
+	// its file and its first bytes in one call.
 	var chunkB, chunkF int64
-	if needB > 0 {
+	if needB > 0 || c.allowB == 0 {
 		chunkB = max(needB, chunk(u.maxBytes, maxChunkBytes))
 	}
-	if needF > 0 {
+	if needF > 0 || c.allowF == 0 {
 		chunkF = max(needF, chunk(u.maxFil, maxChunkFiles))
 	}
 	if c.site.cl.usable() {
@@ -122,13 +125,17 @@ func (u *usage) addLocked(ctx context.Context, bytes, files, maxBytes, maxFiles 
 }
 
 // releaseClusterLocked returns freed usage to the allowance, and gives the store what goes
-// beyond one chunk of it. u.mu is held.
+// beyond one chunk of it while uploads are open on this node, all of it otherwise (a removal
+// makes room on every node at once). u.mu is held.
 func (u *usage) releaseClusterLocked(bytes, files int64) {
 	c := u.cl
 	c.allowB += bytes
 	c.allowF += files
-	exB := max(0, c.allowB-chunk(u.maxBytes, maxChunkBytes))
-	exF := max(0, c.allowF-chunk(u.maxFil, maxChunkFiles))
+	var keepB, keepF int64
+	if c.writers > 0 {
+		keepB, keepF = chunk(u.maxBytes, maxChunkBytes), chunk(u.maxFil, maxChunkFiles)
+	}
+	exB, exF := max(0, c.allowB-keepB), max(0, c.allowF-keepF)
 	if exB > 0 || exF > 0 {
 		u.giveBackLocked(exB, exF)
 	}

@@ -210,6 +210,9 @@ func TestClusterQuotaAcrossNodes(t *testing.T) {
 	if err := a.Remove(ctx, "/one"); err != nil {
 		t.Fatal(err)
 	}
+	if bytes, _ := core.ClusterUsageOf(b); bytes != 0 {
+		t.Fatalf("node 1 reports %d bytes used after node 0 removed the only file", bytes)
+	}
 	if err := upload(ctx, b, "/two", data); err != nil {
 		t.Fatalf("upload on node 1 after node 0 freed the room: %v", err)
 	}
@@ -578,5 +581,32 @@ func TestClusterApplyOwnBanAndIPv6(t *testing.T) {
 	}
 	if n := blocklistAdds(d); n != 1 {
 		t.Fatalf("announcements fired OnBlocklistAdd (%d in all)", n)
+	}
+}
+
+// Writes are served from the node's allowance: an upload of 1 MiB in 32 KiB writes costs one
+// reservation and one give-back, not a round trip per write.
+func TestClusterQuotaRoundTrips(t *testing.T) {
+	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 30} })})
+	s := login(t, tc.nodes[0], "q")
+	before := tc.store.Calls("AddUsage")
+	h, err := s.OpenWrite(context.Background(), "/big", core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 32<<10)
+	for range 32 {
+		if _, err := h.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := tc.store.Calls("AddUsage") - before; n != 2 {
+		t.Fatalf("a 1 MiB upload made %d AddUsage calls, want 2 (a chunk, then the rest given back)", n)
+	}
+	if b, _ := tc.store.Usage("t", "q"); b != 1<<20 {
+		t.Fatalf("store counts %d bytes after the upload closed, want 1 MiB", b)
 	}
 }
