@@ -1,6 +1,10 @@
 package core
 
-import "github.com/spf13/afero"
+import (
+	"context"
+
+	"github.com/spf13/afero"
+)
 
 // UsageOf returns what a session's user is charged (bytes, files); 0, 0 without a quota.
 func UsageOf(s *Session) (bytes, files int64) {
@@ -32,3 +36,22 @@ func QuestionCount(s *Session) int { s.mu.Lock(); defer s.mu.Unlock(); return le
 
 // S3Clients returns how many S3 clients a site made.
 func S3Clients(s *Site) int { s.s3mu.Lock(); defer s.s3mu.Unlock(); return len(s.s3Clients) }
+
+// ClusterUsageOf returns what a session's user is charged after reading the cluster store's
+// figure (StatFS does the same); 0, 0 without a quota.
+func ClusterUsageOf(s *Session) (bytes, files int64) {
+	s.quotaRecord().refresh(context.Background())
+	return UsageOf(s)
+}
+
+// AllowanceOf returns the unused quota allowance a session's node holds for its user in the
+// cluster store.
+func AllowanceOf(s *Session) (bytes, files int64) {
+	q := s.quotaRecord()
+	if q == nil || q.cl == nil {
+		return 0, 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cl.allowB, q.cl.allowF
+}

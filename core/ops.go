@@ -589,6 +589,7 @@ func (s *Session) StatFS(ctx context.Context, p string) (_ *vfs.StatFS, err erro
 		}
 	}
 	if q := s.quotaRecord(); q != nil && t.mount != nil && t.mount.Path == "/" {
+		q.refresh(ctx)
 		st = quotaStatFS(q, st)
 	}
 	if st == nil {

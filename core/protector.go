@@ -272,51 +272,67 @@ func (p *protector) dropStrikesLocked(e *strikeEntry) {
 // duration and the key. It costs the same whatever the size of the table: an update in
 // memory and a line in the journal.
 func (p *protector) ban(ip netip.Addr, now time.Time, base time.Duration) (time.Duration, netip.Prefix) {
-	var d time.Duration
-	k := p.update(func() netip.Prefix { return p.key(ip) }, func(b banRecord) banRecord {
-		if now.Sub(b.LastOffen) > offenceMemory {
-			b.Offences = 0
-		}
-		d = base
-		for range b.Offences {
-			if d >= maxBan/2 {
-				d = maxBan
-				break
-			}
-			d *= 2
-		}
-		b.Offences++
-		b.LastOffen, b.Until = now, now.Add(d)
-		return b
-	}, now)
-	return d, k
+	k, rec := p.update(func() netip.Prefix { return p.key(ip) }, banChange(now, base, true), now)
+	return rec.Until.Sub(now), k
 }
 
-// set bans key k until now+d, as an operator asked: the duration is not doubled for a repeat
-// offender, and it replaces a longer ban in force.
-func (p *protector) set(k netip.Prefix, now time.Time, d time.Duration) banRecord {
-	var rec banRecord
-	p.update(func() netip.Prefix { return k }, func(b banRecord) banRecord {
+// banChange is what a ban at now does to the key's record: it bans for base, doubled for
+// each offence within offenceMemory when double is set (the protector's bans; an operator's
+// last exactly base, and replace a longer ban in force), up to maxBan. It is a pure function of the record, so that a cluster
+// store may apply it to the record it holds.
+func banChange(now time.Time, base time.Duration, double bool) func(banRecord) banRecord {
+	return func(b banRecord) banRecord {
 		if now.Sub(b.LastOffen) > offenceMemory {
 			b.Offences = 0
 		}
+		d := base
+		if double {
+			for range b.Offences {
+				if d >= maxBan/2 {
+					d = maxBan
+					break
+				}
+				d *= 2
+			}
+		}
 		b.Offences++
 		b.LastOffen, b.Until = now, now.Add(d)
-		rec = b
 		return b
-	}, now)
-	return rec
+	}
 }
 
 // update changes the record of the key that keyOf returns (called under the table's lock)
-// with change, evicts beyond max_bans, and journals the new record.
-func (p *protector) update(keyOf func() netip.Prefix, change func(banRecord) banRecord, now time.Time) netip.Prefix {
+// with change, evicts beyond max_bans, and journals the new record. It returns the key and
+// the new record.
+func (p *protector) update(keyOf func() netip.Prefix, change func(banRecord) banRecord, now time.Time) (netip.Prefix, banRecord) {
 	if p.store != nil {
 		p.store.mu.Lock()
 		defer p.store.mu.Unlock()
 	}
 	p.mu.Lock()
 	k := keyOf()
+	b, firstEviction, maxBans := p.setLocked(k, change(p.recordLocked(k)), now)
+	p.mu.Unlock()
+	if firstEviction {
+		p.log.Warn("the ban table is full: each new ban evicts the oldest; raise protector.max_bans if this is no attack",
+			"max_bans", maxBans)
+	}
+	// Evicted and forgotten bans need no line: reading the state applies the same rules.
+	p.journalLocked(storedBan{key: k, rec: b})
+	return k, b
+}
+
+// recordLocked returns k's record, the zero record when it has none.
+func (p *protector) recordLocked(k netip.Prefix) banRecord {
+	if e, ok := p.bans[k]; ok {
+		return e.rec
+	}
+	return banRecord{}
+}
+
+// setLocked stores rec as k's record (the most recent), evicts beyond max_bans and drops
+// forgotten bans. It reports whether this was the first eviction (to log) and the cap.
+func (p *protector) setLocked(k netip.Prefix, rec banRecord, now time.Time) (_ banRecord, firstEviction bool, maxBans int) {
 	e, ok := p.bans[k]
 	if ok {
 		p.banAge.MoveToBack(e.elem)
@@ -325,9 +341,7 @@ func (p *protector) update(keyOf func() netip.Prefix, change func(banRecord) ban
 		e.elem = p.banAge.PushBack(e)
 		p.bans[k] = e
 	}
-	e.rec = change(e.rec)
-	b := e.rec
-	firstEviction := false
+	e.rec = rec
 	for len(p.bans) > p.maxBans {
 		p.dropBanLocked(p.banAge.Front().Value.(*banEntry))
 		if !p.full {
@@ -337,15 +351,7 @@ func (p *protector) update(keyOf func() netip.Prefix, change func(banRecord) ban
 	for el := p.banAge.Front(); el != nil && forgotten(el.Value.(*banEntry).rec, now); el = p.banAge.Front() {
 		p.dropBanLocked(el.Value.(*banEntry))
 	}
-	maxBans := p.maxBans
-	p.mu.Unlock()
-	if firstEviction {
-		p.log.Warn("the ban table is full: each new ban evicts the oldest; raise protector.max_bans if this is no attack",
-			"max_bans", maxBans)
-	}
-	// Evicted and forgotten bans need no line: reading the state applies the same rules.
-	p.journalLocked(storedBan{key: k, rec: b})
-	return k
+	return rec, firstEviction, p.maxBans
 }
 
 // journalLocked appends a line to the journal and compacts it when it is long enough. The
@@ -477,7 +483,19 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 	if threshold <= 0 {
 		threshold = defaultThreshold
 	}
-	n, reached := s.prot.strike(ip, s.now(), window, threshold)
+	now := s.now()
+	var n int
+	var reached, counted bool
+	if s.cl != nil {
+		// The store clears the key's strikes when it is banned; counts past the threshold
+		// come from strikes that raced with that ban.
+		if n, counted = s.clusterStrike(ctx, ip, now, window); counted {
+			reached = n >= threshold
+		}
+	}
+	if !counted {
+		n, reached = s.prot.strike(ip, now, window, threshold)
+	}
 	s.log.Info("protector strike", "ip", ip.String(), "reason", reason, "strikes", n, "threshold", threshold)
 	s.observe(&Fact{Kind: FactStrike, Session: sess, IP: ip.String(), Reason: reason})
 	if s.events.Handles(OnProtectorStrike, sessionUser(sess)) {
@@ -509,7 +527,14 @@ func (s *Site) banBy(ctx context.Context, ip netip.Addr, d time.Duration, sess *
 		d = defaultBanFor
 	}
 	now := s.now()
-	d, key := s.prot.ban(ip, now, d)
+	var key netip.Prefix
+	if s.cl == nil {
+		d, key = s.prot.ban(ip, now, d)
+	} else {
+		key = s.prot.key(ip)
+		rec := s.banKey(ctx, key, banChange(now, d, true), now)
+		d = rec.Until.Sub(now)
+	}
 	s.banned(ctx, ip, key, now.Add(d), d, sess, by, reason)
 	return true
 }
@@ -576,7 +601,7 @@ func (s *Site) AddBan(ctx context.Context, addr string, d time.Duration, by, rea
 		return BanInfo{}, fmt.Errorf("%s is on the site's protector.safe list: it is never banned", formatBanKey(key))
 	}
 	now := s.now()
-	rec := s.prot.set(key, now, d)
+	rec := s.banKey(ctx, key, banChange(now, d, false), now)
 	s.banned(ctx, key.Addr(), key, rec.Until, d, nil, by, reason)
 	return s.banInfo(storedBan{key: key, rec: rec}), nil
 }
@@ -585,15 +610,15 @@ func (s *Site) AddBan(ctx context.Context, addr string, d time.Duration, by, rea
 // bits), or every ban when addr is "all". The key's past offences are forgotten too. It
 // returns the bans that were in force.
 func (s *Site) RemoveBans(ctx context.Context, addr, by, reason string) ([]BanInfo, error) {
-	match := func(netip.Prefix) bool { return true }
+	var keys []netip.Prefix
 	if addr != "all" {
 		key, err := s.prot.keyOf(addr)
 		if err != nil {
 			return nil, err
 		}
-		match = func(k netip.Prefix) bool { return k == key }
+		keys = []netip.Prefix{key}
 	}
-	lifted := s.prot.lift(match, s.now())
+	lifted := s.liftKeys(ctx, keys, addr == "all", s.now())
 	out := make([]BanInfo, len(lifted))
 	for i, b := range lifted {
 		out[i] = s.banInfo(b)

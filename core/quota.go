@@ -27,6 +27,10 @@ type usage struct {
 	// at all. It is taken before mu, and never while a script runs.
 	ns   sync.Mutex
 	open map[*WriteHandle]struct{} // non-atomic uploads in the home mount; guarded by ns
+
+	// cl links the usage to the cluster's (see cluster_quota.go); nil for a single node, whose
+	// counters are the usage itself. Guarded by mu.
+	cl *usageLink
 }
 
 // lockNS takes the namespace lock and returns its release; without a quota both do nothing.
@@ -78,6 +82,9 @@ func (u *usage) reserve(bytes, files int64) bool {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.cl != nil {
+		return u.reserveClusterLocked(bytes, files)
+	}
 	if bytes > 0 && u.maxBytes > 0 && u.bytes+bytes > u.maxBytes {
 		return false
 	}
@@ -95,6 +102,11 @@ func (u *usage) release(bytes, files int64) {
 		return
 	}
 	u.mu.Lock()
+	if u.cl != nil {
+		u.releaseClusterLocked(bytes, files)
+		u.mu.Unlock()
+		return
+	}
 	u.bytes = max(0, u.bytes-bytes)
 	u.files = max(0, u.files-files)
 	u.mu.Unlock()
@@ -103,15 +115,23 @@ func (u *usage) release(bytes, files int64) {
 func (u *usage) snapshot() (bytes, files, maxBytes, maxFiles int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.cl != nil {
+		// The cluster's figure counts this node's unused allowance, which is not used.
+		return max(0, u.bytes-u.cl.allowB), max(0, u.files-u.cl.allowF), u.maxBytes, u.maxFil
+	}
 	return u.bytes, u.files, u.maxBytes, u.maxFil
 }
 
 // quotaUsage returns the user's shared usage record, scanning the home mount when no other
 // session of the user keeps it current (files may have changed outside wharf meanwhile).
-// Users without a quota are not tracked.
-func (s *Site) quotaUsage(u *User, t *vfs.Table) (*usage, error) {
+// Users without a quota are not tracked. others is the user's other live sessions in the
+// cluster (see clusterUsage), -1 when unknown.
+func (s *Site) quotaUsage(ctx context.Context, u *User, t *vfs.Table, others int) (*usage, error) {
 	if u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
 		return nil, nil
+	}
+	if s.cl != nil {
+		return s.clusterUsage(ctx, u, func() (int64, int64, error) { return scanUsage(t) }, others)
 	}
 	s.mu.Lock()
 	rec, ok := s.usage[u.ID]
@@ -183,15 +203,12 @@ func ScanUsage(fsys afero.Fs) (bytes, files int64, err error) {
 	return bytes, files, err
 }
 
+// unregisterUser stops counting a session whose login failed after its slot was claimed.
 func (s *Site) unregisterUser(sess *Session) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess.countedUser != "" {
-		if s.perUser[sess.countedUser]--; s.perUser[sess.countedUser] <= 0 {
-			delete(s.perUser, sess.countedUser)
-		}
-		sess.countedUser = ""
-	}
+	clusterUser, lastLocal := s.uncountUserLocked(sess)
+	s.mu.Unlock()
+	s.endClusterSession(sess, clusterUser, lastLocal)
 }
 
 // bandwidth holds a user's limiters, shared by the user's concurrent transfers.

@@ -40,6 +40,7 @@ type Session struct {
 	mu            sync.Mutex
 	user          *User
 	countedUser   string
+	clustered     bool // counted in the cluster's sessions (guarded by site.mu, not mu)
 	preAuth       bool // counted as waiting to log in (guarded by site.mu, not mu)
 	protocol      string
 	clientVersion string
@@ -422,7 +423,8 @@ func (s *Session) Close() {
 	}
 	s.cancel()
 	s.fire(context.Background(), OnConnectionClose, "", "")
-	s.site.unregister(s)
+	clusterUser, lastLocal := s.site.unregister(s)
+	s.site.endClusterSession(s, clusterUser, lastLocal)
 	d := s.site.now().Sub(s.start)
 	s.Logger().Info("session closed", "duration", d.Round(time.Millisecond).String())
 	s.site.observe(&Fact{Kind: FactSessionEnd, Session: s, Duration: d})

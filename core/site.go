@@ -64,6 +64,7 @@ type Site struct {
 	usage     map[string]*usage // quota usage by user id
 	limits    map[string]*bandwidth
 	prot      *protector
+	cl        *clusterLink // nil: a single node
 	closed    bool
 	// connections that have not logged in yet, in all and by address (Session.preAuth);
 	// guarded by mu
@@ -132,6 +133,7 @@ func NewSite(c *config.Site, opts Options) (*Site, error) {
 		backends: map[string]afero.Fs{}, partBufs: s3fs.NewPartBuffers(), s3Clients: map[string]*s3fs.Client{}, usage: map[string]*usage{}, limits: map[string]*bandwidth{},
 		hashSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		mem:       memReleaser{quiet: memReleaseQuiet, release: debug.FreeOSMemory},
+		cl:        newClusterLink(opts.Cluster, opts.RefuseWhenStoreDown),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -426,39 +428,74 @@ func (s *Site) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (s *Site) unregister(sess *Session) {
+// unregister removes a session from the registry. It returns what its end means for the
+// cluster: the user it counted for there ("" for none) and whether it was the user's last
+// session on this node.
+func (s *Site) unregister(sess *Session) (clusterUser string, lastLocal bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.sessions[sess.id]; !ok {
-		return
+		return "", false
 	}
 	delete(s.sessions, sess.id)
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
 		delete(s.perIP, sess.ip)
 	}
 	s.loggedInLocked(sess)
-	if sess.countedUser != "" {
-		if s.perUser[sess.countedUser]--; s.perUser[sess.countedUser] <= 0 {
-			delete(s.perUser, sess.countedUser)
-		}
-	}
+	return s.uncountUserLocked(sess)
 }
 
-// claimUserSlot counts an authenticated session against the user's session limit.
-func (s *Site) claimUserSlot(sess *Session, u *User) error {
+// uncountUserLocked stops counting sess for its user; see unregister. s.mu is held.
+func (s *Site) uncountUserLocked(sess *Session) (clusterUser string, lastLocal bool) {
+	if sess.countedUser == "" {
+		return "", false
+	}
+	id := sess.countedUser
+	if s.perUser[id]--; s.perUser[id] <= 0 {
+		delete(s.perUser, id)
+		lastLocal = true
+	}
+	sess.countedUser = ""
+	if sess.clustered {
+		sess.clustered = false
+		clusterUser = id
+	}
+	return clusterUser, lastLocal
+}
+
+// claimUserSlot counts an authenticated session against the user's session limit: across
+// the cluster when the site is part of one, else (and, with on_store_down: local, while the
+// store does not answer) on this node. It returns how many other live sessions the user has
+// in the cluster, -1 when that is not known (a single node, or the store did not answer).
+func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (int, error) {
 	max := u.MaxSessions
 	if max == 0 {
 		max = s.Config().Limits.MaxSessionsPerUser
 	}
+	others, local := -1, true
+	if s.cl != nil {
+		n, err := s.claimClusterSession(ctx, sess, u.ID, max)
+		switch {
+		case err == nil:
+			others, local = n, false
+		case errors.Is(err, ErrLimit):
+			return -1, fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
+		case s.cl.refuse:
+			return -1, fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if max > 0 && s.perUser[u.ID] >= max {
-		return fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
+	if local && max > 0 && s.perUser[u.ID] >= max {
+		return -1, fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
 	}
 	s.perUser[u.ID]++
 	sess.countedUser = u.ID
+	// The session's record is ended with it: one claimed now, or one the store's resync
+	// after an outage writes from ClusterSessions.
+	sess.clustered = s.cl != nil
 	s.loggedInLocked(sess)
-	return nil
+	return others, nil
 }
 
 // loggedInLocked stops counting sess as a connection waiting to log in (it logged in or

@@ -160,6 +160,7 @@ func (s *Session) OpenWrite(ctx context.Context, p string, mode WriteMode, offse
 	if err != nil {
 		return nil, s.fail(err)
 	}
+	h.quota.writerOpened()
 	s.site.transfers.Add(1)
 	return h, nil
 }
@@ -495,6 +496,7 @@ func (h *WriteHandle) Close() error {
 	h.once.Do(func() {
 		defer h.sess.site.transfers.Add(-1)
 		h.err = h.finish()
+		h.quota.writerClosed()
 		h.sess.observeOp(OpUpload, h.t.virtual, "", h.start, h.bytes.Load(), &h.err)
 	})
 	return h.err

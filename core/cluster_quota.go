@@ -1,0 +1,294 @@
+package core
+
+import (
+	"context"
+	"fmt"
+)
+
+// Quotas in a cluster. The store holds each user's usage across the cluster, including the
+// allowances that nodes reserved and have not used yet. A node reserves an allowance in
+// chunks (AddUsage with the limits: the store refuses what would pass them) and serves
+// writes from it without asking the store; what it frees (deletions, truncations, short
+// writes) goes back to its allowance, of which it keeps at most one chunk while the user has
+// uploads open on the node and none otherwise, and it gives the whole allowance back when the
+// user's last open upload on the node closes and when the user's last session on the node
+// ends. The usage a node reports is the store's figure less
+// its own unused allowance.
+//
+// In usage, bytes and files then hold the store's figure as last heard plus the changes
+// not pushed yet; usageLink holds the allowance and those changes.
+
+const (
+	// maxChunkBytes and maxChunkFiles bound one reservation beyond the need: a chunk is
+	// max(need, min(maxChunk, limit/16)), and maxChunk without a limit.
+	maxChunkBytes = 64 << 20
+	maxChunkFiles = 64
+)
+
+// usageLink is the cluster side of a user's usage on this node; guarded by usage.mu.
+type usageLink struct {
+	site           *Site
+	user           string
+	allowB, allowF int64 // reserved in the store, not used yet
+	pendB, pendF   int64 // changes the store has not counted yet (made while it did not answer)
+	writers        int   // open uploads counting against this usage
+}
+
+// chunk is how much beyond the need one reservation asks for.
+func chunk(limit, maxChunk int64) int64 {
+	if limit <= 0 {
+		return maxChunk
+	}
+	return min(maxChunk, limit/16)
+}
+
+// reserveClusterLocked serves a reservation from the allowance, reserving more in the store
+// when it does not cover it. u.mu is held.
+func (u *usage) reserveClusterLocked(bytes, files int64) bool {
+	c := u.cl
+	needB, needF := max(0, bytes-c.allowB), max(0, files-c.allowF)
+	if (needB > 0 || needF > 0) && !u.growLocked(needB, needF) {
+		return false
+	}
+	c.allowB -= bytes
+	c.allowF -= files
+	return true
+}
+
+// growLocked adds at least needB bytes and needF files to the allowance: a chunk if the
+// store grants it, else exactly the need; false when that passes the quota. While the store
+// does not answer it grants the need from the node's own view (the last figure it heard and
+// the changes since), remembering the change to push.
+func (u *usage) growLocked(needB, needF int64) bool {
+	c := u.cl
+	// The chunk also fills the other kind's allowance when it is empty: an upload reserves
+	// its file and its first bytes in one call.
+	var chunkB, chunkF int64
+	if needB > 0 || c.allowB == 0 {
+		chunkB = max(needB, chunk(u.maxBytes, maxChunkBytes))
+	}
+	if needF > 0 || c.allowF == 0 {
+		chunkF = max(needF, chunk(u.maxFil, maxChunkFiles))
+	}
+	if c.site.cl.usable() {
+		ctx, cancel := c.site.cl.ctx(context.Background())
+		defer cancel()
+		ok, err := u.addLocked(ctx, chunkB, chunkF, u.maxBytes, u.maxFil)
+		if err == nil && !ok && (chunkB != needB || chunkF != needF) {
+			chunkB, chunkF = needB, needF
+			ok, err = u.addLocked(ctx, needB, needF, u.maxBytes, u.maxFil)
+		}
+		if err == nil {
+			if ok {
+				c.allowB += chunkB
+				c.allowF += chunkF
+			}
+			return ok
+		}
+	}
+	if (needB > 0 && u.maxBytes > 0 && u.bytes+needB > u.maxBytes) ||
+		(needF > 0 && u.maxFil > 0 && u.files+needF > u.maxFil) {
+		return false
+	}
+	u.bytes += needB
+	u.files += needF
+	c.pendB += needB
+	c.pendF += needF
+	c.allowB += needB
+	c.allowF += needF
+	return true
+}
+
+// addLocked pushes the changes not counted yet (without limits: they were made already), then
+// adds bytes and files with the limits, and keeps the figure the store returns. ok is false
+// when the store refused the addition. u.mu is held.
+func (u *usage) addLocked(ctx context.Context, bytes, files, maxBytes, maxFiles int64) (ok bool, err error) {
+	c := u.cl
+	s := c.site
+	if c.pendB != 0 || c.pendF != 0 {
+		_, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, c.pendB, c.pendF, 0, 0)
+		if err := s.note(err); err != nil {
+			return false, fmt.Errorf("pushing quota usage of %s: %w", c.user, err)
+		}
+		c.pendB, c.pendF = 0, 0
+		u.bytes, u.files = ub, uf
+		if bytes == 0 && files == 0 {
+			return true, nil // the figure is fresh
+		}
+	}
+	ok, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, bytes, files, maxBytes, maxFiles)
+	if err := s.note(err); err != nil {
+		return false, fmt.Errorf("quota usage of %s: %w", c.user, err)
+	}
+	u.bytes, u.files = ub, uf
+	return ok, nil
+}
+
+// releaseClusterLocked returns freed usage to the allowance, and gives the store what goes
+// beyond one chunk of it while uploads are open on this node, all of it otherwise (a removal
+// makes room on every node at once). u.mu is held.
+func (u *usage) releaseClusterLocked(bytes, files int64) {
+	c := u.cl
+	c.allowB += bytes
+	c.allowF += files
+	var keepB, keepF int64
+	if c.writers > 0 {
+		keepB, keepF = chunk(u.maxBytes, maxChunkBytes), chunk(u.maxFil, maxChunkFiles)
+	}
+	exB, exF := max(0, c.allowB-keepB), max(0, c.allowF-keepF)
+	if exB > 0 || exF > 0 {
+		u.giveBackLocked(exB, exF)
+	}
+}
+
+// giveBackLocked gives bytes and files of the allowance back to the store; while the store
+// does not answer, the change is remembered for the next successful call. u.mu is held.
+func (u *usage) giveBackLocked(bytes, files int64) {
+	c := u.cl
+	c.allowB -= bytes
+	c.allowF -= files
+	if c.site.cl.usable() {
+		ctx, cancel := c.site.cl.ctx(context.Background())
+		_, err := u.addLocked(ctx, -bytes, -files, 0, 0)
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	u.bytes = max(0, u.bytes-bytes)
+	u.files = max(0, u.files-files)
+	c.pendB -= bytes
+	c.pendF -= files
+}
+
+// settle gives the whole unused allowance back (the user's last upload or session on this
+// node ended).
+func (u *usage) settle() {
+	if u == nil || u.cl == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.cl.allowB > 0 || u.cl.allowF > 0 {
+		u.giveBackLocked(u.cl.allowB, u.cl.allowF)
+	}
+}
+
+// writerOpened and writerClosed count the open uploads that charge this usage; when the
+// last one closes, the allowance goes back to the store.
+func (u *usage) writerOpened() {
+	if u == nil || u.cl == nil {
+		return
+	}
+	u.mu.Lock()
+	u.cl.writers++
+	u.mu.Unlock()
+}
+
+func (u *usage) writerClosed() {
+	if u == nil || u.cl == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.cl.writers--
+	if u.cl.writers <= 0 && (u.cl.allowB > 0 || u.cl.allowF > 0) {
+		u.giveBackLocked(u.cl.allowB, u.cl.allowF)
+	}
+}
+
+// refresh reads the store's figure (and pushes the changes not counted yet), for a report of
+// the usage; while the store does not answer the node's own view stands.
+func (u *usage) refresh(ctx context.Context) {
+	if u == nil || u.cl == nil || !u.cl.site.cl.usable() {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cctx, cancel := u.cl.site.cl.ctx(ctx)
+	defer cancel()
+	_, _ = u.addLocked(cctx, 0, 0, 0, 0)
+}
+
+// clusterUsage sets up the usage record of a user who logged in on a site of a cluster:
+// with no other live session of the user in the cluster, a fresh scan of the storage
+// replaces the store's figure (nothing else holds any of it); else the store's figure
+// stands. others is -1 when the store did not answer the login: the node's own rule then
+// applies (see quotaUsage).
+func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, int64, error), others int) (*usage, error) {
+	s.mu.Lock()
+	rec, known := s.usage[u.ID]
+	if !known {
+		rec = &usage{cl: &usageLink{site: s, user: u.ID}}
+		s.usage[u.ID] = rec
+	}
+	live := s.perUser[u.ID]
+	s.mu.Unlock()
+	if others == 0 || (others < 0 && (!known || live <= 1)) {
+		b, f, err := scan()
+		if err != nil {
+			return nil, err
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
+		rec.bytes, rec.files = b, f
+		if others == 0 {
+			// The scan counts everything, the store's figure and what this node had not
+			// pushed included.
+			rec.cl.allowB, rec.cl.allowF, rec.cl.pendB, rec.cl.pendF = 0, 0, 0, 0
+			cctx, cancel := s.cl.ctx(ctx)
+			defer cancel()
+			if err := s.note(s.cl.c.SetUsage(cctx, s.name, u.ID, b, f)); err != nil {
+				s.log.Warn("cluster store did not take the user's fresh quota usage; it keeps its figure",
+					"user", u.ID, "err", err.Error())
+			}
+		}
+		return rec, nil
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
+	if others > 0 {
+		cctx, cancel := s.cl.ctx(ctx)
+		defer cancel()
+		if _, err := rec.addLocked(cctx, 0, 0, 0, 0); err != nil && !known {
+			// No figure at all: the node's own count of the storage.
+			rec.mu.Unlock()
+			b, f, serr := scan()
+			rec.mu.Lock()
+			if serr != nil {
+				return nil, serr
+			}
+			rec.bytes, rec.files = b, f
+		}
+	}
+	return rec, nil
+}
+
+// pushUsage pushes the quota changes made while the store did not answer (SyncCluster).
+func (s *Site) pushUsage(ctx context.Context) error {
+	s.mu.Lock()
+	recs := make([]*usage, 0, len(s.usage))
+	for _, u := range s.usage {
+		recs = append(recs, u)
+	}
+	s.mu.Unlock()
+	for _, u := range recs {
+		if u.cl == nil {
+			continue
+		}
+		u.mu.Lock()
+		var err error
+		if u.cl.pendB != 0 || u.cl.pendF != 0 {
+			cctx, cancel := s.cl.ctx(ctx)
+			_, err = u.addLocked(cctx, 0, 0, 0, 0)
+			cancel()
+		}
+		u.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("site %q: %w", s.name, err)
+		}
+	}
+	return nil
+}
