@@ -401,11 +401,19 @@ func (d *mainDriver) ClientDisconnected(cc ftpserver.ClientContext) {
 // (the password was right, so this reveals nothing), and ends with the core's ErrLimit text.
 // Other failures keep the library's generic "Authentication error".
 func (d *mainDriver) PostAuthMessage(_ ftpserver.ClientContext, _ string, authErr error) string {
+	if core.IsStoreDown(authErr) {
+		// The password was right: the node cannot count the user's sessions cluster-wide.
+		return msgStoreDown
+	}
 	if errors.Is(authErr, core.ErrLimit) {
 		return msgSessionLimit
 	}
 	return ""
 }
+
+// msgStoreDown is the 530 text for a login refused because the cluster store cannot be reached
+// (cluster.on_store_down: refuse).
+const msgStoreDown = "Login refused: the cluster store cannot be reached; new logins are refused, retry later."
 
 // msgSessionLimit is the 530 text for a login over the user's session limit.
 const msgSessionLimit = "Login refused: this user already has the maximum number of sessions open; " +

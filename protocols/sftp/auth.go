@@ -78,6 +78,9 @@ func (a *authenticator) result(err error) (*ssh.Permissions, error) {
 	if errors.As(err, &partial) {
 		return nil, &ssh.PartialSuccessError{Next: a.callbacks(partial.Next)}
 	}
+	if core.IsStoreDown(err) {
+		return nil, &ssh.BannerError{Err: errAuthFailed, Message: msgStoreDown}
+	}
 	if errors.Is(err, core.ErrLimit) {
 		// The credentials were right, so saying why is safe, and the user needs to know that
 		// closing another session helps. An SSH failure carries no text: send a banner, which
@@ -91,6 +94,10 @@ func (a *authenticator) result(err error) (*ssh.Permissions, error) {
 // ErrLimit text so tools that match error texts recognise it.
 const msgSessionLimit = "Login refused: this user already has the maximum number of sessions open; " +
 	"close one and retry (too many connections).\r\n"
+
+// msgStoreDown tells a client with correct credentials that the node refuses logins while
+// the cluster store cannot be reached (cluster.on_store_down: refuse).
+const msgStoreDown = "Login refused: the cluster store cannot be reached; new logins are refused, retry later.\r\n"
 
 // callbacks offers only the methods that may continue the user's chain.
 func (a *authenticator) callbacks(methods []string) ssh.ServerAuthCallbacks {
