@@ -267,7 +267,6 @@ type Status struct {
 	ConfigDiffers []string
 }
 
-
 // Inspect reads the cluster's status from the store without joining it (wharf cluster
 // status). nodeTTL decides which nodes are alive.
 func Inspect(ctx context.Context, dsn string, nodeTTL time.Duration) (Status, error) {
