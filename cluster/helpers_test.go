@@ -163,3 +163,5 @@ func session(id, site, user string) core.ClusterSession {
 }
 
 var eventually = coretest.Eventually
+
+var testKey = netip.MustParsePrefix("192.0.2.77/32")

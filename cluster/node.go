@@ -219,6 +219,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 				continue
 			}
 			conn, backoff = c, minBackoff
+			s.pool.Reset() // its idle connections died with the outage
 			s.setUp(true)
 			s.reconnected(ctx)
 			continue
@@ -259,6 +260,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 			continue
 		}
 		if !wasUp {
+			s.pool.Reset()
 			s.setUp(true)
 			s.reconnected(ctx)
 		}

@@ -265,10 +265,6 @@ func (s *Server) init() error {
 	return nil
 }
 
-func (s *Server) procAttr() *syscall.SysProcAttr {
-	// The server dies with the test process even when that dies without its cleanups.
-	return &syscall.SysProcAttr{Credential: s.owner, Pdeathsig: syscall.SIGKILL}
-}
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -332,6 +328,11 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	if children, err := childrenOf(s.cmd.Process.Pid); err == nil {
+		for _, c := range append(children, s.cmd.Process.Pid) {
+			_ = syscall.Kill(c, syscall.SIGCONT) // it may be paused
+		}
+	}
 	_ = s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.done:
@@ -340,6 +341,36 @@ func (s *Server) Stop() {
 		<-s.done
 	}
 	s.cmd, s.done = nil, nil
+}
+
+// Pause freezes the server and its backends (SIGSTOP to its process group): connections stay
+// open and connects are accepted by the kernel, but nothing answers, as with a black-holed
+// or hung database. Resume undoes it; a paused server is resumed before it is stopped.
+func (s *Server) Pause() error { return s.signalGroup(syscall.SIGSTOP) }
+
+// Resume lets a paused server run again.
+func (s *Server) Resume() error { return s.signalGroup(syscall.SIGCONT) }
+
+func (s *Server) signalGroup(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("not running")
+	}
+	// Every backend makes itself a process group leader: signal the postmaster (first, so
+	// that it forks no more) and each of its children.
+	pid := s.cmd.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		return err
+	}
+	children, err := childrenOf(pid)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		_ = syscall.Kill(c, sig) // one may have exited meanwhile
+	}
+	return nil
 }
 
 // Running reports whether the server is started.

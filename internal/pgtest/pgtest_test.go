@@ -119,6 +119,27 @@ func TestStopStart(t *testing.T) {
 	if got := query(t, dsn, "SELECT v::text FROM kept"); got != "7" {
 		t.Fatalf("data lost over a restart: %s", got)
 	}
+	// Paused: a query gets no answer; resumed: it does.
+	c, err = pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = c.Exec(qctx, "SELECT 1")
+	qcancel()
+	if err == nil {
+		t.Fatal("a paused server answered")
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, dsn, "SELECT v::text FROM kept"); got != "7" {
+		t.Fatalf("after resume: %s", got)
+	}
 	s.Remove()
 	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
 		t.Fatalf("folder left after Remove: %v", err)
