@@ -265,7 +265,6 @@ func (s *Server) init() error {
 	return nil
 }
 
-
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
