@@ -528,3 +528,31 @@ func TestRestartAndClose(t *testing.T) {
 		t.Fatalf("warned after a clean stop: %s", again.log.String())
 	}
 }
+
+// The janitor deletes strikes older than a day, bans expired more than 7 days ago, nodes
+// dead for a day and sessions of dead nodes; it keeps everything else.
+func TestJanitor(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	a := openNode(t, dsn, "a", func(o *Options) { o.Heartbeat = time.Hour; o.NodeTTL = 2 * time.Hour })
+	sqlExec(t, dsn, `INSERT INTO strikes (site, key, at) VALUES ('s', 'old', now() - interval '25 hours'), ('s', 'new', now() - interval '1 hour');
+		INSERT INTO bans (site, key, until, offences, last_offence) VALUES
+			('s', '192.0.2.1/32', now() - interval '8 days', 3, now() - interval '9 days'),
+			('s', '192.0.2.2/32', now() - interval '6 days', 3, now() - interval '6 days'),
+			('s', '192.0.2.3/32', now() + interval '1 hour', 1, now());
+		INSERT INTO nodes (id, instance, started, last_seen) VALUES
+			('gone', 'x', now() - interval '3 days', now() - interval '25 hours'),
+			('dead', 'y', now() - interval '3 days', now() - interval '3 hours');
+		INSERT INTO sessions (id, site, user_name, node, started) VALUES
+			('s1', 's', 'u', 'dead', now()), ('s2', 's', 'u', 'gone', now()), ('s3', 's', 'u', 'a', now())`)
+	a.janitor(ctx(t))
+	for q, want := range map[string]string{
+		"SELECT string_agg(key, ',' ORDER BY key) FROM strikes": "new",
+		"SELECT string_agg(key, ',' ORDER BY key) FROM bans":    "192.0.2.2/32,192.0.2.3/32",
+		"SELECT string_agg(id, ',' ORDER BY id) FROM nodes":     "a,dead",
+		"SELECT string_agg(id, ',' ORDER BY id) FROM sessions":  "s3",
+	} {
+		if got := sqlValue[string](t, dsn, q); got != want {
+			t.Errorf("%s: %s, want %s", q, got, want)
+		}
+	}
+}
