@@ -13,7 +13,8 @@ func TestHelpExitsZero(t *testing.T) {
 	cmds := [][]string{
 		{"serve"}, {"check"}, {"script"}, {"script", "run"}, {"script", "translate"}, {"sessions"},
 		{"sessions", "kick"}, {"bans"}, {"bans", "add"}, {"bans", "remove"}, {"bans", "list"}, {"reload"},
-		{"health"}, {"hash-password"}, {"config"}, {"config", "print-default"},
+		{"health"}, {"hash-password"}, {"config"}, {"config", "print-default"}, {"config", "print"},
+		{"cluster"}, {"cluster", "status"}, {"cluster", "migrate"},
 	}
 	for _, c := range cmds {
 		for _, h := range []string{"-h", "--help"} {

@@ -70,6 +70,7 @@ var docSections = map[string][]string{
 	"`scripting`":                        {"scripting."},
 	"`smtp`":                             {"smtp.", "sites.smtp."},
 	"`secrets`":                          {"sites.secrets."},
+	"`cluster`":                          {"cluster."},
 }
 
 // docTableKeys returns the keys of the "| key | …" tables of the doc, with their paths.
@@ -223,6 +224,7 @@ func TestConfigDocsMatchLoader(t *testing.T) {
 	t.Setenv("PARTNER_SMTP_PASSWORD", "example")
 	t.Setenv("WHARF_S3_ACCESS_KEY", "example")
 	t.Setenv("WHARF_S3_SECRET_KEY", "example")
+	t.Setenv("WHARF_CLUSTER_DSN", "postgres://wharf@db.example/wharf")
 	if _, err := config.Parse([]byte(m[1]), "example.yaml", t.TempDir()); err != nil {
 		for _, p := range err.(*config.Error).Problems {
 			if !strings.Contains(p.Msg, "not found") {

@@ -31,15 +31,22 @@ Usage:
   wharf check -c FILE                validate a config, its scripts and its folders; exit 1 listing every problem
   wharf script run FILE --event E    run an event script against a simulated session (--help for options)
   wharf script translate FILE.js     print the Lua a JavaScript script is translated to
-  wharf sessions [-c FILE] [-json]   list the live sessions of a running server (admin API)
-  wharf sessions kick ID [-c FILE]   end a live session
+  wharf sessions [-c FILE] [-json]   list the live sessions of a running server (admin API);
+                                     in a cluster, of every live node, with a NODE column
+  wharf sessions kick ID [-c FILE]   end a live session (in a cluster, on whichever node serves it)
   wharf bans [list] [-c FILE]        list the protector's bans in force
   wharf bans add ADDR --for 1h       ban an address (or an IPv6 prefix) at run time
   wharf bans remove ADDR|all         lift a ban, or every ban
   wharf reload [-c FILE]             reload the running server's config (or send it SIGHUP)
-  wharf health [-c FILE]             exit 0 if the running server's /healthz answers ok
+  wharf reload --cluster [-c FILE]   ask every live node of the cluster to reload its config
+  wharf health [-c FILE]             exit 0 if the running server's /healthz answers (prints
+                                     the degradation, e.g. an unreachable cluster store)
+  wharf cluster migrate -c FILE      apply the cluster store's schema migrations
+  wharf cluster status -c FILE [-json]  the cluster's nodes: version, config hash, alive,
+                                     sessions, last heartbeat; exit 1 if the store cannot be read
   wharf hash-password [--bcrypt]     hash a password read from stdin or a prompt (argon2id by default)
   wharf config print-default         print the embedded default config
+  wharf config print [-c FILE]       print a config as loaded (defaults applied, secrets hidden)
   wharf version                      print the version
 
 The commands that talk to a running server (sessions, bans, reload, health) read only
@@ -81,6 +88,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdHashPassword(args[1:], stdin, stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "cluster":
+		err = cmdCluster(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wharf %s (%s)\n", version, goVersion())
 	case "help", "-h", "--help":
@@ -100,17 +109,4 @@ func goVersion() string {
 		return bi.GoVersion
 	}
 	return "unknown go"
-}
-
-func cmdConfig(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("config", "wharf config print-default", stderr)
-	pos, err := parseFlags(fs, args, stdout)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || pos[0] != "print-default" {
-		return usageError("usage: wharf config print-default")
-	}
-	_, err = stdout.Write(defaultConfig())
-	return err
 }

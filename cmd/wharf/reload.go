@@ -24,7 +24,7 @@ import (
 // problems are logged and returned, and the old configuration stays in force.
 //
 // Sites are matched by name. Adding or removing sites or listeners, and the settings bound at
-// start (log, state_dir, metrics, audit, ssh, ftp listener settings), need a restart: a
+// start (log, state_dir, metrics, audit, cluster, ssh, ftp listener settings), need a restart: a
 // reload logs that and keeps the running ones.
 //
 // notApplied lists those changes, for the caller of `wharf reload`.
@@ -50,6 +50,14 @@ func (s *server) reload(ctx context.Context, trigger string) (notApplied []strin
 		return nil, err
 	}
 	s.log.Info("configuration reloaded", "trigger", trigger)
+	if s.cluster != nil {
+		// What the node now runs, for `wharf cluster status` to compare.
+		if h, err := configHash(s.cfg); err != nil {
+			s.log.Warn("cluster: cannot compute the configuration hash", "err", err)
+		} else {
+			s.cluster.store.SetConfigHash(h)
+		}
+	}
 	return notApplied, nil
 }
 
@@ -164,6 +172,9 @@ func (s *server) restartOnly(next *config.Config) (notApplied []string) {
 	if next.Reload != s.cfg.Reload {
 		warn("reload")
 	}
+	if !reflect.DeepEqual(next.Cluster, s.cfg.Cluster) {
+		warn("cluster")
+	}
 	if a, b := next.Scripting, s.cfg.Scripting; a.AsyncWorkers != b.AsyncWorkers || a.AsyncQueue != b.AsyncQueue || a.MailSpool != b.MailSpool {
 		warn("scripting.async_workers, async_queue and mail_spool")
 	}
@@ -196,6 +207,7 @@ func (s *server) restartOnly(next *config.Config) (notApplied []string) {
 func keepRestartOnly(running, next *config.Config) *config.Config {
 	out := *next
 	out.Log, out.StateDir, out.Metrics, out.Audit, out.Reload = running.Log, running.StateDir, running.Metrics, running.Audit, running.Reload
+	out.Cluster = running.Cluster
 	out.Sites = nil
 	for _, old := range running.Sites {
 		sc := siteByName(next, old.Name)

@@ -240,6 +240,8 @@ type server struct {
 	opsLn       net.Listener
 	tokenNew    bool // the admin token was generated at this start
 
+	cluster *clusterNode // nil without the cluster: section
+
 	// source reads the configuration again for a reload (nil: reload is not possible).
 	source   func() (*config.Config, error)
 	reloadMu sync.Mutex
@@ -296,6 +298,27 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			_ = q.Close(context.Background())
 		}
 	}()
+	var shared core.Cluster
+	if cfg.Cluster != nil {
+		// The store is opened before any listener: a node serves as part of the cluster
+		// from its first connection.
+		if err := s.openCluster(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if !built {
+				_ = s.cluster.store.Close(context.Background())
+			}
+		}()
+		var count func(op string)
+		if m := s.metrics; m != nil {
+			count = m.ClusterStoreError
+			m.WatchClusterStore(func() bool { up, _, _ := s.cluster.store.Health(); return up })
+		}
+		if shared, err = s.cluster.coreCluster(count); err != nil {
+			return nil, err
+		}
+	}
 	deps := scriptDeps{settings: cfg.Scripting, mail: queueMailer{q}}
 	if s.metrics != nil {
 		deps.async = s.metrics
@@ -318,7 +341,8 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 		if s.metrics != nil {
 			events = s.metrics.WrapDispatcher(sc.Name, events)
 		}
-		site, err := core.NewSite(sc, core.Options{Logger: log, Events: events, Observer: observer, StateDir: cfg.StateDir})
+		site, err := core.NewSite(sc, core.Options{Logger: log, Events: events, Observer: observer, StateDir: cfg.StateDir,
+			Cluster: shared, RefuseWhenStoreDown: cfg.Cluster != nil && cfg.Cluster.OnStoreDown == config.StoreDownRefuse})
 		if err != nil {
 			return nil, err
 		}
@@ -341,6 +365,11 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			s.listeners = append(s.listeners, &boundListener{site: site, protocol: l.Protocol, srv: srv})
 		}
 	}
+	if s.cluster != nil {
+		if err := s.startCluster(); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Metrics.Address != "" {
 		token := ""
 		if cfg.Metrics.Admin != admin.ModeOff {
@@ -350,10 +379,15 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			}
 			token, s.tokenNew = tok, created
 		}
-		s.ops = admin.New(admin.Options{
+		opts := admin.Options{
 			Metrics: s.metrics.Handler(), Sites: s.siteList, Mode: cfg.Metrics.Admin, Token: token, Logger: log,
 			Reload: func(ctx context.Context) ([]string, error) { return s.reload(ctx, "admin API") },
-		})
+		}
+		if s.cluster != nil {
+			opts.Cluster = s.cluster.adminView()
+			opts.Degraded = s.cluster.health
+		}
+		s.ops = admin.New(opts)
 	}
 	built = true
 	return s, nil
@@ -463,6 +497,13 @@ func (s *server) shutdown(ctx context.Context, grace time.Duration) error {
 	}
 	// The sessions' OnConnectionClose handlers are queued by now.
 	errs = append(errs, s.drainScripts(ctx, grace)...)
+	if s.cluster != nil {
+		// After the sessions ended (their rows are gone) and before waiting for the
+		// goroutines a reload announced by the store may have started.
+		if err := s.cluster.store.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: %w", err))
+		}
+	}
 	if s.ops != nil && s.opsLn != nil {
 		errs = append(errs, s.ops.Shutdown(ctx))
 		_ = os.Remove(filepath.Join(s.boot.StateDir, adminAddrFile))

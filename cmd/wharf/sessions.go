@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -173,11 +174,16 @@ func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		if err := c.Kick(ctx, rest[1]); err != nil {
+		res, err := c.Kick(ctx, rest[1])
+		if err != nil {
 			if admin.IsNotFound(err) {
 				return fmt.Errorf("no live session %s", rest[1])
 			}
 			return err
+		}
+		if res.Node != "" {
+			fmt.Fprintf(stdout, "session %s ended (node %s)\n", rest[1], res.Node)
+			return nil
 		}
 		fmt.Fprintf(stdout, "session %s ended\n", rest[1])
 		return nil
@@ -189,9 +195,12 @@ func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	list, err := c.Sessions(ctx)
+	list, partial, err := c.SessionsPartial(ctx)
 	if err != nil {
 		return err
+	}
+	if partial != "" {
+		fmt.Fprintf(stderr, "wharf sessions: warning: %s\n", partial)
 	}
 	if f.jsonOut {
 		return printJSON(stdout, list)
@@ -206,21 +215,34 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// printSessions prints one line per session, like ps.
+// printSessions prints one line per session, like ps; in a cluster, with the node that
+// serves it (another node's sessions show what the store records: no client, idle time or
+// last command).
 func printSessions(w io.Writer, list []admin.SessionInfo, now time.Time) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no live sessions")
 		return
 	}
+	withNode := slices.ContainsFunc(list, func(s admin.SessionInfo) bool { return s.Node != "" })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if withNode {
+		fmt.Fprint(tw, "NODE\t")
+	}
 	fmt.Fprintln(tw, "ID\tSITE\tPROTOCOL\tUSER\tREMOTE\tCLIENT\tAGE\tIDLE\tLAST COMMAND")
 	for _, s := range list {
 		user := s.User
 		if !s.Authenticated {
 			user = "-"
 		}
+		idle := "-"
+		if !s.LastActivity.IsZero() {
+			idle = age(now.Sub(s.LastActivity))
+		}
+		if withNode {
+			fmt.Fprintf(tw, "%s\t", truncateText(s.Node, 40))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Site, s.Protocol, user, s.RemoteIP,
-			dash(truncateText(s.ClientVersion, 30)), age(now.Sub(s.Start)), age(now.Sub(s.LastActivity)),
+			dash(truncateText(s.ClientVersion, 30)), age(now.Sub(s.Start)), idle,
 			dash(truncateText(s.LastCommand, 40)))
 	}
 	_ = tw.Flush()
@@ -256,20 +278,33 @@ func age(d time.Duration) string {
 // cmdReload asks the running server to reload its configuration through the admin API. It
 // exits 1 with the problems when the new configuration is refused, and 3 with the list of
 // changes that need a restart when the rest was applied.
+//
+// With --cluster it asks every live node of the cluster to reload (each reloads its own
+// file and logs the outcome) and lists the nodes asked.
 func cmdReload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f adminFlags
-	fs := newFlagSet("reload", "wharf reload "+adminFlagsUsage, stderr)
+	fs := newFlagSet("reload", "wharf reload [--cluster] "+adminFlagsUsage, stderr)
 	f.register(fs, false)
+	all := fs.Bool("cluster", false, "reload every live node of the cluster, not only this one")
 	rest, err := parseFlags(fs, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 0 {
-		return usageError("usage: wharf reload %s", adminFlagsUsage)
+		return usageError("usage: wharf reload [--cluster] %s", adminFlagsUsage)
 	}
 	c, err := adminClient(f, true)
 	if err != nil {
 		return err
+	}
+	if *all {
+		nodes, err := c.ReloadCluster(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reload asked of %d node(s): %s\n", len(nodes), strings.Join(nodes, ", "))
+		fmt.Fprintln(stdout, "each node reloads its own file; a refused configuration is in that node's log (wharf cluster status shows their config hashes)")
+		return nil
 	}
 	notApplied, err := c.Reload(ctx)
 	if err != nil {
@@ -303,8 +338,14 @@ func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := c.Health(ctx); err != nil {
+	detail, err := c.Health(ctx)
+	if err != nil {
 		return err
+	}
+	if detail != "" {
+		// Serving, degraded: still healthy for a supervisor, but said.
+		fmt.Fprintln(stdout, detail)
+		return nil
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil

@@ -3,12 +3,17 @@
 // configuration. `wharf sessions` and `wharf reload` are its clients (see Client).
 //
 //	GET  /metrics                      Prometheus exposition (no token)
-//	GET  /healthz                      200 "ok" while serving, 503 while shutting down (no token)
-//	GET  /admin/sessions               live sessions of every site, JSON
-//	GET  /admin/sessions/{id}          one session
-//	POST /admin/sessions/{id}/kick     end a session (OnConnectionClose fires)
+//	GET  /healthz                      200 "ok" while serving (a "degraded: …" line instead
+//	                                   while the cluster store is unreachable), 503 while
+//	                                   shutting down (no token)
+//	GET  /admin/sessions               live sessions of every site, JSON; in a cluster, the
+//	                                   logged-in sessions of every live node too
+//	GET  /admin/sessions/{id}          one session (of this node)
+//	POST /admin/sessions/{id}/kick     end a session (OnConnectionClose fires); in a cluster,
+//	                                   on the node that serves it
 //	POST /admin/reload                 reload the configuration; 200 with the changes that
-//	                                   need a restart (not_applied), or 422 with the errors
+//	                                   need a restart (not_applied), or 422 with the errors;
+//	                                   ?cluster=1 asks every live node of the cluster
 //	GET  /admin/bans                   the protector's bans in force, JSON
 //	POST /admin/bans                   ban an address: {"addr", "for", "reason", "site"}
 //	DELETE /admin/bans?addr=A          lift a ban (addr=all: every ban); &site=, &reason=
@@ -61,6 +66,27 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound what clients of the endpoint can hold; zero fields take the defaults.
 	Limits Limits
+	// Cluster is the view of the other nodes when the server is one node of a cluster; nil
+	// for a single node.
+	Cluster Cluster
+	// Degraded returns why the server serves in a degraded way ("" when it does not), for
+	// /healthz's detail. nil: never degraded.
+	Degraded func() string
+}
+
+// Cluster is what the admin API needs of the cluster store: the other nodes' sessions,
+// kicking a session wherever it is, and reloading every node.
+type Cluster interface {
+	// NodeID names this node.
+	NodeID() string
+	// Sessions lists the logged-in sessions of every live node, this one's included.
+	Sessions(ctx context.Context) ([]core.ClusterSession, error)
+	// Kick asks the node that serves a session to end it; found is false when no live
+	// node has it.
+	Kick(ctx context.Context, id string) (node string, found bool, err error)
+	// ReloadAll asks every live node (this one included) to reload, and returns the nodes
+	// asked.
+	ReloadAll(ctx context.Context) ([]string, error)
 }
 
 // Limits bound the endpoint's connections, so that clients that connect and stay idle (or
@@ -185,6 +211,14 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "shutting down")
 		return
 	}
+	if s.opts.Degraded != nil {
+		if d := s.opts.Degraded(); d != "" {
+			// Still 200: the node serves (as cluster.on_store_down says); a balancer must
+			// not take every node out because the database is away.
+			fmt.Fprintln(w, d)
+			return
+		}
+	}
 	fmt.Fprintln(w, "ok")
 }
 
@@ -217,6 +251,7 @@ func fromLoopback(r *http.Request) bool {
 // Session object.
 type SessionInfo struct {
 	ID              string     `json:"id"`
+	Node            string     `json:"node,omitempty"` // in a cluster: the node that serves it
 	Site            string     `json:"site"`
 	User            string     `json:"user"` // "" before login
 	Authenticated   bool       `json:"authenticated"`
@@ -278,10 +313,35 @@ func (s *Server) find(id string) (*core.Session, bool) {
 	return nil, false
 }
 
-func (s *Server) listSessions(w http.ResponseWriter, _ *http.Request) {
+// PartialHeader, on a session listing, says why the other nodes' sessions are missing from
+// it (the cluster store did not answer).
+const PartialHeader = "Wharf-Partial"
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	list := []SessionInfo{}
+	local := map[string]bool{}
 	for _, x := range s.sessions() {
-		list = append(list, Info(x))
+		in := Info(x)
+		if s.opts.Cluster != nil {
+			in.Node = s.opts.Cluster.NodeID()
+		}
+		local[in.ID] = true
+		list = append(list, in)
+	}
+	if c := s.opts.Cluster; c != nil {
+		others, err := c.Sessions(r.Context())
+		if err != nil {
+			// This node's sessions are still worth showing; the caller is told what is missing.
+			s.opts.Logger.Warn("admin API: the other nodes' sessions cannot be listed", "err", err)
+			w.Header().Set(PartialHeader, "only this node's sessions: the cluster store did not answer")
+		}
+		for _, o := range others {
+			if local[o.ID] || o.Node == c.NodeID() {
+				continue // this node's own rows: the live session says more
+			}
+			list = append(list, SessionInfo{ID: o.ID, Node: o.Node, Site: o.Site, User: o.User, Authenticated: true,
+				Protocol: o.Protocol, RemoteIP: o.RemoteIP, Start: o.Start})
+		}
 	}
 	// Session ids are ULIDs: sorting by id is sorting by start time.
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
@@ -299,19 +359,52 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, site := range s.opts.Sites() {
-		if site.Kick(id) {
-			s.opts.Logger.Info("session kicked by the admin API", "session", id, "site", site.Name(), "remote", r.RemoteAddr)
-			writeJSON(w, http.StatusOK, map[string]string{"kicked": id})
-			return
+	if s.opts.Sites != nil {
+		for _, site := range s.opts.Sites() {
+			if site.Kick(id) {
+				s.opts.Logger.Info("session kicked by the admin API", "session", id, "site", site.Name(), "remote", r.RemoteAddr)
+				res := KickResult{Kicked: id}
+				if s.opts.Cluster != nil {
+					res.Node = s.opts.Cluster.NodeID()
+				}
+				writeJSON(w, http.StatusOK, res)
+				return
+			}
 		}
 	}
+	if c := s.opts.Cluster; c != nil {
+		node, found, err := c.Kick(r.Context(), id)
+		if err != nil {
+			s.opts.Logger.Warn("admin API: kick through the cluster store failed", "session", id, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "the session is not on this node and the cluster store did not answer: "+err.Error())
+			return
+		}
+		if found {
+			s.opts.Logger.Info("session kick sent to its node by the admin API", "session", id, "node", node, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusOK, KickResult{Kicked: id, Node: node})
+			return
+		}
+		writeError(w, http.StatusNotFound, "no live node has a session with that id")
+		return
+	}
 	writeError(w, http.StatusNotFound, "no live session with that id")
+}
+
+// KickResult is the answer to a kick.
+type KickResult struct {
+	Kicked string `json:"kicked"`
+	// Node is the node that serves (served) the session, in a cluster. A session of another
+	// node ends when that node hears the request, moments later.
+	Node string `json:"node,omitempty"`
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Reload == nil {
 		writeError(w, http.StatusNotImplemented, "reload is not available")
+		return
+	}
+	if r.URL.Query().Get("cluster") == "1" {
+		s.reloadCluster(w, r)
 		return
 	}
 	s.opts.Logger.Info("reload requested by the admin API", "remote", r.RemoteAddr)
@@ -323,12 +416,31 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ReloadResult{Reloaded: "ok", NotApplied: notApplied})
 }
 
+// reloadCluster asks every live node to reload. Each node reloads its own file and logs
+// the outcome; the answer lists the nodes asked.
+func (s *Server) reloadCluster(w http.ResponseWriter, r *http.Request) {
+	c := s.opts.Cluster
+	if c == nil {
+		writeError(w, http.StatusBadRequest, "this server is not a node of a cluster (no cluster: section)")
+		return
+	}
+	s.opts.Logger.Info("cluster reload requested by the admin API", "remote", r.RemoteAddr)
+	nodes, err := c.ReloadAll(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the cluster store did not answer: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ReloadResult{Reloaded: "asked", Nodes: nodes})
+}
+
 // ReloadResult is the answer to a successful reload.
 type ReloadResult struct {
-	Reloaded string `json:"reloaded"`
+	Reloaded string `json:"reloaded"` // "ok"; "asked" for a cluster reload
 	// NotApplied lists the changes the reload kept at their running value because they
 	// need a restart (listeners, sites, the ssh and ftp sections, log, metrics...).
 	NotApplied []string `json:"not_applied,omitempty"`
+	// Nodes are the nodes asked to reload (?cluster=1).
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // BanInfo is a ban in force, as the admin API reports it.

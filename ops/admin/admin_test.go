@@ -108,10 +108,10 @@ func TestSessionsKickReloadOverHTTP(t *testing.T) {
 	if _, err := c.Reload(ctx); err == nil || !strings.Contains(err.Error(), "bad hash") {
 		t.Errorf("reload error %v", err)
 	}
-	if err := c.Kick(ctx, "01NOSUCHSESSION"); !IsNotFound(err) {
+	if _, err := c.Kick(ctx, "01NOSUCHSESSION"); !IsNotFound(err) {
 		t.Errorf("kick unknown: %v", err)
 	}
-	if err := c.Kick(ctx, sess.ID()); err != nil {
+	if _, err := c.Kick(ctx, sess.ID()); err != nil {
 		t.Fatal(err)
 	}
 	<-closed

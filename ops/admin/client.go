@@ -39,19 +39,61 @@ func BaseURL(address string) (string, error) {
 
 // Sessions lists the live sessions.
 func (c *Client) Sessions(ctx context.Context) ([]SessionInfo, error) {
-	var out []SessionInfo
-	err := c.do(ctx, http.MethodGet, "/admin/sessions", &out)
-	return out, err
+	list, _, err := c.SessionsPartial(ctx)
+	return list, err
 }
 
-// Kick ends a live session.
-func (c *Client) Kick(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/admin/sessions/"+url.PathEscape(id)+"/kick", nil)
+// SessionsPartial lists the live sessions; partial says why the list lacks other nodes'
+// sessions ("" when it is whole).
+func (c *Client) SessionsPartial(ctx context.Context) (list []SessionInfo, partial string, err error) {
+	h, err := c.doHeader(ctx, http.MethodGet, "/admin/sessions", nil, &list)
+	if err != nil {
+		return nil, "", err
+	}
+	return list, h.Get(PartialHeader), nil
 }
 
-// Health checks /healthz (no token needed).
-func (c *Client) Health(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/healthz", nil)
+// Kick ends a live session, on the node that serves it in a cluster.
+func (c *Client) Kick(ctx context.Context, id string) (KickResult, error) {
+	var res KickResult
+	err := c.do(ctx, http.MethodPost, "/admin/sessions/"+url.PathEscape(id)+"/kick", &res)
+	return res, err
+}
+
+// Health checks /healthz (no token needed). detail is the degradation the server reports
+// ("" when it says ok).
+func (c *Client) Health(ctx context.Context) (detail string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/healthz", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return "", fmt.Errorf("admin API at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err != nil {
+		return "", fmt.Errorf("admin API: read reply: %w", err)
+	}
+	text := strings.TrimSpace(string(body))
+	if resp.StatusCode != http.StatusOK {
+		return "", &APIError{Status: resp.StatusCode, Msg: text}
+	}
+	if text == "ok" {
+		return "", nil
+	}
+	return text, nil
+}
+
+// ReloadCluster asks every live node of the cluster to reload its configuration and
+// returns the nodes asked.
+func (c *Client) ReloadCluster(ctx context.Context) ([]string, error) {
+	var res ReloadResult
+	if err := c.do(ctx, http.MethodPost, "/admin/reload?cluster=1", &res); err != nil {
+		return nil, err
+	}
+	return res.Nodes, nil
 }
 
 // Reload asks the server to reload its configuration. It returns the changes the server
@@ -103,13 +145,25 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 }
 
 func (c *Client) doBody(ctx context.Context, method, path string, body []byte, out any) error {
+	_, err := c.doHeader(ctx, method, path, body, out)
+	return err
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+func (c *Client) doHeader(ctx context.Context, method, path string, body []byte, out any) (http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -117,33 +171,29 @@ func (c *Client) doBody(ctx context.Context, method, path string, body []byte, o
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("admin API at %s: %w", c.BaseURL, err)
+		return nil, fmt.Errorf("admin API at %s: %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("admin API: read reply: %w", err)
+		return nil, fmt.Errorf("admin API: read reply: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e errorBody
 		if json.Unmarshal(reply, &e) == nil && e.Error != "" {
-			return &APIError{Status: resp.StatusCode, Msg: e.Error}
+			return nil, &APIError{Status: resp.StatusCode, Msg: e.Error}
 		}
-		return &APIError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(reply))}
+		return nil, &APIError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(reply))}
 	}
 	if out == nil {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(reply, out); err != nil {
-		return fmt.Errorf("admin API: decode reply: %w", err)
+		return nil, fmt.Errorf("admin API: decode reply: %w", err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // APIError is a refusal from the admin API.

@@ -16,6 +16,8 @@ type extMetrics struct {
 	asyncTime    *prometheus.HistogramVec
 	mailQueued   *prometheus.CounterVec
 	mailAttempts *prometheus.CounterVec
+	// clusterErrors counts the cluster store's failures by operation.
+	clusterErrors *prometheus.CounterVec
 
 	mu     sync.Mutex
 	queues map[string]func() int // site → its asynchronous queue's depth
@@ -52,12 +54,16 @@ func newExtMetrics() *extMetrics {
 			Name: "wharf_mail_deliveries_total",
 			Help: "Delivery attempts of queued mail, by site and result: sent, deferred (retried later) or failed (given up).",
 		}, []string{"site", "result"}),
+		clusterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_cluster_store_errors_total",
+			Help: "Calls to the cluster store that failed (unreachable, timed out or an error), by operation.",
+		}, []string{"operation"}),
 		queues: map[string]func() int{},
 	}
 }
 
 func (x *extMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{x.asyncRuns, x.asyncDropped, x.asyncTime, x.mailQueued, x.mailAttempts, x}
+	return []prometheus.Collector{x.asyncRuns, x.asyncDropped, x.asyncTime, x.mailQueued, x.mailAttempts, x.clusterErrors, x}
 }
 
 // Describe and Collect report the gauges read when scraped.
@@ -112,4 +118,26 @@ func (m *Metrics) WatchMailSpool(count func() int) {
 	m.ext.mu.Lock()
 	m.ext.spool = count
 	m.ext.mu.Unlock()
+}
+
+// The cluster store (the cluster: section): whether it answers and how often it did not.
+
+// WatchClusterStore reports wharf_cluster_store_up (1 while the store answers) when scraped.
+// Called once, when the server is a node of a cluster.
+func (m *Metrics) WatchClusterStore(up func() bool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wharf_cluster_store_up",
+		Help: "1 while the cluster store (PostgreSQL) answers, 0 while the node serves without it (cluster.on_store_down).",
+	}, func() float64 {
+		if up() {
+			return 1
+		}
+		return 0
+	}))
+}
+
+// ClusterStoreError counts a call to the cluster store that failed (it did not answer, or
+// answered with an error), by operation.
+func (m *Metrics) ClusterStoreError(op string) {
+	m.ext.clusterErrors.WithLabelValues(op).Inc()
 }

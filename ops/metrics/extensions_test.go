@@ -44,3 +44,32 @@ func TestAsyncAndMailMetrics(t *testing.T) {
 		t.Errorf("spool = %v", v)
 	}
 }
+
+// TestClusterStoreMetrics: wharf_cluster_store_up follows the store's health when scraped,
+// and wharf_cluster_store_errors_total counts failures by operation; a single node (no
+// WatchClusterStore) has no store gauge.
+func TestClusterStoreMetrics(t *testing.T) {
+	single := New(Options{})
+	if _, ok := value(t, single, "wharf_cluster_store_up", nil); ok {
+		t.Error("a single node reports wharf_cluster_store_up")
+	}
+	m := New(Options{})
+	up := true
+	m.WatchClusterStore(func() bool { return up })
+	if v, ok := value(t, m, "wharf_cluster_store_up", nil); !ok || v != 1 {
+		t.Errorf("store up: %v (found %v)", v, ok)
+	}
+	up = false
+	m.ClusterStoreError("claim_session")
+	m.ClusterStoreError("claim_session")
+	m.ClusterStoreError("strike")
+	if v, _ := value(t, m, "wharf_cluster_store_up", nil); v != 0 {
+		t.Errorf("store down: %v", v)
+	}
+	if v, _ := value(t, m, "wharf_cluster_store_errors_total", map[string]string{"operation": "claim_session"}); v != 2 {
+		t.Errorf("claim_session errors: %v", v)
+	}
+	if v, _ := value(t, m, "wharf_cluster_store_errors_total", map[string]string{"operation": "strike"}); v != 1 {
+		t.Errorf("strike errors: %v", v)
+	}
+}
