@@ -186,31 +186,25 @@ func (s *server) openCluster(cfg *config.Config) error {
 }
 
 // coreCluster returns what the sites share through the store, counting its failures.
-func (n *clusterNode) coreCluster(count func(op string)) (core.Cluster, error) {
-	c, ok := any(n.store).(core.Cluster)
-	if !ok {
-		return nil, errors.New("cluster: this build's store does not implement core.Cluster")
-	}
-	return countingCluster{Cluster: c, count: count}, nil
+func (n *clusterNode) coreCluster(count func(op string)) core.Cluster {
+	return countingCluster{Cluster: n.store, count: count}
 }
+
+// A site is what the announcements reach.
+var _ clusterSite = (*core.Site)(nil)
 
 // startCluster hands the built sites to the announcement handlers and loads the cluster's
 // bans into them.
-func (s *server) startCluster() error {
+func (s *server) startCluster() {
 	n := s.cluster
 	sites := make([]clusterSite, 0, len(s.sites))
 	for _, site := range s.sites {
-		cs, ok := any(site).(clusterSite)
-		if !ok {
-			return errors.New("cluster: this build's sites cannot join a cluster")
-		}
-		sites = append(sites, cs)
+		sites = append(sites, site)
 	}
 	n.sites.Store(&sites)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n.sync(ctx, s)
-	return nil
 }
 
 // sync brings every site up to date with the store (after start and after an outage).

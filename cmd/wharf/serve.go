@@ -315,9 +315,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 			count = m.ClusterStoreError
 			m.WatchClusterStore(func() bool { up, _, _ := s.cluster.store.Health(); return up })
 		}
-		if shared, err = s.cluster.coreCluster(count); err != nil {
-			return nil, err
-		}
+		shared = s.cluster.coreCluster(count)
 	}
 	deps := scriptDeps{settings: cfg.Scripting, mail: queueMailer{q}}
 	if s.metrics != nil {
@@ -366,9 +364,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (*server, error) {
 		}
 	}
 	if s.cluster != nil {
-		if err := s.startCluster(); err != nil {
-			return nil, err
-		}
+		s.startCluster()
 	}
 	if cfg.Metrics.Address != "" {
 		token := ""
