@@ -266,14 +266,31 @@ func (s *Store) AddUsage(ctx context.Context, site, user string, bytes, files, m
 	return ok, usedBytes, usedFiles, err
 }
 
-// SetUsage replaces the user's usage with a fresh count of the storage.
-func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files int64) error {
-	return s.call(ctx, "set quota usage", func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO quota_usage (site, user_name, bytes, files) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (site, user_name) DO UPDATE SET bytes = EXCLUDED.bytes, files = EXCLUDED.files`,
-			site, user, max(bytes, 0), max(files, 0))
-		return err
+// SetUsage replaces the user's usage with a fresh count of the storage, unless the user has
+// more than one live session (the caller's own) by then. It takes ClaimSession's per-user
+// lock first, in the same implicit transaction, so that the count sees every session claimed
+// before it, and a session claimed after it can reserve only once the replacement committed:
+// a reservation made in between is never overwritten.
+func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files int64) (replaced bool, err error) {
+	err = s.call(ctx, "set quota usage", func(ctx context.Context) error {
+		replaced = false
+		b := &pgx.Batch{}
+		b.Queue("SELECT pg_advisory_xact_lock($1)", lockKey(site, user))
+		b.Queue(`WITH live AS (
+				SELECT count(*) AS n FROM sessions s JOIN nodes n ON n.id = s.node
+				WHERE s.site = $1 AND s.user_name = $2 AND n.last_seen > now() - $5::interval
+			), up AS (
+				INSERT INTO quota_usage AS q (site, user_name, bytes, files)
+				SELECT $1, $2, $3, $4 FROM live WHERE live.n <= 1
+				ON CONFLICT (site, user_name) DO UPDATE SET bytes = EXCLUDED.bytes, files = EXCLUDED.files
+				RETURNING 1
+			)
+			SELECT EXISTS (SELECT 1 FROM up)`,
+			site, user, max(bytes, 0), max(files, 0), s.opts.NodeTTL,
+		).QueryRow(func(row pgx.Row) error { return row.Scan(&replaced) })
+		return s.pool.SendBatch(ctx, b).Close()
 	})
+	return replaced, err
 }
 
 // Announcements on wharf_bans: JSON, each under PostgreSQL's 8000-byte payload limit.

@@ -234,8 +234,8 @@ func TestAddUsageNeverPassesLimit(t *testing.T) {
 	if ok, ub, _, err := a.AddUsage(ctx(t), "site", "bob", 1<<40, 0, 0, 0); !ok || ub != 1<<40 || err != nil {
 		t.Fatalf("without a limit: %v %d %v", ok, ub, err)
 	}
-	if err := b.SetUsage(ctx(t), "site", "bob", 5, 2); err != nil {
-		t.Fatal(err)
+	if replaced, err := b.SetUsage(ctx(t), "site", "bob", 5, 2); !replaced || err != nil {
+		t.Fatalf("SetUsage with no live session: %v %v", replaced, err)
 	}
 	if ok, ub, uf, err := a.AddUsage(ctx(t), "site", "bob", 0, 0, 0, 0); !ok || ub != 5 || uf != 2 || err != nil {
 		t.Fatalf("after SetUsage: %v %d %d %v", ok, ub, uf, err)
@@ -554,5 +554,39 @@ func TestJanitor(t *testing.T) {
 		if got := sqlValue[string](t, dsn, q); got != want {
 			t.Errorf("%s: %s, want %s", q, got, want)
 		}
+	}
+}
+
+// SetUsage replaces the usage only while the caller's session is the user's one live session:
+// a session claimed on another node in between may have reserved quota, which a fresh count
+// made before it must not overwrite.
+func TestSetUsageKeepsOtherNodesReservations(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	a, b := openNode(t, dsn, "a"), openNode(t, dsn, "b")
+	if _, err := a.ClaimSession(ctx(t), session("c1", "site", "carol"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Node b: carol logs in there too and reserves a chunk before node a's fresh count lands.
+	if others, err := b.ClaimSession(ctx(t), session("c2", "site", "carol"), 0); err != nil || others != 1 {
+		t.Fatalf("second claim: %d %v", others, err)
+	}
+	if ok, _, _, err := b.AddUsage(ctx(t), "site", "carol", 1000, 1, 10_000, 0); !ok || err != nil {
+		t.Fatalf("reservation: %v %v", ok, err)
+	}
+	if replaced, err := a.SetUsage(ctx(t), "site", "carol", 300, 3); replaced || err != nil {
+		t.Fatalf("SetUsage with another live session: replaced=%v err=%v, want the usage kept", replaced, err)
+	}
+	if _, ub, uf, err := a.AddUsage(ctx(t), "site", "carol", 0, 0, 0, 0); ub != 1000 || uf != 1 || err != nil {
+		t.Fatalf("usage after the refused SetUsage: %d %d %v, want 1000 1", ub, uf, err)
+	}
+	// Once node b's session ended, carol's session on a is her only one: the count replaces.
+	if err := b.EndSession(ctx(t), "site", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if replaced, err := a.SetUsage(ctx(t), "site", "carol", 300, 3); !replaced || err != nil {
+		t.Fatalf("SetUsage as the only session: replaced=%v err=%v", replaced, err)
+	}
+	if _, ub, uf, _ := a.AddUsage(ctx(t), "site", "carol", 0, 0, 0, 0); ub != 300 || uf != 3 {
+		t.Fatalf("usage after SetUsage: %d %d, want 300 3", ub, uf)
 	}
 }

@@ -51,8 +51,11 @@ type Cluster interface {
 	// It returns the usage after the change.
 	AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (ok bool, usedBytes, usedFiles int64, err error)
 	// SetUsage replaces the user's usage with a fresh count of the storage (the user's first
-	// session in the cluster, when no node holds any of it).
-	SetUsage(ctx context.Context, site, user string, bytes, files int64) error
+	// session in the cluster, when no node holds any of it), unless the user has another live
+	// session in the cluster by then besides the caller's (which may have reserved quota
+	// meanwhile): replaced is false then, and the stored usage stands. The check and the
+	// replacement are one step with respect to ClaimSession.
+	SetUsage(ctx context.Context, site, user string, bytes, files int64) (replaced bool, err error)
 }
 
 // BanRecord is a ban as the cluster stores it.

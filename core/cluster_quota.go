@@ -233,22 +233,30 @@ func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, in
 		defer rec.mu.Unlock()
 		rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
 		rec.bytes, rec.files = b, f
-		if others == 0 {
-			// The scan counts everything, the store's figure and what this node had not
-			// pushed included.
-			rec.cl.allowB, rec.cl.allowF, rec.cl.pendB, rec.cl.pendF = 0, 0, 0, 0
-			cctx, cancel := s.cl.ctx(ctx)
-			defer cancel()
-			if err := s.note(s.cl.c.SetUsage(cctx, s.name, u.ID, b, f)); err != nil {
-				s.log.Warn("cluster store did not take the user's fresh quota usage; it keeps its figure",
-					"user", u.ID, "err", err.Error())
-			}
+		if others != 0 {
+			return rec, nil
 		}
-		return rec, nil
+		// The scan counts everything, the store's figure and what this node had not pushed
+		// included.
+		rec.cl.allowB, rec.cl.allowF, rec.cl.pendB, rec.cl.pendF = 0, 0, 0, 0
+		cctx, cancel := s.cl.ctx(ctx)
+		defer cancel()
+		replaced, err := s.cl.c.SetUsage(cctx, s.name, u.ID, b, f)
+		if err = s.note(err); err != nil {
+			s.log.Warn("cluster store did not take the user's fresh quota usage; it keeps its figure",
+				"user", u.ID, "err", err.Error())
+		}
+		if err != nil || replaced {
+			return rec, nil
+		}
+		// Another session of the user logged in elsewhere since this one's claim and may
+		// have reserved quota: the store's figure stands, and is this node's view too.
+		others = 1
+	} else {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
 	if others > 0 {
 		cctx, cancel := s.cl.ctx(ctx)
 		defer cancel()

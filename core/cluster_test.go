@@ -610,3 +610,33 @@ func TestClusterQuotaRoundTrips(t *testing.T) {
 		t.Fatalf("store counts %d bytes after the upload closed, want 1 MiB", b)
 	}
 }
+
+// A login that finds no other live session counts the storage and replaces the store's
+// figure; if another node logs the user in and reserves quota in between, the count must not
+// overwrite that reservation: the store's figure stands, and the quota still holds.
+func TestClusterFreshCountKeepsAReservationMadeMeanwhile(t *testing.T) {
+	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 100 << 10} })})
+	ctx := context.Background()
+	var b *core.Session
+	var once sync.Once
+	tc.store.BeforeSetUsage(func() {
+		once.Do(func() {
+			// Node 1 logs q in (node 0's claim is in the store: it is not the first) and
+			// starts a 60 KiB upload, which reserves its room.
+			b = login(t, tc.nodes[1], "q")
+			if err := upload(ctx, b, "/two", strings.Repeat("x", 60<<10)); err != nil {
+				t.Errorf("upload on node 1: %v", err)
+			}
+		})
+	})
+	a := login(t, tc.nodes[0], "q")
+	if b == nil {
+		t.Fatal("the interleaved login did not run")
+	}
+	if got, _ := tc.store.Usage("t", "q"); got != 60<<10 {
+		t.Fatalf("store counts %d bytes after node 0's fresh count, want node 1's 60 KiB kept", got)
+	}
+	if err := upload(ctx, a, "/one", strings.Repeat("y", 60<<10)); !errors.Is(err, core.ErrQuota) {
+		t.Fatalf("second 60 KiB upload under a 100 KiB quota: %v, want quota exceeded", err)
+	}
+}

@@ -326,6 +326,7 @@ func (c countingCluster) AddUsage(ctx context.Context, site, user string, bytes,
 	return ok, b, f, c.failed("add_usage", err)
 }
 
-func (c countingCluster) SetUsage(ctx context.Context, site, user string, bytes, files int64) error {
-	return c.failed("set_usage", c.Cluster.SetUsage(ctx, site, user, bytes, files))
+func (c countingCluster) SetUsage(ctx context.Context, site, user string, bytes, files int64) (bool, error) {
+	ok, err := c.Cluster.SetUsage(ctx, site, user, bytes, files)
+	return ok, c.failed("set_usage", err)
 }

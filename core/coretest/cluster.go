@@ -29,6 +29,16 @@ type ClusterStore struct {
 	usage     map[string]*clusterUsage // by site + user
 	calls     map[string]int
 	listeners []func(ClusterAnnouncement)
+	// beforeSetUsage runs at the start of SetUsage, outside the lock (BeforeSetUsage).
+	beforeSetUsage func()
+}
+
+// BeforeSetUsage makes f run at the start of every SetUsage call, before the store looks at
+// anything: a test interleaves another node's login there.
+func (c *ClusterStore) BeforeSetUsage(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.beforeSetUsage = f
 }
 
 type clusterUsage struct {
@@ -320,11 +330,26 @@ func (n *clusterNode) AddUsage(ctx context.Context, site, user string, bytes, fi
 	return true, u.bytes, u.files, nil
 }
 
-func (n *clusterNode) SetUsage(ctx context.Context, site, user string, bytes, files int64) error {
+func (n *clusterNode) SetUsage(ctx context.Context, site, user string, bytes, files int64) (bool, error) {
+	n.c.mu.Lock()
+	before := n.c.beforeSetUsage
+	n.c.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if err := n.begin(ctx, "SetUsage"); err != nil {
-		return err
+		return false, err
 	}
 	defer n.c.mu.Unlock()
+	live := 0
+	for _, x := range n.c.sessions {
+		if x.Site == site && x.User == user && !n.c.deadNodes[x.Node] {
+			live++
+		}
+	}
+	if live > 1 {
+		return false, nil
+	}
 	n.c.usage[site+"\x00"+user] = &clusterUsage{bytes: bytes, files: files}
-	return nil
+	return true, nil
 }
