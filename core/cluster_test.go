@@ -640,3 +640,33 @@ func TestClusterFreshCountKeepsAReservationMadeMeanwhile(t *testing.T) {
 		t.Fatalf("second 60 KiB upload under a 100 KiB quota: %v, want quota exceeded", err)
 	}
 }
+
+// Two nodes can each see the strike threshold reached (strikes that raced with the other's
+// ban, or a node that has not heard the ban yet): the ban in force stands as it is, with one
+// offence, one OnBlocklistAdd, and its own length.
+func TestClusterRacingThresholdsBanOnce(t *testing.T) {
+	tc := newTestCluster(t, false, []config.User{diskUser("u")})
+	ip := netip.MustParseAddr("203.0.113.8")
+	ctx := context.Background()
+	tc.muted[1].Store(true) // node 1 does not hear node 0's ban
+	for range 10 {
+		tc.nodes[0].Strike(ctx, ip, "test", nil)
+	}
+	if !tc.nodes[0].Banned(ip) || tc.nodes[1].Banned(ip) {
+		t.Fatalf("after node 0's threshold: banned on node 0 %v, on node 1 %v; want node 0 only", tc.nodes[0].Banned(ip), tc.nodes[1].Banned(ip))
+	}
+	first := tc.store.BanRecords("t")[netip.PrefixFrom(ip, 32)]
+	for range 10 {
+		tc.nodes[1].Strike(ctx, ip, "test", nil)
+	}
+	recs := tc.store.BanRecords("t")
+	if got := recs[netip.PrefixFrom(ip, 32)]; got.Offences != 1 || !got.Until.Equal(first.Until) {
+		t.Fatalf("store after node 1's threshold: %+v, want the first ban unchanged (%+v)", got, first)
+	}
+	if got := blocklistAdds(tc.events[0]) + blocklistAdds(tc.events[1]); got != 1 {
+		t.Fatalf("OnBlocklistAdd fired %d times, want once", got)
+	}
+	if !tc.nodes[1].Banned(ip) {
+		t.Fatal("node 1 does not enforce the ban its threshold found in the store")
+	}
+}

@@ -506,7 +506,7 @@ func (s *Site) Strike(ctx context.Context, ip netip.Addr, reason string, sess *S
 		s.events.Fire(ctx, &Event{Name: OnProtectorStrike, Session: sess, Conn: conn})
 	}
 	if reached {
-		s.banBy(ctx, ip, cfg.BanFor.Duration, sess, "protector",
+		s.banByStrikes(ctx, ip, cfg.BanFor.Duration, sess, "protector",
 			fmt.Sprintf("%d strikes within %s, the last: %s", n, window, reason))
 	}
 }
@@ -537,6 +537,40 @@ func (s *Site) banBy(ctx context.Context, ip netip.Addr, d time.Duration, sess *
 	}
 	s.banned(ctx, ip, key, now.Add(d), d, sess, by, reason)
 	return true
+}
+
+// banByStrikes is the ban of an address whose strikes reached the threshold. In a cluster,
+// two nodes can each see the threshold reached by strikes that raced with the other's ban:
+// a ban in force in the store then stands as it is, instead of counting a second offence
+// (which would double its length) and being announced twice.
+func (s *Site) banByStrikes(ctx context.Context, ip netip.Addr, d time.Duration, sess *Session, by, reason string) {
+	if s.cl == nil {
+		s.banBy(ctx, ip, d, sess, by, reason)
+		return
+	}
+	if !ip.IsValid() || containsIP(s.cfg.Load().safe, ip) {
+		return
+	}
+	if d <= 0 {
+		d = defaultBanFor
+	}
+	now := s.now()
+	key := s.prot.key(ip)
+	kept := false
+	ban := banChange(now, d, true)
+	rec := s.banKey(ctx, key, func(b banRecord) banRecord {
+		if now.Before(b.Until) {
+			kept = true
+			return b
+		}
+		kept = false // the store may call the change again on a retry
+		return ban(b)
+	}, now)
+	if kept {
+		return
+	}
+	d = rec.Until.Sub(now)
+	s.banned(ctx, ip, key, rec.Until, d, sess, by, reason)
 }
 
 // banned logs, observes and fires OnBlocklistAdd for a ban just made.
