@@ -5,6 +5,10 @@
 //	tool idle   -proto sftp|ftp ...  open -n authenticated sessions, print "ready", hold them
 //	                                 until SIGTERM/SIGINT (or -hold passes)
 //	tool logins -proto sftp|ftp ...  run -n sequential logins, print logins per second
+//	tool banprop -a URL -b URL ...   ban on node A, poll node B's bans until listed (and the
+//	                                 lift until gone); print p50/p99/max in ms (cluster case)
+//	tool pgturns -to HOST:PORT       relay to PostgreSQL counting round trips; print them on
+//	                                 SIGUSR1 (cluster case: database round trips per login)
 //	tool bcrypt                      read a password line on stdin, print its bcrypt hash
 //	                                 (cost 10): the S3 cases' user, whose password checks
 //	                                 must not add argon2id's 19 MiB to an upload's peak RSS
@@ -51,6 +55,10 @@ func main() {
 		err = cmdLogins(os.Args[2:])
 	case "bcrypt":
 		err = cmdBcrypt(os.Args[2:])
+	case "banprop":
+		err = cmdBanprop(os.Args[2:])
+	case "pgturns":
+		err = cmdPgturns(os.Args[2:])
 	default:
 		usage()
 	}
@@ -61,7 +69,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tool ports N | pasv N | idle [flags] | logins [flags] | bcrypt")
+	fmt.Fprintln(os.Stderr, "usage: tool ports N | pasv N | idle [flags] | logins [flags] | bcrypt | banprop [flags] | pgturns [flags]")
 	os.Exit(2)
 }
 
