@@ -4,7 +4,12 @@
 //	tool pasv N                      print the first port of N consecutive free ports
 //	tool idle   -proto sftp|ftp ...  open -n authenticated sessions, print "ready", hold them
 //	                                 until SIGTERM/SIGINT (or -hold passes)
-//	tool logins -proto sftp|ftp ...  run -n sequential logins, print logins per second
+//	tool logins -proto sftp|ftp ...  run -n logins (-parallel at a time, default 1), print
+//	                                 logins per second
+//	tool banprop -a URL -b URL ...   ban on node A, poll node B's bans until listed (and the
+//	                                 lift until gone); print p50/p99/max in ms (cluster case)
+//	tool pgturns -to HOST:PORT       relay to PostgreSQL counting round trips; print them on
+//	                                 SIGUSR1 (cluster case: database round trips per login)
 //	tool bcrypt                      read a password line on stdin, print its bcrypt hash
 //	                                 (cost 10): the S3 cases' user, whose password checks
 //	                                 must not add argon2id's 19 MiB to an upload's peak RSS
@@ -27,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +57,10 @@ func main() {
 		err = cmdLogins(os.Args[2:])
 	case "bcrypt":
 		err = cmdBcrypt(os.Args[2:])
+	case "banprop":
+		err = cmdBanprop(os.Args[2:])
+	case "pgturns":
+		err = cmdPgturns(os.Args[2:])
 	default:
 		usage()
 	}
@@ -61,7 +71,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tool ports N | pasv N | idle [flags] | logins [flags] | bcrypt")
+	fmt.Fprintln(os.Stderr, "usage: tool ports N | pasv N | idle [flags] | logins [flags] | bcrypt | banprop [flags] | pgturns [flags]")
 	os.Exit(2)
 }
 
@@ -346,12 +356,13 @@ func cmdIdle(args []string) error {
 	return nil
 }
 
-// cmdLogins runs n sequential logins (each: connect, authenticate, start the subsystem,
-// disconnect) and prints the rate.
+// cmdLogins runs n logins (each: connect, authenticate, start the subsystem, disconnect),
+// -parallel at a time (default 1: one after the other), and prints the rate.
 func cmdLogins(args []string) error {
 	fs := flag.NewFlagSet("logins", flag.ContinueOnError)
 	get := targetFlags(fs)
 	n := fs.Int("n", 200, "logins")
+	parallel := fs.Int("parallel", 1, "logins in flight")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -359,19 +370,45 @@ func cmdLogins(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *n < 1 || *n > 100000 {
-		return errors.New("-n must be 1..100000")
+	if *n < 1 || *n > 100000 || *parallel < 1 || *parallel > 256 {
+		return errors.New("-n must be 1..100000, -parallel 1..256")
 	}
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
 	start := time.Now()
-	for i := range *n {
-		s, err := t.login()
-		if err != nil {
-			return fmt.Errorf("login %d: %w", i, err)
-		}
-		_ = s.Close()
+	for range *parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(*n) {
+					return
+				}
+				s, err := t.login()
+				if err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = fmt.Errorf("login %d: %w", i, err)
+					}
+					errMu.Unlock()
+					next.Store(int64(*n)) // stop the others
+					return
+				}
+				_ = s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	el := time.Since(start)
 	fmt.Printf("%.2f\n", float64(*n)/el.Seconds())
-	fmt.Fprintf(os.Stderr, "%d logins in %s\n", *n, strings.TrimSpace(el.Round(time.Millisecond).String()))
+	fmt.Fprintf(os.Stderr, "%d logins (%d in parallel) in %s\n", *n, *parallel, strings.TrimSpace(el.Round(time.Millisecond).String()))
 	return nil
 }
