@@ -166,7 +166,7 @@ func TestOpenWhileStoreDown(t *testing.T) {
 	if got := sessionIDs(t, dsn, "a"); !slices.Equal(got, []string{"s1"}) {
 		t.Fatalf("session rows: %v", got)
 	}
-	if v := sqlValue[int](t, dsn, "SELECT max(version) FROM wharf_schema"); v != 1 {
+	if v := sqlValue[int](t, dsn, "SELECT max(version) FROM wharf_schema"); v != latestSchema(t) {
 		t.Fatalf("schema version %d", v)
 	}
 	if strings.Contains(a.log.String(), srv.Password) {

@@ -165,3 +165,13 @@ func session(id, site, user string) core.ClusterSession {
 var eventually = coretest.Eventually
 
 var testKey = netip.MustParsePrefix("192.0.2.77/32")
+
+// latestSchema is the schema version this build migrates to.
+func latestSchema(t testing.TB) int {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("migrations: %v", err)
+	}
+	return ms[len(ms)-1].version
+}

@@ -195,13 +195,17 @@ func scanBan(r pgx.CollectableRow) (core.ClusterBan, error) {
 // on live nodes. One round trip: the advisory lock and the conditional insert are one
 // pipelined batch, which PostgreSQL runs as one implicit transaction, so the lock is held
 // from before the count until the insert commits.
-func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max int) (others int, err error) {
+func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max int) (claim core.Claim, err error) {
 	start := cs.Start
 	if start.IsZero() {
 		start = time.Now()
 	}
 	var inserted bool
+	var others int
 	err = s.call(ctx, "claim a session", func(ctx context.Context) error {
+		claim = core.Claim{}
+		var ub, uf *int64
+		var counted *time.Time
 		b := &pgx.Batch{}
 		b.Queue("SELECT pg_advisory_xact_lock($1)", lockKey(cs.Site, cs.User))
 		b.Queue(`WITH others AS (
@@ -214,18 +218,30 @@ func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max in
 					protocol = EXCLUDED.protocol, remote_ip = EXCLUDED.remote_ip, started = EXCLUDED.started
 				RETURNING 1
 			)
-			SELECT (SELECT n FROM others), EXISTS (SELECT 1 FROM ins)`,
+			SELECT (SELECT n FROM others), EXISTS (SELECT 1 FROM ins), q.bytes, q.files, q.counted_at
+			FROM (SELECT 1) AS one
+			LEFT JOIN quota_usage q ON q.site = $2 AND q.user_name = $3`,
 			cs.ID, cs.Site, cs.User, s.opts.NodeID, cs.Protocol, cs.RemoteIP, start, s.opts.NodeTTL, max,
-		).QueryRow(func(row pgx.Row) error { return row.Scan(&others, &inserted) })
-		return s.pool.SendBatch(ctx, b).Close()
+		).QueryRow(func(row pgx.Row) error { return row.Scan(&others, &inserted, &ub, &uf, &counted) })
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if ub != nil && uf != nil {
+			claim.Usage = &core.StoredUsage{Bytes: *ub, Files: *uf}
+			if counted != nil {
+				claim.Usage.CountedAt = *counted
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return 0, err
+		return core.Claim{}, err
 	}
+	claim.Others = others
 	if !inserted {
-		return others, fmt.Errorf("%w: %d sessions of this user in the cluster (max %d)", core.ErrLimit, others, max)
+		return claim, fmt.Errorf("%w: %d sessions of this user in the cluster (max %d)", core.ErrLimit, others, max)
 	}
-	return others, nil
+	return claim, nil
 }
 
 // EndSession removes a session's record.
@@ -280,9 +296,10 @@ func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files in
 				SELECT count(*) AS n FROM sessions s JOIN nodes n ON n.id = s.node
 				WHERE s.site = $1 AND s.user_name = $2 AND n.last_seen > now() - $5::interval
 			), up AS (
-				INSERT INTO quota_usage AS q (site, user_name, bytes, files)
-				SELECT $1, $2, $3, $4 FROM live WHERE live.n <= 1
-				ON CONFLICT (site, user_name) DO UPDATE SET bytes = EXCLUDED.bytes, files = EXCLUDED.files
+				INSERT INTO quota_usage AS q (site, user_name, bytes, files, counted_at)
+				SELECT $1, $2, $3, $4, now() FROM live WHERE live.n <= 1
+				ON CONFLICT (site, user_name) DO UPDATE
+				SET bytes = EXCLUDED.bytes, files = EXCLUDED.files, counted_at = EXCLUDED.counted_at
 				RETURNING 1
 			)
 			SELECT EXISTS (SELECT 1 FROM up)`,

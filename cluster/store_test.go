@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/internal/pgtest"
 )
@@ -37,14 +39,14 @@ func TestConcurrentMigrations(t *testing.T) {
 			t.Fatalf("node %d: %v", i, err)
 		}
 	}
-	if n := sqlValue[int](t, dsn, "SELECT count(*) FROM wharf_schema"); n != 1 {
-		t.Fatalf("%d schema versions recorded, want 1", n)
+	if n := sqlValue[int](t, dsn, "SELECT count(*) FROM wharf_schema"); n != latestSchema(t) {
+		t.Fatalf("%d schema versions recorded, want %d", n, latestSchema(t))
 	}
 	if n := sqlValue[int](t, dsn, "SELECT count(*) FROM nodes"); n != 5 {
 		t.Fatalf("%d nodes registered, want 5", n)
 	}
 	applied, v, err := Migrate(ctx(t), dsn, nil)
-	if err != nil || len(applied) != 0 || v != 1 {
+	if err != nil || len(applied) != 0 || v != latestSchema(t) {
 		t.Fatalf("Migrate on a current schema: applied %v, version %d, %v", applied, v, err)
 	}
 }
@@ -53,7 +55,7 @@ func TestConcurrentMigrations(t *testing.T) {
 func TestNewerSchemaRefused(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	applied, v, err := Migrate(ctx(t), dsn, nil)
-	if err != nil || !slices.Equal(applied, []int{1}) || v != 1 {
+	if err != nil || len(applied) != latestSchema(t) || applied[0] != 1 || v != latestSchema(t) {
 		t.Fatalf("Migrate on an empty database: applied %v, version %d, %v", applied, v, err)
 	}
 	sqlExec(t, dsn, "INSERT INTO wharf_schema (version, name) VALUES (99, 'future')")
@@ -114,14 +116,14 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 		t.Fatalf("%d claims accepted and %d refused, want 2 and 38", ok.Load(), limited.Load())
 	}
 	// Another user and another site are not affected; others counts the user's other sessions.
-	if others, err := a.ClaimSession(ctx(t), session("x1", "site", "bob"), 2); err != nil || others != 0 {
-		t.Fatalf("bob: %d, %v", others, err)
+	if cl, err := a.ClaimSession(ctx(t), session("x1", "site", "bob"), 2); err != nil || cl.Others != 0 {
+		t.Fatalf("bob: %d, %v", cl.Others, err)
 	}
-	if others, err := b.ClaimSession(ctx(t), session("x2", "other", "alice"), 2); err != nil || others != 0 {
-		t.Fatalf("alice on another site: %d, %v", others, err)
+	if cl, err := b.ClaimSession(ctx(t), session("x2", "other", "alice"), 2); err != nil || cl.Others != 0 {
+		t.Fatalf("alice on another site: %d, %v", cl.Others, err)
 	}
-	if others, err := b.ClaimSession(ctx(t), session("x3", "site", "alice"), 0); err != nil || others != 2 {
-		t.Fatalf("no limit: %d others, %v", others, err)
+	if cl, err := b.ClaimSession(ctx(t), session("x3", "site", "alice"), 0); err != nil || cl.Others != 2 {
+		t.Fatalf("no limit: %d others, %v", cl.Others, err)
 	}
 	// Ending a session frees its slot.
 	all, err := a.Sessions(ctx(t))
@@ -135,8 +137,8 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 			}
 		}
 	}
-	if others, err := a.ClaimSession(ctx(t), session("y1", "site", "alice"), 1); err != nil || others != 0 {
-		t.Fatalf("after the logouts: %d, %v", others, err)
+	if cl, err := a.ClaimSession(ctx(t), session("y1", "site", "alice"), 1); err != nil || cl.Others != 0 {
+		t.Fatalf("after the logouts: %d, %v", cl.Others, err)
 	}
 }
 
@@ -483,7 +485,7 @@ func TestInspect(t *testing.T) {
 			t.Errorf("node %+v, want %+v", n, w)
 		}
 	}
-	if st.SchemaVersion != 1 || st.Bans != 1 || !slices.Equal(st.ConfigDiffers, []string{"c"}) {
+	if st.SchemaVersion != latestSchema(t) || st.Bans != 1 || !slices.Equal(st.ConfigDiffers, []string{"c"}) {
 		t.Fatalf("status: version %d, %d bans, differs %v", st.SchemaVersion, st.Bans, st.ConfigDiffers)
 	}
 	// A reload's new hash goes out with the next heartbeat.
@@ -567,8 +569,8 @@ func TestSetUsageKeepsOtherNodesReservations(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Node b: carol logs in there too and reserves a chunk before node a's fresh count lands.
-	if others, err := b.ClaimSession(ctx(t), session("c2", "site", "carol"), 0); err != nil || others != 1 {
-		t.Fatalf("second claim: %d %v", others, err)
+	if cl, err := b.ClaimSession(ctx(t), session("c2", "site", "carol"), 0); err != nil || cl.Others != 1 {
+		t.Fatalf("second claim: %d %v", cl.Others, err)
 	}
 	if ok, _, _, err := b.AddUsage(ctx(t), "site", "carol", 1000, 1, 10_000, 0); !ok || err != nil {
 		t.Fatalf("reservation: %v %v", ok, err)
@@ -588,5 +590,53 @@ func TestSetUsageKeepsOtherNodesReservations(t *testing.T) {
 	}
 	if _, ub, uf, _ := a.AddUsage(ctx(t), "site", "carol", 0, 0, 0, 0); ub != 300 || uf != 3 {
 		t.Fatalf("usage after SetUsage: %d %d, want 300 3", ub, uf)
+	}
+}
+
+// A store at an older schema version, with data, is brought to the latest one by the next
+// Migrate (or Open), which applies only the migrations it lacks and keeps the rows.
+func TestMigrateFromOlderSchema(t *testing.T) {
+	if latestSchema(t) < 2 {
+		t.Skip("one schema version only")
+	}
+	dsn := pgtest.NewDB(t)
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Version 1 as a node of the first release left it, with a user's usage.
+	for _, q := range []string{
+		"CREATE TABLE wharf_schema (version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())",
+		ms[0].sql,
+		"INSERT INTO wharf_schema (version, name) VALUES (1, 'init')",
+		"INSERT INTO quota_usage (site, user_name, bytes, files) VALUES ('site', 'alice', 1234, 5)",
+	} {
+		if _, err := conn.Exec(ctx(t), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	applied, v, err := Migrate(ctx(t), dsn, nil)
+	if err != nil || v != latestSchema(t) || len(applied) != latestSchema(t)-1 || applied[0] != 2 {
+		t.Fatalf("Migrate from version 1: applied %v, version %d, %v", applied, v, err)
+	}
+	a := openNode(t, dsn, "a")
+	claim, err := a.ClaimSession(ctx(t), session("s1", "site", "alice"), 0)
+	if err != nil || claim.Usage == nil || claim.Usage.Bytes != 1234 || claim.Usage.Files != 5 || !claim.Usage.CountedAt.IsZero() {
+		t.Fatalf("claim after the migration: %+v (usage %+v), %v; want the old row, never counted", claim, claim.Usage, err)
+	}
+	if replaced, err := a.SetUsage(ctx(t), "site", "alice", 10, 1); !replaced || err != nil {
+		t.Fatalf("SetUsage: %v %v", replaced, err)
+	}
+	if err := a.EndSession(ctx(t), "site", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	claim, err = a.ClaimSession(ctx(t), session("s2", "site", "alice"), 0)
+	if err != nil || claim.Usage == nil || claim.Usage.Bytes != 10 || time.Since(claim.Usage.CountedAt) > time.Minute {
+		t.Fatalf("claim after a count: %+v, %v; want the count, just made", claim.Usage, err)
 	}
 }

@@ -39,9 +39,10 @@ type Cluster interface {
 
 	// ClaimSession records a logged-in session unless its user already has max live
 	// sessions in the cluster (max 0: no limit), in which case the error wraps ErrLimit.
-	// others is the number of the user's other live sessions in the cluster. Sessions of a
-	// node that stopped heartbeating for node_ttl are not live.
-	ClaimSession(ctx context.Context, s ClusterSession, max int) (others int, err error)
+	// The claim tells the user's other live sessions in the cluster and the user's stored
+	// quota usage, read in the same step (a login needs no other round trip for its quota).
+	// Sessions of a node that stopped heartbeating for node_ttl are not live.
+	ClaimSession(ctx context.Context, s ClusterSession, max int) (Claim, error)
 	// EndSession removes a session's record.
 	EndSession(ctx context.Context, site, id string) error
 
@@ -56,6 +57,21 @@ type Cluster interface {
 	// meanwhile): replaced is false then, and the stored usage stands. The check and the
 	// replacement are one step with respect to ClaimSession.
 	SetUsage(ctx context.Context, site, user string, bytes, files int64) (replaced bool, err error)
+}
+
+// Claim is what the cluster knows of a user when one of its sessions logs in.
+type Claim struct {
+	Others int          // the user's other live sessions in the cluster
+	Usage  *StoredUsage // the user's stored quota usage; nil when none is stored
+}
+
+// StoredUsage is a user's quota usage as the cluster stores it (allowances that nodes hold
+// included).
+type StoredUsage struct {
+	Bytes, Files int64
+	// CountedAt is when SetUsage last replaced the figure with a count of the storage; zero
+	// when it never did.
+	CountedAt time.Time
 }
 
 // BanRecord is a ban as the cluster stores it.

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Quotas in a cluster. The store holds each user's usage across the cluster, including the
@@ -210,12 +211,22 @@ func (u *usage) refresh(ctx context.Context) {
 	_, _ = u.addLocked(cctx, 0, 0, 0, 0)
 }
 
-// clusterUsage sets up the usage record of a user who logged in on a site of a cluster:
-// with no other live session of the user in the cluster, a fresh scan of the storage
-// replaces the store's figure (nothing else holds any of it); else the store's figure
-// stands. others is -1 when the store did not answer the login: the node's own rule then
-// applies (see quotaUsage).
-func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, int64, error), others int) (*usage, error) {
+// usageRecountAfter is how old the stored count of a user's usage may be for a login with no
+// other live session of the user in the cluster to take the stored figure as it is. An older
+// count is made again from the storage (which catches files changed outside wharf, and what a
+// dead node held): at most once a minute per user, instead of at every such login, whose
+// scan of the storage (a listing of a whole prefix on an object store) and extra round trip
+// a client that logs in for each file would pay every time.
+const usageRecountAfter = time.Minute
+
+// clusterUsage sets up the usage record of a user who logged in on a site of a cluster. With
+// no other live session of the user in the cluster, a count of the storage replaces the
+// store's figure (nothing else holds any of it), unless the store's figure was counted less
+// than usageRecountAfter ago; else the store's figure, read by the claim, stands. claim.Others
+// is -1 when the store did not answer the login: the node's own rule then applies (see
+// quotaUsage).
+func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, int64, error), claim Claim) (*usage, error) {
+	others := claim.Others
 	s.mu.Lock()
 	rec, known := s.usage[u.ID]
 	if !known {
@@ -224,6 +235,17 @@ func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, in
 	}
 	live := s.perUser[u.ID]
 	s.mu.Unlock()
+	if others >= 0 && claim.Usage != nil && (others > 0 || s.now().Sub(claim.Usage.CountedAt) < usageRecountAfter) {
+		rec.mu.Lock()
+		if rec.cl.pendB == 0 && rec.cl.pendF == 0 {
+			// Nothing of this node's is missing from the figure: take it without asking again.
+			defer rec.mu.Unlock()
+			rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
+			rec.bytes, rec.files = claim.Usage.Bytes, claim.Usage.Files
+			return rec, nil
+		}
+		rec.mu.Unlock()
+	}
 	if others == 0 || (others < 0 && (!known || live <= 1)) {
 		b, f, err := scan()
 		if err != nil {

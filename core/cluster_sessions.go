@@ -3,13 +3,13 @@ package core
 import "context"
 
 // claimClusterSession records sess as a live session of user in the cluster unless the user
-// has max there already (an error wrapping ErrLimit). It returns the user's other live
-// sessions in the cluster; any other error means the store did not answer.
-func (s *Site) claimClusterSession(ctx context.Context, sess *Session, user string, max int) (int, error) {
+// has max there already (an error wrapping ErrLimit). It returns what the cluster knows of
+// the user; any other error means the store did not answer.
+func (s *Site) claimClusterSession(ctx context.Context, sess *Session, user string, max int) (Claim, error) {
 	cctx, cancel := s.cl.ctx(ctx)
 	defer cancel()
-	others, err := s.cl.c.ClaimSession(cctx, s.clusterSession(sess, user), max)
-	return others, s.note(err)
+	claim, err := s.cl.c.ClaimSession(cctx, s.clusterSession(sess, user), max)
+	return claim, s.note(err)
 }
 
 func (s *Site) clusterSession(sess *Session, user string) ClusterSession {

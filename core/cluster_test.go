@@ -670,3 +670,46 @@ func TestClusterRacingThresholdsBanOnce(t *testing.T) {
 		t.Fatal("node 1 does not enforce the ban its threshold found in the store")
 	}
 }
+
+// A login with no other live session of the user in the cluster counts the storage only when
+// the stored count is older than a minute; a user who logs in again and again (a client that
+// connects per file) is served from the figure the claim read, without another round trip. A
+// file changed outside wharf is counted at the next login after the minute.
+func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
+	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 20} })})
+	ctx := context.Background()
+	s := login(t, tc.nodes[0], "q")
+	if err := upload(ctx, s, "/a", strings.Repeat("a", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	counts, adds := tc.store.Calls("SetUsage"), tc.store.Calls("AddUsage")
+	if counts != 1 {
+		t.Fatalf("first login made %d counts of the storage, want 1", counts)
+	}
+	for i := range 5 {
+		s := login(t, tc.nodes[i%2], "q")
+		if bytes, files := core.UsageOf(s); bytes != 1000 || files != 1 {
+			t.Fatalf("login %d sees %d bytes in %d files, want 1000 in 1", i, bytes, files)
+		}
+		s.Close()
+	}
+	if got := tc.store.Calls("SetUsage") - counts; got != 0 {
+		t.Fatalf("five logins within the minute counted the storage %d times, want none", got)
+	}
+	if got := tc.store.Calls("AddUsage") - adds; got != 0 {
+		t.Fatalf("five logins within the minute made %d AddUsage calls, want none", got)
+	}
+	// A file added outside wharf shows once the count is a minute old.
+	if err := os.WriteFile(filepath.Join(tc.root, "q", "outside"), make([]byte, 500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tc.store.AgeUsageCounts(2 * time.Minute)
+	s = login(t, tc.nodes[1], "q")
+	if bytes, files := core.UsageOf(s); bytes != 1500 || files != 2 {
+		t.Fatalf("login after the minute sees %d bytes in %d files, want 1500 in 2", bytes, files)
+	}
+	if got := tc.store.Calls("SetUsage") - counts; got != 1 {
+		t.Fatalf("the login after the minute counted the storage %d times, want once", got)
+	}
+}

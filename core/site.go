@@ -466,28 +466,29 @@ func (s *Site) uncountUserLocked(sess *Session) (clusterUser string, lastLocal b
 // claimUserSlot counts an authenticated session against the user's session limit: across
 // the cluster when the site is part of one, else (and, with on_store_down: local, while the
 // store does not answer) on this node. It returns how many other live sessions the user has
-// in the cluster, -1 when that is not known (a single node, or the store did not answer).
-func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (int, error) {
+// in the cluster (Others -1 when that is not known: a single node, or the store did not
+// answer) and its stored quota usage.
+func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (Claim, error) {
 	max := u.MaxSessions
 	if max == 0 {
 		max = s.Config().Limits.MaxSessionsPerUser
 	}
-	others, local := -1, true
+	claim, local := Claim{Others: -1}, true
 	if s.cl != nil {
-		n, err := s.claimClusterSession(ctx, sess, u.ID, max)
+		c, err := s.claimClusterSession(ctx, sess, u.ID, max)
 		switch {
 		case err == nil:
-			others, local = n, false
+			claim, local = c, false
 		case errors.Is(err, ErrLimit):
-			return -1, fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
+			return Claim{Others: -1}, fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
 		case s.cl.refuse:
-			return -1, fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
+			return Claim{Others: -1}, fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if local && max > 0 && s.perUser[u.ID] >= max {
-		return -1, fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
+		return Claim{Others: -1}, fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
 	}
 	s.perUser[u.ID]++
 	sess.countedUser = u.ID
@@ -495,7 +496,7 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (int, 
 	// after an outage writes from ClusterSessions.
 	sess.clustered = s.cl != nil
 	s.loggedInLocked(sess)
-	return others, nil
+	return claim, nil
 }
 
 // loggedInLocked stops counting sess as a connection waiting to log in (it logged in or

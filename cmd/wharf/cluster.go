@@ -312,9 +312,9 @@ func (c countingCluster) Bans(ctx context.Context, site string) ([]core.ClusterB
 	return r, c.failed("bans", err)
 }
 
-func (c countingCluster) ClaimSession(ctx context.Context, s core.ClusterSession, max int) (int, error) {
-	n, err := c.Cluster.ClaimSession(ctx, s, max)
-	return n, c.failed("claim_session", err)
+func (c countingCluster) ClaimSession(ctx context.Context, s core.ClusterSession, max int) (core.Claim, error) {
+	cl, err := c.Cluster.ClaimSession(ctx, s, max)
+	return cl, c.failed("claim_session", err)
 }
 
 func (c countingCluster) EndSession(ctx context.Context, site, id string) error {

@@ -43,6 +43,7 @@ func (c *ClusterStore) BeforeSetUsage(f func()) {
 
 type clusterUsage struct {
 	bytes, files int64
+	countedAt    time.Time
 }
 
 // ClusterAnnouncement is a ban stored (Ban set) or bans lifted (Lift or All).
@@ -103,6 +104,17 @@ func (c *ClusterStore) Calls(method string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.calls[method]
+}
+
+// AgeUsageCounts makes every stored count of usage d older (tests of the recount interval).
+func (c *ClusterStore) AgeUsageCounts(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, u := range c.usage {
+		if !u.countedAt.IsZero() {
+			u.countedAt = u.countedAt.Add(-d)
+		}
+	}
 }
 
 // Usage returns a user's usage as the store holds it.
@@ -284,9 +296,9 @@ func (n *clusterNode) Bans(ctx context.Context, site string) ([]core.ClusterBan,
 	return out, nil
 }
 
-func (n *clusterNode) ClaimSession(ctx context.Context, s core.ClusterSession, max int) (int, error) {
+func (n *clusterNode) ClaimSession(ctx context.Context, s core.ClusterSession, max int) (core.Claim, error) {
 	if err := n.begin(ctx, "ClaimSession"); err != nil {
-		return 0, err
+		return core.Claim{}, err
 	}
 	defer n.c.mu.Unlock()
 	others := 0
@@ -296,11 +308,15 @@ func (n *clusterNode) ClaimSession(ctx context.Context, s core.ClusterSession, m
 		}
 	}
 	if max > 0 && others >= max {
-		return others, fmt.Errorf("user %s has %d live sessions in the cluster: %w", s.User, others, core.ErrLimit)
+		return core.Claim{Others: others}, fmt.Errorf("user %s has %d live sessions in the cluster: %w", s.User, others, core.ErrLimit)
 	}
 	s.Node = n.id
 	n.c.sessions[s.Site+"\x00"+s.ID] = s
-	return others, nil
+	claim := core.Claim{Others: others}
+	if u, ok := n.c.usage[s.Site+"\x00"+s.User]; ok {
+		claim.Usage = &core.StoredUsage{Bytes: u.bytes, Files: u.files, CountedAt: u.countedAt}
+	}
+	return claim, nil
 }
 
 func (n *clusterNode) EndSession(ctx context.Context, site, id string) error {
@@ -350,6 +366,6 @@ func (n *clusterNode) SetUsage(ctx context.Context, site, user string, bytes, fi
 	if live > 1 {
 		return false, nil
 	}
-	n.c.usage[site+"\x00"+user] = &clusterUsage{bytes: bytes, files: files}
+	n.c.usage[site+"\x00"+user] = &clusterUsage{bytes: bytes, files: files, countedAt: time.Now()}
 	return true, nil
 }
