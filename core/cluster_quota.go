@@ -11,10 +11,10 @@ import (
 // chunks (AddUsage with the limits: the store refuses what would pass them) and serves
 // writes from it without asking the store; what it frees (deletions, truncations, short
 // writes) goes back to its allowance, of which it keeps at most one chunk while the user has
-// uploads open on the node and none otherwise, and it gives the whole allowance back when the
-// user's last open upload on the node closes and when the user's last session on the node
-// ends. The usage a node reports is the store's figure less
-// its own unused allowance.
+// uploads open on the node and none otherwise, and it gives the whole allowance back
+// allowanceLinger after the user's last open upload on the node closes (unless another upload
+// opened meanwhile) and when the user's last session on the node ends. The usage a node
+// reports is the store's figure less its own unused allowance.
 //
 // In usage, bytes and files then hold the store's figure as last heard plus the changes
 // not pushed yet; usageLink holds the allowance and those changes.
@@ -24,6 +24,12 @@ const (
 	// max(need, min(maxChunk, limit/16)), and maxChunk without a limit.
 	maxChunkBytes = 64 << 20
 	maxChunkFiles = 64
+	// allowanceLinger is how long a node keeps the allowance left when the user's last open
+	// upload on it closes: a client that uploads file after file (lftp mirror -R, sftp put -r)
+	// then reserves once per chunk instead of reserving and giving back for every file. The
+	// room it holds meanwhile (at most what one chunk left, a sixteenth of the quota) is
+	// refused to other nodes for that second at most; it never lets the quota be passed.
+	allowanceLinger = time.Second
 )
 
 // usageLink is the cluster side of a user's usage on this node; guarded by usage.mu.
@@ -33,6 +39,9 @@ type usageLink struct {
 	allowB, allowF int64 // reserved in the store, not used yet
 	pendB, pendF   int64 // changes the store has not counted yet (made while it did not answer)
 	writers        int   // open uploads counting against this usage
+	// linger gives the allowance back allowanceLinger after the last upload closed; nil
+	// until the first close.
+	linger *time.Timer
 }
 
 // chunk is how much beyond the need one reservation asks for.
@@ -193,7 +202,22 @@ func (u *usage) writerClosed() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.cl.writers--
-	if u.cl.writers <= 0 && (u.cl.allowB > 0 || u.cl.allowF > 0) {
+	if u.cl.writers > 0 || (u.cl.allowB <= 0 && u.cl.allowF <= 0) {
+		return
+	}
+	if u.cl.linger == nil {
+		u.cl.linger = time.AfterFunc(allowanceLinger, u.lingered)
+	} else {
+		u.cl.linger.Reset(allowanceLinger)
+	}
+}
+
+// lingered gives the allowance back once no upload reopened it within allowanceLinger (the
+// session's end may have given it back already).
+func (u *usage) lingered() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.cl.writers == 0 && (u.cl.allowB > 0 || u.cl.allowF > 0) {
 		u.giveBackLocked(u.cl.allowB, u.cl.allowF)
 	}
 }

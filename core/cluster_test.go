@@ -603,11 +603,28 @@ func TestClusterQuotaRoundTrips(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := tc.store.Calls("AddUsage") - before; n != 2 {
-		t.Fatalf("a 1 MiB upload made %d AddUsage calls, want 2 (a chunk, then the rest given back)", n)
+	if n := tc.store.Calls("AddUsage") - before; n != 1 {
+		t.Fatalf("a 1 MiB upload made %d AddUsage calls, want 1 (a chunk)", n)
 	}
-	if b, _ := tc.store.Usage("t", "q"); b != 1<<20 {
-		t.Fatalf("store counts %d bytes after the upload closed, want 1 MiB", b)
+	// Files uploaded one after the other are served from what the chunk left.
+	for i := range 10 {
+		if err := upload(context.Background(), s, fmt.Sprintf("/small%d", i), strings.Repeat("s", 4096)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tc.store.Calls("AddUsage") - before; n != 1 {
+		t.Fatalf("ten more small uploads right after made %d AddUsage calls in all, want still 1", n)
+	}
+	// A second after the last upload closed, what is left goes back to the store.
+	coretest.Eventually(t, 10*time.Second, "the allowance to go back", func() bool {
+		b, _ := tc.store.Usage("t", "q")
+		return b == 1<<20+10*4096
+	})
+	if n := tc.store.Calls("AddUsage") - before; n != 2 {
+		t.Fatalf("%d AddUsage calls in all, want 2 (a chunk, then the rest given back)", n)
+	}
+	if b, f := core.AllowanceOf(s); b != 0 || f != 0 {
+		t.Fatalf("node still holds %d bytes and %d files of allowance", b, f)
 	}
 }
 
