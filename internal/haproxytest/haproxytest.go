@@ -6,7 +6,6 @@
 package haproxytest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wharf-project/wharf/core/coretest"
+	"github.com/wharf-project/wharf/internal/childproc"
 )
 
 // Balance algorithms.
@@ -51,7 +51,7 @@ type Proxy struct {
 
 	cmd    *exec.Cmd
 	done   chan struct{}
-	output *syncBuffer
+	output *childproc.Output
 	once   sync.Once
 }
 
@@ -66,7 +66,7 @@ func Start(t testing.TB, opts Options) *Proxy {
 	dir := t.TempDir()
 	var lastErr error
 	for range 5 { // a free port can be taken between finding it and binding it
-		port, err := freePort()
+		port, err := childproc.FreePort()
 		if err != nil {
 			t.Fatalf("haproxytest: %v", err)
 		}
@@ -91,8 +91,11 @@ func Config(port int, opts Options) string {
 		balance = RoundRobin
 	}
 	var b strings.Builder
+	// One thread: round robin is then strictly in turn (with several threads HAProxy may
+	// hand two connections in a row to one server), and the tests' 2 cores are spared.
 	fmt.Fprintf(&b, `global
     maxconn 1000
+    nbthread 1
 
 defaults
     mode tcp
@@ -135,20 +138,11 @@ backend nodes
 	return b.String()
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // run starts haproxy on cfg and waits until its frontend accepts a connection.
 func (p *Proxy) run(bin, cfg string) error {
 	// -db: foreground, no daemon; -W is not used, so SIGTERM stops it at once.
 	cmd := exec.Command(bin, "-db", "-f", cfg)
-	p.output = &syncBuffer{}
+	p.output = &childproc.Output{}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
@@ -182,32 +176,9 @@ func (p *Proxy) Stop() {
 		if p.cmd == nil || p.cmd.Process == nil {
 			return
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		childproc.Stop(p.cmd.Process, syscall.SIGTERM, p.done, 5*time.Second)
 	})
 }
 
 // Output is what haproxy printed (its warnings and errors).
 func (p *Proxy) Output() string { return p.output.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

@@ -9,7 +9,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -23,7 +22,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +29,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/wharf-project/wharf/internal/childproc"
 )
 
 // Superuser is the role initdb creates; its password is Server.Password.
@@ -52,7 +52,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
-	output *syncBuffer
+	output *childproc.Output
 }
 
 // debianBins is where Debian installs each PostgreSQL version's programs.
@@ -217,7 +217,7 @@ func start(bin string) (*Server, error) {
 	// A port taken between the probe and the server's bind makes it exit; retry.
 	var lastErr error
 	for range 5 {
-		if s.Port, err = freePort(); err != nil {
+		if s.Port, err = childproc.FreePort(); err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
@@ -265,15 +265,6 @@ func (s *Server) init() error {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Start starts the server (again, after Stop: same port and data) and waits until it
 // accepts connections.
 func (s *Server) Start() error {
@@ -289,7 +280,7 @@ func (s *Server) Start() error {
 		"-c", "log_min_messages=warning")
 	cmd.Dir = s.Dir
 	cmd.SysProcAttr = s.procAttr()
-	s.output = &syncBuffer{}
+	s.output = &childproc.Output{}
 	cmd.Stdout, cmd.Stderr = s.output, s.output
 	if err := cmd.Start(); err != nil {
 		return err
@@ -332,13 +323,7 @@ func (s *Server) Stop() {
 			_ = syscall.Kill(c, syscall.SIGCONT) // it may be paused
 		}
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	childproc.Stop(s.cmd.Process, syscall.SIGINT, s.done, 10*time.Second)
 	s.cmd, s.done = nil, nil
 }
 
@@ -393,24 +378,4 @@ func (s *Server) Output() string {
 func (s *Server) Remove() {
 	s.Stop()
 	_ = os.RemoveAll(s.Dir)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 64<<10 {
-		return len(p), nil // enough to explain a failure
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Clone(b.b.String())
 }

@@ -11,12 +11,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/wharf-project/wharf/core/coretest"
+	"github.com/wharf-project/wharf/internal/childproc"
 )
 
 // Region is the region the gateway answers for.
@@ -39,7 +38,7 @@ type Server struct {
 
 	cmd    *exec.Cmd
 	done   chan struct{}
-	output *syncBuffer
+	output *childproc.Output
 }
 
 // Start starts a gateway for the test and stops it when the test ends. The test is skipped
@@ -54,7 +53,7 @@ func Start(t testing.TB) *Server {
 	// A port taken between the probe and the gateway's bind makes the gateway exit; retry.
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := childproc.FreePort()
 		if err != nil {
 			t.Fatalf("s3test: free port: %v", err)
 		}
@@ -67,22 +66,13 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // run starts the gateway on port and waits until it answers S3 requests.
 func (s *Server) run(t testing.TB, bin string, port int) error {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin, "--port", addr, "--region", Region, "posix", s.Dir)
 	// The keys go through the environment, not the command line other users can read.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	s.output = &syncBuffer{}
+	s.output = &childproc.Output{}
 	cmd.Stdout, cmd.Stderr = s.output, s.output
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
@@ -117,13 +107,7 @@ func (s *Server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	childproc.Stop(s.cmd.Process, os.Interrupt, s.done, 5*time.Second)
 }
 
 // Client returns an S3 client for the gateway's root account (path-style addressing).
@@ -183,26 +167,6 @@ func (s *Server) Object(t testing.TB, bucket, key string) ([]byte, bool) {
 		t.Fatalf("s3test: read %s: %v", key, err)
 	}
 	return b.Bytes(), true
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 64<<10 {
-		return len(p), nil // enough to explain a failure
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Stop ends the gateway now (a store that goes away mid-transfer); cleanup does it anyway.
