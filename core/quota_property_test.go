@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/spf13/afero"
@@ -74,21 +73,7 @@ func runQuotaProperty(t *testing.T, disk, atomicUploads bool, seed uint64) {
 			t.Fatal(err)
 		}
 	}
-	var log []string
-	for step := range 300 {
-		what := st.step(ctx)
-		log = append(log, what)
-		if msg := st.check(); msg != "" {
-			t.Fatalf("step %d (%s): %s\nsteps:\n%s\n%s", step, what, msg, strings.Join(log, "\n"), dumpState(st))
-		}
-	}
-	for _, h := range st.open {
-		_ = h.Close()
-	}
-	st.open = nil
-	if msg := st.check(); msg != "" {
-		t.Fatalf("after closing everything: %s\nsteps:\n%s", msg, strings.Join(log, "\n"))
-	}
+	runPropSteps(t, st, 300)
 }
 
 func (st *propState) name() string { return propNames[st.rng.IntN(len(propNames))] }
