@@ -63,6 +63,8 @@ type Store struct {
 	migrated   bool               // the schema is known to be current
 	waitCancel context.CancelFunc // interrupts the listener's wait (the store seems down)
 
+	ends endBatch // EndSessionLater
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 	once sync.Once
@@ -137,9 +139,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.setDown(err)
 		s.log.Warn("cluster store unreachable at start: serving on local state until it answers", "node", opts.NodeID, "error", err.Error())
 	}
-	s.wg.Add(2)
+	s.ends.wake = make(chan struct{}, 1)
+	s.wg.Add(3)
 	go s.listen(run, conn)
 	go s.heartbeat(run)
+	go s.flushEnds(run)
 	return s, nil
 }
 

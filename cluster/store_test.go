@@ -640,3 +640,31 @@ func TestMigrateFromOlderSchema(t *testing.T) {
 		t.Fatalf("claim after a count: %+v, %v; want the count, just made", claim.Usage, err)
 	}
 }
+
+// The ends of sessions without a session limit are deleted together: 300 ends issued at once
+// take a few statements, not 300, and every record is gone shortly after; ends issued while
+// the store is down are dropped without blocking.
+func TestEndSessionLaterBatches(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	a := openNode(t, dsn, "a")
+	const n = 300
+	for i := range n {
+		if _, err := a.ClaimSession(ctx(t), session(fmt.Sprint("e", i), "site", fmt.Sprint("u", i%7)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for i := range n {
+		a.EndSessionLater("site", fmt.Sprint("e", i))
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("issuing %d ends took %v: EndSessionLater must not wait for the store", n, took)
+	}
+	eventually(t, 10*time.Second, "the records to go", func() bool { return len(sessionIDs(t, dsn, "a")) == 0 })
+	a.ends.mu.Lock()
+	flushes := a.ends.flushes
+	a.ends.mu.Unlock()
+	if flushes < 1 || flushes > 30 {
+		t.Fatalf("%d ends took %d statements, want a few", n, flushes)
+	}
+}

@@ -45,6 +45,11 @@ type Cluster interface {
 	ClaimSession(ctx context.Context, s ClusterSession, max int) (Claim, error)
 	// EndSession removes a session's record.
 	EndSession(ctx context.Context, site, id string) error
+	// EndSessionLater removes a session's record soon (within tens of milliseconds), together
+	// with others, without waiting: for sessions whose user has no session limit, whose
+	// record no login waits for. Ends that cannot be written are dropped: after an outage the
+	// node rewrites its records from its live sessions.
+	EndSessionLater(site, id string)
 
 	// AddUsage adds bytes and files (either may be negative) to the user's quota usage in
 	// the cluster. A positive addition that would take usage past a positive limit (maxBytes,

@@ -36,6 +36,14 @@ func (s *Site) endClusterSession(sess *Session, user string, lastLocal bool) {
 	if !s.cl.usable() {
 		return
 	}
+	s.mu.Lock()
+	limited := sess.limited
+	s.mu.Unlock()
+	if !limited {
+		// No login waits for this slot: the record goes with the next batch of ends.
+		s.cl.c.EndSessionLater(s.name, sess.id)
+		return
+	}
 	ctx, cancel := s.cl.ctx(context.Background())
 	defer cancel()
 	if err := s.note(s.cl.c.EndSession(ctx, s.name, sess.id)); err != nil {

@@ -730,3 +730,26 @@ func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
 		t.Fatalf("the login after the minute counted the storage %d times, want once", got)
 	}
 }
+
+// The end of a session whose user has no session limit goes with the store's next batch of
+// ends (no login waits for its slot); with a limit it is written before Close returns, so the
+// slot is free at once for a login on another node.
+func TestClusterSessionEndsBatchedWithoutALimit(t *testing.T) {
+	tc := newTestCluster(t, false, []config.User{diskUser("free"), diskUser("capped", func(u *config.User) { u.MaxSessions = 1 })},
+		func(c *config.Site) { c.Limits.MaxSessionsPerUser = 0 })
+	s := login(t, tc.nodes[0], "free")
+	s.Close()
+	if later, now := tc.store.Calls("EndSessionLater"), tc.store.Calls("EndSession"); later != 1 || now != 0 {
+		t.Fatalf("end without a limit: %d batched, %d at once; want 1 batched", later, now)
+	}
+	if got := len(tc.store.LiveSessions("t", "free")); got != 0 {
+		t.Fatalf("store still holds %d sessions of free", got)
+	}
+	c := login(t, tc.nodes[0], "capped")
+	c.Close()
+	if later, now := tc.store.Calls("EndSessionLater"), tc.store.Calls("EndSession"); later != 1 || now != 1 {
+		t.Fatalf("end with a limit: %d batched, %d at once; want the second at once", later, now)
+	}
+	// The slot is free at once on the other node.
+	login(t, tc.nodes[1], "capped")
+}

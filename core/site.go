@@ -495,6 +495,7 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (Claim
 	// The session's record is ended with it: one claimed now, or one the store's resync
 	// after an outage writes from ClusterSessions.
 	sess.clustered = s.cl != nil
+	sess.limited = max > 0
 	s.loggedInLocked(sess)
 	return claim, nil
 }

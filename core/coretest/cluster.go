@@ -328,6 +328,14 @@ func (n *clusterNode) EndSession(ctx context.Context, site, id string) error {
 	return nil
 }
 
+func (n *clusterNode) EndSessionLater(site, id string) {
+	if err := n.begin(context.Background(), "EndSessionLater"); err != nil {
+		return // dropped, as a real store drops them while it is down
+	}
+	defer n.c.mu.Unlock()
+	delete(n.c.sessions, site+"\x00"+id)
+}
+
 func (n *clusterNode) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (bool, int64, int64, error) {
 	if err := n.begin(ctx, "AddUsage"); err != nil {
 		return false, 0, 0, err
