@@ -48,6 +48,10 @@ func TestStoreStoppedAndStarted(t *testing.T) {
 		t.Fatalf("the first call took %v with the store stopped", took)
 	}
 	eventually(t, 5*time.Second, "Health to say down", func() bool { up, _, _ := a.Health(); return !up })
+	if err := a.RecordSession(session("s5", "site", "carol")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("RecordSession with the store down: %v, want ErrUnavailable", err)
+	}
+	a.EndSessionLater("site", "s1") // dropped, never blocks
 	up, since, last := a.Health()
 	if up || since.IsZero() || last == "" {
 		t.Fatalf("health: %v %v %q", up, since, last)

@@ -43,6 +43,14 @@ type Cluster interface {
 	// quota usage, read in the same step (a login needs no other round trip for its quota).
 	// Sessions of a node that stopped heartbeating for node_ttl are not live.
 	ClaimSession(ctx context.Context, s ClusterSession, max int) (Claim, error)
+	// RecordSession records a logged-in session soon (within tens of milliseconds), together
+	// with others, without waiting: for sessions whose user has neither a session limit nor
+	// a quota, for which the cluster only lists and kicks. A session that ends (through
+	// EndSessionLater) before its record was written writes nothing. It returns an error,
+	// and records nothing, when the store is known to be unreachable (so that
+	// on_store_down applies); records that cannot be written later are dropped: after an
+	// outage the node rewrites its records from its live sessions.
+	RecordSession(s ClusterSession) error
 	// EndSession removes a session's record.
 	EndSession(ctx context.Context, site, id string) error
 	// EndSessionLater removes a session's record soon (within tens of milliseconds), together

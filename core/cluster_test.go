@@ -738,6 +738,12 @@ func TestClusterSessionEndsBatchedWithoutALimit(t *testing.T) {
 	tc := newTestCluster(t, false, []config.User{diskUser("free"), diskUser("capped", func(u *config.User) { u.MaxSessions = 1 })},
 		func(c *config.Site) { c.Limits.MaxSessionsPerUser = 0 })
 	s := login(t, tc.nodes[0], "free")
+	if claims, records := tc.store.Calls("ClaimSession"), tc.store.Calls("RecordSession"); claims != 0 || records != 1 {
+		t.Fatalf("login without a limit or quota: %d claims, %d records; want one record and no claim", claims, records)
+	}
+	if got := tc.store.LiveSessions("t", "free"); len(got) != 1 || got[0].Node != "node0" {
+		t.Fatalf("store lists %+v for free, want its session on node0", got)
+	}
 	s.Close()
 	if later, now := tc.store.Calls("EndSessionLater"), tc.store.Calls("EndSession"); later != 1 || now != 0 {
 		t.Fatalf("end without a limit: %d batched, %d at once; want 1 batched", later, now)
@@ -752,4 +758,16 @@ func TestClusterSessionEndsBatchedWithoutALimit(t *testing.T) {
 	}
 	// The slot is free at once on the other node.
 	login(t, tc.nodes[1], "capped")
+}
+
+// With on_store_down: refuse, a login that writes its record later is refused too while the
+// store cannot be reached, and served again once it can.
+func TestClusterRecordedLoginRefusedWhileStoreDown(t *testing.T) {
+	tc := newTestCluster(t, true, []config.User{diskUser("free")}, func(c *config.Site) { c.Limits.MaxSessionsPerUser = 0 })
+	tc.store.SetDown(true)
+	if _, err := loginFrom(t, tc.nodes[0], "127.0.0.1", "free", "pw"); !core.IsStoreDown(err) {
+		t.Fatalf("login while the store is down: %v, want the store-down refusal", err)
+	}
+	tc.store.SetDown(false)
+	login(t, tc.nodes[0], "free")
 }

@@ -475,7 +475,15 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (Claim
 	}
 	claim, local := Claim{Others: -1}, true
 	if s.cl != nil {
-		c, err := s.claimClusterSession(ctx, sess, u.ID, max)
+		var c Claim
+		var err error
+		if max == 0 && u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
+			// Nothing about this login needs the cluster's answer: its record only serves
+			// the listing and kick, and is written with the next batch.
+			c, err = Claim{Others: -1}, s.note(s.cl.c.RecordSession(s.clusterSession(sess, u.ID)))
+		} else {
+			c, err = s.claimClusterSession(ctx, sess, u.ID, max)
+		}
 		switch {
 		case err == nil:
 			claim, local = c, false

@@ -328,6 +328,16 @@ func (n *clusterNode) EndSession(ctx context.Context, site, id string) error {
 	return nil
 }
 
+func (n *clusterNode) RecordSession(s core.ClusterSession) error {
+	if err := n.begin(context.Background(), "RecordSession"); err != nil {
+		return err
+	}
+	defer n.c.mu.Unlock()
+	s.Node = n.id
+	n.c.sessions[s.Site+"\x00"+s.ID] = s
+	return nil
+}
+
 func (n *clusterNode) EndSessionLater(site, id string) {
 	if err := n.begin(context.Background(), "EndSessionLater"); err != nil {
 		return // dropped, as a real store drops them while it is down
