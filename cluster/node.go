@@ -121,6 +121,15 @@ func (s *Store) heartbeat(ctx context.Context) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.Heartbeat)
 	defer t.Stop()
+	// The heartbeat has a connection of its own: a burst of logins that holds every pooled
+	// connection (each waiting for a user's lock) must not delay it past node_ttl, which
+	// would make this node's sessions stop counting for everyone else.
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close(context.Background())
+		}
+	}()
 	for beat := 1; ; beat++ {
 		select {
 		case <-ctx.Done():
@@ -132,10 +141,29 @@ func (s *Store) heartbeat(ctx context.Context) {
 		}
 		var rows int64
 		err := s.call(ctx, "heartbeat", func(ctx context.Context) error {
-			tag, err := s.pool.Exec(ctx, "UPDATE nodes SET last_seen = now(), config_hash = $3 WHERE id = $1 AND instance = $2",
-				s.opts.NodeID, s.instance, *s.hash.Load())
-			rows = tag.RowsAffected()
-			return err
+			// A connection that died in an outage fails once; a fresh one answers if the
+			// store does (so a heartbeat after the store came back does not report it down).
+			for attempt := 0; ; attempt++ {
+				fresh := conn == nil
+				if fresh {
+					c, err := pgx.ConnectConfig(ctx, s.connCfg)
+					if err != nil {
+						return err
+					}
+					conn = c
+				}
+				tag, err := conn.Exec(ctx, "UPDATE nodes SET last_seen = now(), config_hash = $3 WHERE id = $1 AND instance = $2",
+					s.opts.NodeID, s.instance, *s.hash.Load())
+				if err == nil {
+					rows = tag.RowsAffected()
+					return nil
+				}
+				_ = conn.Close(context.Background())
+				conn = nil
+				if fresh || attempt > 0 || ctx.Err() != nil {
+					return err
+				}
+			}
 		})
 		if err != nil {
 			continue // logged once by the change of health, if it is the store

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wharf-project/wharf/core"
 )
@@ -19,6 +20,30 @@ import (
 
 // janitorLock lets one node at a time clean up ("wharf" and 2).
 const janitorLock int64 = 0x7768617266_000002
+
+// underUserLock runs f in a transaction that holds the (site, user) advisory lock, taken by
+// a statement of its own before f's: f's statement then reads, in READ COMMITTED, everything
+// that the lock's previous holders committed. (A pipelined batch of the lock and the
+// statement did not serialise concurrent claims: measured, 40 claims with max 2 let 4–24 in.)
+// Three round trips: BEGIN with the lock, f, COMMIT.
+func (s *Store) underUserLock(ctx context.Context, site, user string, f func(*pgxpool.Conn) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release() // a connection left inside the transaction by an error is closed by the pool
+	// No parameters: one simple-protocol round trip for both statements (the key is a number
+	// this code computed).
+	if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", lockKey(site, user))); err != nil {
+		return err
+	}
+	if err := f(conn); err != nil {
+		_, _ = conn.Exec(context.Background(), "ROLLBACK")
+		return err
+	}
+	_, err = conn.Exec(ctx, "COMMIT")
+	return err
+}
 
 // lockKey is the transaction advisory lock of one (site, user)'s session count.
 func lockKey(site, user string) int64 {
@@ -192,9 +217,8 @@ func scanBan(r pgx.CollectableRow) (core.ClusterBan, error) {
 }
 
 // ClaimSession records a logged-in session unless its user already has max live sessions
-// on live nodes. One round trip: the advisory lock and the conditional insert are one
-// pipelined batch, which PostgreSQL runs as one implicit transaction, so the lock is held
-// from before the count until the insert commits.
+// on live nodes (this node's own sessions always count). The count and the conditional
+// insert run under the user's advisory lock (underUserLock), held until the insert commits.
 func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max int) (claim core.Claim, err error) {
 	start := cs.Start
 	if start.IsZero() {
@@ -202,15 +226,16 @@ func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max in
 	}
 	var inserted bool
 	var others int
+	var ub, uf *int64
+	var counted *time.Time
 	err = s.call(ctx, "claim a session", func(ctx context.Context) error {
 		claim = core.Claim{}
-		var ub, uf *int64
-		var counted *time.Time
-		b := &pgx.Batch{}
-		b.Queue("SELECT pg_advisory_xact_lock($1)", lockKey(cs.Site, cs.User))
-		b.Queue(`WITH others AS (
+		ub, uf, counted = nil, nil, nil
+		return s.underUserLock(ctx, cs.Site, cs.User, func(conn *pgxpool.Conn) error {
+			return conn.QueryRow(ctx, `WITH others AS (
 				SELECT count(*) AS n FROM sessions s JOIN nodes n ON n.id = s.node
-				WHERE s.site = $2 AND s.user_name = $3 AND s.id <> $1 AND n.last_seen > now() - $8::interval
+				WHERE s.site = $2 AND s.user_name = $3 AND s.id <> $1
+					AND (s.node = $4 OR n.last_seen > now() - $8::interval)
 			), ins AS (
 				INSERT INTO sessions (id, site, user_name, node, protocol, remote_ip, started)
 				SELECT $1, $2, $3, $4, $5, $6, $7 FROM others WHERE $9::int <= 0 OR others.n < $9::int
@@ -221,19 +246,16 @@ func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max in
 			SELECT (SELECT n FROM others), EXISTS (SELECT 1 FROM ins), q.bytes, q.files, q.counted_at
 			FROM (SELECT 1) AS one
 			LEFT JOIN quota_usage q ON q.site = $2 AND q.user_name = $3`,
-			cs.ID, cs.Site, cs.User, s.opts.NodeID, cs.Protocol, cs.RemoteIP, start, s.opts.NodeTTL, max,
-		).QueryRow(func(row pgx.Row) error { return row.Scan(&others, &inserted, &ub, &uf, &counted) })
-		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		if ub != nil && uf != nil {
-			claim.Usage = &core.StoredUsage{Bytes: *ub, Files: *uf}
-			if counted != nil {
-				claim.Usage.CountedAt = *counted
-			}
-		}
-		return nil
+				cs.ID, cs.Site, cs.User, s.opts.NodeID, cs.Protocol, cs.RemoteIP, start, s.opts.NodeTTL, max,
+			).Scan(&others, &inserted, &ub, &uf, &counted)
+		})
 	})
+	if err == nil && ub != nil && uf != nil {
+		claim.Usage = &core.StoredUsage{Bytes: *ub, Files: *uf}
+		if counted != nil {
+			claim.Usage.CountedAt = *counted
+		}
+	}
 	if err != nil {
 		return core.Claim{}, err
 	}
@@ -290,11 +312,10 @@ func (s *Store) AddUsage(ctx context.Context, site, user string, bytes, files, m
 func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files int64) (replaced bool, err error) {
 	err = s.call(ctx, "set quota usage", func(ctx context.Context) error {
 		replaced = false
-		b := &pgx.Batch{}
-		b.Queue("SELECT pg_advisory_xact_lock($1)", lockKey(site, user))
-		b.Queue(`WITH live AS (
+		return s.underUserLock(ctx, site, user, func(conn *pgxpool.Conn) error {
+			return conn.QueryRow(ctx, `WITH live AS (
 				SELECT count(*) AS n FROM sessions s JOIN nodes n ON n.id = s.node
-				WHERE s.site = $1 AND s.user_name = $2 AND n.last_seen > now() - $5::interval
+				WHERE s.site = $1 AND s.user_name = $2 AND (s.node = $6 OR n.last_seen > now() - $5::interval)
 			), up AS (
 				INSERT INTO quota_usage AS q (site, user_name, bytes, files, counted_at)
 				SELECT $1, $2, $3, $4, now() FROM live WHERE live.n <= 1
@@ -303,9 +324,9 @@ func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files in
 				RETURNING 1
 			)
 			SELECT EXISTS (SELECT 1 FROM up)`,
-			site, user, max(bytes, 0), max(files, 0), s.opts.NodeTTL,
-		).QueryRow(func(row pgx.Row) error { return row.Scan(&replaced) })
-		return s.pool.SendBatch(ctx, b).Close()
+				site, user, max(bytes, 0), max(files, 0), s.opts.NodeTTL, s.opts.NodeID,
+			).Scan(&replaced)
+		})
 	})
 	return replaced, err
 }
