@@ -23,10 +23,11 @@ var errMigration = errors.New("schema migration failed")
 const minBackoff = 100 * time.Millisecond
 
 // join connects the listener's connection, applies the migrations the first time, listens
-// to the announcement channels and registers the node with the given sessions as its own
-// (all its other rows are deleted: they belong to a previous process or to before an
-// outage).
-func (s *Store) join(ctx context.Context, local []core.ClusterSession) (*pgx.Conn, error) {
+// to the announcement channels and registers the node with the sessions local returns (nil:
+// none) as its own (all its other rows are deleted: they belong to a previous process or to
+// before an outage). local is read once connected, right before the rows are written: a
+// connection that took long (a store that hung) must not write the sessions of when it began.
+func (s *Store) join(ctx context.Context, local func() []core.ClusterSession) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, s.connCfg)
 	if err != nil {
 		return nil, err
@@ -54,7 +55,11 @@ func (s *Store) join(ctx context.Context, local []core.ClusterSession) (*pgx.Con
 	if _, err := conn.Exec(ctx, "LISTEN wharf_bans; LISTEN wharf_kick; LISTEN wharf_reload"); err != nil {
 		return nil, err
 	}
-	if err := s.register(ctx, conn, local); err != nil {
+	var sessions []core.ClusterSession
+	if local != nil {
+		sessions = local()
+	}
+	if err := s.register(ctx, conn, sessions); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -232,7 +237,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 	for ctx.Err() == nil {
 		if conn == nil {
 			jctx, cancel := context.WithTimeout(ctx, 3*callTimeout)
-			c, err := s.join(jctx, s.localSessions())
+			c, err := s.join(jctx, s.localSessions)
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
