@@ -31,7 +31,7 @@ type endBatch struct {
 // EndSessionLater removes a session's record within endFlushEvery, together with the other
 // sessions that ended meanwhile. For sessions whose user has no session limit: their record
 // serves the cluster's listing and the quota's "first session" rule, for which a few
-// milliseconds do not matter, and a login then costs one round trip, not two. It never
+// milliseconds do not matter, and the end then costs no round trip of its own. It never
 // blocks; while the store cannot be reached the ends are dropped (the node rewrites its
 // records when the store answers again).
 func (s *Store) EndSessionLater(site, id string) {
