@@ -8,8 +8,9 @@ import (
 	"github.com/wharf-project/wharf/internal/pgtest"
 )
 
-// The database cost of one login: ClaimSession (lock + conditional insert, one pipelined
-// round trip) and EndSession (one delete) — two round trips. The user has one other
+// The database cost of one login of a user with a session limit: ClaimSession (the lock, the
+// count and the conditional insert in one function call: one round trip) and EndSession (one
+// delete) — two round trips. The user has one other
 // session, as with max_sessions counting a second login.
 func BenchmarkLogin(b *testing.B) {
 	dsn := pgtest.NewDB(b)
@@ -38,11 +39,11 @@ func BenchmarkUpload(b *testing.B) {
 	const chunk, used = 64 << 20, 4096
 	b.ResetTimer()
 	for range b.N {
-		ok, _, _, err := s.AddUsage(ctx(b), "site", "alice", chunk, 1, 1<<40, 1<<30)
+		ok, _, _, err := s.AddUsage(ctx(b), "site", "alice", chunk, 1, 1<<40, 1<<30, true)
 		if err != nil || !ok {
 			b.Fatal(ok, err)
 		}
-		if _, _, _, err := s.AddUsage(ctx(b), "site", "alice", used-chunk, 0, 1<<40, 1<<30); err != nil {
+		if _, _, _, err := s.AddUsage(ctx(b), "site", "alice", used-chunk, 0, 1<<40, 1<<30, false); err != nil {
 			b.Fatal(err)
 		}
 	}

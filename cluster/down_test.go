@@ -58,7 +58,7 @@ func TestStoreStoppedAndStarted(t *testing.T) {
 	}
 	for _, call := range []func() error{
 		func() error { _, err := a.Strike(ctx(t), "site", testKey, time.Now(), time.Minute); return err },
-		func() error { _, _, _, err := a.AddUsage(ctx(t), "site", "alice", 1, 1, 10, 10); return err },
+		func() error { _, _, _, err := a.AddUsage(ctx(t), "site", "alice", 1, 1, 10, 10, true); return err },
 		func() error { _, err := a.Bans(ctx(t), "site"); return err },
 		func() error { return a.EndSession(ctx(t), "site", "s1") },
 	} {

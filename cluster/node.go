@@ -76,6 +76,9 @@ type batcher interface {
 func (s *Store) register(ctx context.Context, q batcher, local []core.ClusterSession) error {
 	var tookOver bool
 	b := &pgx.Batch{}
+	// A new process of the node holds no quota: the holds of the one before it go.
+	b.Queue("DELETE FROM quota_holds WHERE node = $1 AND NOT EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND instance = $2)",
+		s.opts.NodeID, s.instance)
 	b.Queue(`WITH prev AS (SELECT instance, last_seen > now() - $5::interval AS alive FROM nodes WHERE id = $1)
 		INSERT INTO nodes (id, instance, version, config_hash, started, last_seen)
 		VALUES ($1, $2, $3, $4, now(), now())
@@ -188,9 +191,9 @@ func (s *Store) heartbeat(ctx context.Context) {
 
 // janitor deletes what no longer counts, on at most one node at a time: sessions of nodes
 // dead past the ttl, strikes older than a day, bans expired more than 7 days ago (their
-// offences no longer count) and nodes dead for a day.
+// offences no longer count), nodes dead for a day and their quota holds.
 func (s *Store) janitor(ctx context.Context) {
-	var removed [4]int64
+	var removed [5]int64
 	err := s.call(ctx, "clean up", func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			var mine bool
@@ -204,6 +207,7 @@ func (s *Store) janitor(ctx context.Context) {
 				`DELETE FROM bans WHERE (until IS NULL AND last_offence IS NULL)
 					OR GREATEST(until, last_offence) < now() - interval '7 days'`,
 				"DELETE FROM nodes WHERE last_seen < now() - interval '24 hours'",
+				"DELETE FROM quota_holds WHERE node NOT IN (SELECT id FROM nodes)",
 			} {
 				var args []any
 				if i == 0 {
@@ -217,8 +221,9 @@ func (s *Store) janitor(ctx context.Context) {
 			return tx.SendBatch(ctx, b).Close()
 		})
 	})
-	if err == nil && removed != [4]int64{} {
-		s.log.Debug("cluster store cleaned up", "sessions", removed[0], "strikes", removed[1], "bans", removed[2], "nodes", removed[3])
+	if err == nil && removed != [5]int64{} {
+		s.log.Debug("cluster store cleaned up", "sessions", removed[0], "strikes", removed[1], "bans", removed[2],
+			"nodes", removed[3], "quota holds", removed[4])
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wharf-project/wharf/core"
 )
@@ -20,30 +20,6 @@ import (
 
 // janitorLock lets one node at a time clean up ("wharf" and 2).
 const janitorLock int64 = 0x7768617266_000002
-
-// underUserLock runs f in a transaction that holds the (site, user) advisory lock, taken by
-// a statement of its own before f's: f's statement then reads, in READ COMMITTED, everything
-// that the lock's previous holders committed. (A pipelined batch of the lock and the
-// statement did not serialise concurrent claims: measured, 40 claims with max 2 let 4–24 in.)
-// Three round trips: BEGIN with the lock, f, COMMIT.
-func (s *Store) underUserLock(ctx context.Context, site, user string, f func(*pgxpool.Conn) error) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release() // a connection left inside the transaction by an error is closed by the pool
-	// No parameters: one simple-protocol round trip for both statements (the key is a number
-	// this code computed).
-	if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", lockKey(site, user))); err != nil {
-		return err
-	}
-	if err := f(conn); err != nil {
-		_, _ = conn.Exec(context.Background(), "ROLLBACK")
-		return err
-	}
-	_, err = conn.Exec(ctx, "COMMIT")
-	return err
-}
 
 // lockKey is the transaction advisory lock of one (site, user)'s session count.
 func lockKey(site, user string) int64 {
@@ -217,53 +193,28 @@ func scanBan(r pgx.CollectableRow) (core.ClusterBan, error) {
 }
 
 // ClaimSession records a logged-in session unless its user already has max live sessions
-// on live nodes (this node's own sessions always count). The count and the conditional
-// insert run under the user's advisory lock (underUserLock), held until the insert commits.
-func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max int) (claim core.Claim, err error) {
+// on live nodes (this node's own sessions always count): wharf_claim_session takes the user's
+// advisory lock, counts and inserts in one statement, one round trip, and the lock is held
+// until the insert commits.
+func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max int) (core.Claim, error) {
 	start := cs.Start
 	if start.IsZero() {
 		start = time.Now()
 	}
-	var inserted bool
 	var others int
-	var ub, uf *int64
-	var counted *time.Time
-	err = s.call(ctx, "claim a session", func(ctx context.Context) error {
-		claim = core.Claim{}
-		ub, uf, counted = nil, nil, nil
-		return s.underUserLock(ctx, cs.Site, cs.User, func(conn *pgxpool.Conn) error {
-			return conn.QueryRow(ctx, `WITH others AS (
-				SELECT count(*) AS n FROM sessions s JOIN nodes n ON n.id = s.node
-				WHERE s.site = $2 AND s.user_name = $3 AND s.id <> $1
-					AND (s.node = $4 OR n.last_seen > now() - $8::interval)
-			), ins AS (
-				INSERT INTO sessions (id, site, user_name, node, protocol, remote_ip, started)
-				SELECT $1, $2, $3, $4, $5, $6, $7 FROM others WHERE $9::int <= 0 OR others.n < $9::int
-				ON CONFLICT (id, site) DO UPDATE SET user_name = EXCLUDED.user_name, node = EXCLUDED.node,
-					protocol = EXCLUDED.protocol, remote_ip = EXCLUDED.remote_ip, started = EXCLUDED.started
-				RETURNING 1
-			)
-			SELECT (SELECT n FROM others), EXISTS (SELECT 1 FROM ins), q.bytes, q.files, q.counted_at
-			FROM (SELECT 1) AS one
-			LEFT JOIN quota_usage q ON q.site = $2 AND q.user_name = $3`,
-				cs.ID, cs.Site, cs.User, s.opts.NodeID, cs.Protocol, cs.RemoteIP, start, s.opts.NodeTTL, max,
-			).Scan(&others, &inserted, &ub, &uf, &counted)
-		})
+	var claimed bool
+	err := s.call(ctx, "claim a session", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT others, claimed FROM wharf_claim_session($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			lockKey(cs.Site, cs.User), cs.ID, cs.Site, cs.User, s.opts.NodeID, cs.Protocol, cs.RemoteIP, start,
+			s.opts.NodeTTL, max).Scan(&others, &claimed)
 	})
-	if err == nil && ub != nil && uf != nil {
-		claim.Usage = &core.StoredUsage{Bytes: *ub, Files: *uf}
-		if counted != nil {
-			claim.Usage.CountedAt = *counted
-		}
-	}
 	if err != nil {
 		return core.Claim{}, err
 	}
-	claim.Others = others
-	if !inserted {
-		return claim, fmt.Errorf("%w: %d sessions of this user in the cluster (max %d)", core.ErrLimit, others, max)
+	if !claimed {
+		return core.Claim{Others: others}, fmt.Errorf("%w: %d sessions of this user in the cluster (max %d)", core.ErrLimit, others, max)
 	}
-	return claim, nil
+	return core.Claim{Others: others}, nil
 }
 
 // EndSession removes a session's record.
@@ -276,26 +227,32 @@ func (s *Store) EndSession(ctx context.Context, site, id string) error {
 
 // AddUsage adds to the user's quota usage in one conditional statement: the row's lock
 // serialises nodes, a positive addition past a positive limit changes nothing, and usage
-// never goes below zero.
-func (s *Store) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (ok bool, usedBytes, usedFiles int64, err error) {
+// never goes below zero. The same statement records or clears this node's hold.
+func (s *Store) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64, held bool) (ok bool, usedBytes, usedFiles int64, err error) {
 	err = s.call(ctx, "add quota usage", func(ctx context.Context) error {
 		ok, usedBytes, usedFiles = false, 0, 0
 		err := s.pool.QueryRow(ctx, `WITH up AS (
-				INSERT INTO quota_usage AS q (site, user_name, bytes, files)
-				SELECT $1, $2, GREATEST($3::bigint, 0), GREATEST($4::bigint, 0)
+				INSERT INTO quota_usage AS q (site, user_name, bytes, files, version)
+				SELECT $1, $2, GREATEST($3::bigint, 0), GREATEST($4::bigint, 0), 1
 				WHERE NOT (($3::bigint > 0 AND $5::bigint > 0 AND $3::bigint > $5::bigint)
 					OR ($4::bigint > 0 AND $6::bigint > 0 AND $4::bigint > $6::bigint))
 				ON CONFLICT (site, user_name) DO UPDATE
-				SET bytes = GREATEST(q.bytes + $3::bigint, 0), files = GREATEST(q.files + $4::bigint, 0)
+				SET bytes = GREATEST(q.bytes + $3::bigint, 0), files = GREATEST(q.files + $4::bigint, 0),
+					version = q.version + CASE WHEN $3::bigint <> 0 OR $4::bigint <> 0 THEN 1 ELSE 0 END
 				WHERE NOT (($3::bigint > 0 AND $5::bigint > 0 AND q.bytes + $3::bigint > $5::bigint)
 					OR ($4::bigint > 0 AND $6::bigint > 0 AND q.files + $4::bigint > $6::bigint))
 				RETURNING q.bytes, q.files
+			), hold AS (
+				INSERT INTO quota_holds (site, user_name, node) SELECT $1, $2, $8 WHERE $7::bool
+				ON CONFLICT DO NOTHING
+			), unhold AS (
+				DELETE FROM quota_holds WHERE site = $1 AND user_name = $2 AND node = $8 AND NOT $7::bool
 			)
 			SELECT true, bytes, files FROM up
 			UNION ALL
 			SELECT false, bytes, files FROM quota_usage
 			WHERE site = $1 AND user_name = $2 AND NOT EXISTS (SELECT 1 FROM up)`,
-			site, user, bytes, files, maxBytes, maxFiles).Scan(&ok, &usedBytes, &usedFiles)
+			site, user, bytes, files, maxBytes, maxFiles, held, s.opts.NodeID).Scan(&ok, &usedBytes, &usedFiles)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // refused, and the user has no usage yet
 		}
@@ -304,29 +261,57 @@ func (s *Store) AddUsage(ctx context.Context, site, user string, bytes, files, m
 	return ok, usedBytes, usedFiles, err
 }
 
-// SetUsage replaces the user's usage with a fresh count of the storage, unless the user has
-// more than one live session (the caller's own) by then. It takes ClaimSession's per-user
-// lock first, in the same implicit transaction, so that the count sees every session claimed
-// before it, and a session claimed after it can reserve only once the replacement committed:
-// a reservation made in between is never overwritten.
-func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files int64) (replaced bool, err error) {
+// heldByLive is the condition that a live node (this one included) holds part of the usage
+// of ($1, $2); $3 is node_ttl and $4 this node.
+const heldByLive = `EXISTS (SELECT 1 FROM quota_holds h JOIN nodes n ON n.id = h.node
+	WHERE h.site = $1 AND h.user_name = $2 AND (h.node = $4 OR n.last_seen > now() - $3::interval))`
+
+// ReadUsage returns the user's stored usage and whether a live node holds part of it, in one
+// round trip.
+func (s *Store) ReadUsage(ctx context.Context, site, user string) (core.StoredUsage, error) {
+	var st core.StoredUsage
+	err := s.call(ctx, "read quota usage", func(ctx context.Context) error {
+		var ub, uf, ver *int64
+		var counted pgtype.Timestamptz
+		if err := s.pool.QueryRow(ctx, `SELECT q.bytes, q.files, q.counted_at, q.version, `+heldByLive+`
+			FROM (SELECT 1) AS one LEFT JOIN quota_usage q ON q.site = $1 AND q.user_name = $2`,
+			site, user, s.opts.NodeTTL, s.opts.NodeID).Scan(&ub, &uf, &counted, &ver, &st.Held); err != nil {
+			return err
+		}
+		if ub != nil && uf != nil && ver != nil {
+			st.Bytes, st.Files, st.Version = *ub, *uf, *ver
+		}
+		st.CountedAt = fromNull(counted)
+		return nil
+	})
+	if err != nil {
+		return core.StoredUsage{}, err
+	}
+	return st, nil
+}
+
+// SetUsage replaces the user's usage with a fresh count of the storage, in one conditional
+// statement: only if the stored version is still the one read (no reservation, give-back or
+// other count since; 0: no usage stored) and no live node holds part of the usage. A
+// concurrent AddUsage holds the row's lock: the update waits for it and then sees the new
+// version, so a reservation made in between is never overwritten.
+func (s *Store) SetUsage(ctx context.Context, site, user string, bytes, files, version int64) (replaced bool, err error) {
 	err = s.call(ctx, "set quota usage", func(ctx context.Context) error {
 		replaced = false
-		return s.underUserLock(ctx, site, user, func(conn *pgxpool.Conn) error {
-			return conn.QueryRow(ctx, `WITH live AS (
-				SELECT count(*) AS n FROM sessions s JOIN nodes n ON n.id = s.node
-				WHERE s.site = $1 AND s.user_name = $2 AND (s.node = $6 OR n.last_seen > now() - $5::interval)
-			), up AS (
-				INSERT INTO quota_usage AS q (site, user_name, bytes, files, counted_at)
-				SELECT $1, $2, $3, $4, now() FROM live WHERE live.n <= 1
-				ON CONFLICT (site, user_name) DO UPDATE
-				SET bytes = EXCLUDED.bytes, files = EXCLUDED.files, counted_at = EXCLUDED.counted_at
-				RETURNING 1
-			)
-			SELECT EXISTS (SELECT 1 FROM up)`,
-				site, user, max(bytes, 0), max(files, 0), s.opts.NodeTTL, s.opts.NodeID,
-			).Scan(&replaced)
-		})
+		var tag pgconn.CommandTag
+		var err error
+		if version == 0 {
+			tag, err = s.pool.Exec(ctx, `INSERT INTO quota_usage (site, user_name, bytes, files, counted_at, version)
+				SELECT $1, $2, $5, $6, now(), 1 WHERE NOT `+heldByLive+`
+				ON CONFLICT (site, user_name) DO NOTHING`,
+				site, user, s.opts.NodeTTL, s.opts.NodeID, max(bytes, 0), max(files, 0))
+		} else {
+			tag, err = s.pool.Exec(ctx, `UPDATE quota_usage SET bytes = $5, files = $6, counted_at = now(), version = version + 1
+				WHERE site = $1 AND user_name = $2 AND version = $7 AND NOT `+heldByLive,
+				site, user, s.opts.NodeTTL, s.opts.NodeID, max(bytes, 0), max(files, 0), version)
+		}
+		replaced = err == nil && tag.RowsAffected() == 1
+		return err
 	})
 	return replaced, err
 }

@@ -318,7 +318,7 @@ func chainProgress(chains [][]string, steps []string) (next []string, complete b
 }
 
 func (s *Session) authSucceeded(ctx context.Context, u *User, steps []string) error {
-	claim, err := s.site.claimUserSlot(ctx, s, u)
+	err := s.site.claimUserSlot(ctx, s, u)
 	if err != nil {
 		// The credentials were right: a session limit is no abuse, and the connection that
 		// ends now must not count as one that never tried to log in.
@@ -336,7 +336,7 @@ func (s *Session) authSucceeded(ctx context.Context, u *User, steps []string) er
 		s.Logger().Error("cannot open the user's file systems", "user", u.ID, "err", err)
 		return opErr("auth", "", ErrFailure, err)
 	}
-	q, err := s.site.quotaUsage(ctx, u, table, claim)
+	q, err := s.site.quotaUsage(ctx, u, table)
 	if err != nil {
 		s.site.unregisterUser(s)
 		s.Logger().Error("cannot compute quota usage", "user", u.ID, "err", err)

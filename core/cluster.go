@@ -38,10 +38,10 @@ type Cluster interface {
 	Bans(ctx context.Context, site string) ([]ClusterBan, error)
 
 	// ClaimSession records a logged-in session unless its user already has max live
-	// sessions in the cluster (max 0: no limit), in which case the error wraps ErrLimit.
-	// The claim tells the user's other live sessions in the cluster and the user's stored
-	// quota usage, read in the same step (a login needs no other round trip for its quota).
-	// Sessions of a node that stopped heartbeating for node_ttl are not live.
+	// sessions in the cluster (max > 0), in which case the error wraps ErrLimit: for users
+	// with a session limit, whose login waits for the count. The claim tells the user's other
+	// live sessions in the cluster. Sessions of a node that stopped heartbeating for node_ttl
+	// are not live.
 	ClaimSession(ctx context.Context, s ClusterSession, max int) (Claim, error)
 	// RecordSession records a logged-in session soon (within tens of milliseconds), together
 	// with others, without waiting: for sessions whose user has neither a session limit nor
@@ -62,20 +62,24 @@ type Cluster interface {
 	// AddUsage adds bytes and files (either may be negative) to the user's quota usage in
 	// the cluster. A positive addition that would take usage past a positive limit (maxBytes,
 	// maxFiles) is refused: ok is false and nothing is added. Usage never goes below zero.
-	// It returns the usage after the change.
-	AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (ok bool, usedBytes, usedFiles int64, err error)
-	// SetUsage replaces the user's usage with a fresh count of the storage (the user's first
-	// session in the cluster, when no node holds any of it), unless the user has another live
-	// session in the cluster by then besides the caller's (which may have reserved quota
-	// meanwhile): replaced is false then, and the stored usage stands. The check and the
-	// replacement are one step with respect to ClaimSession.
-	SetUsage(ctx context.Context, site, user string, bytes, files int64) (replaced bool, err error)
+	// held says whether this node holds part of the user's usage after the call (an
+	// allowance not used yet, or uploads in progress, which a count of the storage misses):
+	// SetUsage waits until no live node holds any. It returns the usage after the change.
+	AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64, held bool) (ok bool, usedBytes, usedFiles int64, err error)
+	// ReadUsage returns the user's stored quota usage (the zero StoredUsage when none is
+	// stored) and whether a live node holds part of it.
+	ReadUsage(ctx context.Context, site, user string) (StoredUsage, error)
+	// SetUsage replaces the user's usage with a fresh count of the storage, unless the usage
+	// changed since ReadUsage returned version (a reservation, a give-back or another count
+	// made meanwhile) or a live node holds part of it by then: replaced is false then, and
+	// the stored usage stands. No lock is needed: the check and the replacement are one
+	// conditional statement.
+	SetUsage(ctx context.Context, site, user string, bytes, files, version int64) (replaced bool, err error)
 }
 
 // Claim is what the cluster knows of a user when one of its sessions logs in.
 type Claim struct {
-	Others int          // the user's other live sessions in the cluster
-	Usage  *StoredUsage // the user's stored quota usage; nil when none is stored
+	Others int // the user's other live sessions in the cluster
 }
 
 // StoredUsage is a user's quota usage as the cluster stores it (allowances that nodes hold
@@ -85,6 +89,10 @@ type StoredUsage struct {
 	// CountedAt is when SetUsage last replaced the figure with a count of the storage; zero
 	// when it never did.
 	CountedAt time.Time
+	// Version changes with every change of the figure; 0 when none is stored.
+	Version int64
+	// Held: a live node holds part of the figure (see AddUsage).
+	Held bool
 }
 
 // BanRecord is a ban as the cluster stores it.

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -42,7 +43,17 @@ type usageLink struct {
 	// linger gives the allowance back allowanceLinger after the last upload closed; nil
 	// until the first close.
 	linger *time.Timer
+	// held is what the store last heard of this node holding part of the usage (see
+	// holding): while it does, no node replaces the figure with a count of the storage.
+	held bool
+	// readAt is when a login on this node last read the store's figure; zero: never.
+	readAt time.Time
 }
+
+// holding tells whether this node holds part of the user's usage that a count of the
+// storage would miss: an allowance not used yet, or uploads in progress (their bytes are not
+// under their final names yet). u.mu is held.
+func (c *usageLink) holding() bool { return c.writers > 0 || c.allowB > 0 || c.allowF > 0 }
 
 // chunk is how much beyond the need one reservation asks for.
 func chunk(limit, maxChunk int64) int64 {
@@ -83,15 +94,19 @@ func (u *usage) growLocked(needB, needF int64) bool {
 	if c.site.cl.usable() {
 		ctx, cancel := c.site.cl.ctx(context.Background())
 		defer cancel()
-		ok, err := u.addLocked(ctx, chunkB, chunkF, u.maxBytes, u.maxFil)
+		ok, err := u.addLocked(ctx, chunkB, chunkF, u.maxBytes, u.maxFil, true)
 		if err == nil && !ok && (chunkB != needB || chunkF != needF) {
 			chunkB, chunkF = needB, needF
-			ok, err = u.addLocked(ctx, needB, needF, u.maxBytes, u.maxFil)
+			ok, err = u.addLocked(ctx, needB, needF, u.maxBytes, u.maxFil, true)
 		}
 		if err == nil {
 			if ok {
 				c.allowB += chunkB
 				c.allowF += chunkF
+			} else if !c.holding() {
+				// The refused reservation left a hold in the store: the next give-back
+				// (with nothing to give) clears it.
+				u.scheduleGiveBackLocked()
 			}
 			return ok
 		}
@@ -110,26 +125,33 @@ func (u *usage) growLocked(needB, needF int64) bool {
 }
 
 // addLocked pushes the changes not counted yet (without limits: they were made already), then
-// adds bytes and files with the limits, and keeps the figure the store returns. ok is false
-// when the store refused the addition. u.mu is held.
-func (u *usage) addLocked(ctx context.Context, bytes, files, maxBytes, maxFiles int64) (ok bool, err error) {
+// adds bytes and files with the limits, and keeps the figure the store returns; held is
+// whether the node holds part of the usage once the addition is made (see holding). ok is
+// false when the store refused the addition. u.mu is held.
+func (u *usage) addLocked(ctx context.Context, bytes, files, maxBytes, maxFiles int64, held bool) (ok bool, err error) {
 	c := u.cl
 	s := c.site
 	if c.pendB != 0 || c.pendF != 0 {
-		_, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, c.pendB, c.pendF, 0, 0)
+		pushHeld := c.holding()
+		if bytes == 0 && files == 0 {
+			pushHeld = held
+		}
+		_, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, c.pendB, c.pendF, 0, 0, pushHeld)
 		if err := s.note(err); err != nil {
 			return false, fmt.Errorf("pushing quota usage of %s: %w", c.user, err)
 		}
 		c.pendB, c.pendF = 0, 0
+		c.held = pushHeld
 		u.bytes, u.files = ub, uf
 		if bytes == 0 && files == 0 {
 			return true, nil // the figure is fresh
 		}
 	}
-	ok, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, bytes, files, maxBytes, maxFiles)
+	ok, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, bytes, files, maxBytes, maxFiles, held)
 	if err := s.note(err); err != nil {
 		return false, fmt.Errorf("quota usage of %s: %w", c.user, err)
 	}
+	c.held = held
 	u.bytes, u.files = ub, uf
 	return ok, nil
 }
@@ -159,7 +181,7 @@ func (u *usage) giveBackLocked(bytes, files int64) {
 	c.allowF -= files
 	if c.site.cl.usable() {
 		ctx, cancel := c.site.cl.ctx(context.Background())
-		_, err := u.addLocked(ctx, -bytes, -files, 0, 0)
+		_, err := u.addLocked(ctx, -bytes, -files, 0, 0, c.holding())
 		cancel()
 		if err == nil {
 			return
@@ -179,7 +201,7 @@ func (u *usage) settle() {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.cl.allowB > 0 || u.cl.allowF > 0 {
+	if u.cl.allowB > 0 || u.cl.allowF > 0 || (u.cl.held && u.cl.writers == 0) {
 		u.giveBackLocked(u.cl.allowB, u.cl.allowF)
 	}
 }
@@ -202,9 +224,15 @@ func (u *usage) writerClosed() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.cl.writers--
-	if u.cl.writers > 0 || (u.cl.allowB <= 0 && u.cl.allowF <= 0) {
+	if u.cl.writers > 0 || (u.cl.allowB <= 0 && u.cl.allowF <= 0 && !u.cl.held) {
 		return
 	}
+	u.scheduleGiveBackLocked()
+}
+
+// scheduleGiveBackLocked gives the allowance back, and clears the node's hold in the store,
+// allowanceLinger from now unless an upload opens meanwhile. u.mu is held.
+func (u *usage) scheduleGiveBackLocked() {
 	if u.cl.linger == nil {
 		u.cl.linger = time.AfterFunc(allowanceLinger, u.lingered)
 	} else {
@@ -213,11 +241,12 @@ func (u *usage) writerClosed() {
 }
 
 // lingered gives the allowance back once no upload reopened it within allowanceLinger (the
-// session's end may have given it back already).
+// session's end may have given it back already); with nothing left to give, it still tells
+// the store that this node no longer holds anything.
 func (u *usage) lingered() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.cl.writers == 0 && (u.cl.allowB > 0 || u.cl.allowF > 0) {
+	if u.cl.writers == 0 && (u.cl.allowB > 0 || u.cl.allowF > 0 || u.cl.held) {
 		u.giveBackLocked(u.cl.allowB, u.cl.allowF)
 	}
 }
@@ -232,25 +261,27 @@ func (u *usage) refresh(ctx context.Context) {
 	defer u.mu.Unlock()
 	cctx, cancel := u.cl.site.cl.ctx(ctx)
 	defer cancel()
-	_, _ = u.addLocked(cctx, 0, 0, 0, 0)
+	_, _ = u.addLocked(cctx, 0, 0, 0, 0, u.cl.held)
 }
 
-// usageRecountAfter is how old the stored count of a user's usage may be for a login with no
-// other live session of the user in the cluster to take the stored figure as it is. An older
-// count is made again from the storage (which catches files changed outside wharf, and what a
-// dead node held): at most once a minute per user, instead of at every such login, whose
-// scan of the storage (a listing of a whole prefix on an object store) and extra round trip
-// a client that logs in for each file would pay every time.
+// usageRecountAfter is how long a node takes the store's figure of a user's usage as it
+// last read it at a login, and how old the stored count of the storage may be before a login
+// counts the storage again (which catches files changed outside wharf, and what a dead node
+// held): at most once a minute per user and node, instead of at every login, whose round trip
+// (and scan of the storage: a listing of a whole prefix on an object store) a client that
+// logs in for each file would pay every time.
 const usageRecountAfter = time.Minute
 
-// clusterUsage sets up the usage record of a user who logged in on a site of a cluster. With
-// no other live session of the user in the cluster, a count of the storage replaces the
-// store's figure (nothing else holds any of it), unless the store's figure was counted less
-// than usageRecountAfter ago; else the store's figure, read by the claim, stands. claim.Others
-// is -1 when the store did not answer the login: the node's own rule then applies (see
-// quotaUsage).
-func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, int64, error), claim Claim) (*usage, error) {
-	others := claim.Others
+// clusterUsage sets up the usage record of a user who logged in on a site of a cluster.
+// The login itself needs no answer from the store: the store's figure is what decides every
+// reservation (AddUsage refuses what would pass the quota), and the node's copy only serves
+// reports of the usage. So a login reads the store's figure only when this node has not read
+// it for usageRecountAfter; it then also counts the storage again when the stored count is
+// older than that and no live node holds part of the usage, and the count replaces the
+// figure unless the figure changed meanwhile (SetUsage with the version read). While the
+// store does not answer, the node's own view stands, or its own count of the storage when it
+// has none (see quotaUsage).
+func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, int64, error)) (*usage, error) {
 	s.mu.Lock()
 	rec, known := s.usage[u.ID]
 	if !known {
@@ -259,65 +290,76 @@ func (s *Site) clusterUsage(ctx context.Context, u *User, scan func() (int64, in
 	}
 	live := s.perUser[u.ID]
 	s.mu.Unlock()
-	if others >= 0 && claim.Usage != nil && (others > 0 || s.now().Sub(claim.Usage.CountedAt) < usageRecountAfter) {
-		rec.mu.Lock()
-		if rec.cl.pendB == 0 && rec.cl.pendF == 0 {
-			// Nothing of this node's is missing from the figure: take it without asking again.
-			defer rec.mu.Unlock()
-			rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
-			rec.bytes, rec.files = claim.Usage.Bytes, claim.Usage.Files
-			return rec, nil
-		}
+	rec.mu.Lock()
+	rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
+	if !rec.cl.readAt.IsZero() && s.now().Sub(rec.cl.readAt) < usageRecountAfter {
 		rec.mu.Unlock()
+		return rec, nil
 	}
-	if others == 0 || (others < 0 && (!known || live <= 1)) {
+	st, err := rec.readLocked(ctx)
+	pending := rec.cl.pendB != 0 || rec.cl.pendF != 0
+	rec.mu.Unlock()
+	if err != nil {
+		if known && live > 1 {
+			return rec, nil // another session here keeps the node's view current
+		}
 		b, f, err := scan()
 		if err != nil {
 			return nil, err
 		}
 		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
 		rec.bytes, rec.files = b, f
-		if others != 0 {
-			return rec, nil
-		}
-		// The scan counts everything, the store's figure and what this node had not pushed
-		// included.
-		rec.cl.allowB, rec.cl.allowF, rec.cl.pendB, rec.cl.pendF = 0, 0, 0, 0
-		cctx, cancel := s.cl.ctx(ctx)
-		defer cancel()
-		replaced, err := s.cl.c.SetUsage(cctx, s.name, u.ID, b, f)
-		if err = s.note(err); err != nil {
-			s.log.Warn("cluster store did not take the user's fresh quota usage; it keeps its figure",
-				"user", u.ID, "err", err.Error())
-		}
-		if err != nil || replaced {
-			return rec, nil
-		}
-		// Another session of the user logged in elsewhere since this one's claim and may
-		// have reserved quota: the store's figure stands, and is this node's view too.
-		others = 1
-	} else {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		rec.maxBytes, rec.maxFil = u.QuotaBytes, u.QuotaFiles
+		rec.mu.Unlock()
+		return rec, nil
 	}
-	if others > 0 {
-		cctx, cancel := s.cl.ctx(ctx)
-		defer cancel()
-		if _, err := rec.addLocked(cctx, 0, 0, 0, 0); err != nil && !known {
-			// No figure at all: the node's own count of the storage.
-			rec.mu.Unlock()
-			b, f, serr := scan()
-			rec.mu.Lock()
-			if serr != nil {
-				return nil, serr
-			}
+	if st.Held || pending || s.now().Sub(st.CountedAt) < usageRecountAfter {
+		return rec, nil
+	}
+	b, f, err := scan()
+	if err != nil {
+		s.log.Warn("counting the user's storage for the quota failed; the cluster's figure stands",
+			"user", u.ID, "err", err.Error())
+		return rec, nil
+	}
+	cctx, cancel := s.cl.ctx(ctx)
+	defer cancel()
+	replaced, err := s.cl.c.SetUsage(cctx, s.name, u.ID, b, f, st.Version)
+	if err = s.note(err); err != nil {
+		s.log.Warn("cluster store did not take the user's fresh quota usage; it keeps its figure",
+			"user", u.ID, "err", err.Error())
+	}
+	if err == nil && replaced {
+		rec.mu.Lock()
+		if rec.cl.pendB == 0 && rec.cl.pendF == 0 && !rec.cl.holding() {
 			rec.bytes, rec.files = b, f
 		}
+		rec.mu.Unlock()
 	}
 	return rec, nil
+}
+
+// readLocked reads the store's figure (pushing the changes not counted yet first) into the
+// record. u.mu is held.
+func (u *usage) readLocked(ctx context.Context) (StoredUsage, error) {
+	c := u.cl
+	s := c.site
+	if !s.cl.usable() {
+		return StoredUsage{}, errors.New("the cluster store is not reachable")
+	}
+	cctx, cancel := s.cl.ctx(ctx)
+	defer cancel()
+	if c.pendB != 0 || c.pendF != 0 {
+		if _, err := u.addLocked(cctx, 0, 0, 0, 0, c.holding()); err != nil {
+			return StoredUsage{}, err
+		}
+	}
+	st, err := s.cl.c.ReadUsage(cctx, s.name, c.user)
+	if err = s.note(err); err != nil {
+		return StoredUsage{}, fmt.Errorf("quota usage of %s: %w", c.user, err)
+	}
+	u.bytes, u.files = st.Bytes, st.Files
+	c.readAt = s.now()
+	return st, nil
 }
 
 // pushUsage pushes the quota changes made while the store did not answer (SyncCluster).
@@ -336,7 +378,7 @@ func (s *Site) pushUsage(ctx context.Context) error {
 		var err error
 		if u.cl.pendB != 0 || u.cl.pendF != 0 {
 			cctx, cancel := s.cl.ctx(ctx)
-			_, err = u.addLocked(cctx, 0, 0, 0, 0)
+			_, err = u.addLocked(cctx, 0, 0, 0, 0, u.cl.holding())
 			cancel()
 		}
 		u.mu.Unlock()

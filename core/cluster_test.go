@@ -628,23 +628,24 @@ func TestClusterQuotaRoundTrips(t *testing.T) {
 	}
 }
 
-// A login that finds no other live session counts the storage and replaces the store's
-// figure; if another node logs the user in and reserves quota in between, the count must not
-// overwrite that reservation: the store's figure stands, and the quota still holds.
+// A login counts the storage when the stored count is old and no node holds part of the
+// usage; if another node logs the user in and reserves quota between the read and the
+// replacement, the count must not overwrite that reservation: the store's figure stands, and
+// the quota still holds.
 func TestClusterFreshCountKeepsAReservationMadeMeanwhile(t *testing.T) {
 	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 100 << 10} })})
 	ctx := context.Background()
 	var b *core.Session
-	var once sync.Once
+	var started atomic.Bool
 	tc.store.BeforeSetUsage(func() {
-		once.Do(func() {
-			// Node 1 logs q in (node 0's claim is in the store: it is not the first) and
-			// starts a 60 KiB upload, which reserves its room.
-			b = login(t, tc.nodes[1], "q")
-			if err := upload(ctx, b, "/two", strings.Repeat("x", 60<<10)); err != nil {
-				t.Errorf("upload on node 1: %v", err)
-			}
-		})
+		if !started.CompareAndSwap(false, true) {
+			return // node 1's own count, made while node 0's waits
+		}
+		// Node 1 logs q in and starts a 60 KiB upload, which reserves its room.
+		b = login(t, tc.nodes[1], "q")
+		if err := upload(ctx, b, "/two", strings.Repeat("x", 60<<10)); err != nil {
+			t.Errorf("upload on node 1: %v", err)
+		}
 	})
 	a := login(t, tc.nodes[0], "q")
 	if b == nil {
@@ -688,10 +689,10 @@ func TestClusterRacingThresholdsBanOnce(t *testing.T) {
 	}
 }
 
-// A login with no other live session of the user in the cluster counts the storage only when
-// the stored count is older than a minute; a user who logs in again and again (a client that
-// connects per file) is served from the figure the claim read, without another round trip. A
-// file changed outside wharf is counted at the next login after the minute.
+// A login reads the store's figure of a user's usage at most once a minute per node, and
+// counts the storage only when the stored count is older than a minute: a user who logs in
+// again and again (a client that connects per file) costs the store nothing at login. A file
+// changed outside wharf is counted at the next login after the minute.
 func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
 	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 20} })})
 	ctx := context.Background()
@@ -700,11 +701,13 @@ func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	counts, adds := tc.store.Calls("SetUsage"), tc.store.Calls("AddUsage")
-	if counts != 1 {
-		t.Fatalf("first login made %d counts of the storage, want 1", counts)
+	counts, adds, reads := tc.store.Calls("SetUsage"), tc.store.Calls("AddUsage"), tc.store.Calls("ReadUsage")
+	if counts != 1 || reads != 1 {
+		t.Fatalf("first login made %d reads and %d counts of the storage, want 1 and 1", reads, counts)
 	}
-	for i := range 5 {
+	coretest.Eventually(t, 10*time.Second, "node 0 to give its allowance back", func() bool { return !tc.store.Held("t", "q") })
+	adds = tc.store.Calls("AddUsage")
+	for i := range 6 {
 		s := login(t, tc.nodes[i%2], "q")
 		if bytes, files := core.UsageOf(s); bytes != 1000 || files != 1 {
 			t.Fatalf("login %d sees %d bytes in %d files, want 1000 in 1", i, bytes, files)
@@ -712,16 +715,20 @@ func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
 		s.Close()
 	}
 	if got := tc.store.Calls("SetUsage") - counts; got != 0 {
-		t.Fatalf("five logins within the minute counted the storage %d times, want none", got)
+		t.Fatalf("six logins within the minute counted the storage %d times, want none", got)
 	}
 	if got := tc.store.Calls("AddUsage") - adds; got != 0 {
-		t.Fatalf("five logins within the minute made %d AddUsage calls, want none", got)
+		t.Fatalf("six logins within the minute made %d AddUsage calls, want none", got)
+	}
+	if got := tc.store.Calls("ReadUsage") - reads; got != 1 {
+		t.Fatalf("six logins within the minute read the store's figure %d times, want once (node 1's first)", got)
 	}
 	// A file added outside wharf shows once the count is a minute old.
 	if err := os.WriteFile(filepath.Join(tc.root, "q", "outside"), make([]byte, 500), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tc.store.AgeUsageCounts(2 * time.Minute)
+	core.AgeUsageReads(tc.nodes[1], 2*time.Minute)
 	s = login(t, tc.nodes[1], "q")
 	if bytes, files := core.UsageOf(s); bytes != 1500 || files != 2 {
 		t.Fatalf("login after the minute sees %d bytes in %d files, want 1500 in 2", bytes, files)
@@ -729,6 +736,30 @@ func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
 	if got := tc.store.Calls("SetUsage") - counts; got != 1 {
 		t.Fatalf("the login after the minute counted the storage %d times, want once", got)
 	}
+	// A node that holds part of the usage (an upload in progress) keeps any count from
+	// replacing the figure.
+	h, err := s.OpenWrite(ctx, "/open", core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	tc.store.AgeUsageCounts(2 * time.Minute)
+	core.AgeUsageReads(tc.nodes[0], 2*time.Minute)
+	other := login(t, tc.nodes[0], "q")
+	if got := tc.store.Calls("SetUsage") - counts; got != 1 {
+		t.Fatalf("a login while node 1 uploads counted the storage (%d counts in all), want no count", got)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	s.Close()
+	coretest.Eventually(t, 10*time.Second, "the figure to settle", func() bool {
+		b, f := tc.store.Usage("t", "q")
+		return b == 1600 && f == 3 && !tc.store.Held("t", "q")
+	})
 }
 
 // The end of a session whose user has no session limit goes with the store's next batch of

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -54,4 +55,18 @@ func AllowanceOf(s *Session) (bytes, files int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.cl.allowB, q.cl.allowF
+}
+
+// AgeUsageReads makes the store figures that a site's nodes read at logins d older (tests of
+// the recount interval).
+func AgeUsageReads(s *Site, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.usage {
+		if u.cl != nil {
+			u.mu.Lock()
+			u.cl.readAt = u.cl.readAt.Add(-d)
+			u.mu.Unlock()
+		}
+	}
 }

@@ -124,14 +124,13 @@ func (u *usage) snapshot() (bytes, files, maxBytes, maxFiles int64) {
 
 // quotaUsage returns the user's shared usage record, scanning the home mount when no other
 // session of the user keeps it current (files may have changed outside wharf meanwhile).
-// Users without a quota are not tracked. claim is what the cluster said of the user at the
-// login (see clusterUsage; Others -1 when unknown).
-func (s *Site) quotaUsage(ctx context.Context, u *User, t *vfs.Table, claim Claim) (*usage, error) {
+// Users without a quota are not tracked.
+func (s *Site) quotaUsage(ctx context.Context, u *User, t *vfs.Table) (*usage, error) {
 	if u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
 		return nil, nil
 	}
 	if s.cl != nil {
-		return s.clusterUsage(ctx, u, func() (int64, int64, error) { return scanUsage(t) }, claim)
+		return s.clusterUsage(ctx, u, func() (int64, int64, error) { return scanUsage(t) })
 	}
 	s.mu.Lock()
 	rec, ok := s.usage[u.ID]

@@ -465,38 +465,36 @@ func (s *Site) uncountUserLocked(sess *Session) (clusterUser string, lastLocal b
 
 // claimUserSlot counts an authenticated session against the user's session limit: across
 // the cluster when the site is part of one, else (and, with on_store_down: local, while the
-// store does not answer) on this node. It returns how many other live sessions the user has
-// in the cluster (Others -1 when that is not known: a single node, or the store did not
-// answer) and its stored quota usage.
-func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (Claim, error) {
+// store does not answer) on this node.
+func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) error {
 	max := u.MaxSessions
 	if max == 0 {
 		max = s.Config().Limits.MaxSessionsPerUser
 	}
-	claim, local := Claim{Others: -1}, true
+	local := true
 	if s.cl != nil {
-		var c Claim
 		var err error
-		if max == 0 && u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
-			// Nothing about this login needs the cluster's answer: its record only serves
-			// the listing and kick, and is written with the next batch.
-			c, err = Claim{Others: -1}, s.note(s.cl.c.RecordSession(s.clusterSession(sess, u.ID)))
+		if max == 0 {
+			// Nothing about this login needs the cluster's answer (a quota's reservations
+			// ask the store when they are made): its record only serves the listing and
+			// kick, and is written with the next batch.
+			err = s.note(s.cl.c.RecordSession(s.clusterSession(sess, u.ID)))
 		} else {
-			c, err = s.claimClusterSession(ctx, sess, u.ID, max)
+			_, err = s.claimClusterSession(ctx, sess, u.ID, max)
 		}
 		switch {
 		case err == nil:
-			claim, local = c, false
+			local = false
 		case errors.Is(err, ErrLimit):
-			return Claim{Others: -1}, fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
+			return fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
 		case s.cl.refuse:
-			return Claim{Others: -1}, fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
+			return fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if local && max > 0 && s.perUser[u.ID] >= max {
-		return Claim{Others: -1}, fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
+		return fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
 	}
 	s.perUser[u.ID]++
 	sess.countedUser = u.ID
@@ -505,7 +503,7 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) (Claim
 	sess.clustered = s.cl != nil
 	sess.limited = max > 0
 	s.loggedInLocked(sess)
-	return claim, nil
+	return nil
 }
 
 // loggedInLocked stops counting sess as a connection waiting to log in (it logged in or

@@ -321,12 +321,17 @@ func (c countingCluster) EndSession(ctx context.Context, site, id string) error 
 	return c.failed("end_session", c.Cluster.EndSession(ctx, site, id))
 }
 
-func (c countingCluster) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (bool, int64, int64, error) {
-	ok, b, f, err := c.Cluster.AddUsage(ctx, site, user, bytes, files, maxBytes, maxFiles)
+func (c countingCluster) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64, held bool) (bool, int64, int64, error) {
+	ok, b, f, err := c.Cluster.AddUsage(ctx, site, user, bytes, files, maxBytes, maxFiles, held)
 	return ok, b, f, c.failed("add_usage", err)
 }
 
-func (c countingCluster) SetUsage(ctx context.Context, site, user string, bytes, files int64) (bool, error) {
-	ok, err := c.Cluster.SetUsage(ctx, site, user, bytes, files)
+func (c countingCluster) ReadUsage(ctx context.Context, site, user string) (core.StoredUsage, error) {
+	st, err := c.Cluster.ReadUsage(ctx, site, user)
+	return st, c.failed("read_usage", err)
+}
+
+func (c countingCluster) SetUsage(ctx context.Context, site, user string, bytes, files, version int64) (bool, error) {
+	ok, err := c.Cluster.SetUsage(ctx, site, user, bytes, files, version)
 	return ok, c.failed("set_usage", err)
 }

@@ -44,6 +44,26 @@ func (c *ClusterStore) BeforeSetUsage(f func()) {
 type clusterUsage struct {
 	bytes, files int64
 	countedAt    time.Time
+	version      int64
+	holders      map[string]bool // nodes that hold part of the usage
+}
+
+// heldLocked tells whether a live node holds part of u. c.mu is held.
+func (c *ClusterStore) heldLocked(u *clusterUsage) bool {
+	for node := range u.holders {
+		if !c.deadNodes[node] {
+			return true
+		}
+	}
+	return false
+}
+
+// Held tells whether a live node holds part of a user's usage (AddUsage's held).
+func (c *ClusterStore) Held(site, user string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u, ok := c.usage[site+"\x00"+user]
+	return ok && c.heldLocked(u)
 }
 
 // ClusterAnnouncement is a ban stored (Ban set) or bans lifted (Lift or All).
@@ -312,11 +332,7 @@ func (n *clusterNode) ClaimSession(ctx context.Context, s core.ClusterSession, m
 	}
 	s.Node = n.id
 	n.c.sessions[s.Site+"\x00"+s.ID] = s
-	claim := core.Claim{Others: others}
-	if u, ok := n.c.usage[s.Site+"\x00"+s.User]; ok {
-		claim.Usage = &core.StoredUsage{Bytes: u.bytes, Files: u.files, CountedAt: u.countedAt}
-	}
-	return claim, nil
+	return core.Claim{Others: others}, nil
 }
 
 func (n *clusterNode) EndSession(ctx context.Context, site, id string) error {
@@ -346,7 +362,7 @@ func (n *clusterNode) EndSessionLater(site, id string) {
 	delete(n.c.sessions, site+"\x00"+id)
 }
 
-func (n *clusterNode) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64) (bool, int64, int64, error) {
+func (n *clusterNode) AddUsage(ctx context.Context, site, user string, bytes, files, maxBytes, maxFiles int64, held bool) (bool, int64, int64, error) {
 	if err := n.begin(ctx, "AddUsage"); err != nil {
 		return false, 0, 0, err
 	}
@@ -356,15 +372,38 @@ func (n *clusterNode) AddUsage(ctx context.Context, site, user string, bytes, fi
 		u = &clusterUsage{}
 		n.c.usage[site+"\x00"+user] = u
 	}
+	if held {
+		if u.holders == nil {
+			u.holders = map[string]bool{}
+		}
+		u.holders[n.id] = true
+	} else {
+		delete(u.holders, n.id)
+	}
 	if (bytes > 0 && maxBytes > 0 && u.bytes+bytes > maxBytes) || (files > 0 && maxFiles > 0 && u.files+files > maxFiles) {
 		return false, u.bytes, u.files, nil
+	}
+	if bytes != 0 || files != 0 {
+		u.version++
 	}
 	u.bytes = max(0, u.bytes+bytes)
 	u.files = max(0, u.files+files)
 	return true, u.bytes, u.files, nil
 }
 
-func (n *clusterNode) SetUsage(ctx context.Context, site, user string, bytes, files int64) (bool, error) {
+func (n *clusterNode) ReadUsage(ctx context.Context, site, user string) (core.StoredUsage, error) {
+	if err := n.begin(ctx, "ReadUsage"); err != nil {
+		return core.StoredUsage{}, err
+	}
+	defer n.c.mu.Unlock()
+	u, ok := n.c.usage[site+"\x00"+user]
+	if !ok {
+		return core.StoredUsage{}, nil
+	}
+	return core.StoredUsage{Bytes: u.bytes, Files: u.files, CountedAt: u.countedAt, Version: u.version, Held: n.c.heldLocked(u)}, nil
+}
+
+func (n *clusterNode) SetUsage(ctx context.Context, site, user string, bytes, files, version int64) (bool, error) {
 	n.c.mu.Lock()
 	before := n.c.beforeSetUsage
 	n.c.mu.Unlock()
@@ -375,15 +414,17 @@ func (n *clusterNode) SetUsage(ctx context.Context, site, user string, bytes, fi
 		return false, err
 	}
 	defer n.c.mu.Unlock()
-	live := 0
-	for _, x := range n.c.sessions {
-		if x.Site == site && x.User == user && !n.c.deadNodes[x.Node] {
-			live++
-		}
-	}
-	if live > 1 {
+	u, ok := n.c.usage[site+"\x00"+user]
+	switch {
+	case !ok && version != 0:
+		return false, nil
+	case !ok:
+		u = &clusterUsage{}
+		n.c.usage[site+"\x00"+user] = u
+	case u.version != version || n.c.heldLocked(u):
 		return false, nil
 	}
-	n.c.usage[site+"\x00"+user] = &clusterUsage{bytes: bytes, files: files, countedAt: time.Now()}
+	u.bytes, u.files, u.countedAt = max(0, bytes), max(0, files), time.Now()
+	u.version++
 	return true, nil
 }
