@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/spf13/afero"
@@ -254,5 +255,43 @@ func TestQuotaMatchesDiskConcurrently(t *testing.T) {
 				t.Fatalf("charged %d bytes in %d files, the disk holds %d bytes in %d files", bytes, files, sb, sf)
 			}
 		})
+	}
+}
+
+// TestQuotaUploadWhileFolderRenamed closes uploads of /d/x over and over while another
+// session (and a script) renames /d to /e and back. An upload publishes inside the folder it
+// was opened in, and a rename of that folder cancels it only once the rename is done: an
+// upload that published in between put its file into the moved folder, over the file that
+// moved with it, which stayed charged (20 runs of 20 failed before the fix, each with a few
+// such files).
+func TestQuotaUploadWhileFolderRenamed(t *testing.T) {
+	quota := func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 30, Files: 100} }
+	site, _ := diskSite(t, nil, user("u", onDisk, quota))
+	up, mover := login(t, site, "u"), login(t, site, "u")
+	script := scriptFS(t, mover)
+	ctx := context.Background()
+	must(t, up.Mkdir(ctx, "/d"))
+	must(t, upload(ctx, up, "/d/x", strings.Repeat("o", 1754)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 3000 {
+			_ = upload(ctx, up, "/d/x", strings.Repeat("w", 100))
+		}
+	}()
+	for moving := true; moving; {
+		select {
+		case <-done:
+			moving = false
+		default:
+			_ = mover.Rename(ctx, "/d", "/e", false)
+			_ = script.Rename(ctx, "/e", "/d")
+		}
+	}
+	b, fl := core.UsageOf(up)
+	sb, sf, err := core.ScanUsage(core.HomeFS(up))
+	must(t, err)
+	if b != sb || fl != sf {
+		t.Fatalf("charged %d bytes in %d files, the disk holds %d bytes in %d files", b, fl, sb, sf)
 	}
 }

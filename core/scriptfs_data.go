@@ -292,6 +292,11 @@ func putCounted(ctx context.Context, q *usage, t target, r io.Reader) (int64, er
 		}
 	}
 	defer q.lockNS()()
+	// A script's write is in no registry of uploads in flight that a rename of its folder
+	// would cancel: it checks here that it still publishes where it measures (tempInPlace).
+	if !tempInPlace(fsys, af) {
+		return fail(opErr(op, t.virtual, ErrFailure, errFolderMoved))
+	}
 	var freedBytes, freedFiles int64
 	old, err := lstat(fsys, t.path)
 	if err == nil && old.Mode().IsRegular() && vfs.LinkCount(old) <= 1 {

@@ -575,6 +575,11 @@ func (h *WriteHandle) publish() error {
 			h.published.Store(true)
 			return nil
 		}
+		// A rename of the folder cancels the upload, but only once the rename is done: in
+		// between, the upload must not publish into the moved folder (see tempInPlace).
+		if !tempInPlace(h.t.mount.FS, h.atomic) {
+			return errFolderMoved
+		}
 		var freedBytes, freedFiles int64
 		old, err := lstat(h.t.mount.FS, h.t.path)
 		if err == nil && old.Mode().IsRegular() && vfs.LinkCount(old) <= 1 {
@@ -666,6 +671,26 @@ func (h *WriteHandle) untrack() {
 		defer q.lockNS()()
 		q.untrack(h)
 	}
+}
+
+// errFolderMoved is why an atomic write whose folder was renamed away was not published.
+var errFolderMoved = errors.New("its folder was renamed or removed while the file was written")
+
+// tempInPlace reports whether an atomic upload's temporary file is still at its own name,
+// that is, whether its folder is still at the final name's folder. Publish renames the
+// temporary file inside the folder it was created in, opened once (vfs.AtomicTarget), but the
+// file it replaces is measured by path: had that folder been renamed (/d to /e) since the
+// upload began, Publish would replace the file that moved with it (/e/x), which would stay
+// charged, while the file measured (a new /d/x, or none) was released or not at all. Called
+// under the namespace lock, which folder renames take, so the answer holds until Publish.
+// Temporary names are random: a temporary file at the name is this upload's. An object
+// store's uploads have no folder to move.
+func tempInPlace(fsys afero.Fs, af *vfs.AtomicFile) bool {
+	if _, ok := fsys.(vfs.UploadCreator); ok {
+		return true
+	}
+	_, err := lstat(fsys, af.TempName())
+	return err == nil
 }
 
 // lstat describes a name without following a final symbolic link, where the backend can.
