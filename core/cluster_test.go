@@ -694,7 +694,14 @@ func TestClusterRacingThresholdsBanOnce(t *testing.T) {
 // again and again (a client that connects per file) costs the store nothing at login. A file
 // changed outside wharf is counted at the next login after the minute.
 func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
-	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 20} })})
+	for _, limit := range []int{10, 0} {
+		t.Run(fmt.Sprintf("max_sessions_per_user=%d", limit), func(t *testing.T) { testLoginRecounts(t, limit) })
+	}
+}
+
+func testLoginRecounts(t *testing.T, limit int) {
+	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 1 << 20} })},
+		func(c *config.Site) { c.Limits.MaxSessionsPerUser = limit })
 	ctx := context.Background()
 	s := login(t, tc.nodes[0], "q")
 	if err := upload(ctx, s, "/a", strings.Repeat("a", 1000)); err != nil {
@@ -760,6 +767,10 @@ func TestClusterLoginRecountsAtMostOnceAMinute(t *testing.T) {
 		b, f := tc.store.Usage("t", "q")
 		return b == 1600 && f == 3 && !tc.store.Held("t", "q")
 	})
+	// Only a session limit makes a login wait for a claim; a quota alone does not.
+	if claims := tc.store.Calls("ClaimSession"); (limit == 0) != (claims == 0) {
+		t.Fatalf("%d logins waited for a claim with max_sessions_per_user %d", claims, limit)
+	}
 }
 
 // The end of a session whose user has no session limit goes with the store's next batch of
