@@ -15,13 +15,13 @@ import (
 func BenchmarkLogin(b *testing.B) {
 	dsn := pgtest.NewDB(b)
 	s := openNode(b, dsn, "a")
-	if _, err := s.ClaimSession(ctx(b), session("other", "site", "alice"), 0, 0); err != nil {
+	if _, err := s.ClaimSession(ctx(b), session("other", "site", "alice"), 0); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := range b.N {
 		id := fmt.Sprint("s", i)
-		if _, err := s.ClaimSession(ctx(b), session(id, "site", "alice"), 10, 0); err != nil {
+		if _, err := s.ClaimSession(ctx(b), session(id, "site", "alice"), 10); err != nil {
 			b.Fatal(err)
 		}
 		if err := s.EndSession(ctx(b), "site", id); err != nil {
@@ -58,7 +58,7 @@ func BenchmarkLoginParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := fmt.Sprint(n.Add(1))
-			if _, err := s.ClaimSession(ctx(b), session("s"+i, "site", "u"+i), 2, 0); err != nil {
+			if _, err := s.ClaimSession(ctx(b), session("s"+i, "site", "u"+i), 2); err != nil {
 				b.Error(err)
 				return
 			}

@@ -27,7 +27,7 @@ func TestStoreStoppedAndStarted(t *testing.T) {
 	a := openNode(t, dsn, "a")
 	var errs []error
 	for _, id := range []string{"s1", "s2"} {
-		if _, err := a.ClaimSession(ctx(t), session(id, "site", "alice"), 0, 0); err != nil {
+		if _, err := a.ClaimSession(ctx(t), session(id, "site", "alice"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +38,7 @@ func TestStoreStoppedAndStarted(t *testing.T) {
 
 	srv.Stop()
 	start := time.Now()
-	_, err := a.ClaimSession(ctx(t), session("s4", "site", "alice"), 0, 0)
+	_, err := a.ClaimSession(ctx(t), session("s4", "site", "alice"), 0)
 	took := time.Since(start)
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("claim with the store stopped: %v", err)
@@ -79,7 +79,7 @@ func TestStoreStoppedAndStarted(t *testing.T) {
 	if got := sessionIDs(t, dsn, "a"); !slices.Equal(got, []string{"s2", "s3"}) {
 		t.Fatalf("session rows after the outage: %v, want s2 s3", got)
 	}
-	if _, err := a.ClaimSession(ctx(t), session("s4", "site", "alice"), 0, 0); err != nil {
+	if _, err := a.ClaimSession(ctx(t), session("s4", "site", "alice"), 0); err != nil {
 		t.Fatalf("claim after the outage: %v", err)
 	}
 	logs := a.log.String()
@@ -108,7 +108,7 @@ func TestStoreHung(t *testing.T) {
 	srv := pgtest.New(t)
 	dsn := srv.NewDB(t)
 	a := openNode(t, dsn, "a")
-	if _, err := a.ClaimSession(ctx(t), session("s1", "site", "alice"), 0, 0); err != nil {
+	if _, err := a.ClaimSession(ctx(t), session("s1", "site", "alice"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Pause(); err != nil {
@@ -121,7 +121,7 @@ func TestStoreHung(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	_, err := a.ClaimSession(context.Background(), session("s2", "site", "alice"), 0, 0)
+	_, err := a.ClaimSession(context.Background(), session("s2", "site", "alice"), 0)
 	took := time.Since(start)
 	if !errors.Is(err, ErrUnavailable) || took > 4*time.Second {
 		t.Fatalf("claim on a hung store: %v after %v", err, took)
@@ -157,7 +157,7 @@ func TestOpenWhileStoreDown(t *testing.T) {
 	if !strings.Contains(a.log.String(), "cluster store unreachable at start") {
 		t.Fatalf("not logged: %s", a.log.String())
 	}
-	if _, err := a.ClaimSession(ctx(t), session("s1", "site", "alice"), 0, 0); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.ClaimSession(ctx(t), session("s1", "site", "alice"), 0); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("claim: %v", err)
 	}
 	a.mu.Lock()

@@ -192,11 +192,11 @@ func scanBan(r pgx.CollectableRow) (core.ClusterBan, error) {
 	return b, nil
 }
 
-// ClaimSession records a logged-in session unless its user already has max live sessions:
-// local on this node, as the node counts them, and those of the other live nodes.
-// wharf_claim_session takes the user's advisory lock, counts and inserts in one statement,
-// one round trip, and the lock is held until the insert commits.
-func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max, local int) (core.Claim, error) {
+// ClaimSession records a logged-in session unless its user already has max live sessions
+// on live nodes (this node's own sessions always count): wharf_claim_session takes the user's
+// advisory lock, counts and inserts in one statement, one round trip, and the lock is held
+// until the insert commits.
+func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max int) (core.Claim, error) {
 	start := cs.Start
 	if start.IsZero() {
 		start = time.Now()
@@ -204,9 +204,9 @@ func (s *Store) ClaimSession(ctx context.Context, cs core.ClusterSession, max, l
 	var others int
 	var claimed bool
 	err := s.call(ctx, "claim a session", func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, "SELECT others, claimed FROM wharf_claim_session($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+		return s.pool.QueryRow(ctx, "SELECT others, claimed FROM wharf_claim_session($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
 			lockKey(cs.Site, cs.User), cs.ID, cs.Site, cs.User, s.opts.NodeID, cs.Protocol, cs.RemoteIP, start,
-			s.opts.NodeTTL, max, local).Scan(&others, &claimed)
+			s.opts.NodeTTL, max).Scan(&others, &claimed)
 	})
 	if err != nil {
 		return core.Claim{}, err

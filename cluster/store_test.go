@@ -96,23 +96,6 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	slow := func(o *Options) { o.Heartbeat, o.NodeTTL = time.Second, 10*time.Second }
 	a, b := openNode(t, dsn, "a", slow), openNode(t, dsn, "b", slow)
-	// Each node counts its own sessions of the user, as core does: the slot is taken
-	// locally first and given back when the cluster refuses.
-	var mu sync.Mutex
-	local := map[*node]int{}
-	claim := func(s *node, id string, max int) (core.Claim, error) {
-		mu.Lock()
-		mine := local[s]
-		local[s]++
-		mu.Unlock()
-		cl, err := s.ClaimSession(ctx(t), session(id, "site", "alice"), max, mine)
-		if err != nil {
-			mu.Lock()
-			local[s]--
-			mu.Unlock()
-		}
-		return cl, err
-	}
 	var ok, limited atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 40 {
@@ -121,7 +104,7 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			_, err := claim(s, fmt.Sprintf("s%d", i), 2)
+			_, err := s.ClaimSession(ctx(t), session(fmt.Sprintf("s%d", i), "site", "alice"), 2)
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -137,13 +120,13 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 		t.Fatalf("%d claims accepted and %d refused, want 2 and 38", ok.Load(), limited.Load())
 	}
 	// Another user and another site are not affected; others counts the user's other sessions.
-	if cl, err := a.ClaimSession(ctx(t), session("x1", "site", "bob"), 2, 0); err != nil || cl.Others != 0 {
+	if cl, err := a.ClaimSession(ctx(t), session("x1", "site", "bob"), 2); err != nil || cl.Others != 0 {
 		t.Fatalf("bob: %d, %v", cl.Others, err)
 	}
-	if cl, err := b.ClaimSession(ctx(t), session("x2", "other", "alice"), 2, 0); err != nil || cl.Others != 0 {
+	if cl, err := b.ClaimSession(ctx(t), session("x2", "other", "alice"), 2); err != nil || cl.Others != 0 {
 		t.Fatalf("alice on another site: %d, %v", cl.Others, err)
 	}
-	if cl, err := claim(b, "x3", 0); err != nil || cl.Others != 2 {
+	if cl, err := b.ClaimSession(ctx(t), session("x3", "site", "alice"), 0); err != nil || cl.Others != 2 {
 		t.Fatalf("no limit: %d others, %v", cl.Others, err)
 	}
 	// Ending a session frees its slot.
@@ -158,16 +141,8 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 			}
 		}
 	}
-	if cl, err := a.ClaimSession(ctx(t), session("y1", "site", "alice"), 1, 0); err != nil || cl.Others != 0 {
+	if cl, err := a.ClaimSession(ctx(t), session("y1", "site", "alice"), 1); err != nil || cl.Others != 0 {
 		t.Fatalf("after the logouts: %d, %v", cl.Others, err)
-	}
-	// A node's own rows do not count in its claims (it counts its sessions itself: its
-	// ends are written in batches), those of the other nodes do.
-	if _, err := a.ClaimSession(ctx(t), session("y2", "site", "alice"), 1, 0); err != nil {
-		t.Fatalf("a's own stale row counted: %v", err)
-	}
-	if _, err := b.ClaimSession(ctx(t), session("y3", "site", "alice"), 2, 0); !errors.Is(err, core.ErrLimit) {
-		t.Fatalf("b's claim with a's two rows and max 2: %v, want the limit", err)
 	}
 }
 
@@ -176,18 +151,18 @@ func TestClaimSessionLimitAcrossNodes(t *testing.T) {
 func TestCrashedNodeSessionsExpire(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	a, b := openNode(t, dsn, "a"), openNode(t, dsn, "b")
-	for i, id := range []string{"s1", "s2"} {
-		if _, err := a.ClaimSession(ctx(t), session(id, "site", "alice"), 2, i); err != nil {
+	for _, id := range []string{"s1", "s2"} {
+		if _, err := a.ClaimSession(ctx(t), session(id, "site", "alice"), 2); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.ClaimSession(ctx(t), session("s3", "site", "alice"), 2, 0); !errors.Is(err, core.ErrLimit) {
+	if _, err := b.ClaimSession(ctx(t), session("s3", "site", "alice"), 2); !errors.Is(err, core.ErrLimit) {
 		t.Fatalf("third session while a is alive: %v", err)
 	}
 	a.crash()
 	crashed := time.Now()
 	eventually(t, 10*time.Second, "the crashed node's sessions to stop counting", func() bool {
-		_, err := b.ClaimSession(ctx(t), session("s3", "site", "alice"), 2, 0)
+		_, err := b.ClaimSession(ctx(t), session("s3", "site", "alice"), 2)
 		return err == nil
 	})
 	t.Logf("slot freed %v after the crash (node_ttl %v)", time.Since(crashed).Round(time.Millisecond), testTTL)
@@ -446,7 +421,7 @@ func TestPutBansMerge(t *testing.T) {
 func TestKickRoutedToOwner(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	a, b := openNode(t, dsn, "a"), openNode(t, dsn, "b")
-	if _, err := b.ClaimSession(ctx(t), session("sess-b", "site", "alice"), 0, 0); err != nil {
+	if _, err := b.ClaimSession(ctx(t), session("sess-b", "site", "alice"), 0); err != nil {
 		t.Fatal(err)
 	}
 	nodeID, found, err := a.Kick(ctx(t), "sess-b")
@@ -494,7 +469,7 @@ func TestInspect(t *testing.T) {
 	c := openNode(t, dsn, "c", func(o *Options) { o.ConfigHash = "h2" })
 	d := openNode(t, dsn, "d")
 	for i, n := range []*node{a, a, b, d} {
-		if _, err := n.ClaimSession(ctx(t), session(fmt.Sprint("s", i), "site", "u"), 0, 0); err != nil {
+		if _, err := n.ClaimSession(ctx(t), session(fmt.Sprint("s", i), "site", "u"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -537,7 +512,7 @@ func TestInspect(t *testing.T) {
 func TestRestartAndClose(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	old := openNode(t, dsn, "a")
-	if _, err := old.ClaimSession(ctx(t), session("s1", "site", "alice"), 0, 0); err != nil {
+	if _, err := old.ClaimSession(ctx(t), session("s1", "site", "alice"), 0); err != nil {
 		t.Fatal(err)
 	}
 	old.crash() // killed: its row still looks alive for node_ttl
@@ -548,7 +523,7 @@ func TestRestartAndClose(t *testing.T) {
 	if n := sqlValue[int](t, dsn, "SELECT count(*) FROM sessions"); n != 0 {
 		t.Fatalf("%d session rows of the previous process left", n)
 	}
-	if _, err := fresh.ClaimSession(ctx(t), session("s2", "site", "alice"), 0, 0); err != nil {
+	if _, err := fresh.ClaimSession(ctx(t), session("s2", "site", "alice"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := fresh.Close(ctx(t)); err != nil {
@@ -703,7 +678,7 @@ func TestEndSessionLaterBatches(t *testing.T) {
 	a := openNode(t, dsn, "a")
 	const n = 300
 	for i := range n {
-		if _, err := a.ClaimSession(ctx(t), session(fmt.Sprint("e", i), "site", fmt.Sprint("u", i%7)), 0, 0); err != nil {
+		if _, err := a.ClaimSession(ctx(t), session(fmt.Sprint("e", i), "site", fmt.Sprint("u", i%7)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -39,12 +39,10 @@ type Cluster interface {
 
 	// ClaimSession records a logged-in session unless its user already has max live
 	// sessions in the cluster (max > 0), in which case the error wraps ErrLimit: for users
-	// with a session limit, whose login waits for the count. local is the user's other live
-	// sessions on this node, which the node counts itself (its own records may lag behind:
-	// ends are written in batches); the store counts the user's sessions on the other live
-	// nodes. Sessions of a node that stopped heartbeating for node_ttl are not live. The
-	// claim tells the user's other live sessions in the cluster.
-	ClaimSession(ctx context.Context, s ClusterSession, max, local int) (Claim, error)
+	// with a session limit, whose login waits for the count. The claim tells the user's other
+	// live sessions in the cluster. Sessions of a node that stopped heartbeating for node_ttl
+	// are not live.
+	ClaimSession(ctx context.Context, s ClusterSession, max int) (Claim, error)
 	// RecordSession records a logged-in session soon (within tens of milliseconds), together
 	// with others, without waiting: for sessions whose user has neither a session limit nor
 	// a quota, for which the cluster only lists and kicks. A session that ends (through
@@ -56,10 +54,9 @@ type Cluster interface {
 	// EndSession removes a session's record.
 	EndSession(ctx context.Context, site, id string) error
 	// EndSessionLater removes a session's record soon (within tens of milliseconds), together
-	// with others, without waiting. A claim on this node counts its sessions from memory, so
-	// only a claim on another node can still count the session meanwhile (and then refuses
-	// a login that it could have taken, never the reverse). Ends that cannot be written are
-	// dropped: after an outage the node rewrites its records from its live sessions.
+	// with others, without waiting: for sessions whose user has no session limit, whose
+	// record no login waits for. Ends that cannot be written are dropped: after an outage the
+	// node rewrites its records from its live sessions.
 	EndSessionLater(site, id string)
 
 	// AddUsage adds bytes and files (either may be negative) to the user's quota usage in

@@ -3,12 +3,12 @@ package core
 import "context"
 
 // claimClusterSession records sess as a live session of user in the cluster unless the user
-// has max there already (an error wrapping ErrLimit), local of them on this node. It returns
-// what the cluster knows of the user; any other error means the store did not answer.
-func (s *Site) claimClusterSession(ctx context.Context, sess *Session, user string, max, local int) (Claim, error) {
+// has max there already (an error wrapping ErrLimit). It returns what the cluster knows of
+// the user; any other error means the store did not answer.
+func (s *Site) claimClusterSession(ctx context.Context, sess *Session, user string, max int) (Claim, error) {
 	cctx, cancel := s.cl.ctx(ctx)
 	defer cancel()
-	claim, err := s.cl.c.ClaimSession(cctx, s.clusterSession(sess, user), max, local)
+	claim, err := s.cl.c.ClaimSession(cctx, s.clusterSession(sess, user), max)
 	return claim, s.note(err)
 }
 
@@ -19,10 +19,10 @@ func (s *Site) clusterSession(sess *Session, user string) ClusterSession {
 
 // endClusterSession settles the end of a session counted for user in the cluster (see
 // unregister): the last local session of the user gives the node's unused quota allowance
-// back (and clears the node's hold, so that a count of the storage may replace the figure),
-// then the session's record goes. While the store does not answer neither waits: the
-// allowance is remembered as a quota change to push, and the store's resync after the outage
-// (from ClusterSessions) drops the record.
+// back first (a login elsewhere that finds no live session rescans the storage, which must
+// not count that allowance), then the session's record goes. While the store does not answer
+// neither waits: the allowance is remembered as a quota change to push, and the store's
+// resync after the outage (from ClusterSessions) drops the record.
 func (s *Site) endClusterSession(sess *Session, user string, lastLocal bool) {
 	if s.cl == nil || user == "" {
 		return
@@ -36,10 +36,20 @@ func (s *Site) endClusterSession(sess *Session, user string, lastLocal bool) {
 	if !s.cl.usable() {
 		return
 	}
-	// The record goes with the next batch of ends: a claim on this node counts the user's
-	// sessions here from memory, and one on another node that still counts this session
-	// refuses at worst a login it could have taken, for tens of milliseconds.
-	s.cl.c.EndSessionLater(s.name, sess.id)
+	s.mu.Lock()
+	limited := sess.limited
+	s.mu.Unlock()
+	if !limited {
+		// No login waits for this slot: the record goes with the next batch of ends.
+		s.cl.c.EndSessionLater(s.name, sess.id)
+		return
+	}
+	ctx, cancel := s.cl.ctx(context.Background())
+	defer cancel()
+	if err := s.note(s.cl.c.EndSession(ctx, s.name, sess.id)); err != nil {
+		s.log.Info("cluster store did not answer the end of a session; its resync after the outage drops the record",
+			"session", sess.id, "err", err.Error())
+	}
 }
 
 // ClusterSessions returns this node's logged-in sessions of the site as the cluster records

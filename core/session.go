@@ -37,10 +37,13 @@ type Session struct {
 	cancel  context.CancelFunc
 	eventMu sync.Mutex // one event at a time per session: scripts see a consistent session
 
-	mu            sync.Mutex
-	user          *User
-	countedUser   string
-	clustered     bool // counted in the cluster's sessions (guarded by site.mu, not mu)
+	mu          sync.Mutex
+	user        *User
+	countedUser string
+	clustered   bool // counted in the cluster's sessions (guarded by site.mu, not mu)
+	// limited: the user had a session limit when this session logged in, so its record's end
+	// frees a slot that a login may be waiting for (guarded by site.mu, not mu)
+	limited       bool
 	preAuth       bool // counted as waiting to log in (guarded by site.mu, not mu)
 	protocol      string
 	clientVersion string

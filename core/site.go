@@ -471,6 +471,7 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) error 
 	if max == 0 {
 		max = s.Config().Limits.MaxSessionsPerUser
 	}
+	local := true
 	if s.cl != nil {
 		var err error
 		if max == 0 {
@@ -478,62 +479,31 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) error 
 			// ask the store when they are made): its record only serves the listing and
 			// kick, and is written with the next batch.
 			err = s.note(s.cl.c.RecordSession(s.clusterSession(sess, u.ID)))
-			if err == nil || !s.cl.refuse {
-				s.countUser(sess, u.ID)
-				return nil
-			}
-			return fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
+		} else {
+			_, err = s.claimClusterSession(ctx, sess, u.ID, max)
 		}
-		// The node counts its own sessions of the user, the store those of the other nodes.
-		// The slot is taken here first, so that concurrent logins on this node each count
-		// the others, and given back if the cluster refuses.
-		s.mu.Lock()
-		mine := s.perUser[u.ID]
-		s.perUser[u.ID]++
-		s.mu.Unlock()
-		_, err = s.claimClusterSession(ctx, sess, u.ID, max, mine)
-		s.mu.Lock()
-		if err == nil {
-			s.perUser[u.ID]-- // counted again, with the session, by countUserLocked
-			s.countUserLocked(sess, u.ID)
-			s.mu.Unlock()
-			return nil
-		}
-		if s.perUser[u.ID]--; s.perUser[u.ID] <= 0 {
-			delete(s.perUser, u.ID)
-		}
-		s.mu.Unlock()
 		switch {
+		case err == nil:
+			local = false
 		case errors.Is(err, ErrLimit):
 			return fmt.Errorf("user %s already has %d sessions in the cluster: %w", u.ID, max, ErrLimit)
 		case s.cl.refuse:
 			return fmt.Errorf("%w: %w", ErrStoreDown, ErrLimit)
 		}
-		// The store did not answer (on_store_down: local): this node's own count decides.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if max > 0 && s.perUser[u.ID] >= max {
+	if local && max > 0 && s.perUser[u.ID] >= max {
 		return fmt.Errorf("user %s already has %d sessions: %w", u.ID, max, ErrLimit)
 	}
-	s.countUserLocked(sess, u.ID)
-	return nil
-}
-
-func (s *Site) countUser(sess *Session, user string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.countUserLocked(sess, user)
-}
-
-// countUserLocked counts sess as a logged-in session of user. Its record in the cluster (one
-// claimed or recorded now, or one the store's resync after an outage writes from
-// ClusterSessions) is ended with it. s.mu is held.
-func (s *Site) countUserLocked(sess *Session, user string) {
-	s.perUser[user]++
-	sess.countedUser = user
+	s.perUser[u.ID]++
+	sess.countedUser = u.ID
+	// The session's record is ended with it: one claimed now, or one the store's resync
+	// after an outage writes from ClusterSessions.
 	sess.clustered = s.cl != nil
+	sess.limited = max > 0
 	s.loggedInLocked(sess)
+	return nil
 }
 
 // loggedInLocked stops counting sess as a connection waiting to log in (it logged in or

@@ -19,17 +19,16 @@ CREATE INDEX quota_holds_node ON quota_holds (node);
 -- trip: the user's lock (held until the implicit transaction commits, after the insert is
 -- visible), then the count, which in a VOLATILE function takes a snapshot of its own after the
 -- lock is granted and so sees every session the lock's previous holders inserted, then the
--- conditional insert. The claiming node counts its own sessions of the user (p_local): its
--- rows may lag behind, as it deletes them in batches.
+-- conditional insert.
 CREATE FUNCTION wharf_claim_session(p_lock bigint, p_id text, p_site text, p_user text, p_node text,
-	p_protocol text, p_remote_ip text, p_started timestamptz, p_ttl interval, p_max int, p_local int,
+	p_protocol text, p_remote_ip text, p_started timestamptz, p_ttl interval, p_max int,
 	OUT others int, OUT claimed boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
 	PERFORM pg_advisory_xact_lock(p_lock);
-	SELECT count(*) + p_local INTO others FROM sessions s JOIN nodes n ON n.id = s.node
+	SELECT count(*) INTO others FROM sessions s JOIN nodes n ON n.id = s.node
 	WHERE s.site = p_site AND s.user_name = p_user AND s.id <> p_id
-		AND s.node <> p_node AND n.last_seen > now() - p_ttl;
+		AND (s.node = p_node OR n.last_seen > now() - p_ttl);
 	claimed := p_max <= 0 OR others < p_max;
 	IF claimed THEN
 		INSERT INTO sessions (id, site, user_name, node, protocol, remote_ip, started)

@@ -312,8 +312,8 @@ func (c countingCluster) Bans(ctx context.Context, site string) ([]core.ClusterB
 	return r, c.failed("bans", err)
 }
 
-func (c countingCluster) ClaimSession(ctx context.Context, s core.ClusterSession, max, local int) (core.Claim, error) {
-	cl, err := c.Cluster.ClaimSession(ctx, s, max, local)
+func (c countingCluster) ClaimSession(ctx context.Context, s core.ClusterSession, max int) (core.Claim, error) {
+	cl, err := c.Cluster.ClaimSession(ctx, s, max)
 	return cl, c.failed("claim_session", err)
 }
 

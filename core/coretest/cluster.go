@@ -316,14 +316,14 @@ func (n *clusterNode) Bans(ctx context.Context, site string) ([]core.ClusterBan,
 	return out, nil
 }
 
-func (n *clusterNode) ClaimSession(ctx context.Context, s core.ClusterSession, max, local int) (core.Claim, error) {
+func (n *clusterNode) ClaimSession(ctx context.Context, s core.ClusterSession, max int) (core.Claim, error) {
 	if err := n.begin(ctx, "ClaimSession"); err != nil {
 		return core.Claim{}, err
 	}
 	defer n.c.mu.Unlock()
-	others := local
+	others := 0
 	for _, x := range n.c.sessions {
-		if x.Site == s.Site && x.User == s.User && x.ID != s.ID && x.Node != n.id && !n.c.deadNodes[x.Node] {
+		if x.Site == s.Site && x.User == s.User && x.ID != s.ID && !n.c.deadNodes[x.Node] {
 			others++
 		}
 	}
