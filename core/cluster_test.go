@@ -802,6 +802,28 @@ func TestClusterSessionEndsBatchedWithoutALimit(t *testing.T) {
 	login(t, tc.nodes[1], "capped")
 }
 
+// Concurrent logins of one user on one node and a session on the other node: with
+// max_sessions 3 and one session on node 1, 20 logins at once on node 0 let exactly 2 in.
+func TestClusterConcurrentClaimsOnOneNode(t *testing.T) {
+	tc := newTestCluster(t, false, []config.User{diskUser("capped", func(u *config.User) { u.MaxSessions = 3 })})
+	login(t, tc.nodes[1], "capped")
+	var ok, refused atomic.Int32
+	workers(20, func(int) {
+		_, err := loginFrom(t, tc.nodes[0], "127.0.0.1", "capped", "pw")
+		switch {
+		case err == nil:
+			ok.Add(1)
+		case errors.Is(err, core.ErrLimit):
+			refused.Add(1)
+		default:
+			t.Errorf("login: %v", err)
+		}
+	})
+	if ok.Load() != 2 || refused.Load() != 18 {
+		t.Fatalf("%d logins taken, %d refused; want 2 and 18", ok.Load(), refused.Load())
+	}
+}
+
 // With on_store_down: refuse, a login that writes its record later is refused too while the
 // store cannot be reached, and served again once it can.
 func TestClusterRecordedLoginRefusedWhileStoreDown(t *testing.T) {
