@@ -362,7 +362,9 @@ func (u *usage) readLocked(ctx context.Context) (StoredUsage, error) {
 	return st, nil
 }
 
-// pushUsage pushes the quota changes made while the store did not answer (SyncCluster).
+// pushUsage pushes the quota changes made while the store did not answer, and this node's
+// hold where the store missed its change (a hold left in the store would keep any count of
+// the storage from replacing the user's figure) (SyncCluster).
 func (s *Site) pushUsage(ctx context.Context) error {
 	s.mu.Lock()
 	recs := make([]*usage, 0, len(s.usage))
@@ -376,7 +378,7 @@ func (s *Site) pushUsage(ctx context.Context) error {
 		}
 		u.mu.Lock()
 		var err error
-		if u.cl.pendB != 0 || u.cl.pendF != 0 {
+		if u.cl.pendB != 0 || u.cl.pendF != 0 || u.cl.held != u.cl.holding() {
 			cctx, cancel := s.cl.ctx(ctx)
 			_, err = u.addLocked(cctx, 0, 0, 0, 0, u.cl.holding())
 			cancel()

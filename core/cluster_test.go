@@ -824,6 +824,36 @@ func TestClusterConcurrentClaimsOnOneNode(t *testing.T) {
 	}
 }
 
+// An upload that uses exactly what the node reserved leaves no allowance, but the node's hold
+// in the store stays until the give-back a second after the upload closed clears it; if the
+// store is down then, SyncCluster clears it once the store is back, so that a count of the
+// storage can replace the figure again.
+func TestClusterHoldClearedAfterOutage(t *testing.T) {
+	// Chunks of 1 KiB and 1 file (a sixteenth of the quota): a 1 KiB upload uses its
+	// reservation exactly.
+	tc := newTestCluster(t, false, []config.User{diskUser("q", func(u *config.User) { u.Quota = config.Quota{Bytes: 16 << 10, Files: 16} })})
+	ctx := context.Background()
+	s := login(t, tc.nodes[0], "q")
+	if err := upload(ctx, s, "/one", strings.Repeat("b", 1<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if b, f := core.AllowanceOf(s); b != 0 || f != 0 || !tc.store.Held("t", "q") {
+		t.Fatalf("after the upload: allowance %d bytes %d files, held %v; want none and held", b, f, tc.store.Held("t", "q"))
+	}
+	tc.store.SetDown(true)
+	time.Sleep(1500 * time.Millisecond) // the give-back's second passes while the store is down
+	tc.store.SetDown(false)
+	if !tc.store.Held("t", "q") {
+		t.Fatal("the hold went while the store was down")
+	}
+	if err := tc.nodes[0].SyncCluster(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tc.store.Held("t", "q") {
+		t.Fatal("node 0 still holds part of q's usage in the store after SyncCluster, holding nothing")
+	}
+}
+
 // With on_store_down: refuse, a login that writes its record later is refused too while the
 // store cannot be reached, and served again once it can.
 func TestClusterRecordedLoginRefusedWhileStoreDown(t *testing.T) {
