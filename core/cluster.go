@@ -44,8 +44,9 @@ type Cluster interface {
 	// are not live.
 	ClaimSession(ctx context.Context, s ClusterSession, max int) (Claim, error)
 	// RecordSession records a logged-in session soon (within tens of milliseconds), together
-	// with others, without waiting: for sessions whose user has neither a session limit nor
-	// a quota, for which the cluster only lists and kicks. A session that ends (through
+	// with others, without waiting: for sessions whose user has no session limit, for which
+	// the cluster only lists and kicks (a quota needs no record: its reservations ask the
+	// store when they are made). A session that ends (through
 	// EndSessionLater) before its record was written writes nothing. It returns an error,
 	// and records nothing, when the store is known to be unreachable (so that
 	// on_store_down applies); records that cannot be written later are dropped: after an

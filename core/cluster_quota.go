@@ -132,16 +132,12 @@ func (u *usage) addLocked(ctx context.Context, bytes, files, maxBytes, maxFiles 
 	c := u.cl
 	s := c.site
 	if c.pendB != 0 || c.pendF != 0 {
-		pushHeld := c.holding()
-		if bytes == 0 && files == 0 {
-			pushHeld = held
-		}
-		_, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, c.pendB, c.pendF, 0, 0, pushHeld)
+		_, ub, uf, err := s.cl.c.AddUsage(ctx, s.name, c.user, c.pendB, c.pendF, 0, 0, held)
 		if err := s.note(err); err != nil {
 			return false, fmt.Errorf("pushing quota usage of %s: %w", c.user, err)
 		}
 		c.pendB, c.pendF = 0, 0
-		c.held = pushHeld
+		c.held = held
 		u.bytes, u.files = ub, uf
 		if bytes == 0 && files == 0 {
 			return true, nil // the figure is fresh

@@ -3,13 +3,13 @@ package core
 import "context"
 
 // claimClusterSession records sess as a live session of user in the cluster unless the user
-// has max there already (an error wrapping ErrLimit). It returns what the cluster knows of
-// the user; any other error means the store did not answer.
-func (s *Site) claimClusterSession(ctx context.Context, sess *Session, user string, max int) (Claim, error) {
+// has max there already (an error wrapping ErrLimit); any other error means the store did
+// not answer.
+func (s *Site) claimClusterSession(ctx context.Context, sess *Session, user string, max int) error {
 	cctx, cancel := s.cl.ctx(ctx)
 	defer cancel()
-	claim, err := s.cl.c.ClaimSession(cctx, s.clusterSession(sess, user), max)
-	return claim, s.note(err)
+	_, err := s.cl.c.ClaimSession(cctx, s.clusterSession(sess, user), max)
+	return s.note(err)
 }
 
 func (s *Site) clusterSession(sess *Session, user string) ClusterSession {

@@ -480,7 +480,7 @@ func (s *Site) claimUserSlot(ctx context.Context, sess *Session, u *User) error 
 			// kick, and is written with the next batch.
 			err = s.note(s.cl.c.RecordSession(s.clusterSession(sess, u.ID)))
 		} else {
-			_, err = s.claimClusterSession(ctx, sess, u.ID, max)
+			err = s.claimClusterSession(ctx, sess, u.ID, max)
 		}
 		switch {
 		case err == nil:
