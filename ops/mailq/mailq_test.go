@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -692,5 +693,59 @@ func TestPipelinedEnvelopeLineBreak(t *testing.T) {
 	defer mu.Unlock()
 	if strings.Join(rcpts, ",") != "ok@example.com" || !strings.Contains(lb.String(), "line break") {
 		t.Errorf("recipients the relay saw: %q; log:\n%s", rcpts, lb)
+	}
+}
+
+// SMTP smuggling: a body with an end-of-data sequence (CRLF.CRLF, and its bare-LF forms,
+// which some relays accept) followed by a second transaction stays one message, with the
+// text in its body, whether it goes by DATA (dot-stuffed) or by BDAT (counted).
+func TestBodyCannotEndTheMessage(t *testing.T) {
+	for _, mode := range []struct {
+		name  string
+		plain bool
+	}{{"data", true}, {"bdat", false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var rcpts []string
+			srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				rcpts = append(rcpts, to)
+				return nil
+			}})
+			relay := relayOf(srv, "none", "", "")
+			obs, lb := &counts{}, &logBuf{}
+			q := openQueueMode(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb, mode.plain)
+			smuggled := "MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n.\r\n"
+			for i, end := range []string{"\r\n.\r\n", "\n.\n", "\n.\r\n", "\r.\r", "\r\n.\n"} {
+				if _, err := q.Enqueue("main", &Message{To: []string{"ok@example.com"}, Subject: fmt.Sprint("s", i),
+					Body: "first line" + end + smuggled + "last line\r\n"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			coretest.Eventually(t, 10*time.Second, "the five messages sent", func() bool { return obs.get("sent") == 5 })
+			msgs := srv.Messages()
+			if len(msgs) != 5 {
+				t.Fatalf("the relay received %d messages, want 5; log:\n%s", len(msgs), lb)
+			}
+			for _, m := range msgs {
+				body := string(m.Data)
+				if !mode.plain && (strings.Count(body, "\n") != strings.Count(body, "\r\n") || strings.Count(body, "\r") != strings.Count(body, "\r\n")) {
+					// What BDAT carries is the message as written: a bare CR or LF in it
+					// could end the data at a relay that forwards it by DATA.
+					t.Errorf("the message has a bare CR or LF:\n%q", body)
+				}
+				if !strings.Contains(body, "last line") || !strings.Contains(body, "smuggled") {
+					t.Errorf("a message lost the end of its body:\n%s", body)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range rcpts {
+				if r != "ok@example.com" {
+					t.Errorf("the relay saw a recipient from the body: %q", r)
+				}
+			}
+		})
 	}
 }
