@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,8 +38,18 @@ func TestClusterComposeFile(t *testing.T) {
 			Environment map[string]string `yaml:"environment"`
 			Volumes     []string          `yaml:"volumes"`
 			Ports       []string          `yaml:"ports"`
+			Networks    map[string]struct {
+				IPv4 string `yaml:"ipv4_address"`
+			} `yaml:"networks"`
 		} `yaml:"services"`
-		Volumes map[string]any `yaml:"volumes"`
+		Volumes  map[string]any `yaml:"volumes"`
+		Networks map[string]struct {
+			IPAM struct {
+				Config []struct {
+					Subnet string `yaml:"subnet"`
+				} `yaml:"config"`
+			} `yaml:"ipam"`
+		} `yaml:"networks"`
 	}
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		t.Fatalf("docker-compose.cluster.yml does not parse: %v", err)
@@ -127,6 +138,14 @@ func TestClusterComposeFile(t *testing.T) {
 		for _, l := range sc.Listeners {
 			if !l.ProxyProtocol {
 				t.Errorf("listener %s without proxy_protocol: HAProxy sends the header", l.Address)
+			}
+			// Only HAProxy may send the header: its fixed address, in the declared subnet.
+			haIP := c.Services["haproxy"].Networks["default"].IPv4
+			subnet := c.Networks["default"].IPAM.Config
+			if len(l.ProxyProtocolFrom) != 1 || haIP == "" || l.ProxyProtocolFrom[0].String() != haIP+"/32" ||
+				len(subnet) != 1 || !netip.MustParsePrefix(subnet[0].Subnet).Contains(netip.MustParseAddr(haIP)) {
+				t.Errorf("listener %s: proxy_protocol_from %v, want exactly HAProxy's fixed address %q in the network's subnet %v",
+					l.Address, l.ProxyProtocolFrom, haIP, subnet)
 			}
 			port = strings.TrimPrefix(l.Address, "0.0.0.0:")
 		}

@@ -184,7 +184,7 @@ func (s *server) restartOnly(next *config.Config) (notApplied []string) {
 			warn(fmt.Sprintf("removing site %q", old.Name))
 			continue
 		}
-		if !slices.Equal(sc.Listeners, old.Listeners) {
+		if !slices.EqualFunc(sc.Listeners, old.Listeners, config.Listener.Equal) {
 			warn(fmt.Sprintf("changing the listeners of site %q", old.Name))
 		}
 		if !reflect.DeepEqual(sc.SSH, old.SSH) {

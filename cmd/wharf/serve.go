@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pires/go-proxyproto"
-
 	"github.com/wharf-project/wharf/core"
 	"github.com/wharf-project/wharf/core/config"
 	"github.com/wharf-project/wharf/ops/admin"
@@ -411,7 +409,7 @@ func (s *server) start() error {
 				return fmt.Errorf("site %s: listen %s (%s): %w", sc.Name, l.Address, l.Protocol, err)
 			}
 			if l.ProxyProtocol {
-				ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second}
+				ln = proxyListener(ln, l, s.log.With("site", sc.Name))
 			}
 			s.listeners[i].ln = ln
 			i++

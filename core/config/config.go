@@ -125,6 +125,15 @@ type Listener struct {
 	Protocol      string `yaml:"protocol"` // sftp | ftp | ftps
 	Address       string `yaml:"address"`  // host:port; port 0 picks a free port (tests)
 	ProxyProtocol bool   `yaml:"proxy_protocol"`
+	// ProxyProtocolFrom lists the addresses allowed to send the PROXY header (the balancers);
+	// a connection from anywhere else is closed before any byte. Empty: any address.
+	ProxyProtocolFrom []Prefix `yaml:"proxy_protocol_from"`
+}
+
+// Equal reports whether two listeners are configured alike.
+func (l Listener) Equal(o Listener) bool {
+	return l.Protocol == o.Protocol && l.Address == o.Address && l.ProxyProtocol == o.ProxyProtocol &&
+		slices.Equal(l.ProxyProtocolFrom, o.ProxyProtocolFrom)
 }
 
 // SSH configures the sftp listeners.

@@ -88,6 +88,8 @@ func TestBrokenConfigs(t *testing.T) {
 		{"bad protocol", "sites:\n  - name: x\n    listeners:\n      - protocol: http\n        address: :80\n", "sites[0].listeners[0].protocol", 4, `invalid value "http" (allowed: sftp, ftp, ftps)`, ""},
 		{"bad listen address", "sites:\n  - name: x\n    listeners:\n      - protocol: ftp\n        address: 127.0.0.1\n", "sites[0].listeners[0].address", 5, `invalid address "127.0.0.1"`, ""},
 		{"bad listen port", "sites:\n  - name: x\n    listeners:\n      - protocol: ftp\n        address: 127.0.0.1:70000\n", "sites[0].listeners[0].address", 5, `invalid port "70000"`, ""},
+		{"bad proxy_protocol_from", "sites:\n  - name: x\n    listeners:\n      - protocol: ftp\n        address: 127.0.0.1:0\n        proxy_protocol: true\n        proxy_protocol_from: [10.0.0.5, 10.0.0.0/40]\n", "sites[0].listeners[0].proxy_protocol_from[1]", 7, `invalid CIDR "10.0.0.0/40"`, ""},
+		{"proxy_protocol_from without proxy_protocol", "sites:\n  - name: x\n    listeners:\n      - protocol: ftp\n        address: 127.0.0.1:0\n        proxy_protocol_from: [10.0.0.5]\n", "sites[0].listeners[0].proxy_protocol_from", 6, "only a listener with proxy_protocol: true takes PROXY headers", ""},
 		{"duplicate listen address", "sites:\n  - name: x\n    listeners:\n      - {protocol: ftp, address: \":21\"}\n      - {protocol: ftps, address: \":21\"}\n", "sites[0].listeners[1].address", 5, "address :21 is already used (line 4)", ""},
 		{"bad software id", head + "    ssh: {software_id: \"my server\"}\n", "sites[0].ssh.software_id", 7, `invalid software id "my server"`, ""},
 		{"missing host key", head + "    ssh:\n      host_keys: [nope.key]\n", "sites[0].ssh.host_keys[0]", 8, "file not found: ", ""},
@@ -505,7 +507,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	}
 	s := cfg.Sites[0]
 	want := []Listener{{Protocol: "sftp", Address: "127.0.0.1:2022"}, {Protocol: "ftp", Address: "127.0.0.1:2121"}, {Protocol: "ftps", Address: "127.0.0.1:9990"}}
-	if s.Name != "default" || !slices.Equal(s.Listeners, want) || s.FTP.TLS != "optional" {
+	if s.Name != "default" || !slices.EqualFunc(s.Listeners, want, Listener.Equal) || s.FTP.TLS != "optional" {
 		t.Errorf("site %q listeners %+v ftp.tls %q", s.Name, s.Listeners, s.FTP.TLS)
 	}
 	if len(s.VFS) != 1 || s.VFS[0].Name != "home" || s.VFS[0].Type != "disk" ||
@@ -561,11 +563,12 @@ func TestFullExample(t *testing.T) {
 		t.Errorf("name = %q", s.Name)
 	}
 	wantL := []Listener{
-		{Protocol: "sftp", Address: "127.0.0.1:2022", ProxyProtocol: true},
+		{Protocol: "sftp", Address: "127.0.0.1:2022", ProxyProtocol: true, ProxyProtocolFrom: []Prefix{
+			{netip.MustParsePrefix("10.0.0.7/32")}, {netip.MustParsePrefix("10.1.0.0/16")}}},
 		{Protocol: "ftp", Address: "127.0.0.1:2121"},
 		{Protocol: "ftps", Address: "127.0.0.1:2990"},
 	}
-	if !slices.Equal(s.Listeners, wantL) {
+	if !slices.EqualFunc(s.Listeners, wantL, Listener.Equal) {
 		t.Errorf("listeners = %+v", s.Listeners)
 	}
 	if !slices.Equal(s.SSH.HostKeys, []string{at("keys", "host_ed25519")}) || s.SSH.SoftwareID != "wharf_1.0" || s.SSH.SCPEnabled() {

@@ -284,6 +284,9 @@ func (c *checker) checkSite(key string, s *Site) {
 		} else {
 			c.oneOf(lk+".protocol", l.Protocol, "sftp", "ftp", "ftps")
 		}
+		if len(l.ProxyProtocolFrom) > 0 && !l.ProxyProtocol {
+			c.errorf(lk+".proxy_protocol_from", "only a listener with proxy_protocol: true takes PROXY headers; set it, or remove proxy_protocol_from")
+		}
 		if l.Address == "" {
 			c.errorf(lk+".address", "an address is required (host:port)")
 			continue
