@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -392,6 +394,48 @@ func (c *clientHandler) handleAVBL(param string) error {
 	} else {
 		c.writeMessage(StatusNotImplemented, "This extension hasn't been implemented !")
 	}
+
+	return nil
+}
+
+// handleSTRU accepts the file structure, the only one RFC 959 requires of every server (and
+// the only one there is for a byte stream); record and page structure are refused. (wharf)
+func (c *clientHandler) handleSTRU(param string) error {
+	switch strings.ToUpper(strings.TrimSpace(param)) {
+	case "F":
+		c.writeMessage(StatusOK, "Structure set to file")
+	case "R", "P":
+		c.writeMessage(StatusNotImplementedParam, "Only file structure is supported")
+	default:
+		c.writeMessage(StatusSyntaxErrorParameters, "Syntax error: STRU F, R or P")
+	}
+
+	return nil
+}
+
+// handleHELP lists the commands this server implements (RFC 959 HELP, as vsftpd answers it).
+// (wharf)
+func (c *clientHandler) handleHELP(_ string) error {
+	notImplemented := reflect.ValueOf((*clientHandler).handleNotImplemented).Pointer()
+	names := make([]string, 0, len(commandsMap))
+
+	for name, cmd := range commandsMap {
+		if reflect.ValueOf(cmd.Fn).Pointer() != notImplemented {
+			names = append(names, name)
+		}
+	}
+
+	sort.Strings(names)
+
+	lines := []string{"The following commands are recognized."}
+	for len(names) > 0 {
+		n := min(len(names), 16)
+		lines = append(lines, " "+strings.Join(names[:n], " "))
+		names = names[n:]
+	}
+
+	lines = append(lines, "Help OK.")
+	c.writeMessageLines(StatusHelpMessage, lines...)
 
 	return nil
 }

@@ -53,7 +53,6 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"AVBL": {Fn: (*clientHandler).handleAVBL},
 	"ABOR": {Fn: (*clientHandler).handleABOR, SpecialAction: true},
 	"CSID": {Fn: (*clientHandler).handleNotImplemented},
-	"HELP": {Fn: (*clientHandler).handleNotImplemented},
 	"HOST": {Fn: (*clientHandler).handleNotImplemented},
 	"LANG": {Fn: (*clientHandler).handleNotImplemented},
 	"XRSQ": {Fn: (*clientHandler).handleNotImplemented},
@@ -71,7 +70,7 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"RETR":    {Fn: (*clientHandler).handleRETR, TransferRelated: true},
 	"STOR":    {Fn: (*clientHandler).handleSTOR, TransferRelated: true},
 	"STOU":    {Fn: (*clientHandler).handleNotImplemented},
-	"STRU":    {Fn: (*clientHandler).handleNotImplemented},
+	"STRU":    {Fn: (*clientHandler).handleSTRU},
 	"APPE":    {Fn: (*clientHandler).handleAPPE, TransferRelated: true},
 	"DELE":    {Fn: (*clientHandler).handleDELE},
 	"RNFR":    {Fn: (*clientHandler).handleRNFR},
@@ -107,7 +106,7 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"XMKD": {Fn: (*clientHandler).handleMKD},
 	"XRMD": {Fn: (*clientHandler).handleRMD},
 	"SMNT": {Fn: (*clientHandler).handleNotImplemented},
-	"XCUP": {Fn: (*clientHandler).handleNotImplemented},
+	"XCUP": {Fn: (*clientHandler).handleCDUP},
 
 	// Connection handling
 	"TYPE": {Fn: (*clientHandler).handleTYPE},
@@ -120,6 +119,12 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"LRPT": {Fn: (*clientHandler).handleNotImplemented},
 	"EPRT": {Fn: (*clientHandler).handlePORT},
 	"REIN": {Fn: (*clientHandler).handleNotImplemented},
+}
+
+// HELP lists commandsMap, so it joins the map once the map exists (in the literal it would be
+// an initialization cycle). (wharf)
+func init() { //nolint:gochecknoinits
+	commandsMap["HELP"] = &CommandDescription{Fn: (*clientHandler).handleHELP, Open: true}
 }
 
 var specialAttentionCommands = []string{"ABOR", "STAT", "QUIT"} //nolint:gochecknoglobals

@@ -590,3 +590,35 @@ func TestWharfPassiveKeepAlive(t *testing.T) {
 		})
 	}
 }
+
+// The RFC 959 commands every server must take (STRU F) or that clients send (HELP, XCUP),
+// and transfer commands without a name (7).
+func TestWharfMinimumCommands(t *testing.T) {
+	server := NewTestServerWithTestDriver(t, &TestServerDriver{})
+	c := dialWharf(t, server)
+
+	// HELP before login, as FEAT: the implemented commands, not the refused ones.
+	help := c.cmd(StatusHelpMessage, "HELP")
+	for _, want := range []string{"RETR", "STOR", "STRU", "XCUP", "HELP", "FEAT"} {
+		require.Contains(t, strings.Fields(help), want)
+	}
+	for _, not := range []string{"REIN", "SMNT", "STOU"} {
+		require.NotContains(t, strings.Fields(help), not)
+	}
+
+	c.login()
+	c.cmd(StatusOK, "STRU F")
+	c.cmd(StatusOK, "stru f")
+	c.cmd(StatusNotImplementedParam, "STRU R")
+	c.cmd(StatusNotImplementedParam, "STRU P")
+	c.cmd(StatusSyntaxErrorParameters, "STRU X")
+
+	c.cmd(StatusPathCreated, "MKD sub")
+	c.cmd(StatusFileOK, "CWD sub")
+	require.Contains(t, c.cmd(StatusFileOK, "XCUP"), "/")
+	require.Contains(t, c.cmd(StatusPathCreated, "PWD"), `"/"`)
+
+	for _, cmd := range []string{"STOR", "RETR", "APPE"} {
+		require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "%s", cmd), "file name")
+	}
+}
