@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -110,6 +111,7 @@ type clientHandler struct {
 	transferMu          sync.Mutex      // this mutex will protect the transfer parameters
 	id                  uint32          // ID of the client
 	selectedHashAlgo    HASHAlgo        // algorithm used when we receive the HASH command
+	mlstHidden          atomic.Uint32   // facts left out of MLSD and MLST lines (OPTS MLST; wharf)
 	currentTransferType TransferType    // current transfer type
 	lastDataChannel     DataChannel     // Last data channel mode (passive or active)
 	debug               bool            // Show debugging info on the server side

@@ -296,11 +296,11 @@ func (c *clientHandler) dirTransferLIST(writer io.Writer, lister DirLister) erro
 }
 
 func (c *clientHandler) dirTransferMLSD(writer io.Writer, lister DirLister) error {
-	return c.writeListing(writer, lister, "MLSD", mlsxLine)
+	return c.writeListing(writer, lister, "MLSD", c.mlsxLine)
 }
 
 func (c *clientHandler) writeMLSxEntry(writer io.Writer, file os.FileInfo) error {
-	_, err := io.WriteString(writer, mlsxLine(file)+"\r\n")
+	_, err := io.WriteString(writer, c.mlsxLine(file)+"\r\n")
 	if err != nil {
 		err = fmt.Errorf("error writing MLSD entry: %w", err)
 	}
@@ -308,22 +308,95 @@ func (c *clientHandler) writeMLSxEntry(writer io.Writer, file os.FileInfo) error
 	return err
 }
 
-// mlsxLine is an entry's line of MLSD and MLST, without its CRLF.
-func mlsxLine(file os.FileInfo) string {
-	var listType string
-	if file.IsDir() {
-		listType = "dir"
-	} else {
-		listType = "file"
+// The facts of MLSD and MLST lines, in their order; a client chooses among them with OPTS
+// MLST (RFC 3659, 7.9). (wharf)
+const (
+	mlstType uint32 = 1 << iota
+	mlstSize
+	mlstModify
+)
+
+var mlstFactNames = []struct { //nolint:gochecknoglobals
+	bit  uint32
+	name string
+}{{mlstType, "type"}, {mlstSize, "size"}, {mlstModify, "modify"}}
+
+// mlsxLine is an entry's line of MLSD and MLST, without its CRLF: the facts the client
+// selected (all by default), then a space and the name.
+func (c *clientHandler) mlsxLine(file os.FileInfo) string {
+	hidden := c.mlstHidden.Load()
+
+	var line strings.Builder
+
+	if hidden&mlstType == 0 {
+		if file.IsDir() {
+			line.WriteString("Type=dir;")
+		} else {
+			line.WriteString("Type=file;")
+		}
 	}
 
-	return fmt.Sprintf(
-		"Type=%s;Size=%d;Modify=%s; %s",
-		listType,
-		file.Size(),
-		file.ModTime().UTC().Format(dateFormatMLSD),
-		file.Name(),
-	)
+	if hidden&mlstSize == 0 {
+		fmt.Fprintf(&line, "Size=%d;", file.Size())
+	}
+
+	if hidden&mlstModify == 0 {
+		line.WriteString("Modify=" + file.ModTime().UTC().Format(dateFormatMLSD) + ";")
+	}
+
+	line.WriteString(" " + file.Name())
+
+	return line.String()
+}
+
+// mlstFeature is FEAT's MLST line: every fact, the selected ones marked with a star.
+func (c *clientHandler) mlstFeature() string {
+	hidden := c.mlstHidden.Load()
+	line := "MLST "
+
+	for _, f := range mlstFactNames {
+		line += f.name
+		if hidden&f.bit == 0 {
+			line += "*"
+		}
+
+		line += ";"
+	}
+
+	return line
+}
+
+// handleOptsMLST selects the facts of MLSD and MLST lines: the known ones among those
+// listed (an empty list selects none), and replies with the selection (RFC 3659, 7.9).
+func (c *clientHandler) handleOptsMLST(args []string) error {
+	var listed string
+	if len(args) > 0 {
+		listed = args[0]
+	}
+
+	hidden := mlstType | mlstSize | mlstModify
+	reply := "MLST OPTS"
+	selected := ""
+
+	for _, f := range mlstFactNames {
+		for _, want := range strings.Split(listed, ";") {
+			if strings.EqualFold(strings.TrimSpace(want), f.name) {
+				hidden &^= f.bit
+				selected += f.name + ";"
+
+				break
+			}
+		}
+	}
+
+	if selected != "" {
+		reply += " " + selected
+	}
+
+	c.mlstHidden.Store(hidden)
+	c.writeMessage(StatusOK, reply)
+
+	return nil
 }
 
 // openFileList opens the listing of a LIST, NLST or MLSD: a directory's entries, or with

@@ -194,6 +194,10 @@ func (c *clientHandler) handleOPTS(param string) error {
 		if c.server.settings.EnableHASH {
 			return c.handleOptsHash(args[1:])
 		}
+	case "MLST":
+		if !c.server.settings.DisableMLST || !c.server.settings.DisableMLSD {
+			return c.handleOptsMLST(args[1:])
+		}
 	}
 
 	c.writeMessage(StatusSyntaxErrorNotRecognised, "Don't know this option")
@@ -237,7 +241,7 @@ func (c *clientHandler) handleFEAT(_ string) error {
 	}
 
 	if !c.server.settings.DisableMLST {
-		features = append(features, "MLST")
+		features = append(features, c.mlstFeature())
 	}
 
 	if !c.server.settings.DisableMFMT {

@@ -622,3 +622,26 @@ func TestWharfMinimumCommands(t *testing.T) {
 		require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "%s", cmd), "file name")
 	}
 }
+
+// OPTS MLST chooses the facts of MLST and MLSD lines, FEAT shows the choice (RFC 3659, 7.9)
+// (10).
+func TestWharfOptsMLST(t *testing.T) {
+	server := NewTestServerWithTestDriver(t, &TestServerDriver{})
+	c := dialWharf(t, server)
+	c.login()
+	require.Contains(t, c.cmd(StatusSystemStatus, "FEAT"), "MLST type*;size*;modify*;")
+	c.cmd(StatusPathCreated, "MKD d")
+	require.Regexp(t, `(?m)^ Type=dir;Size=\d+;Modify=\d{14}; d$`, c.cmd(StatusFileOK, "MLST d"))
+
+	require.Equal(t, "MLST OPTS type;", c.cmd(StatusOK, "OPTS MLST type;"))
+	require.Regexp(t, `(?m)^ Type=dir; d$`, c.cmd(StatusFileOK, "MLST d"))
+	require.Contains(t, c.cmd(StatusSystemStatus, "FEAT"), "MLST type*;size;modify;")
+
+	// Unknown facts are left out, names are case-insensitive, the order is the server's.
+	require.Equal(t, "MLST OPTS size;modify;", c.cmd(StatusOK, "OPTS MLST MODIFY;unix.mode;Size;"))
+	require.Regexp(t, `(?m)^ Size=\d+;Modify=\d{14}; d$`, c.cmd(StatusFileOK, "MLST d"))
+
+	// No facts at all: the name alone.
+	require.Equal(t, "MLST OPTS", c.cmd(StatusOK, "OPTS MLST"))
+	require.Regexp(t, `(?m)^  d$`, c.cmd(StatusFileOK, "MLST d"))
+}
