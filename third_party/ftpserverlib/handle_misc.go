@@ -127,9 +127,11 @@ func (c *clientHandler) handleSTATServer() error {
 
 	duration := time.Now().UTC().Sub(c.connectedAt)
 	duration -= duration % time.Second
+	// wharf: the address connected to, not ListenAddr (empty for a server given its
+	// Listener, port 0 for one that picks a free port).
 	c.writeLine(fmt.Sprintf(
 		"Connected to %s from %s for %s",
-		c.server.settings.ListenAddr,
+		c.conn.LocalAddr(),
 		c.conn.RemoteAddr(),
 		duration,
 	))

@@ -607,6 +607,7 @@ func TestWharfMinimumCommands(t *testing.T) {
 	}
 
 	c.login()
+	require.Contains(t, c.cmd(StatusSystemStatus, "STAT"), "Connected to "+server.Addr()+" from ")
 	c.cmd(StatusOK, "STRU F")
 	c.cmd(StatusOK, "stru f")
 	c.cmd(StatusNotImplementedParam, "STRU R")
