@@ -29,6 +29,9 @@ func proxyListener(ln net.Listener, l config.Listener, log *slog.Logger) net.Lis
 	pl := &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: proxyHeaderTimeout}
 	if len(l.ProxyProtocolFrom) > 0 {
 		pl.ConnPolicy = trustedProxies(l.ProxyProtocolFrom, &refusalLog{log: log, address: l.Address})
+	} else {
+		log.Warn("listener takes PROXY headers from any address: a client that reaches it directly can choose the address its bans and allow_from see; list the balancers in proxy_protocol_from",
+			"listener", l.Address)
 	}
 	return pl
 }

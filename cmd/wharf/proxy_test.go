@@ -75,6 +75,9 @@ func TestProxyProtocolFromRefusesForgedAddresses(t *testing.T) {
 			t.Fatalf("a connection from an address not in proxy_protocol_from read %q, %v; want it closed at once", got, err)
 		}
 	}
+	if strings.Contains(logs.String(), "from any address") {
+		t.Errorf("a warning about headers from any address, with proxy_protocol_from set:\n%s", logs.String())
+	}
 	if n := strings.Count(logs.String(), "may not send a PROXY header"); n != 1 {
 		t.Errorf("%d warnings for 3 refused connections, want 1 (rate-limited):\n%s", n, logs.String())
 	}
@@ -91,5 +94,20 @@ func TestProxyProtocolFromRefusesForgedAddresses(t *testing.T) {
 	if s, err := sftpDial(dialAs(trusted, "198.51.100.1"), "demo", "demo-pass-123", nil); err == nil {
 		s.Close()
 		t.Fatal("a login from an address outside the user's allow_from was let in")
+	}
+}
+
+// Without proxy_protocol_from the server says at start that any address may send a header.
+func TestProxyProtocolFromAnyAddressWarns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var logs syncBuffer
+	proxyListener(ln, config.Listener{Protocol: "ftp", Address: "127.0.0.1:0", ProxyProtocol: true},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "from any address") {
+		t.Fatalf("no warning for a listener that takes PROXY headers from anyone:\n%s", logs.String())
 	}
 }
