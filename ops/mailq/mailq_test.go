@@ -749,3 +749,25 @@ func TestBodyCannotEndTheMessage(t *testing.T) {
 		})
 	}
 }
+
+// An attachment name with a line break and quotes cannot end its header or add one.
+func TestAttachmentNameCannotAddHeaders(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{TLS: "none"})
+	relay := relayOf(srv, "none", "", "")
+	q := openQueue(t, t.TempDir(), func() *config.SMTP { return relay }, nil, nil)
+	if _, err := q.Enqueue("main", &Message{To: []string{"a@example.com"}, Subject: "s", Body: "b",
+		Attachment: strings.NewReader("data"), AttachmentName: "x.txt\"\r\nBcc: evil@example.com\r\n\r\nbody"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Wait(1, 10*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("received %d messages", len(msgs))
+	}
+	data := strings.ReplaceAll(string(msgs[0].Data), "\r\n", "\n")
+	if strings.Contains(data, "\nBcc:") || strings.Count(data, "\n\nbody") > 0 {
+		t.Fatalf("the attachment name made a header or a body:\n%s", data)
+	}
+	if !strings.Contains(data, "filename=") || !strings.Contains(data, "ZGF0YQ==") {
+		t.Fatalf("the attachment is missing:\n%s", data)
+	}
+}
