@@ -331,3 +331,46 @@ func TestListingClientProcess(t *testing.T) {
 	}
 	fmt.Println("listed " + strconv.Itoa(len(es)) + " entries")
 }
+
+// TestListingGlob: NLST and LIST take a wildcard in their last element, as Windows ftp's mget
+// and scripts that list "*.csv" send it; the listing goes through the core like any other.
+func TestListingGlob(t *testing.T) {
+	site, root := newSite(t, nil, nil)
+	ts := serve(t, site, modePlain)
+	home := filepath.Join(root, "home", coretest.UserAlice)
+	for _, n := range []string{"a.txt", "b.txt", "c.log", "sub/x.txt", "sub/y.log"} {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(home, n)), 0o755))
+		must(t, os.WriteFile(filepath.Join(home, n), []byte("x"), 0o644))
+	}
+	c, err := ts.dial(modePlain, coretest.UserAlice, coretest.Password)
+	must(t, err)
+	defer c.Quit()
+	names, err := c.NameList("*.txt")
+	must(t, err)
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"a.txt", "b.txt"}) {
+		t.Fatalf("NLST *.txt = %q", names)
+	}
+	// LIST (jlaffaye/ftp lists with MLSD, which takes no pattern, unless told not to).
+	cl, err := ts.dial(modePlain, coretest.UserAlice, coretest.Password, jftp.DialWithDisabledMLSD(true))
+	must(t, err)
+	defer cl.Quit()
+	entries, err := cl.List("sub/*.log")
+	must(t, err)
+	if len(entries) != 1 || entries[0].Name != "y.log" {
+		t.Fatalf("LIST sub/*.log = %+v", entries)
+	}
+	if names, err := c.NameList("*.none"); err != nil || len(names) != 0 {
+		t.Fatalf("NLST *.none = %q, %v; want an empty listing", names, err)
+	}
+	// A pattern after ".." stays in the user's tree: the same names as the root's.
+	up, err := c.NameList("../../*")
+	must(t, err)
+	top, err := c.NameList("/")
+	must(t, err)
+	slices.Sort(up)
+	slices.Sort(top)
+	if !slices.Contains(up, "a.txt") || !slices.Equal(up, top) {
+		t.Fatalf("NLST ../../* = %q, want the root's %q", up, top)
+	}
+}

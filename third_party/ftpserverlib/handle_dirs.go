@@ -414,6 +414,10 @@ func (c *clientHandler) openFileList(param string, filePathAllowed bool) (DirLis
 	// return list of single file if directoryPath points to file and filePathAllowed
 	info, err := c.driver.Stat(listPath)
 	if err != nil {
+		if filePathAllowed && isGlob(path.Base(listPath)) {
+			return c.openGlobList(listPath)
+		}
+
 		return nil, "", newFileAccessError("couldn't stat", err)
 	}
 
@@ -429,6 +433,67 @@ func (c *clientHandler) openFileList(param string, filePathAllowed bool) (DirLis
 
 	return lister, c.getListPath(), err
 }
+
+// isGlob reports whether a name holds a wildcard of LIST and NLST patterns.
+func isGlob(name string) bool { return strings.ContainsAny(name, "*?[") }
+
+// openGlobList lists the entries of a directory whose names match the pattern of the last
+// element of listPath (`NLST *.txt`, `LIST logs/2024-??-*`), as vsftpd and ProFTPD do for
+// clients such as Windows ftp's mget: *, ? and [...] as in path.Match, and a leading dot
+// matched only by a leading dot, as in a shell. Only the last element may hold wildcards;
+// the pattern applies when no entry has that very name. (wharf)
+func (c *clientHandler) openGlobList(listPath string) (DirLister, string, error) {
+	dir, pattern := path.Dir(listPath), path.Base(listPath)
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, "", newFileAccessError("invalid pattern", err)
+	}
+
+	info, err := c.driver.Stat(dir)
+	if err != nil {
+		return nil, "", newFileAccessError("couldn't stat", err)
+	}
+
+	if !info.IsDir() {
+		return nil, "", newFileAccessError("couldn't list", fs.ErrNotExist)
+	}
+
+	lister, err := c.openDirLister(dir)
+	if err != nil {
+		return nil, "", err
+	}
+
+	return &globLister{inner: lister, pattern: pattern}, dir, nil
+}
+
+// globLister hands on the entries of inner whose names match pattern.
+type globLister struct {
+	inner   DirLister
+	pattern string
+}
+
+func (g *globLister) Next(limit int) ([]os.FileInfo, error) {
+	for {
+		files, err := g.inner.Next(limit)
+		out := make([]os.FileInfo, 0, len(files))
+
+		for _, f := range files {
+			name := f.Name()
+			if strings.HasPrefix(name, ".") && !strings.HasPrefix(g.pattern, ".") {
+				continue
+			}
+
+			if ok, _ := path.Match(g.pattern, name); ok {
+				out = append(out, f)
+			}
+		}
+
+		if len(out) > 0 || err != nil || len(files) == 0 {
+			return out, err
+		}
+	}
+}
+
+func (g *globLister) Close() error { return g.inner.Close() }
 
 // openDirLister opens a directory's listing: paged with ClientDriverExtensionDirLister, else
 // read whole with ClientDriverExtensionFileList or Open and Readdir(-1).

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -323,4 +324,52 @@ func TestWharfListingErrorMidway(t *testing.T) {
 
 	_, _, opened, closed := pd.counts()
 	require.Equal(t, opened, closed)
+}
+
+// TestWharfListingGlob: LIST and NLST take a wildcard in their last element (Windows ftp's
+// mget sends NLST *.txt), a leading dot is matched only by a leading dot, a name that exists
+// as written is listed as itself, and MLSD takes no pattern (11).
+func TestWharfListingGlob(t *testing.T) {
+	for _, paging := range []bool{false, true} {
+		t.Run(fmt.Sprint("paging=", paging), func(t *testing.T) {
+			server, driver, _, _ := listingServer(t, paging)
+			for _, name := range []string{"a.txt", "b.txt", "c.log", ".hidden.txt", "lit*.txt", "sub/x.txt", "sub/y.log"} {
+				p := filepath.Join(driver.serverDir, name)
+				require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o750))
+				require.NoError(t, os.WriteFile(p, nil, 0o600))
+			}
+
+			_, raw := dialListing(t, server)
+			names := func(command string) []string {
+				data, code, msg := rawListing(t, raw, command)
+				require.Equal(t, StatusClosingDataConn, code, msg)
+				lines := strings.Fields(data)
+				sort.Strings(lines)
+
+				return lines
+			}
+			require.Equal(t, []string{"a.txt", "b.txt"}, names("NLST ?.txt"))
+			require.Equal(t, []string{"a.txt", "b.txt", "lit*.txt"}, names("NLST *.txt"))
+			require.Equal(t, []string{".hidden.txt"}, names("NLST .*.txt"))
+			require.Equal(t, []string{"sub/x.txt"}, names("NLST sub/*.txt"))
+			require.Equal(t, []string{"a.txt", "b.txt"}, names("NLST [ab].txt"))
+			require.Equal(t, []string{"lit*.txt"}, names("NLST lit*.txt")) // exists as written
+			require.Empty(t, names("NLST *.none"))
+
+			data, code, msg := rawListing(t, raw, "LIST -la /*.log")
+			require.Equal(t, StatusClosingDataConn, code, msg)
+			require.Equal(t, 1, strings.Count(data, "\r\n"), data)
+			require.Contains(t, data, " c.log\r\n")
+
+			for _, command := range []string{"NLST [", "NLST nodir/*.txt", "NLST a.txt/*"} {
+				code, msg, err := raw.SendCommand(command)
+				require.NoError(t, err)
+				require.Equal(t, StatusFileActionNotTaken, code, command+": "+msg)
+			}
+
+			code, msg, err := raw.SendCommand("MLSD *.txt")
+			require.NoError(t, err)
+			require.Equal(t, StatusActionNotTaken, code, msg)
+		})
+	}
 }
