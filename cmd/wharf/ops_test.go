@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -725,15 +724,7 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
-	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.shutdown(context.Background(), 0)
+	srv, logs := startTestServer(t, cfg)
 
 	next, err := config.Load(cfgPath)
 	if err != nil {

@@ -5,12 +5,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
 	"github.com/wharf-project/wharf/core/config"
+	"github.com/wharf-project/wharf/internal/accept"
 )
 
 // proxyHeaderTimeout bounds the wait for a connection's PROXY header.
@@ -28,7 +28,8 @@ const proxyRefusalLogEvery = 10 * time.Second
 func proxyListener(ln net.Listener, l config.Listener, log *slog.Logger) net.Listener {
 	pl := &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: proxyHeaderTimeout}
 	if len(l.ProxyProtocolFrom) > 0 {
-		pl.ConnPolicy = trustedProxies(l.ProxyProtocolFrom, &refusalLog{log: log, address: l.Address})
+		pl.ConnPolicy = trustedProxies(l.ProxyProtocolFrom,
+			&refusalLog{log: log, address: l.Address, throttle: accept.NewThrottle(proxyRefusalLogEvery)})
 	} else {
 		log.Warn("listener takes PROXY headers from any address: a client that reaches it directly can choose the address its bans and allow_from see; list the balancers in proxy_protocol_from",
 			"listener", l.Address)
@@ -73,25 +74,16 @@ func upstreamAddr(a net.Addr) netip.Addr {
 // number refused since the last line: a scanner hammering the port cannot flood the log,
 // and a balancer missing from proxy_protocol_from is still plain to see.
 type refusalLog struct {
-	log     *slog.Logger
-	address string
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
+	log      *slog.Logger
+	address  string
+	throttle *accept.Throttle
 }
 
 func (r *refusalLog) refused(from netip.Addr) {
-	r.mu.Lock()
-	now := time.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < proxyRefusalLogEvery {
-		r.suppressed++
-		r.mu.Unlock()
+	ok, n := r.throttle.Allow()
+	if !ok {
 		return
 	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
 	r.log.Warn("connection refused: its address may not send a PROXY header (listener's proxy_protocol_from)",
 		"listener", r.address, "remote", from.String(), "also_refused_since_last_warning", n)
 }

@@ -39,15 +39,7 @@ func TestProxyProtocolFromRefusesForgedAddresses(t *testing.T) {
 			site.Users[i].AllowFrom = []config.Prefix{{Prefix: netip.MustParsePrefix("203.0.113.50/32")}}
 		}
 	}
-	var logs syncBuffer
-	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.shutdown(context.Background(), 0)
+	srv, logs := startTestServer(t, cfg)
 	untrusted, trusted := srv.listeners[0].ln.Addr().String(), srv.listeners[1].ln.Addr().String()
 
 	dialAs := func(addr, src string) net.Conn {
@@ -110,4 +102,19 @@ func TestProxyProtocolFromAnyAddressWarns(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "from any address") {
 		t.Fatalf("no warning for a listener that takes PROXY headers from anyone:\n%s", logs.String())
 	}
+}
+
+// startTestServer runs cfg in-process, logging to the buffer it returns, until the test ends.
+func startTestServer(t *testing.T, cfg *config.Config) (*server, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.shutdown(context.Background(), 0) })
+	return srv, logs
 }

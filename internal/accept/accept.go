@@ -5,7 +5,8 @@
 // client gave up before it was accepted (ECONNABORTED). A server loop that returns on such an
 // error stops a protocol for good while the process keeps running. Wrap retries every error
 // but a closed listener's, waiting between attempts as net/http does, and logs the errors at
-// most once per interval so that a long shortage cannot flood the log.
+// most once per interval so that a long shortage cannot flood the log. Throttle is that rate
+// limit on its own, for other events of accepting (connections a policy refuses).
 package accept
 
 import (
@@ -28,17 +29,47 @@ const (
 	LogInterval = 10 * time.Second
 )
 
-// Reporter logs accept errors at most once per interval; a warning says how many errors were
-// not logged since the last one. One Reporter may serve several listeners (a server's
-// passive data listeners, which come and go with each transfer).
-type Reporter struct {
-	log   *slog.Logger
+// Throttle lets a recurring event be logged at most once per interval: a flood of them
+// (accept errors in a shortage, connections refused at accept) cannot flood the log, and the
+// line that is logged says how many were not.
+type Throttle struct {
 	every time.Duration
 	now   func() time.Time // time.Now; tests replace it
 
 	mu         sync.Mutex
-	last       time.Time // when the last warning was logged; zero before the first
-	suppressed int       // errors not logged since then
+	last       time.Time // when the last line was logged; zero before the first
+	suppressed int       // events not logged since then
+}
+
+// NewThrottle returns a Throttle of one line per every (LogInterval when not positive).
+func NewThrottle(every time.Duration) *Throttle {
+	if every <= 0 {
+		every = LogInterval
+	}
+	return &Throttle{every: every, now: time.Now}
+}
+
+// Allow reports whether an event that happens now may be logged and, if so, how many events
+// were not logged since the last one that was.
+func (t *Throttle) Allow() (ok bool, suppressed int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if !t.last.IsZero() && now.Sub(t.last) < t.every {
+		t.suppressed++
+		return false, 0
+	}
+	n := t.suppressed
+	t.last, t.suppressed = now, 0
+	return true, n
+}
+
+// Reporter logs accept errors at most once per interval; a warning says how many errors were
+// not logged since the last one. One Reporter may serve several listeners (a server's
+// passive data listeners, which come and go with each transfer).
+type Reporter struct {
+	log *slog.Logger
+	*Throttle
 }
 
 // NewReporter returns a Reporter that logs to log (slog.Default() when nil) at most once
@@ -47,23 +78,14 @@ func NewReporter(log *slog.Logger, every time.Duration) *Reporter {
 	if log == nil {
 		log = slog.Default()
 	}
-	if every <= 0 {
-		every = LogInterval
-	}
-	return &Reporter{log: log, every: every, now: time.Now}
+	return &Reporter{log: log, Throttle: NewThrottle(every)}
 }
 
 func (r *Reporter) report(addr net.Addr, err error, wait time.Duration) {
-	r.mu.Lock()
-	now := r.now()
-	if !r.last.IsZero() && now.Sub(r.last) < r.every {
-		r.suppressed++
-		r.mu.Unlock()
+	ok, n := r.Allow()
+	if !ok {
 		return
 	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
 	attrs := []any{"address", addr.String(), "err", err, "retry_in", wait.String()}
 	if n > 0 {
 		attrs = append(attrs, "suppressed", n)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -671,14 +672,7 @@ func TestPipelinedEnvelopeLineBreak(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "01H.mail"), []byte(env+"\nok"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var rcpts []string
-	srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		rcpts = append(rcpts, to)
-		return nil
-	}})
+	srv, rcpts := recordingRelay(t)
 	relay := relayOf(srv, "none", "", "")
 	obs, lb := &counts{}, &logBuf{}
 	q := openQueue(t, dir, func() *config.SMTP { return relay }, obs, lb)
@@ -689,10 +683,8 @@ func TestPipelinedEnvelopeLineBreak(t *testing.T) {
 	if got := len(srv.Wait(1, 5*time.Second)); got != 1 {
 		t.Fatalf("received %d messages", got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if strings.Join(rcpts, ",") != "ok@example.com" || !strings.Contains(lb.String(), "line break") {
-		t.Errorf("recipients the relay saw: %q; log:\n%s", rcpts, lb)
+	if got := rcpts(); strings.Join(got, ",") != "ok@example.com" || !strings.Contains(lb.String(), "line break") {
+		t.Errorf("recipients the relay saw: %q; log:\n%s", got, lb)
 	}
 }
 
@@ -705,14 +697,7 @@ func TestBodyCannotEndTheMessage(t *testing.T) {
 		plain bool
 	}{{"data", true}, {"bdat", false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var rcpts []string
-			srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
-				mu.Lock()
-				defer mu.Unlock()
-				rcpts = append(rcpts, to)
-				return nil
-			}})
+			srv, rcpts := recordingRelay(t)
 			relay := relayOf(srv, "none", "", "")
 			obs, lb := &counts{}, &logBuf{}
 			q := openQueueMode(t, t.TempDir(), func() *config.SMTP { return relay }, obs, lb, mode.plain)
@@ -739,9 +724,7 @@ func TestBodyCannotEndTheMessage(t *testing.T) {
 					t.Errorf("a message lost the end of its body:\n%s", body)
 				}
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, r := range rcpts {
+			for _, r := range rcpts() {
 				if r != "ok@example.com" {
 					t.Errorf("the relay saw a recipient from the body: %q", r)
 				}
@@ -769,5 +752,22 @@ func TestAttachmentNameCannotAddHeaders(t *testing.T) {
 	}
 	if !strings.Contains(data, "filename=") || !strings.Contains(data, "ZGF0YQ==") {
 		t.Fatalf("the attachment is missing:\n%s", data)
+	}
+}
+
+// recordingRelay starts a plain relay that records every recipient it is given.
+func recordingRelay(t *testing.T) (*smtptest.Server, func() []string) {
+	var mu sync.Mutex
+	var rcpts []string
+	srv := smtptest.Start(t, smtptest.Options{TLS: "none", Rcpt: func(to string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rcpts = append(rcpts, to)
+		return nil
+	}})
+	return srv, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(rcpts)
 	}
 }
