@@ -22,6 +22,7 @@ type CommandDescription struct {
 	Open            bool                               // Open to clients without auth
 	TransferRelated bool                               // This is a command that can open a transfer connection
 	SpecialAction   bool                               // Command to handle even if there is a transfer in progress
+	NeedsParam      bool                               // Refused with 501 without an argument (wharf)
 	Fn              func(*clientHandler, string) error // Function to handle it
 }
 
@@ -60,11 +61,11 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"XSEN": {Fn: (*clientHandler).handleNotImplemented},
 
 	// File access
-	"SIZE":    {Fn: (*clientHandler).handleSIZE},
+	"SIZE":    {NeedsParam: true, Fn: (*clientHandler).handleSIZE},
 	"DSIZ":    {Fn: (*clientHandler).handleNotImplemented},
 	"STAT":    {Fn: (*clientHandler).handleSTAT, SpecialAction: true},
-	"MDTM":    {Fn: (*clientHandler).handleMDTM},
-	"MFMT":    {Fn: (*clientHandler).handleMFMT},
+	"MDTM":    {NeedsParam: true, Fn: (*clientHandler).handleMDTM},
+	"MFMT":    {NeedsParam: true, Fn: (*clientHandler).handleMFMT},
 	"MFF":     {Fn: (*clientHandler).handleNotImplemented},
 	"MFCT":    {Fn: (*clientHandler).handleNotImplemented},
 	"RETR":    {Fn: (*clientHandler).handleRETR, TransferRelated: true},
@@ -72,21 +73,21 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"STOU":    {Fn: (*clientHandler).handleNotImplemented},
 	"STRU":    {Fn: (*clientHandler).handleSTRU},
 	"APPE":    {Fn: (*clientHandler).handleAPPE, TransferRelated: true},
-	"DELE":    {Fn: (*clientHandler).handleDELE},
-	"RNFR":    {Fn: (*clientHandler).handleRNFR},
-	"RNTO":    {Fn: (*clientHandler).handleRNTO},
+	"DELE":    {NeedsParam: true, Fn: (*clientHandler).handleDELE},
+	"RNFR":    {NeedsParam: true, Fn: (*clientHandler).handleRNFR},
+	"RNTO":    {NeedsParam: true, Fn: (*clientHandler).handleRNTO},
 	"ALLO":    {Fn: (*clientHandler).handleALLO},
 	"REST":    {Fn: (*clientHandler).handleREST},
 	"SITE":    {Fn: (*clientHandler).handleSITE},
 	"HASH":    {Fn: (*clientHandler).handleHASH},
-	"XCRC":    {Fn: (*clientHandler).handleCRC32},
-	"MD5":     {Fn: (*clientHandler).handleMD5},
-	"XMD5":    {Fn: (*clientHandler).handleMD5},
-	"XSHA":    {Fn: (*clientHandler).handleSHA1},
-	"XSHA1":   {Fn: (*clientHandler).handleSHA1},
-	"XSHA256": {Fn: (*clientHandler).handleSHA256},
-	"XSHA512": {Fn: (*clientHandler).handleSHA512},
-	"COMB":    {Fn: (*clientHandler).handleCOMB},
+	"XCRC":    {NeedsParam: true, Fn: (*clientHandler).handleCRC32},
+	"MD5":     {NeedsParam: true, Fn: (*clientHandler).handleMD5},
+	"XMD5":    {NeedsParam: true, Fn: (*clientHandler).handleMD5},
+	"XSHA":    {NeedsParam: true, Fn: (*clientHandler).handleSHA1},
+	"XSHA1":   {NeedsParam: true, Fn: (*clientHandler).handleSHA1},
+	"XSHA256": {NeedsParam: true, Fn: (*clientHandler).handleSHA256},
+	"XSHA512": {NeedsParam: true, Fn: (*clientHandler).handleSHA512},
+	"COMB":    {NeedsParam: true, Fn: (*clientHandler).handleCOMB},
 	"THMB":    {Fn: (*clientHandler).handleNotImplemented},
 	"XRCP":    {Fn: (*clientHandler).handleNotImplemented},
 
@@ -100,11 +101,11 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"LIST": {Fn: (*clientHandler).handleLIST, TransferRelated: true},
 	"MLSD": {Fn: (*clientHandler).handleMLSD, TransferRelated: true},
 	"MLST": {Fn: (*clientHandler).handleMLST},
-	"MKD":  {Fn: (*clientHandler).handleMKD},
-	"RMD":  {Fn: (*clientHandler).handleRMD},
+	"MKD":  {NeedsParam: true, Fn: (*clientHandler).handleMKD},
+	"RMD":  {NeedsParam: true, Fn: (*clientHandler).handleRMD},
 	"RMDA": {Fn: (*clientHandler).handleNotImplemented},
-	"XMKD": {Fn: (*clientHandler).handleMKD},
-	"XRMD": {Fn: (*clientHandler).handleRMD},
+	"XMKD": {NeedsParam: true, Fn: (*clientHandler).handleMKD},
+	"XRMD": {NeedsParam: true, Fn: (*clientHandler).handleRMD},
 	"SMNT": {Fn: (*clientHandler).handleNotImplemented},
 	"XCUP": {Fn: (*clientHandler).handleCDUP},
 

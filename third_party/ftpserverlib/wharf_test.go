@@ -622,6 +622,10 @@ func TestWharfMinimumCommands(t *testing.T) {
 	for _, cmd := range []string{"STOR", "RETR", "APPE"} {
 		require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "%s", cmd), "file name")
 	}
+	for _, cmd := range []string{"MKD", "XMKD ", "RMD", "DELE", "RNFR", "RNTO", "SIZE", "MDTM", "MFMT", "XCRC", "XSHA256"} {
+		require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "%s", cmd), "needs an argument", cmd)
+	}
+	c.cmd(StatusPathCreated, "PWD") // the session goes on
 }
 
 // OPTS MLST chooses the facts of MLST and MLSD lines, FEAT shows the choice (RFC 3659, 7.9)
