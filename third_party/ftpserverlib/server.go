@@ -65,7 +65,7 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"DSIZ":    {Fn: (*clientHandler).handleNotImplemented},
 	"STAT":    {Fn: (*clientHandler).handleSTAT, SpecialAction: true},
 	"MDTM":    {NeedsParam: true, Fn: (*clientHandler).handleMDTM},
-	"MFMT":    {NeedsParam: true, Fn: (*clientHandler).handleMFMT},
+	"MFMT":    {Fn: (*clientHandler).handleMFMT},
 	"MFF":     {Fn: (*clientHandler).handleNotImplemented},
 	"MFCT":    {Fn: (*clientHandler).handleNotImplemented},
 	"RETR":    {Fn: (*clientHandler).handleRETR, TransferRelated: true},

@@ -622,7 +622,7 @@ func TestWharfMinimumCommands(t *testing.T) {
 	for _, cmd := range []string{"STOR", "RETR", "APPE"} {
 		require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "%s", cmd), "file name")
 	}
-	for _, cmd := range []string{"MKD", "XMKD ", "RMD", "DELE", "RNFR", "RNTO", "SIZE", "MDTM", "MFMT", "XCRC", "XSHA256"} {
+	for _, cmd := range []string{"MKD", "XMKD ", "RMD", "DELE", "RNFR", "RNTO", "SIZE", "MDTM", "XCRC", "XSHA256"} {
 		require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "%s", cmd), "needs an argument", cmd)
 	}
 	c.cmd(StatusPathCreated, "PWD") // the session goes on
