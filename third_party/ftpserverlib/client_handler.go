@@ -636,15 +636,6 @@ func (c *clientHandler) handleCommand(line string) {
 		return
 	}
 
-	// wharf: without its argument a name-taking command acted on the current directory ("MKD"
-	// answered "mkdir /: file exists", "DELE" a driver error about "/").
-	if cmdDesc.NeedsParam && strings.TrimSpace(param) == "" {
-		c.setLastCommand(command)
-		c.writeMessage(StatusSyntaxErrorParameters, "Syntax error: "+command+" needs an argument")
-
-		return
-	}
-
 	// All commands are serialized except the ones that require special action.
 	// Special action commands are not executed in a separate goroutine so we can
 	// have at most one command that can open a transfer connection and one special
@@ -655,6 +646,15 @@ func (c *clientHandler) handleCommand(line string) {
 	}
 
 	c.setLastCommand(command)
+
+	// wharf: without its argument a name-taking command acted on the current directory ("MKD"
+	// answered "mkdir /: file exists", "DELE" a driver error about "/"). After the wait above:
+	// a transfer still running writes its own replies.
+	if cmdDesc.NeedsParam && strings.TrimSpace(param) == "" {
+		c.writeMessage(StatusSyntaxErrorParameters, "Syntax error: "+command+" needs an argument")
+
+		return
+	}
 
 	if cmdDesc.TransferRelated {
 		// these commands will be started in a separate goroutine so
