@@ -84,6 +84,9 @@ func (r *refusalLog) refused(from netip.Addr) {
 	if !ok {
 		return
 	}
-	r.log.Warn("connection refused: its address may not send a PROXY header (listener's proxy_protocol_from)",
-		"listener", r.address, "remote", from.String(), "also_refused_since_last_warning", n)
+	attrs := []any{"listener", r.address, "remote", from.String()}
+	if n > 0 {
+		attrs = append(attrs, "suppressed", n) // as the accept loops' warnings say it
+	}
+	r.log.Warn("connection refused: its address may not send a PROXY header (listener's proxy_protocol_from)", attrs...)
 }

@@ -68,8 +68,8 @@ func (t *Throttle) Allow() (ok bool, suppressed int) {
 // not logged since the last one. One Reporter may serve several listeners (a server's
 // passive data listeners, which come and go with each transfer).
 type Reporter struct {
-	log *slog.Logger
-	*Throttle
+	log      *slog.Logger
+	throttle *Throttle
 }
 
 // NewReporter returns a Reporter that logs to log (slog.Default() when nil) at most once
@@ -78,11 +78,11 @@ func NewReporter(log *slog.Logger, every time.Duration) *Reporter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Reporter{log: log, Throttle: NewThrottle(every)}
+	return &Reporter{log: log, throttle: NewThrottle(every)}
 }
 
 func (r *Reporter) report(addr net.Addr, err error, wait time.Duration) {
-	ok, n := r.Allow()
+	ok, n := r.throttle.Allow()
 	if !ok {
 		return
 	}

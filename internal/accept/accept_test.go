@@ -115,7 +115,7 @@ func TestRetriesTemporaryErrors(t *testing.T) {
 	var logs records
 	rep := NewReporter(slog.New(&logs), time.Hour)
 	clock := time.Unix(1000, 0)
-	rep.now = func() time.Time {
+	rep.throttle.now = func() time.Time {
 		clock = clock.Add(2 * time.Hour) // every error is logged, so each wait can be seen
 		return clock
 	}
@@ -150,7 +150,7 @@ func TestWarningsAreRateLimited(t *testing.T) {
 	var logs records
 	rep := NewReporter(slog.New(&logs), 10*time.Second)
 	clock := time.Unix(1000, 0)
-	rep.now = func() time.Time { return clock }
+	rep.throttle.now = func() time.Time { return clock }
 	l := Wrap(newFake(), rep)
 	err := acceptErr(syscall.EMFILE)
 	for range 100 {

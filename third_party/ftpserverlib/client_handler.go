@@ -648,10 +648,12 @@ func (c *clientHandler) handleCommand(line string) {
 	c.setLastCommand(command)
 
 	// wharf: without its argument a name-taking command acted on the current directory ("MKD"
-	// answered "mkdir /: file exists", "DELE" a driver error about "/"). After the wait above:
-	// a transfer still running writes its own replies.
-	if cmdDesc.NeedsParam && strings.TrimSpace(param) == "" {
-		c.writeMessage(StatusSyntaxErrorParameters, "Syntax error: "+command+" needs an argument")
+	// answered "mkdir /: file exists", "STOR" a driver error about "/"). After the wait above:
+	// no transfer is running, so a pending REST can be dropped here, and a transfer's replies
+	// are all written.
+	if cmdDesc.Param != "" && strings.TrimSpace(param) == "" {
+		c.ctxRest = 0
+		c.writeMessage(StatusSyntaxErrorParameters, "Syntax error: "+command+" needs an argument: "+cmdDesc.Param)
 
 		return
 	}

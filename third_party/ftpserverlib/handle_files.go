@@ -47,15 +47,6 @@ func (c *clientHandler) transferFile(write bool, appendFile bool, param, info st
 	var err error
 	var fileFlag int
 
-	if param == "" {
-		// wharf: without a name the path was the current directory, and the reply a driver
-		// error about it.
-		c.ctxRest = 0
-		c.writeMessage(StatusSyntaxErrorParameters, "Syntax error: a file name is required")
-
-		return
-	}
-
 	path := c.absPath(param)
 
 	// We try to open the file

@@ -22,7 +22,7 @@ type CommandDescription struct {
 	Open            bool                               // Open to clients without auth
 	TransferRelated bool                               // This is a command that can open a transfer connection
 	SpecialAction   bool                               // Command to handle even if there is a transfer in progress
-	NeedsParam      bool                               // Refused with 501 without an argument (wharf)
+	Param           string                             // What its argument names, when it needs one: refused with 501 without it (wharf)
 	Fn              func(*clientHandler, string) error // Function to handle it
 }
 
@@ -61,33 +61,33 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"XSEN": {Fn: (*clientHandler).handleNotImplemented},
 
 	// File access
-	"SIZE":    {NeedsParam: true, Fn: (*clientHandler).handleSIZE},
+	"SIZE":    {Param: "a file name", Fn: (*clientHandler).handleSIZE},
 	"DSIZ":    {Fn: (*clientHandler).handleNotImplemented},
 	"STAT":    {Fn: (*clientHandler).handleSTAT, SpecialAction: true},
-	"MDTM":    {NeedsParam: true, Fn: (*clientHandler).handleMDTM},
+	"MDTM":    {Param: "a file name", Fn: (*clientHandler).handleMDTM},
 	"MFMT":    {Fn: (*clientHandler).handleMFMT},
 	"MFF":     {Fn: (*clientHandler).handleNotImplemented},
 	"MFCT":    {Fn: (*clientHandler).handleNotImplemented},
-	"RETR":    {Fn: (*clientHandler).handleRETR, TransferRelated: true},
-	"STOR":    {Fn: (*clientHandler).handleSTOR, TransferRelated: true},
+	"RETR":    {Param: "a file name", Fn: (*clientHandler).handleRETR, TransferRelated: true},
+	"STOR":    {Param: "a file name", Fn: (*clientHandler).handleSTOR, TransferRelated: true},
 	"STOU":    {Fn: (*clientHandler).handleNotImplemented},
 	"STRU":    {Fn: (*clientHandler).handleSTRU},
-	"APPE":    {Fn: (*clientHandler).handleAPPE, TransferRelated: true},
-	"DELE":    {NeedsParam: true, Fn: (*clientHandler).handleDELE},
-	"RNFR":    {NeedsParam: true, Fn: (*clientHandler).handleRNFR},
-	"RNTO":    {NeedsParam: true, Fn: (*clientHandler).handleRNTO},
+	"APPE":    {Param: "a file name", Fn: (*clientHandler).handleAPPE, TransferRelated: true},
+	"DELE":    {Param: "a file name", Fn: (*clientHandler).handleDELE},
+	"RNFR":    {Param: "a file name", Fn: (*clientHandler).handleRNFR},
+	"RNTO":    {Param: "a file name", Fn: (*clientHandler).handleRNTO},
 	"ALLO":    {Fn: (*clientHandler).handleALLO},
 	"REST":    {Fn: (*clientHandler).handleREST},
 	"SITE":    {Fn: (*clientHandler).handleSITE},
 	"HASH":    {Fn: (*clientHandler).handleHASH},
-	"XCRC":    {NeedsParam: true, Fn: (*clientHandler).handleCRC32},
-	"MD5":     {NeedsParam: true, Fn: (*clientHandler).handleMD5},
-	"XMD5":    {NeedsParam: true, Fn: (*clientHandler).handleMD5},
-	"XSHA":    {NeedsParam: true, Fn: (*clientHandler).handleSHA1},
-	"XSHA1":   {NeedsParam: true, Fn: (*clientHandler).handleSHA1},
-	"XSHA256": {NeedsParam: true, Fn: (*clientHandler).handleSHA256},
-	"XSHA512": {NeedsParam: true, Fn: (*clientHandler).handleSHA512},
-	"COMB":    {NeedsParam: true, Fn: (*clientHandler).handleCOMB},
+	"XCRC":    {Param: "a file name", Fn: (*clientHandler).handleCRC32},
+	"MD5":     {Param: "a file name", Fn: (*clientHandler).handleMD5},
+	"XMD5":    {Param: "a file name", Fn: (*clientHandler).handleMD5},
+	"XSHA":    {Param: "a file name", Fn: (*clientHandler).handleSHA1},
+	"XSHA1":   {Param: "a file name", Fn: (*clientHandler).handleSHA1},
+	"XSHA256": {Param: "a file name", Fn: (*clientHandler).handleSHA256},
+	"XSHA512": {Param: "a file name", Fn: (*clientHandler).handleSHA512},
+	"COMB":    {Param: "the target and the parts", Fn: (*clientHandler).handleCOMB},
 	"THMB":    {Fn: (*clientHandler).handleNotImplemented},
 	"XRCP":    {Fn: (*clientHandler).handleNotImplemented},
 
@@ -101,11 +101,11 @@ var commandsMap = map[string]*CommandDescription{ //nolint:gochecknoglobals
 	"LIST": {Fn: (*clientHandler).handleLIST, TransferRelated: true},
 	"MLSD": {Fn: (*clientHandler).handleMLSD, TransferRelated: true},
 	"MLST": {Fn: (*clientHandler).handleMLST},
-	"MKD":  {NeedsParam: true, Fn: (*clientHandler).handleMKD},
-	"RMD":  {NeedsParam: true, Fn: (*clientHandler).handleRMD},
+	"MKD":  {Param: "a directory name", Fn: (*clientHandler).handleMKD},
+	"RMD":  {Param: "a directory name", Fn: (*clientHandler).handleRMD},
 	"RMDA": {Fn: (*clientHandler).handleNotImplemented},
-	"XMKD": {NeedsParam: true, Fn: (*clientHandler).handleMKD},
-	"XRMD": {NeedsParam: true, Fn: (*clientHandler).handleRMD},
+	"XMKD": {Param: "a directory name", Fn: (*clientHandler).handleMKD},
+	"XRMD": {Param: "a directory name", Fn: (*clientHandler).handleRMD},
 	"SMNT": {Fn: (*clientHandler).handleNotImplemented},
 	"XCUP": {Fn: (*clientHandler).handleCDUP},
 
