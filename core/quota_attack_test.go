@@ -235,3 +235,82 @@ func assertNoTemp(t *testing.T, dir string) {
 		}
 	}
 }
+
+// A cancelled upload's temporary file loses its name at once, as a file being written does
+// when it is unlinked on POSIX: the folder holds nothing of it, so a client that removed the
+// file it was writing (rclone does, without closing the handle, when its source fails) can
+// remove the folder while the handle is still open. The same holds for an upload cancelled
+// by a rename of its folder or by a newer upload of its name.
+func TestCancelledUploadLeavesNoTemporaryFile(t *testing.T) {
+	site, root := diskSite(t, nil, user("u", onDisk))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	home := filepath.Join(root, "u")
+	open := func(p string) *core.WriteHandle {
+		t.Helper()
+		h, err := s.OpenWrite(ctx, p, core.WriteMode{Truncate: true}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Write(bytes.Repeat([]byte("x"), 5<<10)); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	// The name has no visible file, only the upload in flight; then with a visible file too.
+	for _, visible := range []bool{false, true} {
+		if err := s.Mkdir(ctx, "/d"); err != nil {
+			t.Fatal(err)
+		}
+		if visible {
+			if err := upload(ctx, s, "/d/f", "old"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := open("/d/f")
+		if err := s.Remove(ctx, "/d/f"); err != nil {
+			t.Fatalf("visible %v: remove: %v", visible, err)
+		}
+		if err := s.Rmdir(ctx, "/d"); err != nil {
+			t.Fatalf("visible %v: removing the folder of a removed upload still open: %v", visible, err)
+		}
+		if _, err := h.Write([]byte("more")); err == nil {
+			t.Errorf("visible %v: a write to the cancelled upload succeeded", visible)
+		}
+		if err := h.Close(); err == nil {
+			t.Errorf("visible %v: closing the cancelled upload reported success", visible)
+		}
+		if _, err := os.Lstat(filepath.Join(home, "d")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("visible %v: the folder is back after the close: %v", visible, err)
+		}
+	}
+
+	// A rename of the folder cancels the upload: the renamed folder holds no temporary file.
+	if err := s.Mkdir(ctx, "/e"); err != nil {
+		t.Fatal(err)
+	}
+	h := open("/e/f")
+	if err := s.Rename(ctx, "/e", "/e2", false); err != nil {
+		t.Fatal(err)
+	}
+	assertNoTemp(t, filepath.Join(home, "e2"))
+	if err := s.Rmdir(ctx, "/e2"); err != nil {
+		t.Fatalf("removing the renamed folder: %v", err)
+	}
+	_ = h.Close()
+
+	// A newer upload of the name that publishes first cancels the older one at once.
+	older := open("/g")
+	if err := upload(ctx, s, "/g", "newer"); err != nil {
+		t.Fatal(err)
+	}
+	assertNoTemp(t, home)
+	if err := older.Close(); err == nil {
+		t.Error("the superseded upload reported success")
+	}
+	if got, _ := os.ReadFile(filepath.Join(home, "g")); string(got) != "newer" {
+		t.Fatalf("content %q, want the newer upload", got)
+	}
+	assertNoTemp(t, home)
+}

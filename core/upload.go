@@ -419,7 +419,21 @@ func (h *WriteHandle) Abort(err error) {
 }
 
 // supersede cancels an atomic upload (see inflight); it reports whether it was still live.
-func (h *WriteHandle) supersede() bool { return !h.cancelled.Swap(true) }
+// Its temporary file loses its name at once, as a file being written does when it is
+// unlinked on POSIX: the folder it was in holds nothing of it any more (a client that
+// removed the file can remove the folder while its upload handle is still open).
+func (h *WriteHandle) supersede() bool {
+	if h.cancelled.Swap(true) {
+		return false
+	}
+	if h.atomic != nil {
+		if err := h.atomic.Unlink(); err != nil {
+			h.sess.Logger().Warn("cancelled upload: its temporary file stays until the upload is closed",
+				"path", h.t.virtual, "err", err.Error())
+		}
+	}
+	return true
+}
 
 func (h *WriteHandle) superseded() bool { return h.cancelled.Load() }
 

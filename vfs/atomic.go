@@ -55,6 +55,7 @@ type AtomicFile struct {
 	mu       sync.Mutex
 	closed   bool
 	finished bool
+	unlinked bool // the temporary file's name is gone (Unlink)
 }
 
 // CreateAtomic starts an atomic upload of name in fsys. The temporary file is
@@ -277,6 +278,13 @@ func (a *AtomicFile) Publish() error {
 	if a.up != nil {
 		return a.publishUpload()
 	}
+	if a.unlinked {
+		defer a.releaseDir()
+		if !a.closed {
+			_ = a.closeLocked()
+		}
+		return &fs.PathError{Op: "publish", Path: a.name, Err: errUnlinked}
+	}
 	defer a.releaseDir()
 	if !a.closed {
 		// A failed close can mean lost data, so it must not be published.
@@ -288,6 +296,27 @@ func (a *AtomicFile) Publish() error {
 	if err := a.dir.Rename(a.dirTmp, a.dirName); err != nil {
 		_ = a.dir.Remove(a.dirTmp)
 		return fmt.Errorf("vfs: publishing %s: %w", a.name, a.fullNames(err))
+	}
+	return nil
+}
+
+// errUnlinked is why an upload whose temporary name was removed cannot be published.
+var errUnlinked = errors.New("the upload was cancelled")
+
+// Unlink removes the temporary file's name while the file stays open, as unlinking a file
+// that is being written does on POSIX: its folder no longer holds it (a client that removed
+// the final name can remove the folder), and the data goes with the last close. The upload
+// can then only be discarded. An object store's upload has no name in a folder: nothing to
+// do until Discard.
+func (a *AtomicFile) Unlink() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished || a.unlinked || a.up != nil {
+		return nil
+	}
+	a.unlinked = true
+	if err := a.dir.Remove(a.dirTmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("vfs: unlinking the upload of %s: %w", a.name, a.fullNames(err))
 	}
 	return nil
 }
@@ -312,6 +341,12 @@ func (a *AtomicFile) Discard() error {
 	var cerr error
 	if !a.closed {
 		cerr = a.closeLocked()
+	}
+	if a.unlinked {
+		if cerr != nil {
+			return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, cerr)
+		}
+		return nil
 	}
 	if err := a.dir.Remove(a.dirTmp); err != nil {
 		return fmt.Errorf("vfs: discarding upload of %s: %w", a.name, a.fullNames(err))

@@ -123,6 +123,52 @@ func TestAtomicAbort(t *testing.T) {
 	}
 }
 
+// Unlink removes the temporary name while the file stays open (writes still land, in a file
+// no name reaches); the upload can then only be discarded, which has nothing left to remove.
+func TestAtomicUnlink(t *testing.T) {
+	for _, then := range []string{"publish", "discard"} {
+		t.Run(then, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, fsys afero.Fs, _ string) {
+				if err := fsys.Mkdir("/up", 0o750); err != nil {
+					t.Fatal(err)
+				}
+				a, err := CreateAtomic(fsys, "/up/f.txt", 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Write([]byte("partial")); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Unlink(); err != nil {
+					t.Fatal(err)
+				}
+				if names := dirNames(t, fsys, "/up"); len(names) != 0 {
+					t.Errorf("after Unlink the folder holds %q", names)
+				}
+				if err := a.Unlink(); err != nil {
+					t.Errorf("second Unlink: %v", err)
+				}
+				if _, err := a.Write([]byte(" more")); err != nil {
+					t.Errorf("a write after Unlink: %v", err)
+				}
+				if then == "publish" {
+					if err := a.Publish(); err == nil {
+						t.Error("Publish after Unlink succeeded")
+					}
+				} else if err := a.Discard(); err != nil {
+					t.Errorf("Discard after Unlink: %v", err)
+				}
+				if _, err := fsys.Stat("/up/f.txt"); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("final name exists: %v", err)
+				}
+				if err := fsys.Remove("/up"); err != nil {
+					t.Errorf("removing the emptied folder: %v", err)
+				}
+			})
+		})
+	}
+}
+
 func TestAtomicCloseDoesNotPublish(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, fsys afero.Fs, _ string) {
 		a, err := CreateAtomic(fsys, "/f.txt", 0o600)
