@@ -458,6 +458,12 @@ func (s *Session) SetStat(ctx context.Context, p string, a Attrs) (err error) {
 	if t.mount == nil || !t.allowsAttrs(a) {
 		return s.fail(opErr(op, t.virtual, ErrDenied, nil))
 	}
+	if t.mountRoot && a.Mode != nil {
+		// The folder the operator set up: a client's chmod 777 would open it to every account
+		// on the host, a chmod 000 would lock the server (and every user sharing the mount)
+		// out of it, with no way back through the mount itself.
+		return s.fail(opErr(op, t.virtual, ErrDenied, refusal(ByMount, "the permissions of a mount point cannot be changed")))
+	}
 	err = s.setVisible(t, a)
 	if errors.Is(err, ErrNotFound) {
 		if h := s.site.uploads.newest(uploadKey{fs: t.mount.FS, path: t.path}); h != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -469,5 +470,44 @@ func TestRefusedByNamesTheBlockingScript(t *testing.T) {
 	err = upload(context.Background(), s, "/b.txt", "x")
 	if core.RefusedBy(err) != "script:log.lua,deny.lua" {
 		t.Fatalf("refused_by %q, want both scripts", core.RefusedBy(err))
+	}
+}
+
+// A mount point's permissions belong to the operator: a client's chmod 777 would open the
+// host folder to every account on the host, a chmod 000 would lock the server (and every
+// user sharing the mount) out of it with no way back. Its times, and everything below it,
+// stay the client's.
+func TestMountPointModeIsRefused(t *testing.T) {
+	site, root := diskSite(t, nil, user("u", onDisk, func(u *config.User) {
+		u.Folders = map[string]config.Mount{"/pub": {VFS: "disk", Permissions: []string{"all"}}}
+	}))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	home := filepath.Join(root, "u")
+	if err := os.Chmod(home, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	mode := fs.FileMode(0o777)
+	for _, p := range []string{"/", "/pub"} {
+		err := s.SetStat(ctx, p, core.Attrs{Mode: &mode})
+		if !errors.Is(err, core.ErrDenied) {
+			t.Errorf("chmod %s: %v, want denied", p, err)
+		}
+	}
+	if fi, err := os.Stat(home); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Fatalf("home folder mode %v (%v), want 0750 kept", fi.Mode().Perm(), err)
+	}
+	when := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := s.SetStat(ctx, "/", core.Attrs{Atime: &when, Mtime: &when}); err != nil {
+		t.Errorf("times of the mount point: %v", err)
+	}
+	if err := s.Mkdir(ctx, "/d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStat(ctx, "/d", core.Attrs{Mode: &mode}); err != nil {
+		t.Errorf("chmod of a folder in the mount: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(home, "d")); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Errorf("folder mode %v (%v), want 0777", fi.Mode().Perm(), err)
 	}
 }

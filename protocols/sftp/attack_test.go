@@ -327,6 +327,7 @@ func TestErrorMessages(t *testing.T) {
 		{c.Mkdir("/d"), pkgsftp.ErrSSHFxFailure, "mkdir /d: file exists"},
 		{c.Rename("/d", "/shared/d"), pkgsftp.ErrSSHFxFailure, "operation crosses mount points"},
 		{c.Remove("/shared/readme.txt"), nil, ""},
+		{c.Chmod("/", 0o777), nil, ""}, // a mount point's mode is the operator's
 	}
 	for _, tc := range cases {
 		if tc.err == nil {

@@ -600,6 +600,13 @@ func (c *clientHandler) handleALLO(param string) error {
 
 func (c *clientHandler) handleREST(param string) error {
 	if size, err := strconv.ParseInt(param, 10, 0); err == nil {
+		if size < 0 {
+			// wharf: a negative marker used to be kept and reached the driver's open or seek.
+			c.writeMessage(StatusSyntaxErrorParameters, "REST takes a byte offset of 0 or more")
+
+			return nil
+		}
+
 		if c.currentTransferType == TransferTypeASCII {
 			c.writeMessage(StatusSyntaxErrorParameters, "Resuming transfers not allowed in ASCII mode")
 
@@ -615,7 +622,8 @@ func (c *clientHandler) handleREST(param string) error {
 		c.ctxRest = size
 		c.writeMessage(StatusFileActionPending, "OK")
 	} else {
-		c.writeMessage(StatusActionNotTaken, fmt.Sprintf("Couldn't parse size: %v", err))
+		// wharf: the reply names the argument, not Go's parser ("strconv.ParseInt: parsing …").
+		c.writeMessage(StatusActionNotTaken, "Couldn't parse size: REST takes a byte offset of 0 or more")
 	}
 
 	return nil

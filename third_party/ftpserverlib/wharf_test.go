@@ -650,3 +650,19 @@ func TestWharfOptsMLST(t *testing.T) {
 	require.Equal(t, "MLST OPTS", c.cmd(StatusOK, "OPTS MLST"))
 	require.Regexp(t, `(?m)^  d$`, c.cmd(StatusFileOK, "MLST d"))
 }
+
+// REST refuses a negative offset (it used to be kept and reach the driver's open or seek),
+// and a reply to an offset it cannot parse says what REST takes, not what Go's parser said
+// (12).
+func TestWharfRESTOffset(t *testing.T) {
+	server := NewTestServerWithTestDriver(t, &TestServerDriver{})
+	c := dialWharf(t, server)
+	c.login()
+	c.cmd(StatusOK, "TYPE I")
+	require.Contains(t, c.cmd(StatusSyntaxErrorParameters, "REST -5"), "0 or more")
+	reply := c.cmd(StatusActionNotTaken, "REST 99999999999999999999999")
+	require.True(t, strings.HasPrefix(reply, "Couldn't parse size"), reply)
+	require.NotContains(t, reply, "strconv")
+	c.cmd(StatusFileActionPending, "REST 0")
+	c.cmd(StatusFileActionPending, "REST 10")
+}
