@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -297,8 +298,16 @@ func (f *FS) clean(op, name string) (string, error) {
 	if err != nil {
 		return "", &fs.PathError{Op: op, Path: strings.ReplaceAll(name, "\x00", `\x00`), Err: err}
 	}
+	if !utf8.ValidString(c) {
+		// An object key is UTF-8: AWS refuses others, and a server that stores the bytes
+		// lists them back as U+FFFD, a name that reaches nothing.
+		return "", &fs.PathError{Op: op, Path: strings.ToValidUTF8(c, "\ufffd"), Err: errNotUTF8}
+	}
 	return c, nil
 }
+
+// errNotUTF8 is why a name that is not UTF-8 is refused.
+var errNotUTF8 = fmt.Errorf("%w: object storage names must be UTF-8", fs.ErrInvalid)
 
 // opCtx is the context of one metadata request.
 func (f *FS) opCtx() (context.Context, context.CancelFunc) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -147,9 +146,32 @@ func cmpOr(a, b error) error {
 	return b
 }
 
-// copySource is the x-amz-copy-source of a key of the bucket.
+// copySource is the x-amz-copy-source of a key of the bucket. Servers URL-decode it, some
+// (versitygw among them) as a form, where '+' is a space: every byte but the unreserved ones
+// and '/' is escaped, as the AWS SDKs that build it themselves do (boto3's quote(key,
+// safe='/~')). url.PathEscape leaves '+', '$', '&', ',', ':', '=' and '@' as they are.
 func (f *FS) copySource(key string) *string {
-	return aws.String(f.opt.Bucket + "/" + url.PathEscape(key))
+	return aws.String(f.opt.Bucket + "/" + escapeKey(key))
+}
+
+// escapeKey percent-encodes every byte of key except A–Z, a–z, 0–9, '-', '.', '_', '~' and '/'.
+func escapeKey(key string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(key))
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9',
+			c == '-', c == '.', c == '_', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // copyObject copies src to dst on the server; meta, when not nil, replaces the metadata.
