@@ -70,3 +70,7 @@ func AgeUsageReads(s *Site, d time.Duration) {
 		}
 	}
 }
+
+// Cancelled reports whether an upload was cancelled (its name removed, renamed or replaced
+// while it was open).
+func Cancelled(h *WriteHandle) bool { return h.superseded() }

@@ -314,3 +314,30 @@ func TestCancelledUploadLeavesNoTemporaryFile(t *testing.T) {
 	}
 	assertNoTemp(t, home)
 }
+
+// A removed upload's data loses its name but still takes space until its handle closes, so
+// it stays charged until then: removing the names of open uploads is no way past the quota.
+func TestCancelledUploadStaysChargedUntilClosed(t *testing.T) {
+	site, _ := diskSite(t, nil, user("u", onDisk, func(u *config.User) {
+		u.Quota = config.Quota{Bytes: 64 << 10}
+	}))
+	s := login(t, site, "u")
+	ctx := context.Background()
+	h, err := s.OpenWrite(ctx, "/big", core.WriteMode{Truncate: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(make([]byte, 48<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "/big"); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(ctx, s, "/next", string(make([]byte, 32<<10))); !errors.Is(err, core.ErrQuota) {
+		t.Fatalf("an upload past the quota while the removed one is open: %v, want a quota error", err)
+	}
+	_ = h.Close()
+	if err := upload(ctx, s, "/next", string(make([]byte, 32<<10))); err != nil {
+		t.Fatalf("the same upload once the removed one is closed: %v", err)
+	}
+}

@@ -153,6 +153,13 @@ func (st *propState) check() string {
 		return ""
 	}
 	temp := st.hostFn()
+	// A cancelled upload's temporary file has no name any more (as a file unlinked while it
+	// is written on POSIX), but holds its data, and its charge, until it is closed.
+	for _, h := range st.open {
+		if fi, err := h.Stat(); err == nil && core.Cancelled(h) {
+			temp += fi.Size()
+		}
+	}
 	if b < sb || b > sb+temp {
 		return fmt.Sprintf("charged %d bytes, the disk holds %d bytes and %d in uploads in flight", b, sb, temp)
 	}
