@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/wharf-project/wharf/core/coretest"
 	"github.com/wharf-project/wharf/internal/s3test"
@@ -47,40 +42,28 @@ func TestRcloneIntegrationSuite(t *testing.T) {
 		t.Fatalf("rclone obscure: %v", err)
 	}
 	obscured := strings.TrimSpace(string(out))
-	keyFile, authorized := rcloneKey(t, work)
+	keyFile, authorized := clientKey(t, filepath.Join(work, "id_ed25519"))
 
 	store := s3test.Start(t)
 	store.Bucket(t, "fstests")
 	cfgPath := filepath.Join(work, "wharf.yaml")
-	cfg := fmt.Sprintf(`state_dir: ./state
-sites:
-  - name: disk
+	site := func(name, vfs string) string {
+		return fmt.Sprintf(`  - name: %s
     listeners:
       - { protocol: sftp, address: "127.0.0.1:0" }
       - { protocol: ftp, address: "127.0.0.1:0" }
     ftp: { tls: optional }
     vfs:
-      - { name: home, type: disk, root: "./data/{user}" }
+      - %s
     users:
-      - { id: alice, password: "plain:pw", public_keys: [%[1]q], home: { vfs: home, permissions: [all] } }
-  - name: s3
-    listeners:
-      - { protocol: sftp, address: "127.0.0.1:0" }
-      - { protocol: ftp, address: "127.0.0.1:0" }
-    ftp: { tls: optional }
-    vfs:
-      - name: home
-        type: s3
-        bucket: fstests
-        prefix: "{user}"
-        endpoint: %[2]s
-        region: %[3]s
-        path_style: true
-        access_key: %[4]s
-        secret_key: {env: WHARF_TEST_S3_SECRET}
-    users:
-      - { id: alice, password: "plain:pw", public_keys: [%[1]q], home: { vfs: home, permissions: [all] } }
-`, authorized, store.Endpoint, s3test.Region, store.AccessKey)
+      - { id: alice, password: "plain:pw", public_keys: [%q], home: { vfs: home, permissions: [all] } }
+`, name, vfs, authorized)
+	}
+	cfg := "state_dir: ./state\nsites:\n" +
+		site("disk", `{ name: home, type: disk, root: "./data/{user}" }`) +
+		site("s3", fmt.Sprintf(`{ name: home, type: s3, bucket: fstests, prefix: "{user}", endpoint: %q, region: %s, `+
+			`path_style: true, access_key: %s, secret_key: {env: WHARF_TEST_S3_SECRET} }`,
+			store.Endpoint, s3test.Region, store.AccessKey))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -147,29 +130,6 @@ sites:
 
 // siteListenLine is a listener as `wharf serve` prints it: protocol, address, site.
 var siteListenLine = regexp.MustCompile(`(?m)^\s+(SFTP|FTP)\s+(\S+) \(site (\S+)\)`)
-
-// rcloneKey writes an ed25519 key for rclone's sftp backend and returns its file and the
-// authorized_keys line of its public half.
-func rcloneKey(t *testing.T, dir string) (file, authorized string) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file = filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return file, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
-}
 
 func joinLines(lines [][]byte) string {
 	s := make([]string, len(lines))
