@@ -15,12 +15,13 @@ import (
 	"github.com/wharf-project/wharf/internal/s3test"
 )
 
-// TestRcloneIntegrationSuite runs rclone's own backend integration suite (fstests: about 80
-// tests of listing, uploads that fail half way, renames, times, hashes and names with every
-// punctuation mark, control character and script) against a wharf server: rclone's sftp
-// backend over SFTP, its ftp backend over FTP and explicit FTPS, on a disk vfs and on an s3
-// vfs. .ci/rclone-fstests builds the suites from the rclone release Debian ships;
-// WHARF_RCLONE_FSTESTS names the folder it built them in.
+// TestRcloneIntegrationSuite runs rclone's own integration suites against a wharf server:
+// its sftp and ftp backends' (fstests: about 80 tests each of listing, uploads that fail
+// half way, renames, times, hashes, and names with every punctuation mark, control
+// character and script), and its operations' and sync's (about 100 each: copy, move, check,
+// purge, sync of trees with deletes and renames), over SFTP, FTP and explicit FTPS, on a
+// disk vfs and on an s3 vfs. .ci/rclone-fstests builds the suites from the rclone release
+// Debian ships; WHARF_RCLONE_FSTESTS names the folder it built them in.
 func TestRcloneIntegrationSuite(t *testing.T) {
 	dir := os.Getenv("WHARF_RCLONE_FSTESTS")
 	if dir == "" {
@@ -30,7 +31,7 @@ func TestRcloneIntegrationSuite(t *testing.T) {
 		t.Skip("WHARF_RCLONE_FSTESTS not set: .ci/rclone-fstests DIR builds rclone's integration suites")
 	}
 	rclone := coretest.NeedBinary(t, "rclone")
-	for _, bin := range []string{"sftp.test", "ftp.test"} {
+	for _, bin := range []string{"sftp.test", "ftp.test", "operations.test", "sync.test"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			t.Fatalf("WHARF_RCLONE_FSTESTS=%s: %v", dir, err)
 		}
@@ -98,30 +99,43 @@ func TestRcloneIntegrationSuite(t *testing.T) {
 	// not UTF-8, and free space (statvfs) for a user without a quota, which rclone's sftp
 	// backend then asks of df over a shell.
 	const s3Skips = "TestIntegration/FsMkdir/FsEncoding/invalid_UTF-8|TestIntegration/FsMkdir/FsPutFiles/ObjectAbout"
-	for _, tc := range []struct{ remote, suite, skip string }{
-		{"disk-sftp", "sftp", ""},
-		{"disk-ftp", "ftp", ""},
-		{"disk-ftps", "ftp", ""},
-		{"s3-sftp", "sftp", s3Skips},
-		{"s3-ftp", "ftp", s3Skips},
-	} {
-		t.Run(tc.remote, func(t *testing.T) {
+	// The backends' suites, then rclone's operations (copy, move, check, purge, hashes…)
+	// and sync (sync, copy and move of trees, with deletes and renames) on each protocol.
+	type suite struct{ remote, bin, pkg, skip string }
+	var suites []suite
+	for _, site := range []string{"disk", "s3"} {
+		skip := ""
+		if site == "s3" {
+			skip = s3Skips
+		}
+		suites = append(suites,
+			suite{site + "-sftp", "sftp.test", "backend/sftp", skip},
+			suite{site + "-ftp", "ftp.test", "backend/ftp", skip},
+			suite{site + "-ftps", "ftp.test", "backend/ftp", skip})
+		for _, proto := range []string{"sftp", "ftp"} {
+			suites = append(suites,
+				suite{site + "-" + proto, "operations.test", "fs/operations", ""},
+				suite{site + "-" + proto, "sync.test", "fs/sync", ""})
+		}
+	}
+	for _, tc := range suites {
+		t.Run(tc.remote+"/"+tc.pkg, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			args := []string{"-remote", tc.remote + ":", "-test.v", "-test.timeout", "4m"}
 			if tc.skip != "" {
 				args = append(args, "-test.skip", tc.skip)
 			}
-			cmd := exec.CommandContext(ctx, filepath.Join(dir, tc.suite+".test"), args...)
+			cmd := exec.CommandContext(ctx, filepath.Join(dir, tc.bin), args...)
 			// The suites read their own test files relative to their package's folder.
-			cmd.Dir = filepath.Join(dir, "src", "backend", tc.suite)
+			cmd.Dir = filepath.Join(dir, "src", filepath.FromSlash(tc.pkg))
 			cmd.Env = env
 			out, err := cmd.CombinedOutput()
 			passed := len(regexp.MustCompile(`(?m)^\s*--- PASS`).FindAll(out, -1))
 			if err != nil || passed < 50 {
 				failed := regexp.MustCompile(`(?m)^\s*--- FAIL.*$`).FindAll(out, -1)
 				t.Fatalf("rclone's %s suite against %s: %v, %d passed; failed:\n%s\n\nlast output:\n%s",
-					tc.suite, tc.remote, err, passed, joinLines(failed), tail(string(out), 60))
+					tc.pkg, tc.remote, err, passed, joinLines(failed), tail(string(out), 60))
 			}
 			t.Logf("%d of rclone's tests passed", passed)
 		})
