@@ -421,12 +421,17 @@ func (c *clientHandler) handleSTRU(param string) error {
 
 // handleHELP lists the commands this server implements (RFC 959 HELP, as vsftpd answers it).
 // (wharf)
-func (c *clientHandler) handleHELP(_ string) error {
-	notImplemented := reflect.ValueOf((*clientHandler).handleNotImplemented).Pointer()
+func (c *clientHandler) handleHELP(param string) error {
+	if fields := strings.Fields(param); len(fields) > 0 {
+		c.helpCommand(strings.ToUpper(fields[0]))
+
+		return nil
+	}
+
 	names := make([]string, 0, len(commandsMap))
 
 	for name, cmd := range commandsMap {
-		if reflect.ValueOf(cmd.Fn).Pointer() != notImplemented {
+		if implemented(cmd) {
 			names = append(names, name)
 		}
 	}
@@ -444,6 +449,27 @@ func (c *clientHandler) handleHELP(_ string) error {
 	c.writeMessageLines(StatusHelpMessage, lines...)
 
 	return nil
+}
+
+// helpCommand answers HELP <command> (RFC 959 4.1.3, wharf): whether the command is
+// implemented and, for one whose argument names a file or folder, what it names, as ProFTPD
+// does ("214 Syntax: STOR <file name>").
+func (c *clientHandler) helpCommand(name string) {
+	cmd, ok := commandsMap[name]
+	switch {
+	case !ok || !implemented(cmd):
+		c.writeMessage(StatusCommandNotImplemented, "Unknown command "+name)
+	case cmd.Param != "":
+		arg := strings.TrimPrefix(strings.TrimPrefix(cmd.Param, "a "), "the ") // "a file name": <file name>
+		c.writeMessage(StatusHelpMessage, "Syntax: "+name+" <"+arg+">")
+	default:
+		c.writeMessage(StatusHelpMessage, name+" is implemented")
+	}
+}
+
+// implemented reports whether a command of the table does something.
+func implemented(cmd *CommandDescription) bool {
+	return reflect.ValueOf(cmd.Fn).Pointer() != reflect.ValueOf((*clientHandler).handleNotImplemented).Pointer()
 }
 
 func (c *clientHandler) handleNotImplemented(_ string) error {

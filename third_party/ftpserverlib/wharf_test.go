@@ -606,6 +606,12 @@ func TestWharfMinimumCommands(t *testing.T) {
 		require.NotContains(t, strings.Fields(help), not)
 	}
 
+	// HELP <command>: what it takes, or that it is unknown (the name is case-insensitive).
+	require.Equal(t, "Syntax: STOR <file name>", c.cmd(StatusHelpMessage, "HELP stor"))
+	require.Equal(t, "NOOP is implemented", c.cmd(StatusHelpMessage, "HELP NOOP"))
+	require.Equal(t, "Unknown command SMNT", c.cmd(StatusCommandNotImplemented, "HELP SMNT"))
+	require.Equal(t, "Unknown command FOO", c.cmd(StatusCommandNotImplemented, "HELP foo"))
+
 	c.login()
 	require.Contains(t, c.cmd(StatusSystemStatus, "STAT"), "Connected to "+server.Addr()+" from ")
 	c.cmd(StatusOK, "STRU F")
