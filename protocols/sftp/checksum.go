@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	pkgsftp "github.com/pkg/sftp"
 	"github.com/wharf-project/wharf/third_party/ssh"
 
 	"github.com/wharf-project/wharf/core"
@@ -362,4 +365,51 @@ func cEscape(c byte) string {
 		return `\v`
 	}
 	return fmt.Sprintf(`\%03o`, c)
+}
+
+// checkFileAlgorithms are the hashes the check-file extension computes (core.Session.Hash).
+var checkFileAlgorithms = []string{"md5", "sha1", "sha256", "sha512"}
+
+var _ pkgsftp.CheckFileFileCmder = (*handlers)(nil)
+
+// CheckFileAlgorithms is what the server announces with the check-file extension.
+func (h *handlers) CheckFileAlgorithms() []string { return checkFileAlgorithms }
+
+// CheckFile answers the check-file extension (check-file-name from WinSCP, check-file with a
+// handle from paramiko's SFTPFile.check): the hash of a file, or of a range of it, in the
+// first of the client's algorithms wharf knows. The core hashes it as for FTP's HASH (the
+// user's download permission, audited; an object store's MD5 ETag when it is one). Hashes
+// of successive blocks are not computed: a block size smaller than the range is refused.
+func (h *handlers) CheckFile(r *pkgsftp.Request, algorithms []string, offset, length uint64, blockSize uint32) (_ string, _ []byte, err error) {
+	defer h.guard(&err)
+	algo := ""
+	for _, a := range algorithms {
+		if a = strings.ToLower(a); slices.Contains(checkFileAlgorithms, a) {
+			algo = a
+			break
+		}
+	}
+	switch {
+	case algo == "":
+		return "", nil, &statusError{code: pkgsftp.ErrSSHFxOpUnsupported,
+			err: fmt.Errorf("check-file: none of %q is supported (%s are)", strings.Join(algorithms, ","), strings.Join(checkFileAlgorithms, ","))}
+	case offset > math.MaxInt64/2 || length > math.MaxInt64/2:
+		return "", nil, &statusError{code: pkgsftp.ErrSSHFxFailure, err: errors.New("check-file: offset or length out of range")}
+	case blockSize != 0 && (length == 0 || uint64(blockSize) < length):
+		return "", nil, &statusError{code: pkgsftp.ErrSSHFxOpUnsupported,
+			err: errors.New("check-file: hashes of blocks are not supported; ask for one hash (block size 0)")}
+	}
+	start, end := int64(offset), int64(0)
+	if length > 0 {
+		end = start + int64(length)
+	}
+	sum, err := h.sess.Hash(h.ctx, r.Filepath, algo, start, end)
+	if err != nil {
+		return "", nil, toStatus(err)
+	}
+	raw, err := hex.DecodeString(sum)
+	if err != nil {
+		return "", nil, toStatus(fmt.Errorf("check-file: %w", err))
+	}
+	return algo, raw, nil
 }

@@ -434,3 +434,40 @@ t.close()
 		t.Error("OnAuthSuccess did not fire")
 	}
 }
+
+// TestParamikoCheckFile: paramiko's SFTPFile.check (the check-file extension, on a handle)
+// gets the core's hashes of the file and of a range of it; an algorithm wharf does not know,
+// or hashes of blocks, are refused with a message.
+func TestParamikoCheckFile(t *testing.T) {
+	py := coretest.NeedBinary(t, "/usr/bin/python3")
+	e := newE2E(t)
+	if out, err := e.try(py, "-c", "import paramiko"); err != nil {
+		if os.Getenv("WHARF_E2E") == "1" {
+			t.Fatalf("paramiko is not importable: %v\n%s", err, out)
+		}
+		t.Skip("python3-paramiko not installed")
+	}
+	script := `
+import sys, hashlib, paramiko
+host, port, user, password, local = sys.argv[1:]
+data = open(local, "rb").read()
+t = paramiko.Transport((host, int(port)))
+t.connect(username=user, password=password)
+s = paramiko.SFTPClient.from_transport(t)
+s.put(local, "/ck.bin")
+f = s.open("/ck.bin")
+for alg in ["md5", "sha1", "sha256", "sha512"]:
+    assert f.check(alg).hex() == hashlib.new(alg, data).hexdigest(), alg
+assert f.check("sha256", 1000, 5000).hex() == hashlib.sha256(data[1000:6000]).hexdigest()
+for args, want in [(("crc32",), "none of"), (("md5", 0, 0, 1024), "blocks")]:
+    try:
+        f.check(*args)
+        raise SystemExit("check%r succeeded" % (args,))
+    except IOError as e:
+        assert want in str(e), e
+print("ok")
+`
+	putFile(t, e.local("ck.py"), []byte(script))
+	putFile(t, e.local("ck.bin"), randomBytes(t, 300_001))
+	e.run(t, py, e.local("ck.py"), "127.0.0.1", e.port, "alice", testPassword, e.local("ck.bin"))
+}

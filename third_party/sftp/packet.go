@@ -1421,6 +1421,8 @@ func (p *sshFxpExtendedPacket) UnmarshalBinary(b []byte) error {
 		p.SpecificPacket = &sshFxpExtendedPacketPosixRename{}
 	case "hardlink@openssh.com":
 		p.SpecificPacket = &sshFxpExtendedPacketHardlink{}
+	case extCheckFile, extCheckFileName, extCheckFileHandle: // wharf: checkfile.go
+		p.SpecificPacket = &sshFxpExtendedPacketCheckFile{}
 	default:
 		return fmt.Errorf("packet type %v: %w", p.SpecificPacket, errUnknownExtendedPacket)
 	}

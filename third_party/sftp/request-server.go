@@ -274,7 +274,7 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 	var rpkt responsePacket
 	switch pkt := pkt.requestPacket.(type) {
 	case *sshFxInitPacket:
-		rpkt = &sshFxVersionPacket{Version: sftpProtocolVersion, Extensions: sftpExtensions}
+		rpkt = &sshFxVersionPacket{Version: sftpProtocolVersion, Extensions: rs.versionExtensions()}
 	case *sshFxpClosePacket:
 		handle := pkt.getHandle()
 		rpkt = statusFromError(pkt.ID, rs.closeRequest(handle))
@@ -352,6 +352,8 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 			Target:   cleanPathWithBase(rs.startDirectory, pkt.Newpath),
 		}
 		rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
+	case *sshFxpExtendedPacketCheckFile: // wharf: checkfile.go
+		rpkt = rs.checkFile(pkt)
 	case *sshFxpExtendedPacketStatVFS:
 		request := &Request{
 			Method:   "StatVFS",
