@@ -4,8 +4,10 @@ import "strings"
 
 // The check-file extension (draft-ietf-secsh-filexfer-extensions-00, section 3; wharf): the
 // hash of a file's bytes computed by the server, so a client can verify a transfer without
-// reading the file back. WinSCP sends check-file-name, paramiko's SFTPFile.check sends
-// check-file with a handle, and the draft's check-file-handle is the same request.
+// reading the file back. paramiko's SFTPFile.check sends check-file with a handle, the draft
+// names that request check-file-handle, and check-file-name takes a path (WinSCP sends it,
+// to servers that list check-file in SFTP 5's "supported" structure, which this version-3
+// server does not send).
 const (
 	extCheckFile       = "check-file"
 	extCheckFileName   = "check-file-name"
