@@ -314,10 +314,11 @@ func (a *AtomicFile) Unlink() error {
 	if a.finished || a.unlinked || a.up != nil {
 		return nil
 	}
-	a.unlinked = true
 	if err := a.dir.Remove(a.dirTmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The name stays: Discard tries again.
 		return fmt.Errorf("vfs: unlinking the upload of %s: %w", a.name, a.fullNames(err))
 	}
+	a.unlinked = true
 	return nil
 }
 

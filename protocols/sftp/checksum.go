@@ -376,10 +376,11 @@ var _ pkgsftp.CheckFileFileCmder = (*handlers)(nil)
 func (h *handlers) CheckFileAlgorithms() []string { return checkFileAlgorithms }
 
 // CheckFile answers the check-file extension (check-file-name with a path, check-file-handle,
-// and check-file with a handle from paramiko's SFTPFile.check): the hash of a file, or of a range of it, in the
-// first of the client's algorithms wharf knows. The core hashes it as for FTP's HASH (the
-// user's download permission, audited; an object store's MD5 ETag when it is one). Hashes
-// of successive blocks are not computed: a block size smaller than the range is refused.
+// and check-file with a handle from paramiko's SFTPFile.check): the hash of a file, or of a
+// range of it, in the first of the client's algorithms wharf knows. The core hashes it as
+// for FTP's HASH (the user's download permission, audited; an object store's MD5 ETag when
+// it is one). Hashes of successive blocks are not computed: a block size smaller than the
+// range is refused.
 func (h *handlers) CheckFile(r *pkgsftp.Request, algorithms []string, offset, length uint64, blockSize uint32) (_ string, _ []byte, err error) {
 	defer h.guard(&err)
 	algo := ""
