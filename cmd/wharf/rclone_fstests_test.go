@@ -19,7 +19,7 @@ import (
 // its sftp and ftp backends' (fstests: about 80 tests each of listing, uploads that fail
 // half way, renames, times, hashes, and names with every punctuation mark, control
 // character and script), and its operations' and sync's (about 100 each: copy, move, check,
-// purge, sync of trees with deletes and renames), over SFTP, FTP and explicit FTPS, on a
+// purge, sync of trees with deletes and renames), over SFTP, FTP, explicit and implicit FTPS, on a
 // disk vfs and on an s3 vfs. .ci/rclone-fstests builds the suites from the rclone release
 // Debian ships; WHARF_RCLONE_FSTESTS names the folder it built them in.
 func TestRcloneIntegrationSuite(t *testing.T) {
@@ -53,6 +53,7 @@ func TestRcloneIntegrationSuite(t *testing.T) {
     listeners:
       - { protocol: sftp, address: "127.0.0.1:0" }
       - { protocol: ftp, address: "127.0.0.1:0" }
+      - { protocol: ftps, address: "127.0.0.1:0" }
     ftp: { tls: optional }
     vfs:
       - %s
@@ -89,7 +90,9 @@ func TestRcloneIntegrationSuite(t *testing.T) {
 		fmt.Fprintf(&conf, "[%s-sftp]\ntype = sftp\nhost = %s\nport = %s\nuser = alice\nkey_file = %s\n\n", site, h, p, keyFile)
 		h, p = addr(site, "FTP")
 		fmt.Fprintf(&conf, "[%s-ftp]\ntype = ftp\nhost = %s\nport = %s\nuser = alice\npass = %s\n\n", site, h, p, obscured)
-		fmt.Fprintf(&conf, "[%s-ftps]\ntype = ftp\nhost = %s\nport = %s\nuser = alice\npass = %s\nexplicit_tls = true\nno_check_certificate = true\n\n", site, h, p, obscured)
+		fmt.Fprintf(&conf, "[%s-ftpes]\ntype = ftp\nhost = %s\nport = %s\nuser = alice\npass = %s\nexplicit_tls = true\nno_check_certificate = true\n\n", site, h, p, obscured)
+		h, p = addr(site, "FTPS")
+		fmt.Fprintf(&conf, "[%s-ftps]\ntype = ftp\nhost = %s\nport = %s\nuser = alice\npass = %s\ntls = true\nno_check_certificate = true\n\n", site, h, p, obscured)
 	}
 	if err := os.WriteFile(filepath.Join(work, "rclone.conf"), []byte(conf.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -111,6 +114,7 @@ func TestRcloneIntegrationSuite(t *testing.T) {
 		suites = append(suites,
 			suite{site + "-sftp", "sftp.test", "backend/sftp", skip},
 			suite{site + "-ftp", "ftp.test", "backend/ftp", skip},
+			suite{site + "-ftpes", "ftp.test", "backend/ftp", skip},
 			suite{site + "-ftps", "ftp.test", "backend/ftp", skip})
 		for _, proto := range []string{"sftp", "ftp"} {
 			suites = append(suites,
@@ -143,7 +147,7 @@ func TestRcloneIntegrationSuite(t *testing.T) {
 }
 
 // siteListenLine is a listener as `wharf serve` prints it: protocol, address, site.
-var siteListenLine = regexp.MustCompile(`(?m)^\s+(SFTP|FTP)\s+(\S+) \(site (\S+)\)`)
+var siteListenLine = regexp.MustCompile(`(?m)^\s+(SFTP|FTPS|FTP)\s+(\S+) \(site (\S+)\)`)
 
 func joinLines(lines [][]byte) string {
 	s := make([]string, len(lines))
