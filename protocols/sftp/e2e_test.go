@@ -3,6 +3,7 @@ package sftp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -470,4 +471,29 @@ print("ok")
 	putFile(t, e.local("ck.py"), []byte(script))
 	putFile(t, e.local("ck.bin"), randomBytes(t, 300_001))
 	e.run(t, py, e.local("ck.py"), "127.0.0.1", e.port, "alice", testPassword, e.local("ck.bin"))
+}
+
+// TestOpenSSHCopy: OpenSSH's sftp copies a file on the server with cp (the copy-data
+// extension: the server reads one handle and writes the other, through the core like any
+// read and write), on a disk home and on one in object storage; cp of a missing file fails.
+func TestOpenSSHCopy(t *testing.T) {
+	sftpBin := coretest.NeedBinary(t, "sftp")
+	for _, store := range []string{"disk", "s3"} {
+		t.Run(store, func(t *testing.T) {
+			var e *e2e
+			if store == "s3" {
+				e = newE2EOn(t, s3test.Start(t))
+			} else {
+				e = newE2E(t)
+			}
+			putFile(t, e.local("a.bin"), randomBytes(t, 3_000_001))
+			e.sftpBatch(t, sftpBin, "put a.bin /a.bin", "mkdir /d", "cp /a.bin /d/copy.bin", "cp /d/copy.bin /d/again.bin",
+				"-cp /missing.bin /d/x.bin")
+			sameFile(t, e.local("a.bin"), e.remote("/d/copy.bin"))
+			sameFile(t, e.local("a.bin"), e.remote("/d/again.bin"))
+			if _, err := os.Stat(e.remote("/d/x.bin")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cp of a missing file left %v", err)
+			}
+		})
+	}
 }

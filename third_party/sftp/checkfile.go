@@ -125,13 +125,12 @@ func (rs *RequestServer) checkFile(pkt *sshFxpExtendedPacketCheckFile) responseP
 	return &checkFileReply{ID: pkt.ID, Algorithm: algo, Hashes: hashes}
 }
 
-// versionExtensions are the extensions the RequestServer announces: check-file too when its
-// handlers answer it.
+// versionExtensions are the extensions the RequestServer announces: copy-data (copydata.go),
+// and check-file when its handlers answer it.
 func (rs *RequestServer) versionExtensions() []sshExtensionPair {
-	cf, ok := rs.Handlers.FileCmd.(CheckFileFileCmder)
-	if !ok {
-		return sftpExtensions
+	out := append(append([]sshExtensionPair(nil), sftpExtensions...), sshExtensionPair{extCopyData, "1"})
+	if cf, ok := rs.Handlers.FileCmd.(CheckFileFileCmder); ok {
+		out = append(out, sshExtensionPair{extCheckFile, strings.Join(cf.CheckFileAlgorithms(), ",")})
 	}
-	out := append([]sshExtensionPair(nil), sftpExtensions...)
-	return append(out, sshExtensionPair{extCheckFile, strings.Join(cf.CheckFileAlgorithms(), ",")})
+	return out
 }

@@ -1423,6 +1423,8 @@ func (p *sshFxpExtendedPacket) UnmarshalBinary(b []byte) error {
 		p.SpecificPacket = &sshFxpExtendedPacketHardlink{}
 	case extCheckFile, extCheckFileName, extCheckFileHandle: // wharf: checkfile.go
 		p.SpecificPacket = &sshFxpExtendedPacketCheckFile{}
+	case extCopyData: // wharf: copydata.go
+		p.SpecificPacket = &sshFxpExtendedPacketCopyData{}
 	default:
 		return fmt.Errorf("packet type %v: %w", p.SpecificPacket, errUnknownExtendedPacket)
 	}

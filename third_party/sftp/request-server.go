@@ -354,6 +354,8 @@ func (rs *RequestServer) handlePacket(ctx context.Context, pkt orderedRequest) {
 		rpkt = request.call(rs.Handlers, pkt, rs.pktMgr.alloc, orderID, rs.maxTxPacket)
 	case *sshFxpExtendedPacketCheckFile: // wharf: checkfile.go
 		rpkt = rs.checkFile(pkt)
+	case *sshFxpExtendedPacketCopyData: // wharf: copydata.go
+		rpkt = rs.copyData(ctx, pkt)
 	case *sshFxpExtendedPacketStatVFS:
 		request := &Request{
 			Method:   "StatVFS",
