@@ -69,6 +69,11 @@ func (rs *RequestServer) copyData(ctx context.Context, pkt *sshFxpExtendedPacket
 	if !ok {
 		return statusFromError(pkt.ID, EBADF)
 	}
+	if pkt.ReadHandle == pkt.WriteHandle || src.Filepath == dst.Filepath {
+		// As OpenSSH's server: a copy onto the file it reads could read what it writes, and
+		// grow the file until the disk or the quota is full.
+		return statusFromError(pkt.ID, errors.New("copy-data: the source and the target are the same file"))
+	}
 	var rd io.ReaderAt = src.getReaderAt()
 	if rd == nil {
 		if rw := src.getWriterAtReaderAt(); rw != nil {

@@ -92,9 +92,23 @@ func TestRequestCopyData(t *testing.T) {
 	defer src.Close()
 	assert.Error(t, status(&copyDataRequest{Read: "nohandle", Write: src.handle}))
 	assert.Error(t, status(&copyDataRequest{Read: src.handle, Write: "nohandle"}))
-	assert.Error(t, status(&copyDataRequest{Read: src.handle, Write: src.handle}), "the target is open for reading only")
+	ronly, err := p.cli.Open("/all")
+	require.NoError(t, err)
+	defer ronly.Close()
+	assert.Error(t, status(&copyDataRequest{Read: src.handle, Write: ronly.handle}), "the target is open for reading only")
 	wonly, err := p.cli.OpenFile("/wonly", os.O_WRONLY|os.O_CREATE)
 	require.NoError(t, err)
 	defer wonly.Close()
-	assert.Error(t, status(&copyDataRequest{Read: wonly.handle, Write: wonly.handle}), "the source is open for writing only")
+	assert.Error(t, status(&copyDataRequest{Read: wonly.handle, Write: ronly.handle}), "the source is open for writing only")
+
+	// A copy onto the file it reads is refused, by one handle or by two: it could read
+	// what it writes and grow the file forever.
+	rw, err := p.cli.OpenFile("/src", os.O_RDWR)
+	require.NoError(t, err)
+	defer rw.Close()
+	assert.Error(t, status(&copyDataRequest{Read: rw.handle, Write: rw.handle, WriteOffset: uint64(len(data))}))
+	assert.Error(t, status(&copyDataRequest{Read: src.handle, Write: rw.handle, WriteOffset: uint64(len(data))}))
+	fi, err := p.cli.Stat("/src")
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(data)), fi.Size())
 }
