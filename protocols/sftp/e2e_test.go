@@ -392,15 +392,23 @@ func TestRclone(t *testing.T) {
 	sameTree(t, tree, back)
 }
 
-func TestParamikoKeyboardInteractive(t *testing.T) {
+// needParamiko returns Debian's python3, which imports paramiko; the test skips without it,
+// and fails under WHARF_E2E=1.
+func (e *e2e) needParamiko(t *testing.T) string {
+	t.Helper()
 	py := coretest.NeedBinary(t, "/usr/bin/python3")
-	e := newE2E(t)
 	if out, err := e.try(py, "-c", "import paramiko"); err != nil {
 		if os.Getenv("WHARF_E2E") == "1" {
 			t.Fatalf("paramiko is not importable: %v\n%s", err, out)
 		}
 		t.Skip("python3-paramiko not installed")
 	}
+	return py
+}
+
+func TestParamikoKeyboardInteractive(t *testing.T) {
+	e := newE2E(t)
+	py := e.needParamiko(t)
 	e.d.On(core.OnAuthInteractiveSetQuestions, func(ev *core.Event) {
 		ev.Session.AddQuestion(2, "Favourite colour? ", "blue", true)
 		ev.Session.AddQuestionPassword(1, "Password: ")
@@ -440,14 +448,8 @@ t.close()
 // gets the core's hashes of the file and of a range of it; an algorithm wharf does not know,
 // or hashes of blocks, are refused with a message.
 func TestParamikoCheckFile(t *testing.T) {
-	py := coretest.NeedBinary(t, "/usr/bin/python3")
 	e := newE2E(t)
-	if out, err := e.try(py, "-c", "import paramiko"); err != nil {
-		if os.Getenv("WHARF_E2E") == "1" {
-			t.Fatalf("paramiko is not importable: %v\n%s", err, out)
-		}
-		t.Skip("python3-paramiko not installed")
-	}
+	py := e.needParamiko(t)
 	script := `
 import sys, hashlib, paramiko
 host, port, user, password, local = sys.argv[1:]

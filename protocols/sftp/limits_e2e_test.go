@@ -16,14 +16,8 @@ import (
 // a session channel gets 4 KiB until it asks for SFTP or SCP, then the default 2 MiB; an
 // 11th channel is refused with resource shortage, and closing one frees its place.
 func TestParamikoSessionWindow(t *testing.T) {
-	py := coretest.NeedBinary(t, "/usr/bin/python3")
 	e := newE2E(t)
-	if out, err := e.try(py, "-c", "import paramiko"); err != nil {
-		if os.Getenv("WHARF_E2E") == "1" {
-			t.Fatalf("paramiko is not importable: %v\n%s", err, out)
-		}
-		t.Skip("python3-paramiko not installed")
-	}
+	py := e.needParamiko(t)
 	script := fmt.Sprintf(`
 import sys, time, paramiko
 host, port, user, password = sys.argv[1:]
