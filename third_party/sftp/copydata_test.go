@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -111,4 +112,65 @@ func TestRequestCopyData(t *testing.T) {
 	fi, err := p.cli.Stat("/src")
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(data)), fi.Size())
+}
+
+// slowWrites makes every write of a file opened for writing take a while, so that writes
+// sent together are still running when the next request arrives.
+type slowWrites struct{ FileWriter }
+
+func (w slowWrites) Filewrite(r *Request) (io.WriterAt, error) {
+	wa, err := w.FileWriter.Filewrite(r)
+	if err != nil {
+		return nil, err
+	}
+	return slowWriterAt{wa}, nil
+}
+
+type slowWriterAt struct{ io.WriterAt }
+
+func (w slowWriterAt) WriteAt(b []byte, off int64) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	return w.WriterAt.WriteAt(b, off)
+}
+
+// A copy sent right after writes to its source, without waiting for their answers, copies
+// what they wrote: it waits for the requests before it, as a close does.
+func TestRequestCopyDataAfterPipelinedWrites(t *testing.T) {
+	mem := InMemHandler()
+	mem.FilePut = slowWrites{mem.FilePut}
+	p := clientRequestServerPairWithHandlers(t, mem)
+	defer p.Close()
+	w, err := p.cli.OpenFile("/src", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	require.NoError(t, err)
+	defer w.Close()
+	src, err := p.cli.Open("/src")
+	require.NoError(t, err)
+	defer src.Close()
+	dst, err := p.cli.OpenFile("/dst", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	require.NoError(t, err)
+
+	const writes, size = 32, 8 << 10
+	want := make([]byte, 0, writes*size)
+	results := make(chan result, writes+1)
+	for i := range writes {
+		chunk := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+		want = append(want, chunk...)
+		p.cli.dispatchRequest(results, &sshFxpWritePacket{ID: p.cli.nextID(), Length: size,
+			Offset: uint64(i * size), Handle: w.handle, Data: chunk})
+	}
+	p.cli.dispatchRequest(results, &copyDataRequest{ID: p.cli.nextID(), Read: src.handle, Write: dst.handle})
+	for range writes + 1 {
+		r := <-results
+		require.NoError(t, r.err)
+		require.Equal(t, fxp(sshFxpStatus), r.typ)
+		id, _ := unmarshalUint32(r.data)
+		require.NoError(t, normaliseError(unmarshalStatus(id, r.data)))
+	}
+	require.NoError(t, dst.Close())
+	got, err := p.cli.Open("/dst")
+	require.NoError(t, err)
+	defer got.Close()
+	b, err := io.ReadAll(got)
+	require.NoError(t, err)
+	assert.Equal(t, want, b)
 }

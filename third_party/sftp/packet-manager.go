@@ -145,7 +145,7 @@ type inputPender interface {
 // waiting, and go to the workers as before.
 func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest),
 	spawn func(func())) {
-	switch pkt.requestPacket.(type) {
+	switch p := pkt.requestPacket.(type) {
 	case *sshFxpReadPacket, *sshFxpWritePacket:
 		s.incomingPacket(pkt)
 		if s.inputPending != nil && s.rwBusy.Load() == 0 && !s.inputPending() {
@@ -160,6 +160,11 @@ func (s *packetManager) dispatch(pkt orderedRequest, handle func(orderedRequest)
 		// wait for reads/writes to finish when file is closed
 		// incomingPacket() call must occur after this
 		s.working.Wait()
+	case *sshFxpExtendedPacket:
+		// wharf: a copy reads and writes the files itself, after the writes sent before it.
+		if _, ok := p.SpecificPacket.(*sshFxpExtendedPacketCopyData); ok {
+			s.working.Wait()
+		}
 	}
 	s.incomingPacket(pkt)
 	handle(pkt)
