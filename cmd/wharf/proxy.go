@@ -16,10 +16,6 @@ import (
 // proxyHeaderTimeout bounds the wait for a connection's PROXY header.
 const proxyHeaderTimeout = 10 * time.Second
 
-// proxyRefusalLogEvery is the least time between two warnings about connections refused for
-// coming from an address that may not send a PROXY header.
-const proxyRefusalLogEvery = 10 * time.Second
-
 // proxyListener makes ln expect a PROXY header on every connection (listener l has
 // proxy_protocol: true) and take the client's address from it. With proxy_protocol_from,
 // only those addresses (the balancers) may send one: a connection from anywhere else is
@@ -29,7 +25,7 @@ func proxyListener(ln net.Listener, l config.Listener, log *slog.Logger) net.Lis
 	pl := &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: proxyHeaderTimeout}
 	if len(l.ProxyProtocolFrom) > 0 {
 		pl.ConnPolicy = trustedProxies(l.ProxyProtocolFrom,
-			&refusalLog{log: log, address: l.Address, throttle: accept.NewThrottle(proxyRefusalLogEvery)})
+			&refusalLog{log: log, address: l.Address, throttle: accept.NewThrottle(accept.LogInterval)})
 	} else {
 		log.Warn("listener takes PROXY headers from any address: a client that reaches it directly can choose the address its bans and allow_from see; list the balancers in proxy_protocol_from",
 			"listener", l.Address)
@@ -70,9 +66,10 @@ func upstreamAddr(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// refusalLog logs refused connections at most once per proxyRefusalLogEvery, with the
-// number refused since the last line: a scanner hammering the port cannot flood the log,
-// and a balancer missing from proxy_protocol_from is still plain to see.
+// refusalLog logs refused connections at most once per accept.LogInterval, as the accept
+// loops log their errors, with the number refused since the last line: a scanner hammering
+// the port cannot flood the log, and a balancer missing from proxy_protocol_from is still
+// plain to see.
 type refusalLog struct {
 	log      *slog.Logger
 	address  string

@@ -393,7 +393,7 @@ func (h *handlers) CheckFile(r *pkgsftp.Request, algorithms []string, offset, le
 	switch {
 	case algo == "":
 		return "", nil, &statusError{code: pkgsftp.ErrSSHFxOpUnsupported,
-			err: fmt.Errorf("check-file: none of %q is supported (%s are)", strings.Join(algorithms, ","), strings.Join(checkFileAlgorithms, ","))}
+			err: fmt.Errorf("check-file: none of the algorithms asked is supported (%s are)", strings.Join(checkFileAlgorithms, ","))}
 	case offset > math.MaxInt64/2 || length > math.MaxInt64/2:
 		return "", nil, &statusError{code: pkgsftp.ErrSSHFxFailure, err: errors.New("check-file: offset or length out of range")}
 	case blockSize != 0 && (length == 0 || uint64(blockSize) < length):

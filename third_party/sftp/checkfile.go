@@ -124,13 +124,3 @@ func (rs *RequestServer) checkFile(pkt *sshFxpExtendedPacketCheckFile) responseP
 	}
 	return &checkFileReply{ID: pkt.ID, Algorithm: algo, Hashes: hashes}
 }
-
-// versionExtensions are the extensions the RequestServer announces: copy-data (copydata.go),
-// and check-file when its handlers answer it.
-func (rs *RequestServer) versionExtensions() []sshExtensionPair {
-	out := append(append([]sshExtensionPair(nil), sftpExtensions...), sshExtensionPair{extCopyData, "1"})
-	if cf, ok := rs.Handlers.FileCmd.(CheckFileFileCmder); ok {
-		out = append(out, sshExtensionPair{extCheckFile, strings.Join(cf.CheckFileAlgorithms(), ",")})
-	}
-	return out
-}

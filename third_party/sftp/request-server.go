@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -407,4 +408,14 @@ func cleanPathWithBase(base, p string) string {
 		return path.Join(base, p)
 	}
 	return p
+}
+
+// versionExtensions are the extensions the RequestServer announces: copy-data (copydata.go),
+// and check-file when its handlers answer it.
+func (rs *RequestServer) versionExtensions() []sshExtensionPair {
+	out := append(append([]sshExtensionPair(nil), sftpExtensions...), sshExtensionPair{extCopyData, "1"})
+	if cf, ok := rs.Handlers.FileCmd.(CheckFileFileCmder); ok {
+		out = append(out, sshExtensionPair{extCheckFile, strings.Join(cf.CheckFileAlgorithms(), ",")})
+	}
+	return out
 }
